@@ -1,0 +1,158 @@
+"""dra_support: the DRA v1 API is served and the scheduler allocates claims through it.
+
+Essential: the four resource.k8s.io/v1 kinds are served; a DeviceClass and ResourceSlices
+exist; a pod that uses a ResourceClaimTemplate (no nodeName: the scheduler must place it)
+gets a claim that is allocated from a published device and reserved for the pod.
+Supporting: the allocated device's metadata is visible inside the container.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import workloads
+from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.outcomes import not_observable
+from pytest_aiconformance.tables import get_table, name, table
+from pytest_aiconformance.waiting import Target, watch_until
+
+DRA = "resource.k8s.io/v1"
+KINDS = ("DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ResourceSlice")
+
+
+def _require_dra(kube) -> None:
+    assert kube.serves(DRA), "the API server does not serve resource.k8s.io/v1"
+
+
+def pick_device_class(kube, accelerator: str, evidence) -> tuple[str, list[dict[str, Any]]]:
+    """The DeviceClass to claim from: the profile's own, else one whose driver publishes."""
+    classes = kube.items(DRA, "DeviceClass")
+    slices = kube.items(DRA, "ResourceSlice")
+    drivers = {s["spec"].get("driver") for s in slices if s["spec"].get("devices")}
+    evidence.command("kubectl get deviceclasses", get_table(classes, [("NAME", name)]))
+    evidence.command(
+        "kubectl get resourceslices",
+        get_table(slices, [("NAME", name), ("NODE", lambda o: o["spec"].get("nodeName", "")),
+                           ("DRIVER", lambda o: o["spec"].get("driver", "")),
+                           ("DEVICES", lambda o: len(o["spec"].get("devices", [])))]),
+    )
+    preferred = list(get_profile(accelerator).dra.device_classes)
+    names = [name(c) for c in classes]
+    for wanted in preferred:
+        if wanted in names:
+            return wanted, slices
+    for cls in classes:
+        # A class usually selects its driver by CEL: device.driver == "x".
+        text = str(cls.get("spec", {}).get("selectors", ""))
+        if any(d and d in text for d in drivers):
+            evidence.note(f"no DeviceClass of profile {accelerator!r} ({', '.join(preferred)}); "
+                          f"using {name(cls)}, whose driver publishes ResourceSlices")
+            return name(cls), slices
+    raise AssertionError(
+        f"no DeviceClass with published devices (DeviceClasses: {', '.join(names) or 'none'}; "
+        f"drivers publishing ResourceSlices: {', '.join(sorted(d for d in drivers if d)) or 'none'})"
+    )
+
+
+@pytest.mark.requirement("dra_support", junit="TestDRASupport/APIKindsServed")
+def test_dra_api_kinds_served(kube, evidence):
+    """The DRA v1 kinds are served by the API server."""
+    resources = kube.resources(DRA)
+    served = {r["kind"]: r for r in resources if "/" not in r["name"]}
+    rows = [[r["name"], DRA, r["kind"]] for r in sorted(served.values(), key=lambda r: r["name"])]
+    evidence.command("kubectl api-resources --api-group=resource.k8s.io",
+                     table(rows, ["NAME", "APIVERSION", "KIND"]))
+    missing = [k for k in KINDS if k not in served]
+    assert not missing, f"resource.k8s.io/v1 does not serve {', '.join(missing)}"
+
+
+@pytest.mark.requirement("dra_support", junit="TestDRASupport/DevicesPublished")
+def test_dra_devices_published(kube, evidence, aic_settings):
+    """A DeviceClass exists and ResourceSlices publish devices for it."""
+    _require_dra(kube)
+    device_class, slices = pick_device_class(kube, aic_settings.accelerator, evidence)
+    devices = sum(len(s["spec"].get("devices", [])) for s in slices)
+    assert devices > 0, "ResourceSlices exist but publish no devices"
+    evidence.note(f"DeviceClass {device_class}; {len(slices)} ResourceSlices publish "
+                  f"{devices} devices")
+
+
+@pytest.mark.requirement("dra_support", junit="TestDRASupport/ClaimAllocatedAndReserved")
+def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context, timeout,
+                                          aic_settings):
+    """A pod using a ResourceClaimTemplate is scheduled and its claim is allocated and reserved."""
+    _require_dra(kube)
+    device_class, slices = pick_device_class(kube, aic_settings.accelerator, evidence)
+    run_context.create(workloads.claim_template("one-device", namespace, device_class))
+    pod = workloads.pod(
+        "dra-pod", namespace,
+        [workloads.container("ctr", ["sh", "-c", "env; sleep 3600"], claims=["accel"])],
+        claim_templates={"accel": "one-device"},
+    )
+    assert "nodeName" not in pod["spec"], "the scheduler must place the pod"
+    evidence.yaml("pod and claim template (pod has no nodeName: the scheduler places it)", pod)
+    run_context.create(pod)
+
+    def reserved(objs: dict[str, dict[str, Any]]) -> bool:
+        for claim in objs.values():
+            status = claim.get("status", {})
+            if status.get("allocation") and any(
+                r.get("name") == "dra-pod" for r in status.get("reservedFor", []) or []
+            ):
+                return True
+        return False
+
+    claims = watch_until(
+        kube, Target(DRA, "ResourceClaim", namespace), reserved, timeout=timeout(60),
+        expected="a ResourceClaim allocated and reserved for pod dra-pod",
+    )
+    claim = next(c for c in claims.values() if reserved({"c": c}))
+    results = claim["status"]["allocation"]["devices"]["results"]
+    evidence.command(
+        f"kubectl get resourceclaims -n {namespace}",
+        get_table([claim], [("NAME", name), ("STATE", lambda _: "allocated,reserved")]),
+    )
+    evidence.yaml("allocation", {"devices": results,
+                                 "reservedFor": claim["status"]["reservedFor"]},
+                  f"kubectl get resourceclaim {name(claim)} -n {namespace} -o yaml")
+    placed = watch_until(
+        kube, Target("v1", "Pod", namespace, name="dra-pod"),
+        lambda objs: any(o.get("spec", {}).get("nodeName") for o in objs.values()),
+        timeout=timeout(60), expected="pod dra-pod bound to a node by the scheduler",
+    )
+    node = next(iter(placed.values()))["spec"]["nodeName"]
+    # The device must be one a driver published, on the node the pod landed on.
+    published = {
+        (s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"]): (s, d)
+        for s in slices for d in s["spec"].get("devices", [])
+    }
+    for result in results:
+        key = (result["driver"], result["pool"], result["device"])
+        assert key in published, f"allocated device {key} is not in any ResourceSlice"
+        slice_, device = published[key]
+        slice_node = slice_["spec"].get("nodeName")
+        assert slice_node in (None, node), (
+            f"device {result['device']} is published for node {slice_node}, "
+            f"but the pod runs on {node}"
+        )
+        evidence.yaml(f"attributes of allocated device {result['device']} on {node}",
+                      device.get("attributes", {}))
+    events = kube.items("v1", "Event", namespace, field_selector="involvedObject.name=dra-pod")
+    scheduled = [e for e in events if e.get("reason") == "Scheduled"]
+    evidence.command(f"kubectl get events -n {namespace} --field-selector "
+                     "involvedObject.name=dra-pod",
+                     "\n".join(f"{e.get('reason')}: {e.get('message')}" for e in events))
+    assert scheduled, "no Scheduled event: the pod was not placed by a scheduler"
+
+
+@pytest.mark.requirement("dra_support", role="supporting",
+                         junit="TestDRASupport/DeviceMetadataInContainer")
+def test_dra_device_metadata_in_container(kube, evidence, cluster_info, aic_state):
+    """The allocated device's metadata reaches the container (needs running containers)."""
+    _require_dra(kube)
+    if aic_state.settings.lab:
+        not_observable("lab nodes are simulated and run no containers; "
+                       "device env vars cannot be read")
+    not_observable("in-container DRA metadata probe is not implemented yet")

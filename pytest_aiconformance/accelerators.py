@@ -1,0 +1,370 @@
+"""Accelerator profiles (NVIDIA, AMD, Intel, the example DRA driver) loaded from one data file.
+
+Checks stay vendor-neutral by asking a profile for resource names, device globs, labels, tools
+and metric names; a new vendor is a YAML row, not a code change.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+_PROFILE_KEYS = frozenset(
+    {
+        "display_name",
+        "extended_resources",
+        "extended_resource_patterns",
+        "dra",
+        "device_files",
+        "node_labels",
+        "runtime_class",
+        "all_devices_env",
+        "injected_env_prefix",
+        "tool",
+        "driver_version_file",
+        "metrics",
+    }
+)
+_DRA_KEYS = frozenset({"drivers", "device_classes", "driver_version_attribute", "uuid_attribute"})
+_DEVICE_KEYS = frozenset({"glob", "control"})
+_LABEL_KEYS = frozenset(
+    {
+        "product",
+        "count",
+        "memory",
+        "driver_version",
+        "sharing_strategy",
+        "replicas",
+        "mig_strategy",
+        "mig_capable",
+    }
+)
+_TOOL_KEYS = frozenset({"command", "list_args", "query_args", "version_args", "uuid_regex"})
+_ENV_KEYS = frozenset({"name", "value"})
+_METRIC_KEYS = frozenset(
+    {
+        "exporter",
+        "utilization",
+        "memory_used",
+        "memory_free",
+        "memory_total",
+        "temperature",
+        "power",
+        "interconnect",
+        "device_labels",
+        "host_label",
+        "model_label",
+        "driver_version_label",
+    }
+)
+_ENV_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ProfileDataError(ValueError):
+    """The profile data file is malformed (a typo there must not silently disable a check)."""
+
+
+class UnknownAcceleratorError(ValueError):
+    """An accelerator name that no profile defines."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown accelerator profile {name!r}; known: {', '.join(known)}")
+        self.name = name
+        self.known = tuple(known)
+
+
+@dataclass(frozen=True)
+class DraInfo:
+    """How the vendor's DRA driver publishes devices (empty tuples when it has none)."""
+
+    drivers: tuple[str, ...]
+    device_classes: tuple[str, ...]
+    driver_version_attribute: str | None
+    uuid_attribute: str | None
+
+
+@dataclass(frozen=True)
+class DeviceFiles:
+    """Which device nodes count as devices, and which are control nodes never to be counted."""
+
+    glob: str | None
+    control: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeLabels:
+    """Node label keys set by the vendor's discovery component; None where it sets none."""
+
+    product: str | None
+    count: str | None
+    memory: str | None
+    driver_version: str | None
+    sharing_strategy: str | None
+    replicas: str | None
+    mig_strategy: str | None
+    mig_capable: str | None
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable (name and value)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DeviceTool:
+    """The in-container tool that lists devices, and how to pick UUIDs out of its output."""
+
+    command: str
+    list_args: tuple[str, ...]
+    query_args: tuple[str, ...]
+    version_args: tuple[str, ...]
+    uuid_regex: str
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """Exporter metric names per quantity (first name preferred) and the labels they carry."""
+
+    exporter: str
+    utilization: tuple[str, ...]
+    memory_used: tuple[str, ...]
+    memory_free: tuple[str, ...]
+    memory_total: tuple[str, ...]
+    temperature: tuple[str, ...]
+    power: tuple[str, ...]
+    interconnect: tuple[str, ...]
+    device_labels: tuple[str, ...]
+    host_label: str | None
+    model_label: str | None
+    driver_version_label: str | None
+
+
+@dataclass(frozen=True)
+class AcceleratorProfile:
+    """Everything vendor-specific one accelerator family needs, as immutable data."""
+
+    name: str
+    display_name: str
+    extended_resources: tuple[str, ...]
+    extended_resource_patterns: tuple[str, ...]
+    dra: DraInfo
+    device_files: DeviceFiles
+    node_labels: NodeLabels
+    runtime_class: str | None
+    all_devices_env: EnvVar | None
+    injected_env_prefix: str | None
+    tool: DeviceTool | None
+    driver_version_file: str | None
+    metrics: MetricNames | None
+
+    def matches_resource(self, resource: str) -> bool:
+        """Whether an extended resource name (e.g. nvidia.com/mig-1g.10gb) belongs here."""
+        if resource in self.extended_resources:
+            return True
+        return any(fnmatch.fnmatchcase(resource, p) for p in self.extended_resource_patterns)
+
+    def is_device_file(self, path: str) -> bool:
+        """Whether a path counts as one device (matches the glob and is no control node)."""
+        if self.device_files.glob is None:
+            return False
+        if any(fnmatch.fnmatchcase(path, c) for c in self.device_files.control):
+            return False
+        return fnmatch.fnmatchcase(path, self.device_files.glob)
+
+    def probe_env(self) -> dict[str, str]:
+        """Environment for fixtures/probes/*.sh, so the scripts themselves stay vendor-neutral."""
+        env: dict[str, str] = {}
+        if self.device_files.glob is not None:
+            env["DEVICE_GLOB"] = self.device_files.glob
+        if self.device_files.control:
+            env["IGNORE_GLOB"] = " ".join(self.device_files.control)
+        if self.tool is not None:
+            env["TOOL"] = self.tool.command
+            env["TOOL_LIST_ARGS"] = " ".join(self.tool.list_args)
+            env["TOOL_VERSION_ARGS"] = " ".join(self.tool.version_args)
+            env["UUID_REGEX"] = self.tool.uuid_regex
+        if self.driver_version_file is not None:
+            env["VERSION_FILE"] = self.driver_version_file
+        if self.injected_env_prefix is not None:
+            env["ENV_PREFIX"] = self.injected_env_prefix
+        return env
+
+
+def _check_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    missing = sorted(allowed - set(data))
+    if unknown:
+        raise ProfileDataError(f"accelerators.yaml: {where}: unknown keys {', '.join(unknown)}")
+    if missing:
+        raise ProfileDataError(f"accelerators.yaml: {where}: missing keys {', '.join(missing)}")
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ProfileDataError(f"accelerators.yaml: {where}: expected a mapping")
+    return value
+
+
+def _str(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ProfileDataError(f"accelerators.yaml: {where}: expected a non-empty string")
+    return value
+
+
+def _opt_str(where: str, value: Any) -> str | None:
+    return None if value is None else _str(where, value)
+
+
+def _strs(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ProfileDataError(f"accelerators.yaml: {where}: expected a list")
+    return tuple(_str(f"{where}[{i}]", v) for i, v in enumerate(value))
+
+
+def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
+    data = _mapping(name, raw)
+    _check_keys(name, data, _PROFILE_KEYS)
+
+    dra = _mapping(f"{name}.dra", data["dra"])
+    _check_keys(f"{name}.dra", dra, _DRA_KEYS)
+    devs = _mapping(f"{name}.device_files", data["device_files"])
+    _check_keys(f"{name}.device_files", devs, _DEVICE_KEYS)
+    labels = _mapping(f"{name}.node_labels", data["node_labels"])
+    _check_keys(f"{name}.node_labels", labels, _LABEL_KEYS)
+
+    env: EnvVar | None = None
+    if data["all_devices_env"] is not None:
+        raw_env = _mapping(f"{name}.all_devices_env", data["all_devices_env"])
+        _check_keys(f"{name}.all_devices_env", raw_env, _ENV_KEYS)
+        env = EnvVar(_str(f"{name}.all_devices_env.name", raw_env["name"]),
+                     _str(f"{name}.all_devices_env.value", raw_env["value"]))
+
+    tool: DeviceTool | None = None
+    if data["tool"] is not None:
+        raw_tool = _mapping(f"{name}.tool", data["tool"])
+        _check_keys(f"{name}.tool", raw_tool, _TOOL_KEYS)
+        regex = _str(f"{name}.tool.uuid_regex", raw_tool["uuid_regex"])
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ProfileDataError(f"accelerators.yaml: {name}.tool.uuid_regex: {exc}") from exc
+        tool = DeviceTool(
+            command=_str(f"{name}.tool.command", raw_tool["command"]),
+            list_args=_strs(f"{name}.tool.list_args", raw_tool["list_args"]),
+            query_args=_strs(f"{name}.tool.query_args", raw_tool["query_args"]),
+            version_args=_strs(f"{name}.tool.version_args", raw_tool["version_args"]),
+            uuid_regex=regex,
+        )
+
+    metrics: MetricNames | None = None
+    if data["metrics"] is not None:
+        m = _mapping(f"{name}.metrics", data["metrics"])
+        _check_keys(f"{name}.metrics", m, _METRIC_KEYS)
+        where = f"{name}.metrics"
+        metrics = MetricNames(
+            exporter=_str(f"{where}.exporter", m["exporter"]),
+            utilization=_strs(f"{where}.utilization", m["utilization"]),
+            memory_used=_strs(f"{where}.memory_used", m["memory_used"]),
+            memory_free=_strs(f"{where}.memory_free", m["memory_free"]),
+            memory_total=_strs(f"{where}.memory_total", m["memory_total"]),
+            temperature=_strs(f"{where}.temperature", m["temperature"]),
+            power=_strs(f"{where}.power", m["power"]),
+            interconnect=_strs(f"{where}.interconnect", m["interconnect"]),
+            device_labels=_strs(f"{where}.device_labels", m["device_labels"]),
+            host_label=_opt_str(f"{where}.host_label", m["host_label"]),
+            model_label=_opt_str(f"{where}.model_label", m["model_label"]),
+            driver_version_label=_opt_str(f"{where}.driver_version_label",
+                                          m["driver_version_label"]),
+        )
+
+    prefix = _opt_str(f"{name}.injected_env_prefix", data["injected_env_prefix"])
+    if prefix is not None and not _ENV_PREFIX_RE.match(prefix):
+        raise ProfileDataError(
+            f"accelerators.yaml: {name}.injected_env_prefix: not an env var prefix: {prefix!r}"
+        )
+
+    return AcceleratorProfile(
+        name=name,
+        display_name=_str(f"{name}.display_name", data["display_name"]),
+        extended_resources=_strs(f"{name}.extended_resources", data["extended_resources"]),
+        extended_resource_patterns=_strs(
+            f"{name}.extended_resource_patterns", data["extended_resource_patterns"]
+        ),
+        dra=DraInfo(
+            drivers=_strs(f"{name}.dra.drivers", dra["drivers"]),
+            device_classes=_strs(f"{name}.dra.device_classes", dra["device_classes"]),
+            driver_version_attribute=_opt_str(
+                f"{name}.dra.driver_version_attribute", dra["driver_version_attribute"]
+            ),
+            uuid_attribute=_opt_str(f"{name}.dra.uuid_attribute", dra["uuid_attribute"]),
+        ),
+        device_files=DeviceFiles(
+            glob=_opt_str(f"{name}.device_files.glob", devs["glob"]),
+            control=_strs(f"{name}.device_files.control", devs["control"]),
+        ),
+        node_labels=NodeLabels(
+            **{k: _opt_str(f"{name}.node_labels.{k}", labels[k]) for k in sorted(_LABEL_KEYS)}
+        ),
+        runtime_class=_opt_str(f"{name}.runtime_class", data["runtime_class"]),
+        all_devices_env=env,
+        injected_env_prefix=prefix,
+        tool=tool,
+        driver_version_file=_opt_str(f"{name}.driver_version_file", data["driver_version_file"]),
+        metrics=metrics,
+    )
+
+
+def parse_profiles(data: Any) -> tuple[AcceleratorProfile, ...]:
+    """Validate the parsed YAML document and build profiles in file order."""
+    top = _mapping("top level", data)
+    _check_keys("top level", top, frozenset({"profiles"}))
+    profiles = _mapping("profiles", top["profiles"])
+    if not profiles:
+        raise ProfileDataError("accelerators.yaml: profiles: empty")
+    return tuple(_parse_profile(str(name), raw) for name, raw in profiles.items())
+
+
+@cache
+def _packaged_profiles() -> tuple[AcceleratorProfile, ...]:
+    # Cached as an immutable tuple; callers get a fresh dict each time.
+    text = resources.files("pytest_aiconformance").joinpath("data/accelerators.yaml").read_text()
+    return parse_profiles(yaml.safe_load(text))
+
+
+def load_profiles() -> dict[str, AcceleratorProfile]:
+    """All packaged profiles by name, in file order (nvidia first)."""
+    return {p.name: p for p in _packaged_profiles()}
+
+
+def get_profile(name: str) -> AcceleratorProfile:
+    """The profile called ``name``; UnknownAcceleratorError (a ValueError) names the known ones."""
+    profiles = load_profiles()
+    if name not in profiles:
+        raise UnknownAcceleratorError(name, list(profiles))
+    return profiles[name]
+
+
+def profile_for_resource(resource: str) -> AcceleratorProfile | None:
+    """The profile owning an extended resource name, or None (an unknown vendor)."""
+    for profile in _packaged_profiles():
+        if profile.matches_resource(resource):
+            return profile
+    return None
+
+
+def profile_for_dra_driver(driver: str) -> AcceleratorProfile | None:
+    """The profile whose DRA driver publishes ``driver`` devices, or None (an unknown vendor)."""
+    for profile in _packaged_profiles():
+        if driver in profile.dra.drivers:
+            return profile
+    return None

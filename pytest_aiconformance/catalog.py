@@ -1,0 +1,138 @@
+"""The requirement catalog: ids, categories, levels and versions, loaded from one data file.
+
+Keeping it as data means a new checklist version is a YAML edit, not a code change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+LEVELS = ("MUST", "SHOULD")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One requirement as it stands in one checklist version."""
+
+    id: str
+    category: str
+    level: str
+    summary: str
+    conditional: bool = False
+    condition: str = ""
+
+    @property
+    def marker_level(self) -> str:
+        return self.level.lower()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All known checklist versions and the requirements of each."""
+
+    versions: dict[str, tuple[Requirement, ...]]
+    categories: dict[str, str]
+
+    @property
+    def known_versions(self) -> list[str]:
+        return sorted(self.versions, key=version_key)
+
+    @property
+    def all_ids(self) -> list[str]:
+        return list(self.categories)
+
+    def requirements(self, version: str) -> tuple[Requirement, ...]:
+        if version not in self.versions:
+            raise UnknownVersionError(version, self.known_versions)
+        return self.versions[version]
+
+    def get(self, version: str, req_id: str) -> Requirement | None:
+        for req in self.requirements(version):
+            if req.id == req_id:
+                return req
+        return None
+
+    def newest_containing(self, req_id: str) -> Requirement | None:
+        """The requirement as the newest version that has it defines it (for markers)."""
+        for version in reversed(self.known_versions):
+            found = self.get(version, req_id)
+            if found:
+                return found
+        return None
+
+    def version_for_server(self, major: int, minor: int) -> str:
+        """Checklist version for a server version: the same minor, or the newest known if newer."""
+        wanted = f"{major}.{minor}"
+        if wanted in self.versions:
+            return wanted
+        known = self.known_versions
+        if version_key(wanted) > version_key(known[-1]):
+            return known[-1]
+        raise UnknownVersionError(wanted, known, server=True)
+
+
+class UnknownVersionError(ValueError):
+    """A checklist version that the catalog does not know."""
+
+    def __init__(self, version: str, known: list[str], server: bool = False) -> None:
+        what = "server version" if server else "checklist version"
+        super().__init__(
+            f"no AI conformance checklist for {what} {version!r}; known: {', '.join(known)}"
+        )
+
+
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)$")
+
+
+def version_key(version: str) -> tuple[int, int]:
+    match = _VERSION_RE.match(version)
+    if not match:
+        raise ValueError(f"not a MAJOR.MINOR version: {version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def normalize_version(value: str) -> str:
+    """Accept '1.35', 'v1.35' and '1.35.4'; return '1.35'."""
+    text = value.strip().lstrip("vV")
+    parts = text.split(".")
+    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+        return f"{int(parts[0])}.{int(parts[1])}"
+    raise ValueError(f"not a Kubernetes version: {value!r}")
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    reqs: dict[str, dict[str, Any]] = data["requirements"]
+    versions: dict[str, tuple[Requirement, ...]] = {}
+    for version, levels in data["versions"].items():
+        items = []
+        for req_id, level in levels.items():
+            if req_id not in reqs:
+                raise ValueError(f"catalog version {version} names unknown requirement {req_id}")
+            if level not in LEVELS:
+                raise ValueError(f"catalog: bad level {level!r} for {req_id} in {version}")
+            info = reqs[req_id]
+            items.append(
+                Requirement(
+                    id=req_id,
+                    category=info["category"],
+                    level=level,
+                    summary=info["summary"],
+                    conditional=bool(info.get("conditional", False)),
+                    condition=str(info.get("condition", "")),
+                )
+            )
+        versions[str(version)] = tuple(items)
+    return Catalog(versions=versions, categories={k: v["category"] for k, v in reqs.items()})
+
+
+@cache
+def load_catalog() -> Catalog:
+    """The packaged catalog (read once per process; it is immutable data)."""
+    text = resources.files("pytest_aiconformance").joinpath("data/catalog.yaml").read_text()
+    return parse_catalog(yaml.safe_load(text))

@@ -1,0 +1,143 @@
+"""What the cluster offers, found once per session and shown in the report header."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
+from pytest_aiconformance.operators import Detection, detect_all
+
+ACCELERATOR_RESOURCE = re.compile(
+    r"^(nvidia\.com/(gpu|mig-.+)|amd\.com/gpu|gpu\.intel\.com/.+|habana\.ai/gaudi|"
+    r"aws\.amazon\.com/neuron.*|google\.com/tpu)$"
+)
+
+
+@dataclass
+class AcceleratorNode:
+    name: str
+    resources: dict[str, str]  # extended resource -> allocatable
+    labels: dict[str, str]
+    dra_devices: int = 0
+
+
+@dataclass
+class ClusterInfo:
+    """The session's view of the cluster, discovered once."""
+
+    server: str
+    git_version: str
+    major: int
+    minor: int
+    group_versions: list[str]
+    nodes: int
+    accelerator_nodes: list[AcceleratorNode] = field(default_factory=list)
+    device_classes: list[str] = field(default_factory=list)
+    resource_slices: int = 0
+    dra_drivers: list[str] = field(default_factory=list)
+    runtime_classes: list[str] = field(default_factory=list)
+    operators: dict[str, Detection] = field(default_factory=dict)
+
+    @property
+    def serves_dra(self) -> bool:
+        return "resource.k8s.io/v1" in self.group_versions
+
+    def header_lines(self) -> list[str]:
+        lines = [f"cluster: {self.server} Kubernetes {self.git_version}, {self.nodes} nodes"]
+        if self.accelerator_nodes:
+            parts = []
+            for node in self.accelerator_nodes:
+                res = ", ".join(f"{k}={v}" for k, v in sorted(node.resources.items()))
+                dra = f", {node.dra_devices} DRA devices" if node.dra_devices else ""
+                parts.append(f"{node.name} ({res}{dra})")
+            lines.append("accelerator nodes: " + "; ".join(parts))
+        else:
+            lines.append("accelerator nodes: none found")
+        dra = "served" if self.serves_dra else "not served"
+        lines.append(
+            f"DRA resource.k8s.io/v1: {dra}; DeviceClasses: {', '.join(self.device_classes) or '-'}"
+            f"; ResourceSlices: {self.resource_slices}"
+        )
+        lines.append(f"RuntimeClasses: {', '.join(self.runtime_classes) or '-'}")
+        found = [d.summary() for d in self.operators.values() if d.present]
+        lines.append("operators: " + ("; ".join(found) if found else "none detected"))
+        return lines
+
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
+
+
+def parse_server_version(info: dict[str, Any]) -> tuple[int, int]:
+    match = _VERSION.match(str(info.get("gitVersion", "")))
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    try:
+        return int(str(info["major"]).rstrip("+")), int(str(info["minor"]).rstrip("+"))
+    except (KeyError, ValueError):
+        raise ClusterError(f"cannot read the server version from {info}") from None
+
+
+def explain_api_error(kube: Kube, exc: ApiError, doing: str) -> str:
+    """One line for 401/403 that says what to fix."""
+    if exc.status == 401:
+        return f"credentials rejected by {kube.server} (401 Unauthorized) while {doing}"
+    if exc.status == 403:
+        return f"forbidden while {doing}: {exc.message}"
+    return f"{doing}: {exc}"
+
+
+def discover(kube: Kube) -> ClusterInfo:
+    """Read version, API groups, accelerator nodes, DRA objects, RuntimeClasses, operators."""
+    doing = "reading the server version"
+    try:
+        version = kube.version()
+        major, minor = parse_server_version(version)
+        doing = "listing API groups"
+        groups = kube.group_versions()
+        doing = "listing nodes (needs: list nodes)"
+        nodes = kube.items("v1", "Node")
+        info = ClusterInfo(
+            server=kube.server,
+            git_version=str(version.get("gitVersion", f"v{major}.{minor}")),
+            major=major,
+            minor=minor,
+            group_versions=groups,
+            nodes=len(nodes),
+        )
+        per_node: dict[str, int] = {}
+        if info.serves_dra:
+            doing = "listing DRA DeviceClasses and ResourceSlices"
+            info.device_classes = sorted(
+                d["metadata"]["name"] for d in kube.items("resource.k8s.io/v1", "DeviceClass")
+            )
+            slices = kube.items("resource.k8s.io/v1", "ResourceSlice")
+            info.resource_slices = len(slices)
+            drivers = set()
+            for sl in slices:
+                spec = sl.get("spec", {})
+                drivers.add(spec.get("driver", ""))
+                node = spec.get("nodeName")
+                if node:
+                    per_node[node] = per_node.get(node, 0) + len(spec.get("devices", []))
+            info.dra_drivers = sorted(d for d in drivers if d)
+        for node in nodes:
+            alloc = node.get("status", {}).get("allocatable", {})
+            res = {k: str(v) for k, v in alloc.items() if ACCELERATOR_RESOURCE.match(k)}
+            name = node["metadata"]["name"]
+            if res or per_node.get(name):
+                info.accelerator_nodes.append(
+                    AcceleratorNode(name, res, node["metadata"].get("labels", {}),
+                                    per_node.get(name, 0))
+                )
+        if "node.k8s.io/v1" in groups:
+            doing = "listing RuntimeClasses"
+            info.runtime_classes = sorted(
+                f"{r['metadata']['name']}" for r in kube.items("node.k8s.io/v1", "RuntimeClass")
+            )
+        doing = "detecting operators"
+        info.operators = detect_all(kube)
+        return info
+    except ApiError as exc:
+        raise ClusterError(explain_api_error(kube, exc, doing)) from None

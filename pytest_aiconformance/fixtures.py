@@ -1,0 +1,133 @@
+"""The fixtures checks use: cluster access, run context, namespaces, evidence, timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import yaml
+
+from pytest_aiconformance import report_flow
+from pytest_aiconformance.cluster import ApiError, ClusterError, Kube, TransientError
+from pytest_aiconformance.discovery import ClusterInfo
+from pytest_aiconformance.evidence import EvidenceRecorder
+from pytest_aiconformance.isolation import RunContext
+from pytest_aiconformance.settings import Settings
+from pytest_aiconformance.state import STATE_KEY, RunState
+from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
+
+
+def _state(request: pytest.FixtureRequest) -> RunState:
+    state = request.config.stash.get(STATE_KEY, None)
+    if state is None or state.kube is None:
+        raise pytest.UsageError("aiconformance: no cluster connection for this session")
+    return state
+
+
+@pytest.fixture(scope="session")
+def aic_state(request: pytest.FixtureRequest) -> RunState:
+    """The run's state (settings, discovery, version, run id)."""
+    return _state(request)
+
+
+@pytest.fixture(scope="session")
+def aic_settings(aic_state: RunState) -> Settings:
+    return aic_state.settings
+
+
+@pytest.fixture(scope="session")
+def kube(aic_state: RunState) -> Kube:
+    """The API client for the cluster under test (explicit kubeconfig and context)."""
+    assert aic_state.kube is not None
+    return aic_state.kube
+
+
+@pytest.fixture(scope="session")
+def cluster_info(aic_state: RunState) -> ClusterInfo:
+    assert aic_state.info is not None
+    return aic_state.info
+
+
+@pytest.fixture(scope="session")
+def checklist_version(aic_state: RunState) -> str:
+    assert aic_state.version is not None
+    return aic_state.version
+
+
+@pytest.fixture(scope="session")
+def run_context(aic_state: RunState) -> RunContext:
+    """Creates labelled objects and removes them at the end of the session."""
+    assert aic_state.context is not None
+    return aic_state.context
+
+
+@pytest.fixture(scope="session")
+def timeout(aic_settings: Settings) -> Callable[[float], float]:
+    """Scale a nominal wait by --aic-timeout-scale."""
+    return aic_settings.timeout
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> EvidenceRecorder:
+    """The current check's evidence recorder."""
+    return report_flow.evidence_for(request.node)
+
+
+def collect_diagnostics(kube: Kube, namespace: str, recorder: EvidenceRecorder) -> None:
+    """Events, object YAML and pod logs (previous containers too), taken before teardown."""
+    try:
+        events = kube.items("v1", "Event", namespace)
+        recorder.diagnostic("events", events_table(events),
+                            f"kubectl get events -n {namespace}")
+        pods = kube.items("v1", "Pod", namespace)
+        recorder.diagnostic("pods", get_table(pods, POD_WIDE),
+                            f"kubectl get pods -n {namespace} -o wide")
+        for pod in pods[:10]:
+            name = pod["metadata"]["name"]
+            status = {k: v for k, v in pod.get("status", {}).items()
+                      if k in ("phase", "conditions", "containerStatuses", "reason", "message")}
+            recorder.diagnostic(f"pod {name} status", yaml.safe_dump(status, sort_keys=False),
+                                f"kubectl get pod {name} -n {namespace} -o yaml")
+            for container in pod.get("spec", {}).get("containers", []):
+                cname = container["name"]
+                for previous in (False, True):
+                    try:
+                        text = kube.logs(namespace, name, cname, previous=previous, tail=100)
+                    except (ApiError, ClusterError):
+                        continue
+                    flag = " --previous" if previous else ""
+                    recorder.diagnostic(f"logs {name}/{cname}{flag}", text,
+                                        f"kubectl logs {name} -c {cname} -n {namespace}{flag}")
+    except (ApiError, TransientError, ClusterError) as exc:
+        recorder.diagnostic("diagnostics incomplete", str(exc))
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, run_context: RunContext, aic_settings: Settings,
+              evidence: EvidenceRecorder) -> Iterator[str]:
+    """A fresh labelled namespace for one check, deleted (and waited for) afterwards."""
+    marker = request.node.get_closest_marker("pod_security")
+    level = marker.args[0] if marker else "restricted"
+    check = request.node.name.split("[", 1)[0].removeprefix("test_")
+    name = run_context.namespace(check, pod_security=level, check=check)
+    yield name
+    outcomes = request.node.stash.get(report_flow.OUTCOME_KEY, {})
+    failed = "failed" in outcomes.values()
+    if failed:
+        collect_diagnostics(run_context.kube, name, evidence)
+    keep = aic_settings.keep_namespaces
+    if keep == "always" or (keep == "on-failure" and failed):
+        evidence.note(f"namespace {name} kept for inspection (--aic-keep-namespaces={keep})")
+        run_context.forget(name)
+        return
+    problems = run_context.teardown(only_namespace=name)
+    if problems:
+        raise AssertionError("teardown: " + "; ".join(problems))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pod_security(level): Pod Security level of the check's namespace"
+    )
+
+

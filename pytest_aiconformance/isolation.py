@@ -1,0 +1,168 @@
+"""Isolation and cleanup: a run id, labels on everything created, orderly teardown.
+
+Every object the suite creates carries the managed-by and run-id labels, cluster-scoped
+ones too, so that teardown (and --aic-cleanup after a SIGKILL) can find exactly what we
+made and nothing else. Nothing without our labels is ever modified or deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_aiconformance.cluster import ApiError, ClusterError, Kube, TransientError
+from pytest_aiconformance.waiting import Target, WaitTimeout, wait_deleted
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "pytest-aiconformance"
+RUN_LABEL = "aiconformance.io/run-id"
+CHECK_LABEL = "aiconformance.io/check"
+
+# Cluster-scoped kinds the suite may create; --aic-cleanup sweeps these by label.
+CLUSTER_SCOPED_KINDS: tuple[tuple[str, str], ...] = (
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("scheduling.k8s.io/v1", "PriorityClass"),
+    ("resource.k8s.io/v1", "DeviceClass"),
+    ("gateway.networking.k8s.io/v1", "GatewayClass"),
+    ("scheduling.volcano.sh/v1beta1", "Queue"),
+    ("kueue.x-k8s.io/v1beta1", "ClusterQueue"),
+    ("kueue.x-k8s.io/v1beta1", "ResourceFlavor"),
+)
+
+
+def new_run_id() -> str:
+    """Short, DNS-safe, unique enough to tell concurrent runs apart."""
+    return secrets.token_hex(3)
+
+
+def selector_all_runs() -> str:
+    return f"{MANAGED_BY}={MANAGER}"
+
+
+@dataclass(frozen=True)
+class Created:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+@dataclass
+class RunContext:
+    """The objects one run has created, and how to label and remove them."""
+
+    kube: Kube
+    run_id: str
+    timeout_scale: float = 1.0
+    created: list[Created] = field(default_factory=list)
+    _counter: int = 0
+
+    def labels(self, check: str | None = None) -> dict[str, str]:
+        out = {MANAGED_BY: MANAGER, RUN_LABEL: self.run_id}
+        if check:
+            out[CHECK_LABEL] = check[:63].strip("-_.")
+        return out
+
+    @property
+    def selector(self) -> str:
+        return f"{MANAGED_BY}={MANAGER},{RUN_LABEL}={self.run_id}"
+
+    def labelled(self, obj: dict[str, Any], check: str | None = None) -> dict[str, Any]:
+        """A copy of obj with our labels on it and on any pod template inside it."""
+        out = copy.deepcopy(obj)
+        labels = self.labels(check)
+        out.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        template = out.get("spec", {}).get("template")
+        if isinstance(template, dict):
+            template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        return out
+
+    def create(self, obj: dict[str, Any], check: str | None = None) -> dict[str, Any]:
+        """Create a labelled object and remember it for teardown."""
+        body = self.labelled(obj, check)
+        result: dict[str, Any] = self.kube.create(body)
+        meta = result.get("metadata", {})
+        self.created.append(
+            Created(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
+        )
+        return result
+
+    def namespace(self, prefix: str, pod_security: str = "restricted",
+                  check: str | None = None) -> str:
+        """Create a fresh namespace with Pod Security labels; returns its name."""
+        self._counter += 1
+        base = prefix.lower().replace("_", "-")[:40].strip("-")
+        name = f"aic-{base}-{self.run_id}-{self._counter}"
+        labels = self.labels(check)
+        labels.update({
+            "pod-security.kubernetes.io/enforce": pod_security,
+            "pod-security.kubernetes.io/warn": pod_security,
+        })
+        self.create({"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": name, "labels": labels}})
+        return name
+
+    def forget(self, namespace: str) -> None:
+        """Keep a namespace (--aic-keep-namespaces): drop it and its objects from teardown."""
+        self.created = [
+            c for c in self.created
+            if c.namespace != namespace and not (c.kind == "Namespace" and c.name == namespace)
+        ]
+
+    def teardown(self, only_namespace: str | None = None, timeout: float = 120.0) -> list[str]:
+        """Delete what we created (newest first) and wait until it is gone; returns problems."""
+        problems: list[str] = []
+        todo = [c for c in reversed(self.created)
+                if only_namespace is None or c.namespace == only_namespace
+                or (c.kind == "Namespace" and c.name == only_namespace)]
+        namespaces = {c.name for c in todo if c.kind == "Namespace"}
+        for item in todo:
+            if item.namespace in namespaces:
+                continue  # goes with its namespace
+            try:
+                self.kube.delete(item.api_version, item.kind, item.name, item.namespace,
+                                 propagation="Foreground" if item.kind != "Namespace"
+                                 else "Background")
+            except (ApiError, TransientError, ClusterError) as exc:
+                problems.append(f"delete {item.kind} {item.name}: {exc}")
+        deadline = time.monotonic() + timeout * self.timeout_scale
+        for item in todo:
+            if item.namespace in namespaces:
+                continue
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                wait_deleted(self.kube, Target(item.api_version, item.kind, item.namespace,
+                                               name=item.name), timeout=left)
+            except (WaitTimeout, ClusterError) as exc:
+                problems.append(str(exc).splitlines()[0])
+        self.created = [c for c in self.created if c not in todo]
+        return problems
+
+
+def sweep(kube: Kube, say: Callable[[str], None], timeout: float = 180.0) -> int:
+    """Delete every object any run of this suite left behind (by label only)."""
+    selector = selector_all_runs()
+    count = 0
+    namespaces = kube.items("v1", "Namespace", label_selector=selector)
+    for ns in namespaces:
+        name = ns["metadata"]["name"]
+        run = ns["metadata"].get("labels", {}).get(RUN_LABEL, "?")
+        say(f"deleting namespace {name} (run {run})")
+        kube.delete("v1", "Namespace", name)
+        count += 1
+    for api_version, kind in CLUSTER_SCOPED_KINDS:
+        if not kube.serves(api_version, kind):
+            continue
+        for obj in kube.items(api_version, kind, label_selector=selector):
+            name = obj["metadata"]["name"]
+            say(f"deleting {kind} {name}")
+            kube.delete(api_version, kind, name)
+            count += 1
+    if namespaces:
+        wait_deleted(kube, Target("v1", "Namespace", label_selector=selector), timeout=timeout)
+    return count

@@ -1,0 +1,106 @@
+"""Command line: ``python -m pytest_aiconformance.lab build|up|down|status``.
+
+``up`` prints the kubeconfig path as its last line so scripts can do
+``export KUBECONFIG=$(python -m pytest_aiconformance.lab up | tail -1)``.  Errors are one line
+on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import LabError
+from .lab import COMPONENTS, Lab
+from .shape import LabShape
+
+
+def _progress(message: str) -> None:
+    # Progress goes to stderr so stdout carries only results (the kubeconfig path).
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_aiconformance.lab",
+        description="Local AI lab: Kubernetes control plane with simulated GPU nodes.",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="lab state directory (default $AIC_LAB_STATE_DIR or ~/.cache/pytest-aiconformance/lab)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the lab binaries (cached)")
+    up = sub.add_parser("up", help="start the lab (or reuse it); print the kubeconfig path")
+    up.add_argument("--shape", type=Path, help="YAML file with the lab shape")
+    up.add_argument("--gpu-nodes", type=int)
+    up.add_argument("--gpus-per-node", type=int)
+    up.add_argument("--time-sliced-nodes", type=int)
+    up.add_argument("--time-slice-replicas", type=int)
+    up.add_argument("--cpu-nodes", type=int)
+    up.add_argument("--no-dra", action="store_true", help="serve no resource.k8s.io/v1")
+    up.add_argument("--no-metrics-server", action="store_true")
+    sub.add_parser("down", help="stop every lab process")
+    sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
+    for verb in ("stop", "start"):
+        cmd = sub.add_parser(verb, help=f"{verb} one component of a running lab")
+        cmd.add_argument("component", choices=COMPONENTS)
+    return parser
+
+
+def _shape(args: argparse.Namespace) -> LabShape:
+    shape = LabShape.from_yaml(args.shape) if args.shape else LabShape()
+    changes: dict[str, object] = {}
+    for name in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "time_slice_replicas",
+                 "cpu_nodes"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    if args.no_dra:
+        changes["dra"] = False
+    if args.no_metrics_server:
+        changes["metrics_server"] = False
+    return shape.replace(**changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one lab command; return the exit status."""
+    args = _parser().parse_args(argv)
+    lab = Lab(args.state_dir)
+    try:
+        if args.command == "build":
+            started = time.monotonic()
+            for name, path in lab.build(_progress).items():
+                print(f"{name}: {path}")
+            _progress(f"build done in {time.monotonic() - started:.1f} s")
+        elif args.command == "up":
+            info = lab.up(_shape(args), _progress)
+            print(f"server: {info.server}")
+            print(info.kubeconfig)
+        elif args.command == "down":
+            started = time.monotonic()
+            stopped = lab.down(_progress)
+            print(f"lab down ({len(stopped)} processes stopped in"
+                  f" {time.monotonic() - started:.1f} s)")
+        elif args.command == "status":
+            status = lab.status()
+            print(status.summary())
+            return 0 if status.up and status.healthy else 1
+        elif args.command == "stop":
+            lab.stop_component(args.component, _progress)
+        elif args.command == "start":
+            lab.start_component(args.component, _progress)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

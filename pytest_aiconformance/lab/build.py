@@ -1,0 +1,286 @@
+"""Build the lab's binaries from the Go modules under ``lab/`` and cache them outside the repo.
+
+Nothing can be downloaded as a release here, so every component (control plane, kwok,
+metrics-server, later operators) is compiled from its Go module.  A cold build takes minutes,
+so binaries are cached under a key that changes exactly when the result could change: the
+module's go.mod, go.sum and Go sources, the Go toolchain version, the target platform and the
+link flags.  A second build with the same key is a cache hit and costs nothing.
+
+The modules form a registry (``MODULES``): adding an operator binary later is one more
+``GoModule`` entry and one more Go module directory, with no change anywhere else.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LabError
+
+Progress = Callable[[str], None]
+
+K8S_VERSION = "v1.35.4"
+METRICS_SERVER_VERSION = "v0.9.0"
+# A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
+_BUILD_DATE = "2026-01-01T00:00:00Z"
+# How often a running build reports that it is still alive.
+_HEARTBEAT_S = 30.0
+
+
+def _version_ldflags(package: str, version: str) -> tuple[str, ...]:
+    """``-X`` flags stamping a Kubernetes-style version package (gitVersion, major, minor...)."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    return (
+        f"-X {package}.gitVersion={version}",
+        f"-X {package}.gitMajor={major}",
+        f"-X {package}.gitMinor={minor}",
+        f"-X {package}.gitTreeState=clean",
+        f"-X {package}.buildDate={_BUILD_DATE}",
+    )
+
+
+@dataclass(frozen=True)
+class GoModule:
+    """One Go module of ours under ``lab/`` and the binaries ``go build`` makes from it.
+
+    ``targets`` are the package arguments of ``go build`` (``.`` for the module's main package,
+    ``tool`` for every ``tool`` directive of its go.mod); ``binaries`` are the file names the
+    build leaves in the output directory.
+    """
+
+    name: str
+    directory: str
+    targets: tuple[str, ...]
+    binaries: tuple[str, ...]
+    ldflags: tuple[str, ...] = ()
+
+    def go_build_args(self, out_dir: Path) -> list[str]:
+        """The ``go build`` command line writing this module's binaries into ``out_dir``."""
+        flags = " ".join(("-s", "-w", *self.ldflags))
+        # One binary built from "." would be named after the module path: name it explicitly.
+        output = out_dir / self.binaries[0] if self.targets == (".",) else f"{out_dir}{os.sep}"
+        return ["go", "build", "-trimpath", "-ldflags", flags, "-o", str(output), *self.targets]
+
+
+# The registry.  A tuple of frozen values: module-level, but not mutable state.
+MODULES: tuple[GoModule, ...] = (
+    GoModule(
+        name="controlplane",
+        directory="controlplane",
+        targets=(".",),
+        binaries=("aiclab",),
+        # Stamp the Kubernetes version; unstamped builds say v0.0.0-master, which version
+        # parsers (kwokctl, KubeRay, conformance checks on the server version) reject.
+        ldflags=(
+            *_version_ldflags("k8s.io/component-base/version", K8S_VERSION),
+            *_version_ldflags("k8s.io/client-go/pkg/version", K8S_VERSION),
+        ),
+    ),
+    GoModule(
+        name="tools",
+        directory="tools",
+        targets=("tool",),
+        binaries=("kwok", "metrics-server"),
+        # metrics-server reports its version through client-go's version package.
+        ldflags=_version_ldflags("k8s.io/client-go/pkg/version", METRICS_SERVER_VERSION),
+    ),
+)
+
+
+def module_for(binary: str) -> GoModule:
+    """The registered module that builds ``binary``."""
+    for module in MODULES:
+        if binary in module.binaries:
+            return module
+    raise LabError(f"no lab Go module builds a binary named {binary!r}")
+
+
+def source_root() -> Path:
+    """The ``lab/`` directory of the checkout holding the Go modules.
+
+    ``AIC_LAB_SOURCE`` overrides it, for an installed package used with a checkout elsewhere.
+    """
+    override = os.environ.get("AIC_LAB_SOURCE")
+    root = Path(override) if override else Path(__file__).resolve().parents[2] / "lab"
+    if not (root / MODULES[0].directory / "go.mod").is_file():
+        raise LabError(
+            f"lab Go sources not found at {root}; run from a checkout or set AIC_LAB_SOURCE"
+        )
+    return root
+
+
+def cache_root() -> Path:
+    """Root of the lab's caches (binaries, default state dir); ``AIC_CACHE_DIR`` moves it."""
+    override = os.environ.get("AIC_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".cache" / "pytest-aiconformance"
+
+
+def _go_env() -> dict[str, str]:
+    """Environment of every go invocation: local toolchain only, static binaries."""
+    env = dict(os.environ)
+    env["GOTOOLCHAIN"] = "local"
+    env["CGO_ENABLED"] = "0"
+    return env
+
+
+def _go_identity() -> str:
+    """Toolchain version and target platform, part of every cache key."""
+    if shutil.which("go") is None:
+        raise LabError("the lab needs the Go toolchain: 'go' is not on PATH (install Go >= 1.26)")
+    try:
+        out = subprocess.run(
+            ["go", "env", "GOVERSION", "GOOS", "GOARCH"],
+            env=_go_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise LabError(f"cannot run 'go env': {err}") from err
+    return " ".join(out.split())
+
+
+def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
+    """sha256 over everything that determines the module's binaries."""
+    mod_dir = root / module.directory
+    digest = hashlib.sha256()
+    for part in (module.name, go_identity, " ".join(module.ldflags), " ".join(module.targets)):
+        digest.update(part.encode() + b"\0")
+    files = [mod_dir / "go.mod", mod_dir / "go.sum"]
+    files += sorted(p for p in mod_dir.rglob("*.go") if p.is_file())
+    for path in files:
+        if not path.is_file():
+            raise LabError(f"lab Go module {module.name}: missing {path}")
+        digest.update(str(path.relative_to(mod_dir)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuiltModule:
+    """Where a module's binaries are, and whether this call had to compile them."""
+
+    module: GoModule
+    directory: Path
+    cached: bool
+    seconds: float
+
+    def binary(self, name: str) -> Path:
+        """Path of one of the module's binaries."""
+        return self.directory / name
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Exclusive lock so parallel sessions (xdist workers) build a module once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _complete(directory: Path, module: GoModule) -> bool:
+    return all((directory / name).is_file() for name in module.binaries)
+
+
+def _run_go_build(module: GoModule, root: Path, out_dir: Path, log: Path, progress: Progress) -> None:
+    args = module.go_build_args(out_dir)
+    started = time.monotonic()
+    with log.open("w") as log_file:
+        log_file.write(" ".join(args) + "\n")
+        log_file.flush()
+        try:
+            proc = subprocess.Popen(
+                args,
+                cwd=root / module.directory,
+                env=_go_env(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as err:
+            raise LabError(f"cannot start go build for {module.name}: {err}") from err
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=_HEARTBEAT_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    elapsed = time.monotonic() - started
+                    progress(f"  still building {module.name} ({elapsed:.0f} s)")
+        except BaseException:
+            # Interrupted (Ctrl-C): do not leave a compiler running behind us.
+            proc.kill()
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        last = lines[-1] if lines else "no output"
+        raise LabError(f"go build of {module.name} failed ({last}); full log: {log}")
+
+
+def build_module(
+    module: GoModule,
+    progress: Progress = print,
+    *,
+    root: Path | None = None,
+    go_identity: str | None = None,
+) -> BuiltModule:
+    """Build ``module`` unless its binaries are cached; return where they are."""
+    started = time.monotonic()
+    root = root or source_root()
+    go_identity = go_identity or _go_identity()
+    key = cache_key(module, root, go_identity)
+    bin_root = cache_root() / "bin"
+    final = bin_root / f"{module.name}-{key[:16]}"
+    if _complete(final, module):
+        return BuiltModule(module, final, cached=True, seconds=time.monotonic() - started)
+    with _lock(bin_root / f".{module.name}.lock"):
+        if _complete(final, module):  # Built by a parallel session while we waited.
+            return BuiltModule(module, final, cached=True, seconds=time.monotonic() - started)
+        progress(
+            f"building {module.name} ({', '.join(module.binaries)}) with {go_identity};"
+            f" key {key[:16]}"
+        )
+        tmp = bin_root / f".tmp-{module.name}-{key[:16]}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        log = bin_root / f"{module.name}-{key[:16]}.build.log"
+        try:
+            _run_go_build(module, root, tmp, log, progress)
+            if not _complete(tmp, module):
+                raise LabError(f"go build of {module.name} did not produce {module.binaries}")
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)  # Atomic: a half-written directory is never a cache hit.
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elapsed = time.monotonic() - started
+        progress(f"built {module.name} in {elapsed:.0f} s -> {final}")
+        return BuiltModule(module, final, cached=False, seconds=elapsed)
+
+
+def build_all(progress: Progress = print) -> dict[str, Path]:
+    """Build (or find cached) every registered module; map each binary name to its path."""
+    root = source_root()
+    identity = _go_identity()
+    paths: dict[str, Path] = {}
+    for module in MODULES:
+        built = build_module(module, progress, root=root, go_identity=identity)
+        if built.cached:
+            progress(f"{module.name}: cached ({built.directory})")
+        for name in module.binaries:
+            paths[name] = built.binary(name)
+    return paths

@@ -1,0 +1,136 @@
+"""The API objects that make the lab look like a GPU cluster, built from the YAML in ``data/``.
+
+Templates live in YAML so that what a simulated node looks like (labels, capacity) can be read
+and changed without reading Python; this module only combines them with the lab shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import uuid
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from .errors import LabError
+from .shape import LabShape
+
+Obj = dict[str, Any]
+
+GPU_RESOURCE = "nvidia.com/gpu"
+# Stable namespace for the simulated devices' UUIDs: same node and index, same UUID.
+_UUID_NAMESPACE = uuid.UUID("6f1d3c1e-51d5-4c1b-9a55-6c9f3b1a2e42")
+
+
+def load_data(name: str) -> Any:
+    """Parse one YAML document shipped in ``pytest_aiconformance/lab/data``."""
+    try:
+        text = resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+    except OSError as err:
+        raise LabError(f"lab data file {name} missing from the package: {err}") from err
+    return yaml.safe_load(text)
+
+
+def data_text(name: str) -> str:
+    """Raw text of a data file (the kwok configuration is passed to kwok as it is)."""
+    return resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+
+
+def _profile(profiles: dict[str, Any], name: str) -> dict[str, Any]:
+    profile = dict(profiles[name])
+    parent = profile.pop("inherit", None)
+    if parent is None:
+        return profile
+    merged = _profile(profiles, parent)
+    merged_labels = {**merged.get("labels", {}), **profile.get("labels", {})}
+    return {**merged, **profile, "labels": merged_labels}
+
+
+def _node(templates: dict[str, Any], profile: str, name: str, gpus: int) -> Obj:
+    node: Obj = copy.deepcopy(templates["base"])
+    prof = _profile(templates["profiles"], profile)
+    node["metadata"]["name"] = name
+    node["metadata"]["labels"].update(prof.get("labels", {}))
+    node["metadata"]["labels"]["kubernetes.io/hostname"] = name
+    if gpus:
+        for field in ("capacity", "allocatable"):
+            node["status"][field] = {**node["status"][field], GPU_RESOURCE: str(gpus)}
+    return node
+
+
+def node_names(shape: LabShape) -> dict[str, list[str]]:
+    """Node names by role: ``gpu``, ``gpu-time-sliced``, ``cpu``."""
+    return {
+        "gpu": [f"aic-gpu-{i}" for i in range(shape.gpu_nodes)],
+        "gpu-time-sliced": [f"aic-gpu-ts-{i}" for i in range(shape.time_sliced_nodes)],
+        "cpu": [f"aic-cpu-{i}" for i in range(shape.cpu_nodes)],
+    }
+
+
+def nodes(shape: LabShape) -> list[Obj]:
+    """Every simulated Node of ``shape``, with status (capacity) filled in."""
+    templates = load_data("nodes.yaml")
+    names = node_names(shape)
+    result: list[Obj] = []
+    for name in names["gpu"]:
+        node = _node(templates, "gpu", name, shape.gpus_per_node)
+        node["metadata"]["labels"]["nvidia.com/gpu.count"] = str(shape.gpus_per_node)
+        result.append(node)
+    for name in names["gpu-time-sliced"]:
+        advertised = shape.gpus_per_node * shape.time_slice_replicas
+        node = _node(templates, "gpu-time-sliced", name, advertised)
+        labels = node["metadata"]["labels"]
+        labels["nvidia.com/gpu.count"] = str(shape.gpus_per_node)  # physical GPUs
+        labels["nvidia.com/gpu.replicas"] = str(shape.time_slice_replicas)
+        result.append(node)
+    for name in names["cpu"]:
+        result.append(_node(templates, "cpu", name, 0))
+    return result
+
+
+def dra_objects(shape: LabShape) -> list[Obj]:
+    """DeviceClass and one ResourceSlice per GPU node (none when DRA is off)."""
+    if not shape.dra:
+        return []
+    spec = load_data("dra.yaml")
+    driver = str(spec["driver"])
+    objs: list[Obj] = [copy.deepcopy(spec["deviceClass"])]
+    names = node_names(shape)
+    for node in names["gpu"] + names["gpu-time-sliced"]:
+        devices = []
+        for index in range(int(spec["devicesPerNode"])):
+            device = copy.deepcopy(spec["device"])
+            device["name"] = f"gpu-{index}"
+            device_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
+            device["attributes"] = {
+                "index": {"int": index},
+                "uuid": {"string": f"gpu-{device_uuid}"},
+                **device["attributes"],
+            }
+            devices.append(device)
+        objs.append(
+            {
+                "apiVersion": "resource.k8s.io/v1",
+                "kind": "ResourceSlice",
+                "metadata": {"name": f"{node}-{driver}"},
+                "spec": {
+                    "driver": driver,
+                    "nodeName": node,
+                    "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                    "devices": devices,
+                },
+            }
+        )
+    return objs
+
+
+def metrics_server_objects(port: int, ca_pem: bytes) -> list[Obj]:
+    """ExternalName Service and APIService routing metrics.k8s.io to the host process."""
+    spec = load_data("metrics-server.yaml")
+    service: Obj = spec["service"]
+    api_service: Obj = spec["apiService"]
+    api_service["spec"]["service"]["port"] = port
+    api_service["spec"]["caBundle"] = base64.b64encode(ca_pem).decode()
+    return [service, api_service]

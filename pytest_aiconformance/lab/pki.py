@@ -1,0 +1,222 @@
+"""The lab's PKI, generated with ``cryptography`` at every fresh start.
+
+Kubernetes components refuse to talk without TLS, and the aggregation layer (metrics-server)
+needs a second trust root (the front-proxy CA) so the API server can prove which user it is
+proxying.  ECDSA P-256 keys make generating the whole set take milliseconds, so a new PKI per
+lab costs nothing and no key outlives its lab.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = datetime.timedelta(days=365)
+
+SANName = x509.DNSName | x509.IPAddress
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attrs)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+@dataclass(frozen=True)
+class _CA:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+
+def _make_ca(common_name: str) -> _CA:
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _CA(key, cert)
+
+
+def _issue(
+    ca: _CA,
+    common_name: str,
+    *,
+    organization: str | None = None,
+    server_names: tuple[str, ...] = (),
+    client: bool = False,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    usages = []
+    if server_names:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name, organization))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    if server_names:
+        sans: list[SANName] = []
+        for entry in server_names:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(entry)))
+            except ValueError:
+                sans.append(x509.DNSName(entry))
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return key, builder.sign(ca.key, hashes.SHA256())
+
+
+# Names the API server is reached by: directly, and through the in-cluster Service.
+APISERVER_NAMES = (
+    "127.0.0.1",
+    "localhost",
+    "10.96.0.1",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+# The aggregator dials metrics-server through an ExternalName Service named "localhost" but
+# verifies the certificate against the Service's DNS name.
+METRICS_SERVER_NAMES = (
+    "127.0.0.1",
+    "localhost",
+    "metrics-server",
+    "metrics-server.kube-system",
+    "metrics-server.kube-system.svc",
+)
+
+# Client identities: file stem -> (common name, organization).
+CLIENTS: dict[str, tuple[str, str | None]] = {
+    "admin": ("aic-lab-admin", "system:masters"),
+    "controller-manager": ("system:kube-controller-manager", None),
+    "scheduler": ("system:kube-scheduler", None),
+}
+
+
+@dataclass(frozen=True)
+class PKIPaths:
+    """Files of the lab PKI, all under one directory."""
+
+    directory: Path
+
+    def file(self, stem: str) -> Path:
+        """``<dir>/<stem>``: e.g. ``file('ca.crt')``."""
+        return self.directory / stem
+
+    @property
+    def ca_cert(self) -> Path:
+        """The cluster CA certificate (also the kubeconfig's trust root)."""
+        return self.file("ca.crt")
+
+    def client(self, who: str) -> tuple[Path, Path]:
+        """Certificate and key of a client identity in ``CLIENTS``."""
+        return self.file(f"{who}.crt"), self.file(f"{who}.key")
+
+
+def generate(directory: Path) -> PKIPaths:
+    """Write a complete, fresh PKI into ``directory`` and return its paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = PKIPaths(directory)
+
+    ca = _make_ca("aic-lab-ca")
+    _write_cert(paths.file("ca.crt"), ca.cert)
+    _write_key(paths.file("ca.key"), ca.key)
+
+    key, cert = _issue(ca, "kube-apiserver", server_names=APISERVER_NAMES)
+    _write_cert(paths.file("apiserver.crt"), cert)
+    _write_key(paths.file("apiserver.key"), key)
+
+    key, cert = _issue(ca, "metrics-server", server_names=METRICS_SERVER_NAMES)
+    _write_cert(paths.file("metrics-server.crt"), cert)
+    _write_key(paths.file("metrics-server.key"), key)
+
+    # kwok serves the simulated kubelets' endpoints (metrics-server scrapes them there).
+    key, cert = _issue(ca, "kwok", server_names=("127.0.0.1", "localhost"))
+    _write_cert(paths.file("kwok.crt"), cert)
+    _write_key(paths.file("kwok.key"), key)
+
+    for who, (common_name, organization) in CLIENTS.items():
+        key, cert = _issue(ca, common_name, organization=organization, client=True)
+        _write_cert(paths.file(f"{who}.crt"), cert)
+        _write_key(paths.file(f"{who}.key"), key)
+
+    # Service-account tokens are signed by the API server and verified by everyone.
+    sa_key = _key()
+    _write_key(paths.file("sa.key"), sa_key)
+    paths.file("sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+    # Aggregation layer: the API server authenticates to aggregated APIs with this client.
+    front = _make_ca("aic-lab-front-proxy-ca")
+    _write_cert(paths.file("front-proxy-ca.crt"), front.cert)
+    _write_key(paths.file("front-proxy-ca.key"), front.key)
+    key, cert = _issue(front, "front-proxy-client", client=True)
+    _write_cert(paths.file("front-proxy-client.crt"), cert)
+    _write_key(paths.file("front-proxy-client.key"), key)
+    return paths

@@ -1,0 +1,215 @@
+"""Run settings: every option resolved once (command line > environment > ini > default).
+
+Validation happens here so that bad input becomes one clear line before any cluster I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance.catalog import UnknownVersionError, load_catalog, normalize_version
+
+KEEP_CHOICES = ("never", "on-failure", "always")
+ALLOCATION_CHOICES = ("auto", "dra", "device-plugin")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its flag, ini key, environment variable, default and help."""
+
+    flag: str
+    dest: str
+    help: str
+    env: str = ""
+    default: Any = None
+    kind: str = "string"  # string | bool | float | choice
+    choices: tuple[str, ...] = ()
+    metavar: str = ""
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("--context", "aic_context", "kubeconfig context to use (default: current context)",
+               env="AIC_CONTEXT", metavar="NAME"),
+    OptionSpec("--aic-version", "aic_version",
+               "checklist version: 1.33, 1.34, 1.35 or 1.36 (default: from the server version, "
+               "newest known if newer)", env="AIC_VERSION", metavar="X.Y"),
+    OptionSpec("--accelerator", "aic_accelerator", "accelerator profile name (default: nvidia)",
+               env="AIC_ACCELERATOR", default="nvidia", metavar="PROFILE"),
+    OptionSpec("--allocation-mode", "aic_allocation_mode",
+               "how checks request accelerators (default: auto: DRA when the accelerator's "
+               "DeviceClass exists, else the device plugin's extended resource)",
+               env="AIC_ALLOCATION_MODE", default="auto", kind="choice",
+               choices=ALLOCATION_CHOICES),
+    OptionSpec("--aic-install", "aic_install",
+               "install missing operators with helm (default: detect only)",
+               env="AIC_INSTALL", default=False, kind="bool"),
+    OptionSpec("--aic-lab", "aic_lab",
+               "run against the local lab (started for the session, or reused if running)",
+               env="AIC_LAB", default=False, kind="bool"),
+    OptionSpec("--aic-lab-shape", "aic_lab_shape", "YAML file describing the lab's nodes",
+               env="AIC_LAB_SHAPE", metavar="FILE"),
+    OptionSpec("--aic-report-dir", "aic_report_dir", "where reports are written",
+               env="AIC_REPORT_DIR", default="aic-report", metavar="DIR"),
+    OptionSpec("--aic-keep-namespaces", "aic_keep_namespaces",
+               "keep test namespaces: never, on-failure or always (default: never)",
+               env="AIC_KEEP_NAMESPACES", default="never", kind="choice", choices=KEEP_CHOICES),
+    OptionSpec("--aic-timeout-scale", "aic_timeout_scale", "multiply every wait by this factor",
+               env="AIC_TIMEOUT_SCALE", default=1.0, kind="float", metavar="FACTOR"),
+    OptionSpec("--aic-cleanup", "aic_cleanup",
+               "delete every labelled leftover of earlier runs, then exit",
+               default=False, kind="bool"),
+    OptionSpec("--aic-platform", "aic_platform",
+               "YAML file with PRODUCT.yaml metadata (platformName, vendorName, ...)",
+               env="AIC_PLATFORM", metavar="FILE"),
+    OptionSpec("--aic-platform-name", "aic_platform_name", "platform name for PRODUCT.yaml",
+               env="AIC_PLATFORM_NAME", metavar="NAME"),
+    OptionSpec("--aic-platform-version", "aic_platform_version",
+               "platform version for PRODUCT.yaml", env="AIC_PLATFORM_VERSION", metavar="VER"),
+    OptionSpec("--aic-vendor", "aic_vendor", "vendor name for PRODUCT.yaml",
+               env="AIC_VENDOR", metavar="NAME"),
+    OptionSpec("--aic-template", "aic_template",
+               "official checklist template YAML; its descriptions go into PRODUCT.yaml",
+               env="AIC_TEMPLATE", metavar="FILE"),
+    OptionSpec("--aic-autoscaler", "aic_autoscaler",
+               "the platform provides a cluster autoscaler even if none is detected",
+               env="AIC_AUTOSCALER", default=False, kind="bool"),
+)
+
+KUBECONFIG_HELP = "kubeconfig file of the cluster under test (default: $KUBECONFIG, ~/.kube/config)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know from its options; built once per session."""
+
+    kubeconfig: Path | None
+    context: str | None
+    version: str | None  # None: derive from the server
+    accelerator: str
+    allocation_mode: str
+    install: bool
+    lab: bool
+    lab_shape: Path | None
+    report_dir: Path
+    keep_namespaces: str
+    timeout_scale: float
+    cleanup: bool
+    platform_file: Path | None
+    platform_overrides: dict[str, str] = field(default_factory=dict)
+    template: Path | None = None
+    autoscaler: bool = False
+
+    def timeout(self, seconds: float) -> float:
+        """A wait's deadline after --aic-timeout-scale."""
+        return seconds * self.timeout_scale
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise pytest.UsageError(f"{name}: expected true or false, got {value!r}")
+
+
+def _raw(config: pytest.Config, spec: OptionSpec) -> Any:
+    """The option's value from the command line, else environment, else ini, else default."""
+    value = config.getoption(spec.dest, default=None)
+    if value not in (None, False):
+        return value
+    if spec.env and os.environ.get(spec.env) is not None:
+        return os.environ[spec.env]
+    ini = config.getini(spec.dest)
+    if ini not in (None, "", []):
+        return ini
+    return spec.default
+
+
+def kubeconfig_from(config: pytest.Config, dest: str) -> Path | None:
+    """--kubeconfig (whichever plugin registered it), else the ini key; else None."""
+    value = config.getoption(dest, default=None) or config.getini("aic_kubeconfig")
+    if value:
+        return Path(os.path.expanduser(str(value)))
+    return None
+
+
+def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
+    """Resolve and validate all options; raises pytest.UsageError with one line."""
+    values: dict[str, Any] = {}
+    for spec in OPTIONS:
+        raw = _raw(config, spec)
+        if spec.kind == "bool":
+            raw = _to_bool(spec.flag, raw)
+        elif spec.kind == "float":
+            try:
+                raw = float(raw)
+            except (TypeError, ValueError):
+                raise pytest.UsageError(f"{spec.flag}: expected a number, got {raw!r}") from None
+            if raw <= 0:
+                raise pytest.UsageError(f"{spec.flag}: must be positive, got {raw}")
+        elif spec.kind == "choice" and raw not in spec.choices:
+            raise pytest.UsageError(
+                f"{spec.flag}: {raw!r} is not one of {', '.join(spec.choices)}"
+            )
+        values[spec.dest] = raw
+
+    version = values["aic_version"]
+    if version:
+        try:
+            version = normalize_version(str(version))
+            load_catalog().requirements(version)
+        except (ValueError, UnknownVersionError):
+            known = ", ".join(load_catalog().known_versions)
+            raise pytest.UsageError(
+                f"--aic-version: unknown checklist version {values['aic_version']!r}; known: {known}"
+            ) from None
+
+    def path_or_none(key: str, must_exist: bool = True) -> Path | None:
+        raw = values[key]
+        if not raw:
+            return None
+        path = Path(os.path.expanduser(str(raw)))
+        if must_exist and not path.is_file():
+            flag = next(s.flag for s in OPTIONS if s.dest == key)
+            raise pytest.UsageError(f"{flag}: file not found: {path}")
+        return path
+
+    overrides = {
+        key: str(values[dest])
+        for key, dest in (
+            ("platformName", "aic_platform_name"),
+            ("platformVersion", "aic_platform_version"),
+            ("vendorName", "aic_vendor"),
+        )
+        if values[dest]
+    }
+    return Settings(
+        kubeconfig=kubeconfig_from(config, kubeconfig_dest),
+        context=values["aic_context"] or None,
+        version=version or None,
+        accelerator=str(values["aic_accelerator"]),
+        allocation_mode=str(values["aic_allocation_mode"]),
+        install=values["aic_install"],
+        lab=values["aic_lab"],
+        lab_shape=path_or_none("aic_lab_shape"),
+        report_dir=Path(os.path.expanduser(str(values["aic_report_dir"]))),
+        keep_namespaces=str(values["aic_keep_namespaces"]),
+        timeout_scale=values["aic_timeout_scale"],
+        cleanup=values["aic_cleanup"],
+        platform_file=path_or_none("aic_platform"),
+        platform_overrides=overrides,
+        template=path_or_none("aic_template"),
+        autoscaler=values["aic_autoscaler"],
+    )

@@ -1,0 +1,119 @@
+"""Builders for the workloads checks create: restricted pods that request accelerators.
+
+Pods are plain dicts so that evidence can show them as YAML; manifests in fixtures/ are
+loaded and filled in here too.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from pytest_aiconformance.images import load_images
+
+# Accelerator nodes are often tainted; simulated lab nodes carry kwok's taint.
+ACCELERATOR_TOLERATIONS: list[dict[str, str]] = [
+    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"},
+]
+
+RESTRICTED_CONTAINER: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def image(key: str) -> str:
+    """A pinned image reference from images.yaml (overridable by AIC_IMAGES file)."""
+    import os
+
+    override = os.environ.get("AIC_IMAGES")
+    return load_images(Path(override) if override else None)[key].reference
+
+
+def container(name: str, command: list[str], *, image_key: str = "probe",
+              resources_: dict[str, Any] | None = None,
+              claims: list[str] | None = None, env: dict[str, str] | None = None,
+              restricted: bool = True) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "image": image(image_key), "command": command}
+    if restricted:
+        spec["securityContext"] = copy.deepcopy(RESTRICTED_CONTAINER)
+    if resources_:
+        spec["resources"] = copy.deepcopy(resources_)
+    if claims:
+        spec.setdefault("resources", {})["claims"] = [{"name": c} for c in claims]
+    if env:
+        spec["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return spec
+
+
+def pod(name: str, namespace: str, containers: list[dict[str, Any]], *,
+        claim_templates: dict[str, str] | None = None, node_name: str | None = None,
+        node_selector: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None, restart_policy: str = "Never",
+        runtime_class: str | None = None, scheduler_name: str | None = None) -> dict[str, Any]:
+    """A pod with restricted security settings and accelerator tolerations."""
+    spec: dict[str, Any] = {
+        "restartPolicy": restart_policy,
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "tolerations": copy.deepcopy(ACCELERATOR_TOLERATIONS),
+        "containers": containers,
+    }
+    if claim_templates:
+        spec["resourceClaims"] = [
+            {"name": n, "resourceClaimTemplateName": t} for n, t in claim_templates.items()
+        ]
+    if node_name:
+        spec["nodeName"] = node_name
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if runtime_class:
+        spec["runtimeClassName"] = runtime_class
+    if scheduler_name:
+        spec["schedulerName"] = scheduler_name
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def claim_template(name: str, namespace: str, device_class: str,
+                   count: int = 1) -> dict[str, Any]:
+    """A resource.k8s.io/v1 ResourceClaimTemplate asking for `count` devices of a class."""
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"spec": {"devices": {"requests": [{
+            "name": "accel",
+            "exactly": {"deviceClassName": device_class, "allocationMode": "ExactCount",
+                        "count": count},
+        }]}}},
+    }
+
+
+def manifest(name: str, **values: str) -> list[dict[str, Any]]:
+    """Objects from a YAML manifest in fixtures/, with ${var} placeholders filled in."""
+    text = _manifest_text(name)
+    filled = Template(text).substitute(values)
+    return [d for d in yaml.safe_load_all(filled) if d]
+
+
+def _manifest_text(name: str) -> str:
+    try:
+        return resources.files("pytest_aiconformance.manifests").joinpath(name).read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        local = Path(__file__).resolve().parents[1] / "fixtures" / name
+        return local.read_text()

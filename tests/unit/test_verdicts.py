@@ -1,0 +1,218 @@
+"""Verdict aggregation: each rule of issue 2 item 8, with exact statuses, reasons and notes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_aiconformance.catalog import Requirement, load_catalog
+from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role, Status
+from pytest_aiconformance.outcomes import Outcome
+from pytest_aiconformance.verdicts import (
+    aggregate,
+    must_not_implemented,
+    one_line,
+    sentence,
+    summarize,
+)
+
+REQ = Requirement(id="gang_scheduling", category="schedulingOrchestration", level="MUST",
+                  summary="A gang scheduler binds all members together or none.")
+COND = Requirement(id="cluster_autoscaling", category="schedulingOrchestration", level="MUST",
+                   summary="Autoscaling.", conditional=True, condition="an autoscaler exists")
+SHOULD = Requirement(id="gpu_sharing", category="accelerators", level="SHOULD", summary="Share.")
+
+
+def check(name: str, outcome: Outcome, reason: str = "", role: Role = Role.ESSENTIAL,
+          req: str = "gang_scheduling") -> CheckResult:
+    return CheckResult(nodeid=f"conformance_tests/test_x.py::test_{name}", requirement=req,
+                       role=role, outcome=outcome, reason=reason, junit_name=f"TestX/{name}",
+                       title=f"check {name}")
+
+
+def one(results: list[CheckResult], req: Requirement = REQ) -> RequirementVerdict:
+    [verdict] = aggregate([req], results)
+    return verdict
+
+
+def test_all_essential_passed_is_implemented():
+    v = one([check("a", Outcome.PASSED), check("b", Outcome.PASSED)])
+    assert v.status is Status.IMPLEMENTED
+    assert v.reason == "All 2 essential checks passed: check a; check b."
+    assert v.notes == []
+    assert [c.junit_name for c in v.checks] == ["TestX/a", "TestX/b"]
+
+
+def test_supporting_not_observable_is_listed_in_notes_of_implemented():
+    v = one([
+        check("a", Outcome.PASSED),
+        check("s", Outcome.NOT_OBSERVABLE, "simulated nodes run no containers", Role.SUPPORTING),
+    ])
+    assert v.status is Status.IMPLEMENTED
+    assert v.reason == "The essential check passed: check a."
+    assert v.notes == [
+        "Supporting check 'check s' could not be observed here: simulated nodes run no containers."
+    ]
+
+
+def test_failed_supporting_check_caps_at_partially():
+    v = one([
+        check("a", Outcome.PASSED),
+        check("s", Outcome.FAILED, "AssertionError: label missing", Role.SUPPORTING),
+    ])
+    assert v.status is Status.PARTIALLY
+    assert v.reason == ("Every essential check passed but supporting check 'check s' failed: "
+                        "AssertionError: label missing.")
+    assert v.notes == ["Supporting check 'check s' failed: AssertionError: label missing."]
+
+
+def test_some_passed_some_failed_is_partially():
+    v = one([
+        check("a", Outcome.PASSED),
+        check("b", Outcome.FAILED, "3 of 12 pods were bound\nE  assert 3 == 0"),
+    ])
+    assert v.status is Status.PARTIALLY
+    assert v.reason == "1 of 2 essential checks passed; 'check b' failed: 3 of 12 pods were bound."
+
+
+def test_failed_and_none_passed_is_not_implemented():
+    v = one([check("a", Outcome.FAILED, "gang was split"),
+             check("b", Outcome.ERROR, "fixture broke")])
+    assert v.status is Status.NOT_IMPLEMENTED
+    assert v.reason == "'check a' failed: gang was split."
+    assert v.notes == ["Essential check 'check b' could not run (error): fixture broke."]
+
+
+def test_error_alone_is_not_implemented():
+    v = one([check("a", Outcome.ERROR, "ApiException 403")])
+    assert v.status is Status.NOT_IMPLEMENTED
+    assert v.reason == "'check a' could not run (error): ApiException 403."
+
+
+def test_failure_beats_unobservable():
+    v = one([check("a", Outcome.FAILED, "no"), check("b", Outcome.NOT_OBSERVABLE, "lab")])
+    assert v.status is Status.NOT_IMPLEMENTED
+    assert v.notes == ["Essential check 'check b' could not be observed here: lab."]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (Outcome.NOT_OBSERVABLE, "'check b' could not be observed here: simulated nodes."),
+        (Outcome.UNKNOWN_HARDWARE, "'check b' was skipped on unknown hardware: simulated nodes."),
+        (Outcome.SKIPPED, "'check b' was skipped: simulated nodes."),
+    ],
+)
+def test_skip_is_never_a_pass(outcome, expected):
+    v = one([check("a", Outcome.PASSED), check("b", outcome, "simulated nodes")])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == expected
+    assert v.notes == ["Essential check 'check a' passed."]
+
+
+def test_only_skips_is_not_verified():
+    v = one([check("a", Outcome.SKIPPED, "")])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == "'check a' was skipped."
+
+
+def test_all_not_applicable_is_na_with_reasons_as_notes():
+    v = one([
+        check("up", Outcome.NOT_APPLICABLE, "no cluster autoscaler detected", req=COND.id),
+        check("down", Outcome.NOT_APPLICABLE, "no cluster autoscaler detected", Role.SUPPORTING,
+              req=COND.id),
+    ], COND)
+    assert v.status is Status.NA
+    assert v.reason == "Not applicable: no cluster autoscaler detected."
+    assert v.notes == [
+        "'check down' is not applicable: no cluster autoscaler detected.",
+        "'check up' is not applicable: no cluster autoscaler detected.",
+    ]
+    assert v.conditional is True
+    assert must_not_implemented([v]) == []
+
+
+def test_essential_na_with_passing_supporting_is_na():
+    v = one([
+        check("a", Outcome.NOT_APPLICABLE, "HPA not supported"),
+        check("s", Outcome.PASSED, "", Role.SUPPORTING),
+    ])
+    assert v.status is Status.NA
+    assert v.notes == ["Essential check 'check a' is not applicable: HPA not supported."]
+
+
+def test_essential_na_with_failed_supporting_is_not_verified():
+    v = one([
+        check("a", Outcome.NOT_APPLICABLE, "HPA not supported"),
+        check("s", Outcome.FAILED, "boom", Role.SUPPORTING),
+    ])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == ("Essential checks found it not applicable but supporting check "
+                        "'check s' failed: boom.")
+
+
+def test_only_supporting_checks_cannot_decide():
+    v = one([check("s", Outcome.PASSED, "", Role.SUPPORTING)])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == ("No essential check ran for this requirement; supporting checks alone "
+                        "cannot decide it.")
+    assert v.notes == ["Supporting check 'check s' passed."]
+
+
+def test_no_results_reasons():
+    reqs = [REQ, COND, SHOULD]
+    deselected, interrupted, absent = aggregate(
+        reqs, [], selected_ids={"cluster_autoscaling", "gpu_sharing"},
+        suite_ids={"gang_scheduling", "cluster_autoscaling"},
+    )
+    assert deselected.reason == ("No check was run: the checks for this requirement were "
+                                 "deselected in this run.")
+    assert absent.reason == "Not checked by this suite: it has no check for this requirement yet."
+    assert interrupted.reason == ("No check was run: its selected checks reported no result; "
+                                  "the run may have been interrupted.")
+    assert interrupted.status is Status.NOT_VERIFIED
+    assert absent.status is Status.NOT_VERIFIED
+    [plain] = aggregate([REQ], [])
+    assert plain.reason == "Not checked by this suite: no check for this requirement ran."
+    assert plain.checks == []
+
+
+def test_checklist_order_every_id_and_foreign_results_ignored():
+    reqs = load_catalog().requirements("1.36")
+    results = [check("a", Outcome.PASSED, req="robust_controller"),
+               check("z", Outcome.PASSED, req="dra_support")]  # dra_support is not in 1.36
+    verdicts = aggregate(reqs, results)
+    assert [v.id for v in verdicts] == [r.id for r in reqs]
+    assert [v.level for v in verdicts] == [r.level for r in reqs]
+    assert verdicts[-1].status is Status.IMPLEMENTED
+    assert all(v.reason and "\n" not in v.reason for v in verdicts)
+
+
+def test_order_of_results_does_not_matter():
+    results = [check("b", Outcome.FAILED, "x"), check("a", Outcome.PASSED)]
+    assert one(results) == one(list(reversed(results)))
+
+
+def test_must_not_implemented_and_summary():
+    verdicts = aggregate([REQ, COND, SHOULD], [
+        check("a", Outcome.PASSED),
+        check("b", Outcome.NOT_OBSERVABLE, "lab", req=COND.id),
+        check("c", Outcome.FAILED, "no", req=SHOULD.id),
+    ])
+    assert [v.status for v in verdicts] == [Status.IMPLEMENTED, Status.NOT_VERIFIED,
+                                            Status.NOT_IMPLEMENTED]
+    assert [v.id for v in must_not_implemented(verdicts)] == ["cluster_autoscaling"]
+    assert summarize(verdicts) == {"Implemented": 1, "Partially Implemented": 0,
+                                   "Not Implemented": 1, "N/A": 0, "Not verified": 1}
+
+
+def test_na_on_unconditional_must_still_fails_the_run():
+    v = one([check("a", Outcome.NOT_APPLICABLE, "no gateway")])
+    assert [x.id for x in must_not_implemented([v])] == ["gang_scheduling"]
+
+
+def test_one_line_and_sentence():
+    assert one_line("\n  first   line \nsecond") == "first line"
+    assert one_line("x" * 300, limit=10) == "x" * 9 + "\u2026"
+    assert sentence("failed: it broke") == "Failed: it broke."
+    assert sentence("done?") == "Done?"
+    assert sentence("") == ""
