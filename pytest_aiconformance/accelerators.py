@@ -246,8 +246,10 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
     if data["all_devices_env"] is not None:
         raw_env = _mapping(f"{name}.all_devices_env", data["all_devices_env"])
         _check_keys(f"{name}.all_devices_env", raw_env, _ENV_KEYS)
-        env = EnvVar(_str(f"{name}.all_devices_env.name", raw_env["name"]),
-                     _str(f"{name}.all_devices_env.value", raw_env["value"]))
+        env = EnvVar(
+            _str(f"{name}.all_devices_env.name", raw_env["name"]),
+            _str(f"{name}.all_devices_env.value", raw_env["value"]),
+        )
 
     tool: DeviceTool | None = None
     if data["tool"] is not None:
@@ -283,8 +285,9 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
             device_labels=_strs(f"{where}.device_labels", m["device_labels"]),
             host_label=_opt_str(f"{where}.host_label", m["host_label"]),
             model_label=_opt_str(f"{where}.model_label", m["model_label"]),
-            driver_version_label=_opt_str(f"{where}.driver_version_label",
-                                          m["driver_version_label"]),
+            driver_version_label=_opt_str(
+                f"{where}.driver_version_label", m["driver_version_label"]
+            ),
         )
 
     prefix = _opt_str(f"{name}.injected_env_prefix", data["injected_env_prefix"])

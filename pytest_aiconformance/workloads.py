@@ -37,7 +37,7 @@ def image(key: str) -> str:
     import os
 
     override = os.environ.get("AIC_IMAGES")
-    return load_images(Path(override) if override else None)[key].reference
+    return load_images(Path(override) if override else None)[key].ref
 
 
 def container(name: str, command: list[str], *, image_key: str = "probe",

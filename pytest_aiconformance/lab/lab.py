@@ -348,7 +348,9 @@ class Lab:
         live = self._live_pids()
         if live:
             started = time.monotonic()
-            procs.stop(live.values(), str(self.state_dir))
+            # etcd last: an API server that loses etcd first hangs in its graceful shutdown.
+            procs.stop([p for n, p in live.items() if n != "etcd"], str(self.state_dir))
+            procs.stop([p for n, p in live.items() if n == "etcd"], str(self.state_dir))
             names = ", ".join(live)
             progress(f"stopped {names} in {time.monotonic() - started:.1f} s")
         shutil.rmtree(self.state_dir / "pids", ignore_errors=True)
@@ -606,6 +608,7 @@ class Lab:
                         "--kubelet-insecure-tls",
                         "--kubelet-preferred-address-types=InternalIP",
                         "--metric-resolution=10s",
+                        "--kubelet-request-timeout=5s",
                     ],
                     f"https://127.0.0.1:{ports['metrics-server']}/healthz",
                     "insecure",

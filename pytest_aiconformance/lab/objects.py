@@ -54,6 +54,11 @@ def _node(templates: dict[str, Any], profile: str, name: str, gpus: int) -> Obj:
     node["metadata"]["name"] = name
     node["metadata"]["labels"].update(prof.get("labels", {}))
     node["metadata"]["labels"]["kubernetes.io/hostname"] = name
+    # kwok serves each node's kubelet resource metrics under this path (metrics-server
+    # honours the annotation), computed from the Metric and ClusterResourceUsage in kwok.yaml.
+    node["metadata"]["annotations"]["metrics.k8s.io/resource-metrics-path"] = (
+        f"/metrics/nodes/{name}/metrics/resource"
+    )
     if gpus:
         for field in ("capacity", "allocatable"):
             node["status"][field] = {**node["status"][field], GPU_RESOURCE: str(gpus)}

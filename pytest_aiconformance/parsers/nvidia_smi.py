@@ -117,9 +117,8 @@ def _parse_gpu(position: int, elem: ET.Element) -> NvidiaGpu:
     product = _text(elem.find("product_name"))
     if product is None:
         raise ParseError(f"{where}: no <product_name>", source=_XML)
-    migs = tuple(
-        _parse_mig(m, f"{where} mig {i}") for i, m in enumerate(elem.findall("mig_devices/mig_device"))
-    )
+    mig_elems = elem.findall("mig_devices/mig_device")
+    migs = tuple(_parse_mig(m, f"{where} mig {i}") for i, m in enumerate(mig_elems))
     return NvidiaGpu(
         index=position,
         pci_bus_id=elem.get("id") or _text(elem.find("pci/pci_bus_id")),

@@ -1,0 +1,225 @@
+"""secure_accelerator_access: a container sees exactly the accelerators allocated to it.
+
+Scheduler half (decided by the control plane, provable on the lab): N+1 one-accelerator pods
+on a node with N free accelerators leave exactly one Pending with `Insufficient <resource>`.
+Probe half (needs running containers): a pod with one device counts exactly one numbered
+device node; a pod without a request on the same node counts zero; a second container in a
+pod holding a claim counts zero; two one-device pods see different device UUIDs; a pod with
+the vendor RuntimeClass and the "all devices" variable but no request gets nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import probing, workloads
+from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
+from pytest_aiconformance.waiting import Target, condition_true, watch_until
+
+REQ = "secure_accelerator_access"
+
+
+@pytest.fixture
+def allocation(kube, cluster_info, aic_settings):
+    return probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+                                     aic_settings.allocation_mode)
+
+
+def free_units(kube, node: str, resource: str, allocatable: int) -> int:
+    """Allocatable minus what non-terminated pods on the node already hold."""
+    used = 0
+    for pod in kube.items("v1", "Pod", field_selector=f"spec.nodeName={node}"):
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for c in pod["spec"].get("containers", []):
+            limits = (c.get("resources") or {}).get("limits") or {}
+            used += int(limits.get(resource, 0))
+    return allocatable - used
+
+
+def unschedulable_reason(pod: dict[str, Any]) -> str:
+    for cond in pod.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return str(cond.get("message", ""))
+    return ""
+
+
+@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/CapacityEnforced")
+def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_context, evidence,
+                           timeout):
+    """N+1 one-accelerator pods on N free accelerators leave exactly one Pending."""
+    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+                                      "device-plugin")
+    per_node = probing.capacity(cluster_info, alloc.resource)
+    free = {n: free_units(kube, n, alloc.resource, c) for n, c in per_node.items()}
+    candidates = {n: f for n, f in free.items() if f > 0}
+    assert candidates, f"no node has a free {alloc.resource} (allocatable: {per_node})"
+    node, n_free = min(candidates.items(), key=lambda kv: (kv[1], kv[0]))
+    evidence.command(
+        f"kubectl get node {node} -o jsonpath='{{.status.allocatable.{alloc.resource}}}'",
+        str(per_node[node]),
+    )
+    evidence.note(f"{alloc.resource} on {node}: {per_node[node]} allocatable, {n_free} free; "
+                  f"creating {n_free + 1} pods that each request one, pinned to that node")
+    for i in range(n_free + 1):
+        run_context.create(workloads.pod(
+            f"gpu-{i}", namespace,
+            [workloads.container("ctr", ["sleep", "3600"],
+                                 resources_={"limits": {alloc.resource: "1"}})],
+            node_selector={"kubernetes.io/hostname": node}, restart_policy="Always",
+        ))
+
+    def settled(objs: dict[str, dict[str, Any]]) -> bool:
+        bound = [o for o in objs.values() if o["spec"].get("nodeName")]
+        refused = [o for o in objs.values() if f"Insufficient {alloc.resource}"
+                   in unschedulable_reason(o)]
+        return len(bound) == n_free and len(refused) == 1
+
+    pods = watch_until(kube, Target("v1", "Pod", namespace), settled, timeout=timeout(90),
+                       expected=f"{n_free} pods bound and 1 unschedulable for "
+                                f"Insufficient {alloc.resource}")
+    evidence.command(f"kubectl get pods -n {namespace} -o wide",
+                     get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
+                               POD_WIDE))
+    pending = [o for o in pods.values() if not o["spec"].get("nodeName")]
+    assert len(pending) == 1
+    assert all(o["spec"]["nodeName"] == node for o in pods.values() if o["spec"].get("nodeName"))
+    pending_name = pending[0]["metadata"]["name"]
+    events = kube.items("v1", "Event", namespace,
+                        field_selector=f"involvedObject.name={pending_name}")
+    evidence.command(f"kubectl get events -n {namespace} --field-selector "
+                     f"involvedObject.name={pending_name}", events_table(events))
+    assert any(e.get("reason") == "FailedScheduling"
+               and f"Insufficient {alloc.resource}" in (e.get("message") or "")
+               for e in events), f"no FailedScheduling event naming Insufficient {alloc.resource}"
+    assert not condition_true(pending[0], "PodScheduled")
+
+
+def _probe_setup(kube, run_context, namespace, alloc):
+    run_context.create(probing.probe_configmap(namespace))
+    if alloc.mode == "dra":
+        run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
+
+
+def _accelerator_node_names(cluster_info) -> list[str]:
+    return [n.name for n in cluster_info.accelerator_nodes]
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/PositiveAccessTest")
+def test_positive_access(kube, cluster_info, allocation, namespace, run_context, evidence,
+                         timeout):
+    """A pod that requests one accelerator sees exactly one device."""
+    probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
+    _probe_setup(kube, run_context, namespace, allocation)
+    profile = allocation.profile
+    pod = probing.probe_pod("pos-pod", namespace, [probing.probe_container(
+        "prober", probing.count_scripts(profile), profile, alloc=allocation)],
+        alloc=allocation, claim_template="one-device")
+    out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+    evidence.log("probe output (one device requested: " + allocation.describe() + ")",
+                 kube.logs(namespace, "pos-pod", "prober"), f"kubectl logs pos-pod -n {namespace}")
+    count = probing.device_count(out["prober"], profile)
+    assert count == 1, f"a pod with one {allocation.describe()} sees {count} devices, not 1"
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/NegativeIsolationTest")
+def test_negative_isolation(kube, cluster_info, allocation, namespace, run_context, evidence,
+                            timeout):
+    """A pod without a request, pinned to an accelerator node, sees no device."""
+    nodes = _accelerator_node_names(cluster_info)
+    probing.require_running_containers(kube, nodes)
+    _probe_setup(kube, run_context, namespace, allocation)
+    profile = allocation.profile
+    pod = probing.probe_pod("neg-pod", namespace, [probing.probe_container(
+        "prober", probing.count_scripts(profile), profile)], node_name=nodes[0])
+    out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+    evidence.log(f"probe output (no request, pinned to accelerator node {nodes[0]})",
+                 kube.logs(namespace, "neg-pod", "prober"), f"kubectl logs neg-pod -n {namespace}")
+    count = probing.device_count(out["prober"], profile)
+    assert count == 0, f"a pod without any request sees {count} accelerator devices"
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/MultiContainerIsolationTest")
+def test_multi_container_isolation(kube, cluster_info, allocation, namespace, run_context,
+                                   evidence, timeout):
+    """In a pod holding one device, a second container without it sees none."""
+    probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
+    _probe_setup(kube, run_context, namespace, allocation)
+    profile = allocation.profile
+    scripts = probing.count_scripts(profile)
+    pod = probing.probe_pod("multi-pod", namespace, [
+        probing.probe_container("holder", scripts, profile, alloc=allocation),
+        probing.probe_container("other", scripts, profile),
+    ], alloc=allocation, claim_template="one-device")
+    out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+    for ctr in ("holder", "other"):
+        evidence.log(f"probe output of container {ctr}", kube.logs(namespace, "multi-pod", ctr),
+                     f"kubectl logs multi-pod -c {ctr} -n {namespace}")
+    holder = probing.device_count(out["holder"], profile)
+    other = probing.device_count(out["other"], profile)
+    assert holder == 1, f"the container holding the device sees {holder} devices, not 1"
+    assert other == 0, f"the container without the device sees {other} devices"
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/DistinctDevices")
+def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context, evidence,
+                          timeout):
+    """Two one-device pods on one node see different device UUIDs."""
+    profile = allocation.profile
+    if profile.tool is None:
+        pytest.skip(f"unknown hardware: profile {profile.name} has no tool that lists UUIDs")
+    nodes = [n.name for n in cluster_info.accelerator_nodes
+             if int(n.resources.get(allocation.resource or "", "0") or 0) >= 2
+             or n.dra_devices >= 2]
+    if not nodes:
+        pytest.skip("not applicable: no node has two accelerators to compare")
+    probing.require_running_containers(kube, nodes)
+    _probe_setup(kube, run_context, namespace, allocation)
+    uuids = {}
+    for name in ("uuid-a", "uuid-b"):
+        pod = probing.probe_pod(name, namespace, [probing.probe_container(
+            "prober", ["device_uuids.sh"], profile, alloc=allocation)],
+            alloc=allocation, claim_template="one-device", node_name=nodes[0])
+        out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+        evidence.log(f"{name}: device UUIDs", kube.logs(namespace, name, "prober"),
+                     f"kubectl logs {name} -n {namespace}")
+        uuids[name] = set(out["prober"].get("UUID", []))
+        assert len(uuids[name]) == 1, f"{name} sees UUIDs {sorted(uuids[name])}, expected one"
+    assert uuids["uuid-a"] != uuids["uuid-b"], (
+        f"two pods that each hold one device see the same UUID {sorted(uuids['uuid-a'])}"
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/RuntimeClassWithoutRequest")
+def test_runtime_class_without_request(kube, cluster_info, allocation, namespace, run_context,
+                                       evidence, timeout):
+    """The vendor RuntimeClass plus the all-devices variable, without a request, gets nothing."""
+    profile = allocation.profile
+    if not profile.runtime_class or profile.all_devices_env is None:
+        pytest.skip(f"not applicable: profile {profile.name} has no RuntimeClass or "
+                    "all-devices variable")
+    if profile.runtime_class not in cluster_info.runtime_classes:
+        pytest.skip(f"not applicable: RuntimeClass {profile.runtime_class} does not exist")
+    nodes = _accelerator_node_names(cluster_info)
+    probing.require_running_containers(kube, nodes)
+    _probe_setup(kube, run_context, namespace, allocation)
+    env = {profile.all_devices_env.name: profile.all_devices_env.value}
+    pod = probing.probe_pod("rtc-pod", namespace, [probing.probe_container(
+        "prober", probing.count_scripts(profile), profile, extra_env=env)],
+        node_name=nodes[0], runtime_class=profile.runtime_class)
+    evidence.yaml("unprivileged pod with the vendor RuntimeClass and no request", pod)
+    out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+    evidence.log("probe output", kube.logs(namespace, "rtc-pod", "prober"),
+                 f"kubectl logs rtc-pod -n {namespace}")
+    count = probing.device_count(out["prober"], profile)
+    assert count == 0, (
+        f"{profile.all_devices_env.name}={profile.all_devices_env.value} with RuntimeClass "
+        f"{profile.runtime_class} and no request exposes {count} devices"
+    )
