@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import workloads
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.outcomes import not_observable
+from pytest_aiconformance import probing, workloads
+from pytest_aiconformance.accelerators import get_profile, profile_for_dra_driver
+from pytest_aiconformance.outcomes import unknown_hardware
 from pytest_aiconformance.tables import get_table, name, table
 from pytest_aiconformance.waiting import Target, watch_until
 
@@ -147,12 +147,53 @@ def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context
     assert scheduled, "no Scheduled event: the pod was not placed by a scheduler"
 
 
+@pytest.mark.gpu
 @pytest.mark.requirement("dra_support", role="supporting",
                          junit="TestDRASupport/DeviceMetadataInContainer")
-def test_dra_device_metadata_in_container(kube, evidence, cluster_info, aic_state):
-    """The allocated device's metadata reaches the container (needs running containers)."""
+def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context, timeout,
+                                          aic_settings):
+    """The allocated device's identity reaches the container that holds the claim."""
     _require_dra(kube)
-    if aic_state.settings.lab:
-        not_observable("lab nodes are simulated and run no containers; "
-                       "device env vars cannot be read")
-    not_observable("in-container DRA metadata probe is not implemented yet")
+    device_class, slices = pick_device_class(kube, aic_settings.accelerator, evidence)
+    drivers = {s["spec"]["driver"] for s in slices}
+    profile = next((p for d in sorted(drivers) if (p := profile_for_dra_driver(d))), None)
+    if profile is None:
+        unknown_hardware(f"no accelerator profile knows DRA drivers {', '.join(sorted(drivers))}")
+    nodes = sorted({s["spec"]["nodeName"] for s in slices if s["spec"].get("nodeName")})
+    probing.require_running_containers(kube, nodes)
+    if profile.injected_env_prefix:
+        scripts = ["env_prefix.sh"]
+    elif profile.tool and profile.dra.uuid_attribute:
+        scripts = ["device_uuids.sh"]
+    else:
+        unknown_hardware(f"profile {profile.name} has no way to read device identity inside "
+                         "a container")
+    run_context.create(probing.probe_configmap(namespace))
+    run_context.create(workloads.claim_template("one-device", namespace, device_class))
+    alloc = probing.Allocation("dra", profile, device_class=device_class)
+    pod = probing.probe_pod("dra-meta", namespace, [probing.probe_container(
+        "prober", scripts, profile, alloc=alloc)], alloc=alloc, claim_template="one-device")
+    out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))["prober"]
+    evidence.log("what the container sees", kube.logs(namespace, "dra-meta", "prober"),
+                 f"kubectl logs dra-meta -n {namespace}")
+    claim = next(c for c in kube.items(DRA, "ResourceClaim", namespace)
+                 if c.get("status", {}).get("allocation"))
+    result = claim["status"]["allocation"]["devices"]["results"][0]
+    device = next(d for s in slices for d in s["spec"].get("devices", [])
+                  if s["spec"]["driver"] == result["driver"]
+                  and s["spec"]["pool"]["name"] == result["pool"] and d["name"] == result["device"])
+    if profile.injected_env_prefix:
+        count = int(out.get("ENV_DEVICE_COUNT", ["0"])[-1])
+        assert count == 1, f"the container sees {count} injected devices, expected 1"
+        names = [v for k, v in ((line.split("=", 1) + [""])[:2] for line in
+                                kube.logs(namespace, "dra-meta", "prober").splitlines())
+                 if k.startswith(profile.injected_env_prefix) and k[len(
+                     profile.injected_env_prefix):].isdigit()]
+        assert result["device"] in [n.strip('"') for n in names], (
+            f"allocated device {result['device']} is not the one the container sees ({names})"
+        )
+    else:
+        attr = (device.get("attributes", {}).get(profile.dra.uuid_attribute or "", {}) or {})
+        want = attr.get("string") or attr.get("version")
+        seen = out.get("UUID", [])
+        assert seen == [want], f"container sees UUIDs {seen}; the claim allocated {want}"

@@ -25,7 +25,7 @@ GROUP = "aiconformance"
 OUR_KUBECONFIG_DEST = "aic_kubeconfig"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup(GROUP, "Kubernetes AI Conformance")
     for spec in OPTIONS:
         kwargs: dict[str, Any] = {"dest": spec.dest, "help": spec.help}
@@ -43,6 +43,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(spec.flag, **kwargs)
         parser.addini(spec.dest, spec.help, default=None)
     parser.addini("aic_kubeconfig", KUBECONFIG_HELP, default=None)
+    if _loaded_by_conftest(pluginmanager):
+        # Our pytest_load_initial_conftests will not run (that hook is running now).
+        _add_kubeconfig(parser)
+
+
+def _loaded_by_conftest(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """A checkout's conftest.py lists us in pytest_plugins (package not installed)."""
+    return any(
+        str(getattr(plugin, "__file__", "") or "").endswith("conftest.py")
+        for plugin in pluginmanager.get_plugins()
+    )
 
 
 def _find_dest(parser: pytest.Parser, flag: str) -> str | None:
@@ -55,15 +66,8 @@ def _find_dest(parser: pytest.Parser, flag: str) -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(
-    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
-) -> None:
-    """Register --kubeconfig late, after every installed plugin had its turn.
-
-    pytest-kind and pytest-helm-charts register an option of the same name; if one did,
-    we read that option (same meaning) instead of crashing on a duplicate.
-    """
+def _add_kubeconfig(parser: pytest.Parser) -> str:
+    """--kubeconfig: reuse another plugin's option of that name, else add ours."""
     dest = _find_dest(parser, "--kubeconfig")
     if dest is None:
         parser.getgroup(GROUP).addoption(
@@ -71,7 +75,22 @@ def pytest_load_initial_conftests(
             help=KUBECONFIG_HELP,
         )
         dest = OUR_KUBECONFIG_DEST
-    early_config.stash[KUBECONFIG_DEST_KEY] = dest
+    return dest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, None, None]:
+    """Register --kubeconfig late, after every installed plugin and conftest had its turn.
+
+    pytest-kind and pytest-helm-charts register an option of the same name; if one did
+    (before or after us), we read that option (same meaning) instead of crashing on a
+    duplicate.
+    """
+    result = yield
+    early_config.stash[KUBECONFIG_DEST_KEY] = _add_kubeconfig(parser)
+    return result
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if config.option.help:
         return
-    dest = config.stash.get(KUBECONFIG_DEST_KEY, OUR_KUBECONFIG_DEST)
+    dest = _kubeconfig_dest(config)
     settings = resolve(config, dest)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     shared = (workerinput or {}).get("aic", {})
@@ -108,13 +127,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[STATE_KEY] = state
     if not state.is_worker and not config.option.collectonly and not settings.cleanup:
-        session_setup.check_report_dir(settings.report_dir)
         if getattr(config.option, "xmlpath", None) is None and hasattr(config.option, "xmlpath"):
             config.option.xmlpath = str(settings.report_dir / "junit.xml")
+            state.junit_default = True
     if not state.is_worker:
         # Phase reports (xdist workers' included) reach this collector on the controller.
         config.pluginmanager.register(report_flow.Collector(state), "aiconformance-collector")
     _install_sigterm(config)
+
+
+def _kubeconfig_dest(config: pytest.Config) -> str:
+    if KUBECONFIG_DEST_KEY not in config.stash:
+        config.stash[KUBECONFIG_DEST_KEY] = (
+            _find_dest(config._parser, "--kubeconfig") or OUR_KUBECONFIG_DEST
+        )
+    return config.stash[KUBECONFIG_DEST_KEY]
 
 
 def _install_sigterm(config: pytest.Config) -> None:
@@ -135,7 +162,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--aic-cleanup: remove every labelled leftover of earlier runs, then exit."""
     if config.option.help or not getattr(config.option, "aic_cleanup", False):
         return None
-    dest = config.stash.get(KUBECONFIG_DEST_KEY, OUR_KUBECONFIG_DEST)
+    dest = _kubeconfig_dest(config)
     return report_flow.run_cleanup(config, resolve(config, dest))
 
 
@@ -144,8 +171,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if STATE_KEY not in config.stash or config.option.collectonly:
         return
     state = get_state(config)
-    if state.settings.cleanup:
-        return
+    if state.settings.cleanup or not report_flow.targets_cluster(state):
+        return  # connects after collection, and only if it found conformance checks
     report_flow.start_session(config, state)
 
 
@@ -172,7 +199,19 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """Add id/level/category markers; deselect checks outside the checklist version."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        report_flow.start_late(config, state, items)
     report_flow.mark_and_select(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: collect what each worker learnt (suite ids, version, deselections)."""
+    state = node.config.stash.get(STATE_KEY, None)
+    output = getattr(node, "workeroutput", None)
+    if state is not None and isinstance(output, dict):
+        report_flow.merge_worker_output(state, output)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -198,6 +237,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if STATE_KEY not in config.stash:
         return
     report_flow.finish_session(session, get_state(config))
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_drop_junit(session: pytest.Session) -> None:
+    """Before junitxml writes: a run without conformance checks leaves no junit.xml behind."""
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None and not state.is_worker and not report_flow.is_conformance_run(state):
+        report_flow.silence_default_junit(session.config, state)
 
 
 def pytest_terminal_summary(

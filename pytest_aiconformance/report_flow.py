@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ from pytest_aiconformance.model import (
 )
 from pytest_aiconformance.outcomes import Outcome, classify_skip
 from pytest_aiconformance.settings import Settings
-from pytest_aiconformance.state import STATE_KEY, SUITE_IDS_KEY, PhaseRecord, RunState
+from pytest_aiconformance.state import STATE_KEY, PhaseRecord, RunState
 
 EVIDENCE_KEY = pytest.StashKey[EvidenceRecorder]()
 OUTCOME_KEY = pytest.StashKey[dict[str, str]]()
@@ -42,14 +43,27 @@ OUTCOME_KEY = pytest.StashKey[dict[str, str]]()
 # --- session start --------------------------------------------------------------------
 
 
+def targets_cluster(state: RunState) -> bool:
+    """Whether the options name a cluster, so that the session connects up front.
+
+    Without --kubeconfig, --context or --aic-lab the plugin stays inert until collection
+    shows conformance checks: an installed plugin must not break unrelated pytest runs.
+    """
+    settings = state.settings
+    return settings.lab or settings.kubeconfig is not None or settings.context is not None
+
+
 def start_session(config: pytest.Config, state: RunState) -> None:
-    """Lab (if asked), connection, discovery and version, before collection."""
+    """Lab (if asked), connection, discovery and version; once per process."""
+    if state.kube is not None:
+        return
     tr = config.pluginmanager.get_plugin("terminalreporter")
 
     def say(line: str) -> None:
         if tr is not None:
             tr.write_line(f"[aic] {line}")
 
+    session_setup.check_report_dir(state.settings.report_dir)
     kubeconfig, context = session_setup.effective_kubeconfig(state)
     if state.is_worker:
         shared = getattr(config, "workerinput", {}).get("aic", {})
@@ -61,6 +75,37 @@ def start_session(config: pytest.Config, state: RunState) -> None:
         os.environ["AIC_WORKER_KUBECONFIG"] = str(kubeconfig)
     state.kubeconfig_path = kubeconfig
     session_setup.connect_and_discover(state, kubeconfig, context)
+
+
+def start_late(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> None:
+    """Collection is done: connect now if it found conformance checks and nobody did yet."""
+    if state.kube is not None or config.option.collectonly or state.settings.cleanup:
+        return
+    if not any(check_spec(item) is not None for item in items):
+        return
+    start_session(config, state)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and not state.is_worker:
+        for line in header_lines(state):
+            tr.write_line(line)
+
+
+def is_conformance_run(state: RunState) -> bool:
+    """Connected to a cluster, or some process ran a conformance check."""
+    return state.kube is not None or any(
+        PROP_REQUIREMENT in r.props for r in state.records.values()
+    )
+
+
+def silence_default_junit(config: pytest.Config, state: RunState) -> None:
+    """Not a conformance run: drop the junit.xml we defaulted into the report dir."""
+    if not state.junit_default:
+        return
+    state.junit_default = False
+    ours = os.path.normpath(os.path.abspath(str(config.option.xmlpath)))
+    for plugin in config.pluginmanager.get_plugins():
+        if type(plugin).__name__ == "LogXML" and getattr(plugin, "logfile", None) == ours:
+            plugin.logfile = os.devnull
 
 
 def header_lines(state: RunState) -> list[str]:
@@ -106,10 +151,30 @@ def mark_and_select(config: pytest.Config, items: list[pytest.Item]) -> None:
             continue
         item.add_marker(req.marker_level)
         keep.append(item)
-    config.stash[SUITE_IDS_KEY] = suite_ids
+    if state is not None:
+        state.suite_ids = suite_ids
+        workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["aic"] = {
+                "suite_ids": sorted(suite_ids),
+                "deselected": dict(state.deselected),
+                "version": state.version,
+                "version_source": state.version_source,
+            }
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+def merge_worker_output(state: RunState, output: dict[str, Any]) -> None:
+    """pytest-xdist: what a worker learnt in collection, for the controller's reports."""
+    aic = output.get("aic") or {}
+    if "suite_ids" in aic:
+        state.suite_ids = (state.suite_ids or set()) | set(aic["suite_ids"])
+    state.deselected.update(aic.get("deselected") or {})
+    if state.version is None and aic.get("version"):
+        state.version = str(aic["version"])
+        state.version_source = str(aic.get("version_source") or "")
 
 
 def add_item_properties(item: pytest.Item, spec: CheckSpec, state: RunState) -> None:
@@ -261,14 +326,21 @@ def check_results(state: RunState, items_specs: dict[str, CheckSpec]) -> list[Ch
 def finish_session(session: pytest.Session, state: RunState) -> None:
     """Verdicts and reports, once, on the controller; exit status from the MUSTs."""
     config = session.config
-    if state.is_worker or config.option.collectonly or state.settings.cleanup:
-        return
     if state.context is not None:
+        # Every process tears down what it created (xdist workers included).
         problems = state.context.teardown()
         for problem in problems:
             sys.stderr.write(f"[aic] teardown: {problem}\n")
-    if state.version is None:
+    if state.is_worker or config.option.collectonly or state.settings.cleanup:
         return
+    if state.version is None or not is_conformance_run(state):
+        return  # not a conformance run (no check was collected)
+    if state.info is None:
+        # pytest-xdist without an explicit cluster: the workers connected, not us.
+        try:
+            start_session(config, state)
+        except pytest.UsageError as exc:
+            sys.stderr.write(f"[aic] cluster details missing from the reports: {exc}\n")
     specs = {item.nodeid: s for item in session.items if (s := check_spec(item)) is not None}
     results = check_results(state, specs)
     from pytest_aiconformance import reporting

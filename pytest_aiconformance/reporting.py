@@ -12,7 +12,7 @@ from pytest_aiconformance.model import CheckResult, RequirementVerdict
 from pytest_aiconformance.reports import write_reports
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, load_platform_meta
 from pytest_aiconformance.reports.terminal import format_verdict_table
-from pytest_aiconformance.state import SUITE_IDS_KEY, RunState
+from pytest_aiconformance.state import RunState
 from pytest_aiconformance.verdicts import aggregate, must_not_implemented
 
 
@@ -36,7 +36,7 @@ def write_all(config: pytest.Config, state: RunState, results: list[CheckResult]
     requirements = catalog.requirements(state.version)
     selected = {r.requirement for r in results}
     verdicts = aggregate(requirements, results, selected_ids=selected,
-                         suite_ids=config.stash.get(SUITE_IDS_KEY, None))
+                         suite_ids=state.suite_ids)
     info = state.info
     operators = tuple(d.summary() for d in info.operators.values() if d.present) if info else ()
     run = RunMeta(

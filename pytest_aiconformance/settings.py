@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pytest_aiconformance.accelerators import get_profile
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog, normalize_version
 
 KEEP_CHOICES = ("never", "on-failure", "always")
@@ -176,6 +177,12 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
                 f"--aic-version: unknown checklist version {values['aic_version']!r}; known: {known}"
             ) from None
 
+    accelerator = str(values["aic_accelerator"])
+    try:
+        get_profile(accelerator)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--accelerator: {str(exc).splitlines()[0]}") from None
+
     def path_or_none(key: str, must_exist: bool = True) -> Path | None:
         raw = values[key]
         if not raw:
@@ -199,7 +206,7 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
         kubeconfig=kubeconfig_from(config, kubeconfig_dest),
         context=values["aic_context"] or None,
         version=version or None,
-        accelerator=str(values["aic_accelerator"]),
+        accelerator=accelerator,
         allocation_mode=str(values["aic_allocation_mode"]),
         install=values["aic_install"],
         lab=values["aic_lab"],

@@ -50,6 +50,8 @@ class RunState:
     installed_operators: list[str] = field(default_factory=list)
     reports_written: dict[str, Any] = field(default_factory=dict)
     must_failures: list[str] = field(default_factory=list)
+    junit_default: bool = False  # we pointed --junitxml at the report dir
+    suite_ids: set[str] | None = None  # requirement ids the collected suite checks
 
 
 STATE_KEY = pytest.StashKey[RunState]()

@@ -1,0 +1,176 @@
+"""pod_autoscaling: the HorizontalPodAutoscaler scales accelerator pods (a conditional MUST).
+
+Essential: an autoscaling/v2 HPA on a Deployment whose pods request an accelerator scales
+up under CPU load and back down once the load stops (short behaviour windows keep this to
+seconds); the scheduler still enforces accelerator capacity, so the replica beyond it stays
+Pending. Supporting: the custom/external metrics path, when an adapter serves those APIs.
+Load: on simulated nodes the pods' usage annotation drives the simulated CPU usage; on real
+nodes the pods burn CPU until a kill-switch file is created in each of them (exec).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import probing, workloads
+from pytest_aiconformance.cluster import ApiError
+from pytest_aiconformance.execution import pod_exec
+from pytest_aiconformance.outcomes import not_applicable
+from pytest_aiconformance.tables import POD_WIDE, get_table, table
+from pytest_aiconformance.waiting import Target, watch_until
+
+REQ = "pod_autoscaling"
+USAGE_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
+BURN = ("trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do :; done; "
+        "while :; do sleep 1; done")
+
+
+def _require_hpa(kube) -> None:
+    if not kube.serves("autoscaling/v2", "HorizontalPodAutoscaler"):
+        not_applicable("the cluster does not serve autoscaling/v2 HorizontalPodAutoscaler")
+    if not kube.serves("metrics.k8s.io/v1beta1"):
+        raise AssertionError("the resource metrics API (metrics.k8s.io) is not served: the "
+                             "HPA cannot read CPU utilisation (no metrics-server?)")
+
+
+def hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
+    fast = {"stabilizationWindowSeconds": 0,
+            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 5}]}
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 1, "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+            "behavior": {"scaleUp": fast, "scaleDown": fast},
+        },
+    }
+
+
+def deployment(name: str, namespace: str, resource: str, node: str, load: bool) -> dict[str, Any]:
+    ctr = workloads.container("server", ["sh", "-c", BURN],
+                              resources_={"requests": {"cpu": "100m"},
+                                          "limits": {resource: "1", "cpu": "200m"}})
+    pod = workloads.pod(name, namespace, [ctr], restart_policy="Always",
+                        node_selector={"kubernetes.io/hostname": node},
+                        annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
+                        labels={"app": name})
+    template = {"metadata": {"labels": {"app": name}, "annotations": pod["metadata"]["annotations"]},
+                "spec": pod["spec"]}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": template}}
+
+
+def hpa_row(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status", {})
+    cur = next((m["resource"]["current"].get("averageUtilization") for m in
+                status.get("currentMetrics", []) or [] if m.get("type") == "Resource"), None)
+    return [obj["metadata"]["name"], f"cpu: {cur if cur is not None else '<unknown>'}%/50%",
+            obj["spec"]["minReplicas"], obj["spec"]["maxReplicas"],
+            status.get("currentReplicas", 0), status.get("desiredReplicas", 0)]
+
+
+def stop_load(kube, namespace: str, pods: list[dict[str, Any]], simulated: bool) -> None:
+    """The kill-switch: idle usage annotation (simulated) or the stop file (real)."""
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        if simulated:
+            kube.patch("v1", "Pod", name, {"metadata": {"annotations": {USAGE_ANNOTATION: "1m"}}},
+                       namespace)
+        elif pod.get("status", {}).get("phase") == "Running":
+            pod_exec(kube, namespace, name, ["touch", "/tmp/stop"], container="server")
+
+
+@pytest.mark.requirement(REQ, junit="TestPodAutoscaling/HPAScalesAcceleratorPods")
+def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace, run_context,
+                                     evidence, timeout):
+    """An HPA scales accelerator pods up under load, enforces capacity, and scales back down."""
+    _require_hpa(kube)
+    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+                                      "device-plugin")
+    per_node = probing.capacity(cluster_info, alloc.resource)
+    node, units = min(per_node.items(), key=lambda kv: (kv[1], kv[0]))
+    simulated = probing.node_is_simulated(kube.get("v1", "Node", node))
+    max_replicas = units + 1
+    evidence.note(f"Deployment 'inference' pinned to {node} ({units} x {alloc.resource}); "
+                  f"each replica requests one; HPA maxReplicas {max_replicas}, so the last "
+                  f"replica must stay Pending. Load: "
+                  f"{'simulated usage annotation' if simulated else 'CPU burn in each pod'}")
+    run_context.create(deployment("inference", namespace, alloc.resource, node, load=True))
+    run_context.create(hpa("inference", namespace, max_replicas))
+    pods_target = Target("v1", "Pod", namespace, label_selector="app=inference")
+
+    def scaled_up(objs: dict[str, dict[str, Any]]) -> bool:
+        bound = [o for o in objs.values() if o["spec"].get("nodeName")
+                 and not o["metadata"].get("deletionTimestamp")]
+        pending = [o for o in objs.values() if not o["spec"].get("nodeName")
+                   and f"Insufficient {alloc.resource}" in str(o.get("status", {}))]
+        return len(bound) == units and len(pending) == 1
+
+    pods = watch_until(kube, pods_target, scaled_up, timeout=timeout(180),
+                       expected=f"HPA to scale to {max_replicas} replicas with {units} bound "
+                                f"and 1 Pending for Insufficient {alloc.resource}")
+    hpa_obj = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "inference", namespace)
+    evidence.command(f"kubectl get hpa -n {namespace}",
+                     table([hpa_row(hpa_obj)], ["NAME", "TARGETS", "MINPODS", "MAXPODS",
+                                                "REPLICAS", "DESIRED"]))
+    evidence.command(f"kubectl get pods -n {namespace} -o wide",
+                     get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
+                               POD_WIDE))
+    events = [e for e in kube.items("v1", "Event", namespace)
+              if e.get("reason") == "SuccessfulRescale"]
+    evidence.command(f"kubectl get events -n {namespace} --field-selector "
+                     "reason=SuccessfulRescale",
+                     "\n".join(str(e.get("message")) for e in events))
+    assert events, "no SuccessfulRescale event from the HPA controller"
+
+    stop_load(kube, namespace, list(pods.values()), simulated)
+    if simulated:
+        # Replicas the HPA adds from now on start idle too.
+        kube.patch("apps/v1", "Deployment", "inference",
+                   {"spec": {"template": {"metadata": {"annotations": {USAGE_ANNOTATION: "1m"}}}}},
+                   namespace)
+
+    def scaled_down(objs: dict[str, dict[str, Any]]) -> bool:
+        status = next(iter(objs.values()), {}).get("status", {})
+        return status.get("currentReplicas") == 1 and status.get("desiredReplicas") == 1
+
+    down = watch_until(kube, Target("autoscaling/v2", "HorizontalPodAutoscaler", namespace,
+                                    name="inference"), scaled_down, timeout=timeout(180),
+                       expected="HPA to scale back to 1 replica after the load stopped")
+    evidence.command(f"kubectl get hpa -n {namespace}  # after the load stopped",
+                     table([hpa_row(next(iter(down.values())))],
+                           ["NAME", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "DESIRED"]))
+
+
+@pytest.mark.requirement(REQ, role="supporting", junit="TestPodAutoscaling/CustomMetricsPath")
+def test_custom_metrics_path(kube, namespace, run_context, evidence, timeout):
+    """An HPA reads a custom or external metric through an adapter, when one is installed."""
+    served = [gv for gv in ("custom.metrics.k8s.io/v1beta2", "custom.metrics.k8s.io/v1beta1",
+                            "external.metrics.k8s.io/v1beta1") if kube.serves(gv)]
+    if not served:
+        not_applicable("no metrics adapter serves custom.metrics.k8s.io or "
+                       "external.metrics.k8s.io (e.g. prometheus-adapter)")
+    gv = served[0]
+    resources = kube.resources(gv)
+    pod_metrics = sorted(r["name"].split("/", 1)[1] for r in resources
+                         if r["name"].startswith("pods/"))
+    evidence.command(f"kubectl get --raw /apis/{gv} | jq '.resources[].name'",
+                     "\n".join(r["name"] for r in resources[:20]))
+    if "custom" not in gv or not pod_metrics:
+        not_applicable(f"{gv} serves no per-pod metric to scale on")
+    metric = pod_metrics[0]
+    run_context.create(workloads.pod("metric-src", namespace, [workloads.container(
+        "ctr", ["sleep", "3600"])], labels={"app": "metric-src"}, restart_policy="Always"))
+    try:
+        value = kube.request("GET", f"/apis/{gv}/namespaces/{namespace}/pods/*/{metric}")
+    except ApiError as exc:
+        raise AssertionError(f"{gv} did not answer for pods/{metric}: {exc.message}") from None
+    evidence.command(f"kubectl get --raw /apis/{gv}/namespaces/{namespace}/pods/*/{metric}",
+                     str(value)[:2000])

@@ -1,0 +1,523 @@
+"""Parsers on recorded real outputs (see data/recorded/README.md), plus inputs that must fail.
+
+Inline strings marked "synthetic" are constructed on purpose to break one rule each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.parsers import (
+    ParseError,
+    PrometheusAPIError,
+    listed_uuids,
+    parse_exposition,
+    parse_http_response,
+    parse_nvidia_smi_list,
+    parse_nvidia_smi_xml,
+    parse_probe_output,
+    parse_query_response,
+    parse_value,
+)
+
+REC = Path(__file__).resolve().parent / "data" / "recorded"
+
+
+def rec(path: str) -> str:
+    return (REC / path).read_text()
+
+
+# --- nvidia-smi -q -x ----------------------------------------------------------------------
+
+
+def test_xml_non_mig_tesla_p100():
+    report = parse_nvidia_smi_xml(rec("nvidia-smi/tesla-p100.xml"))
+    assert report.driver_version == "510.47.03"
+    assert report.cuda_version == "11.6"
+    assert report.uuids == ("GPU-d3da8716-eaab-75db-efc1-60e88e1cd55e",)
+    [gpu] = report.gpus
+    assert gpu.index == 0
+    assert gpu.pci_bus_id == "00000000:00:04.0"
+    assert gpu.product_name == "Tesla P100-PCIE-16GB"
+    assert gpu.minor_number == 0
+    assert gpu.mig_mode is None  # N/A: not MIG-capable
+    assert gpu.mig_enabled is False
+    assert gpu.mig_devices == ()
+    assert gpu.utilization_gpu_percent == 0.0
+    assert gpu.utilization_memory_percent == 0.0
+    assert (gpu.memory_total_mib, gpu.memory_used_mib, gpu.memory_free_mib) == (16384, 0, 16280)
+
+
+def test_xml_mig_a100():
+    report = parse_nvidia_smi_xml(rec("nvidia-smi/a100-sxm4-mig.xml"))
+    assert report.driver_version == "510.47.03"
+    [gpu] = report.gpus
+    assert gpu.uuid == "GPU-27b94a00-ed54-5c24-b1fd-1054085de32a"
+    assert gpu.product_name == "NVIDIA A100-SXM4-40GB"
+    assert gpu.mig_mode == "Enabled"
+    assert gpu.mig_enabled is True
+    # Under MIG the parent reports no utilisation.
+    assert gpu.utilization_gpu_percent is None
+    assert (gpu.memory_total_mib, gpu.memory_used_mib) == (40960, 38)
+    assert [(m.index, m.gpu_instance_id, m.compute_instance_id) for m in gpu.mig_devices] == [
+        (0, 1, 0),
+        (1, 2, 0),
+    ]
+    assert all(m.memory_total_mib == 19968 and m.memory_used_mib == 19 for m in gpu.mig_devices)
+    assert all(m.uuid is None for m in gpu.mig_devices)  # this driver prints no MIG UUIDs
+
+
+def test_xml_mig_device_uuid_is_read_when_present():
+    # synthetic: a MIG device element carrying a <uuid>, to pin that the field is read
+    text = (
+        "<nvidia_smi_log><driver_version>550.54.15</driver_version><gpu id='0'>"
+        "<product_name>NVIDIA H100 80GB HBM3</product_name><uuid>GPU-1</uuid>"
+        "<mig_mode><current_mig>Enabled</current_mig></mig_mode><mig_devices><mig_device>"
+        "<index>0</index><uuid>MIG-a</uuid></mig_device></mig_devices></gpu></nvidia_smi_log>"
+    )
+    report = parse_nvidia_smi_xml(text)
+    assert [m.uuid for m in report.gpus[0].mig_devices] == ["MIG-a"]
+    assert report.cuda_version is None
+
+
+def test_xml_truncated_is_error_with_line():
+    text = rec("nvidia-smi/tesla-p100.xml")
+    cut = text[: text.index("<fb_memory_usage>")]
+    with pytest.raises(ParseError, match=r"nvidia-smi -q -x line \d+: malformed XML") as err:
+        parse_nvidia_smi_xml(cut)
+    assert err.value.line is not None
+    assert err.value.line > 90
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<other/>", "root element is <other>"),
+        ("<nvidia_smi_log><gpu/></nvidia_smi_log>", "no <driver_version>"),
+        (
+            "<nvidia_smi_log><driver_version>1</driver_version><gpu>"
+            "<product_name>x</product_name></gpu></nvidia_smi_log>",
+            "gpu 0: no <uuid>",
+        ),
+        (
+            "<nvidia_smi_log><driver_version>1</driver_version><attached_gpus>2</attached_gpus>"
+            "<gpu><product_name>x</product_name><uuid>GPU-1</uuid></gpu></nvidia_smi_log>",
+            "attached_gpus says 2 but 1 <gpu> found",
+        ),
+        (
+            "<nvidia_smi_log><driver_version>1</driver_version><gpu><product_name>x"
+            "</product_name><uuid>GPU-1</uuid><utilization><gpu_util>lots</gpu_util>"
+            "</utilization></gpu></nvidia_smi_log>",
+            "not a number: 'lots'",
+        ),
+        (
+            '<!DOCTYPE x [<!ENTITY e "boom">]><nvidia_smi_log/>',
+            "entity declarations are not allowed",
+        ),
+    ],
+)
+def test_xml_negative(text, message):  # all synthetic
+    with pytest.raises(ParseError, match=message):
+        parse_nvidia_smi_xml(text)
+
+
+# --- nvidia-smi -L -------------------------------------------------------------------------
+
+
+def test_list_mig_single_strategy():
+    gpus = parse_nvidia_smi_list(rec("nvidia-smi/h100-mig-single-L.txt"))
+    [gpu] = gpus
+    assert gpu.index == 0
+    assert gpu.name == "NVIDIA H100 80GB HBM3"
+    assert gpu.uuid == "GPU-b4895dbf-9350-2524-a89b-98161ddd9fe4"
+    assert [m.profile for m in gpu.migs] == ["1g.10gb"] * 7
+    assert [m.device_index for m in gpu.migs] == list(range(7))
+    assert gpu.migs[4].uuid == "MIG-5d23f73a-d378-50ac-a6f5-3bf5184773bb"
+    uuids = listed_uuids(gpus)
+    assert len(uuids) == len(set(uuids)) == 7
+    assert gpu.uuid not in uuids  # MIG devices, not the parent, are what containers address
+
+
+def test_list_mig_mixed_shares_parent_and_some_uuids_with_single():
+    mixed = parse_nvidia_smi_list(rec("nvidia-smi/h100-mig-mixed-L.txt"))
+    single = parse_nvidia_smi_list(rec("nvidia-smi/h100-mig-single-L.txt"))
+    assert [m.profile for m in mixed[0].migs] == ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]
+    assert mixed[0].uuid == single[0].uuid
+    # Re-partitioning kept two instances and created two new ones.
+    assert set(listed_uuids(mixed)) & set(listed_uuids(single)) == {
+        "MIG-9d14fb21-4ae1-546f-a636-011582899c39",
+        "MIG-0f709664-740c-52b0-ae79-3e4c9ede6d3b",
+    }
+
+
+def test_list_non_mig_t4_envall_leak_then_fixed():
+    before = parse_nvidia_smi_list(rec("nvidia-smi/t4-envall-before-L.txt"))
+    after = parse_nvidia_smi_list(rec("nvidia-smi/t4-envall-after-L.txt"))
+    assert [(g.index, g.name, g.migs) for g in before] == [(0, "Tesla T4", ()), (1, "Tesla T4", ())]
+    assert listed_uuids(before) == (
+        "GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348",
+        "GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48",
+    )
+    assert listed_uuids(after) == ("GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348",)
+
+
+def test_list_old_r450_mig_uuid_form():
+    [gpu] = parse_nvidia_smi_list(rec("nvidia-smi/a100-r450-mig-L.txt"))
+    assert gpu.name == "A100-PCIE-40GB"
+    assert [m.uuid for m in gpu.migs] == [
+        "MIG-GPU-9de3d0e8-33f5-10dc-0c79-2c88a7ab0a23/2/0",
+        "MIG-GPU-9de3d0e8-33f5-10dc-0c79-2c88a7ab0a23/3/0",
+        "MIG-GPU-9de3d0e8-33f5-10dc-0c79-2c88a7ab0a23/9/0",
+    ]
+
+
+def test_list_profile_uuid_regex_finds_the_same_ids():
+    """The profile's UUID regex (used by device_uuids.sh) agrees with the strict parser."""
+    import re
+
+    profile = get_profile("nvidia")
+    assert profile.tool is not None
+    for name in ("h100-mig-mixed-L.txt", "a100-r450-mig-L.txt", "t4-envall-before-L.txt"):
+        text = rec(f"nvidia-smi/{name}")
+        gpus = parse_nvidia_smi_list(text)
+        expected = [u for g in gpus for u in (g.uuid, *(m.uuid for m in g.migs))]
+        assert [m.group(0) for m in re.finditer(profile.tool.uuid_regex, text)] == expected
+
+
+def test_list_no_devices_is_empty():
+    assert parse_nvidia_smi_list("No devices found.\n") == ()
+    assert parse_nvidia_smi_list("") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        # synthetic: the driver is not loaded (nvidia-smi prints this instead of a list)
+        (
+            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n",
+            1,
+            "unrecognised line",
+        ),
+        ("  MIG 1g.5gb Device 0: (UUID: MIG-1)\n", 1, "MIG line before any GPU line"),
+        (
+            "GPU 0: Tesla T4 (UUID: GPU-1)\n  MIG 1g.5gb Device 0: (UUID: GPU-2)\n",
+            2,
+            "does not start with MIG-",
+        ),
+        ("GPU 0: Tesla T4 (UUID: N/A)\n", 1, "does not start with GPU-"),
+    ],
+)
+def test_list_negative(text, line, message):
+    with pytest.raises(ParseError, match=message) as err:
+        parse_nvidia_smi_list(text)
+    assert err.value.line == line
+
+
+# --- Prometheus exposition -----------------------------------------------------------------
+
+
+def test_exposition_reference_example():
+    expo = parse_exposition(rec("prometheus/exposition-formats-example.txt"))
+    assert expo.types["http_requests_total"] == "counter"
+    assert expo.types["http_request_duration_seconds"] == "histogram"
+    assert expo.helps["http_requests_total"] == "The total number of HTTP requests."
+    post_400 = expo.find("http_requests_total", {"code": "400"})
+    assert [(s.value, s.timestamp_ms, s.line) for s in post_400] == [(3.0, 1395066363000, 4)]
+    assert expo.value("http_requests_total", {"method": "post", "code": "200"}) == 1027
+    [msdos] = expo.find("msdos_file_access_time_seconds")
+    assert msdos.labels == {"path": "C:\\DIR\\FILE.TXT", "error": 'Cannot find file:\n"FILE.TXT"'}
+    assert msdos.value == 1.458255915e9
+    [weird] = expo.find("something_weird")
+    assert weird.value == math.inf
+    assert weird.timestamp_ms == -3982045
+    assert expo.value("metric_without_timestamp_and_labels") == 12.47
+    assert expo.value("http_request_duration_seconds_bucket", {"le": "+Inf"}) == 144320
+    assert expo.value("telemetry_requests_metrics_latency_microseconds_sum") == 1.7560473e7
+    assert len(expo.samples) == 20  # 2 + 1 + 1 + 1 + histogram 8 + summary 7
+    assert expo.names()[0] == "http_requests_total"
+
+
+def test_exposition_dcgm_l40s_device_labels_and_names():
+    expo = parse_exposition(rec("dcgm/l40s-dcgm-exporter-metrics.txt"))
+    metrics = get_profile("nvidia").metrics
+    assert metrics is not None
+    [util] = expo.find(metrics.utilization[0])
+    assert util.value == 0.0
+    assert util.labels["UUID"] == "GPU-5b4e07f6-3a86-4340-039d-25f2a83cdc43"
+    assert util.labels["gpu"] == "0"
+    assert util.labels[metrics.host_label or ""] == "gpu1-wl8sg"
+    assert util.labels[metrics.driver_version_label or ""] == "595.58.03"
+    assert util.labels[metrics.model_label or ""] == "NVIDIA L40S"
+    assert all(label in util.labels for label in metrics.device_labels)
+    assert expo.value(metrics.memory_free[0]) == 45459
+    assert expo.value(metrics.memory_used[0]) == 0
+    assert expo.value(metrics.temperature[0]) == 32
+    assert expo.value(metrics.power[0]) == 35.686
+    assert expo.value("DCGM_FI_PROF_DRAM_ACTIVE") == 0.000131
+    assert expo.types["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"] == "counter"
+    assert len(expo.samples) == 23
+    # The L40S has no NVLink: interconnect metrics are absent, which the check reports as SHOULD.
+    assert not any(expo.find(name) for name in metrics.interconnect)
+
+
+def test_exposition_dcgm_readme_space_after_comma():
+    expo = parse_exposition(rec("dcgm/dcgm-exporter-readme-excerpt.txt"))
+    [sm] = expo.find("DCGM_FI_DEV_SM_CLOCK", {"UUID": "GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52"})
+    assert sm.value == 139
+    assert sm.labels == {
+        "gpu": "0",
+        "UUID": "GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52",
+        "container": "",
+        "namespace": "",
+        "pod": "",
+    }
+    # DCGM's int64 "blank" sentinel (no reading), exact only as a float
+    assert expo.value("DCGM_FI_DEV_MEMORY_TEMP") == float(9223372036854775794)
+
+
+def test_exposition_nan_and_trailing_comma():
+    # synthetic: NaN value, trailing comma in the label set, CRLF line ending
+    expo = parse_exposition('x{a="1",} NaN\r\ny -Inf 5\n')
+    assert math.isnan(expo.value("x"))
+    assert expo.find("x")[0].labels == {"a": "1"}
+    assert expo.value("y") == -math.inf
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [  # all synthetic, each breaking one rule on a known line
+        ("ok 1\nbroken_line_without_value\n", 2, "has no value"),
+        ('ok 1\nm{a="1" 2\n', 2, r"expected ',' or '\}'"),
+        ('m{a="unterminated} 1\n', 1, "unterminated value of label a"),
+        ('m{a="1",a="2"} 1\n', 1, "duplicate label a"),
+        ('m{a="\\t"} 1\n', 1, "invalid escape sequence"),
+        ("m one\n", 1, "bad value 'one'"),
+        ("m 1_000\n", 1, "bad value '1_000'"),
+        ("m 1 12.5\n", 1, "bad timestamp '12.5'"),
+        ("m 1 2 3\n", 1, "unexpected text after the timestamp"),
+        ("# TYPE m countr\nm 1\n", 1, "unknown metric type 'countr'"),
+        ("m 1\n# TYPE m gauge\n", 2, "TYPE for m after its samples"),
+        ("# TYPE m gauge\n# TYPE m gauge\n", 2, "second TYPE for m"),
+        ("# HELP m a\n# HELP m b\n", 2, "second HELP for m"),
+        ("9m 1\n", 1, "bad metric name"),
+        ('m{9a="1"} 1\n', 1, "bad label name"),
+        ('m{a="1"}1\n', 1, "expected whitespace after m"),
+    ],
+)
+def test_exposition_negative(text, line, message):
+    with pytest.raises(ParseError, match=message) as err:
+        parse_exposition(text)
+    assert err.value.line == line
+    assert f"exposition line {line}:" in str(err.value)
+
+
+def test_exposition_value_lookup_errors():
+    expo = parse_exposition(rec("prometheus/exposition-formats-example.txt"))
+    with pytest.raises(LookupError, match="2 samples of http_requests_total"):
+        expo.value("http_requests_total")
+    with pytest.raises(LookupError, match="0 samples"):
+        expo.value("absent_metric")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1", 1.0),
+        ("-2.5e3", -2500.0),
+        ("+Inf", math.inf),
+        ("-Inf", -math.inf),
+        ("Inf", math.inf),
+        (".5", 0.5),
+    ],
+)
+def test_parse_value(text, expected):
+    assert parse_value(text) == expected
+
+
+# --- Prometheus HTTP API -------------------------------------------------------------------
+
+
+def test_api_instant_vector():
+    result = parse_query_response(rec("prometheus/api-query-instant-vector.json"))
+    assert result.result_type == "vector"
+    assert [(s.metric["job"], s.samples) for s in result.series] == [
+        ("prometheus", ((1435781451.781, 1.0),)),
+        ("node", ((1435781451.781, 0.0),)),
+    ]
+    [node] = result.find({"instance": "localhost:9100"})
+    assert node.name == "up"
+    assert node.value == 0.0
+    assert result.warnings == ()
+
+
+def test_api_range_matrix():
+    result = parse_query_response(rec("prometheus/api-query-range-matrix.json").encode())
+    assert result.result_type == "matrix"
+    [node] = result.find({"job": "node"})
+    assert [v for _, v in node.samples] == [0.0, 0.0, 1.0]
+    assert node.samples[0][0] == 1435781430.781
+    assert node.value == 1.0
+
+
+def test_api_error_carries_the_server_text():
+    body = rec("prometheus/api-error-empty-query.json")
+    with pytest.raises(PrometheusAPIError) as err:
+        parse_query_response(body, http_status=400)
+    assert err.value.error_type == "bad_data"
+    assert err.value.error == (
+        'invalid parameter "query": 1:1: parse error: no expression found in input'
+    )
+    assert str(err.value) == (
+        'Prometheus query failed (HTTP 400): bad_data: invalid parameter "query": 1:1: '
+        "parse error: no expression found in input"
+    )
+
+
+def test_api_scalar_string_and_warnings():
+    # synthetic, in the documented shapes
+    scalar = parse_query_response(
+        {
+            "status": "success",
+            "data": {"resultType": "scalar", "result": [1, "NaN"]},
+            "warnings": ["partial"],
+        }
+    )
+    assert scalar.scalar is not None
+    assert math.isnan(scalar.scalar[1])
+    assert scalar.warnings == ("partial",)
+    string = parse_query_response(
+        json.dumps({"status": "success", "data": {"resultType": "string", "result": [2, "x"]}})
+    )
+    assert string.string == (2.0, "x")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "message"),
+    [  # synthetic
+        ("<html>502 Bad Gateway</html>", 502, PrometheusAPIError, "HTTP 502.*502 Bad Gateway"),
+        ("not json", None, ParseError, "not JSON"),
+        ('{"status":"weird"}', None, ParseError, "status is 'weird'"),
+        ('{"status":"success"}', None, ParseError, "no 'data' object"),
+        (
+            '{"status":"success","data":{"resultType":"table","result":[]}}',
+            None,
+            ParseError,
+            "unknown resultType 'table'",
+        ),
+        (
+            '{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}',
+            None,
+            ParseError,
+            "no 'value'",
+        ),
+        (
+            '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},'
+            '"value":[1,2]}]}}',
+            None,
+            ParseError,
+            "expected",
+        ),
+        (
+            '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},'
+            '"value":[1,"two"]}]}}',
+            None,
+            ParseError,
+            "bad sample value 'two'",
+        ),
+        (
+            '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":1},'
+            '"values":[]}]}}',
+            None,
+            ParseError,
+            "metric is not a string map",
+        ),
+    ],
+)
+def test_api_negative(body, status, error, message):
+    with pytest.raises(error, match=message):
+        parse_query_response(body, http_status=status)
+
+
+# --- HTTP responses (curl -si) -------------------------------------------------------------
+
+
+def test_http_backend_response_has_the_backend_header():
+    resp = parse_http_response(rec("http/http-echo-alb-200.txt"))
+    assert (resp.http_version, resp.status, resp.reason) == ("1.1", 200, "OK")
+    assert resp.headers.get("x-app-name") == "http-echo"
+    assert resp.headers.get("X-APP-VERSION") == "0.2.3"
+    assert "X-App-Name" in resp.headers
+    assert resp.body == "apple\n"
+    assert len(resp.headers) == 6
+
+
+def test_http_data_plane_rejection_lacks_the_backend_header():
+    resp = parse_http_response(rec("http/kong-404-no-route.txt"))
+    assert (resp.status, resp.reason) == (404, "Not Found")
+    assert "x-app-name" not in resp.headers
+    assert resp.headers.get("server") == "kong/1.1.2"
+    assert json.loads(resp.body) == {"message": "no Route matched with those values"}
+
+
+def test_http_routed_echoserver_response():
+    resp = parse_http_response(rec("http/kong-200-echoserver.txt"))
+    assert resp.status == 200
+    assert resp.headers.get("via") == "kong/1.1.2"
+    assert resp.headers.get_all("x-kong-proxy-latency") == ("1",)
+    assert resp.body.startswith("\n\nHostname: echo-758859bbfb-txt52\n")
+
+
+def test_http_crlf_http2_and_interim_100():
+    # synthetic: curl -si over HTTP/2 (no reason phrase, lower-case names) after 100 Continue
+    text = (
+        "HTTP/1.1 100 Continue\r\n\r\n"
+        "HTTP/2 200 \r\nx-app-name: http-echo\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n\r\nhi"
+    )
+    resp = parse_http_response(text)
+    assert (resp.http_version, resp.status, resp.reason) == ("2", 200, "")
+    assert resp.headers.get("X-App-Name") == "http-echo"
+    assert resp.headers.get_all("Set-Cookie") == ("a=1", "b=2")
+    assert resp.body == "hi"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [  # synthetic
+        ('{"prediction":0.87}\n', 1, "no HTTP status line"),  # curl -s without -i
+        ("\nHTTP/1.1 OK\n\n", 2, "bad status line"),
+        ("HTTP/1.1 200 OK\nx-app-name http-echo\n\nbody", 2, "bad header line"),
+    ],
+)
+def test_http_negative(text, line, message):
+    with pytest.raises(ParseError, match=message) as err:
+        parse_http_response(text)
+    assert err.value.line == line
+
+
+# --- probe KEY=VALUE output ----------------------------------------------------------------
+
+
+def test_probe_output_parse():
+    out = parse_probe_output(
+        "DEVICE_FILE=/dev/nvidia0\nDEVICE_FILE=/dev/nvidia1\nDEVICE_COUNT=2\n"
+        "TOOL_MISSING=1\nGPU_DEVICE_5_RESOURCE_CLAIM=a=b\n"
+    )
+    assert out.all("DEVICE_FILE") == ("/dev/nvidia0", "/dev/nvidia1")
+    assert out.integer("DEVICE_COUNT") == 2
+    assert out.flag("TOOL_MISSING") is True
+    assert out.get("GPU_DEVICE_5_RESOURCE_CLAIM") == "a=b"
+    with pytest.raises(ParseError, match="missing key UUID_COUNT"):
+        out.require("UUID_COUNT")
+
+
+def test_probe_output_negative():
+    with pytest.raises(ParseError, match="line 2: not a KEY=VALUE line") as err:
+        parse_probe_output("DEVICE_COUNT=1\nsh: nvidia-smi: not found\n")
+    assert err.value.line == 2
+    with pytest.raises(ParseError, match="is not an integer"):
+        parse_probe_output("DEVICE_COUNT=two\n").integer("DEVICE_COUNT")

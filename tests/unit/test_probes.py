@@ -1,0 +1,415 @@
+"""fixtures/probes/*.sh run under /bin/sh and busybox sh against a temporary /dev.
+
+The scripts decide isolation inside real containers, so the cases that must fail are here too:
+control nodes never count, a missing tool is reported as missing (never as isolation), and the
+weak /dev/nvidia* glob is shown to over-count. Set BUSYBOX=/path/to/busybox to add the busybox
+runs where no busybox is on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.parsers import ProbeOutput, parse_probe_output
+
+PROBES = Path(__file__).resolve().parents[2] / "fixtures" / "probes"
+RECORDED = Path(__file__).resolve().parent / "data" / "recorded"
+SCRIPTS = sorted(p.name for p in PROBES.glob("*.sh"))
+# Every external command the scripts use; a busybox image must provide all of them.
+APPLETS = ("sh", "grep", "awk", "sed", "sort", "env", "cat")
+
+
+def _busybox() -> str | None:
+    candidate = os.environ.get("BUSYBOX") or shutil.which("busybox")
+    return candidate if candidate and os.access(candidate, os.X_OK) else None
+
+
+SHELLS = ["/bin/sh"] + (["busybox"] if _busybox() else [])
+
+
+@dataclass
+class Shell:
+    """How to run a probe: the shell binary and a PATH holding only what that image has."""
+
+    argv: list[str]
+    path: str
+
+
+@pytest.fixture(params=SHELLS)
+def shell(request, tmp_path_factory) -> Shell:
+    # PATH holds only the applets the scripts may use, so a real vendor tool on the machine
+    # running the tests (nvidia-smi on a GPU host) cannot leak into the cases.
+    bindir = tmp_path_factory.mktemp("probe-bin")
+    busybox = _busybox() if request.param == "busybox" else None
+    for applet in APPLETS:
+        target = busybox or shutil.which(applet)
+        assert target is not None, f"{applet} not found"
+        (bindir / applet).symlink_to(target)
+    return Shell([str(bindir / "sh")], str(bindir))
+
+
+@dataclass
+class Run:
+    rc: int
+    out: ProbeOutput
+    text: str
+
+
+def run(shell: Shell, script: str, env: dict[str, str], extra_path: Path | None = None) -> Run:
+    path = f"{extra_path}:{shell.path}" if extra_path else shell.path
+    proc = subprocess.run(
+        [*shell.argv, str(PROBES / script)],
+        env={"PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.stderr == "", proc.stderr
+    return Run(proc.returncode, parse_probe_output(proc.stdout), proc.stdout)
+
+
+def make_dev(root: Path, files: list[str], dirs: Sequence[str] = ()) -> Path:
+    for d in dirs:
+        (root / d).mkdir(parents=True)
+    for f in files:
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).touch()
+    return root
+
+
+def fake_tool(bindir: Path, name: str, body: str) -> Path:
+    bindir.mkdir(exist_ok=True)
+    tool = bindir / name
+    tool.write_text("#!/bin/sh\n" + body)
+    tool.chmod(0o755)
+    return bindir
+
+
+NVIDIA_NODES = [
+    "nvidia0",
+    "nvidia1",
+    "nvidiactl",
+    "nvidia-uvm",
+    "nvidia-uvm-tools",
+    "nvidia-modeset",
+]
+
+
+def nvidia_env(dev: Path) -> dict[str, str]:
+    return {"DEV_ROOT": str(dev), **get_profile("nvidia").probe_env()}
+
+
+# --- count_devices.sh / list_devices.sh ----------------------------------------------------
+
+
+def test_two_numbered_nodes_count_two_control_nodes_never(shell, tmp_path):
+    dev = make_dev(tmp_path, NVIDIA_NODES, dirs=["nvidia-caps"])
+    r = run(shell, "count_devices.sh", nvidia_env(dev))
+    assert r.rc == 0
+    assert r.out.integer("DEVICE_COUNT") == 2
+    assert r.out.get("DEVICE_GLOB") == "/dev/nvidia[0-9]*"
+
+
+def test_only_control_nodes_count_zero(shell, tmp_path):
+    dev = make_dev(
+        tmp_path,
+        ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"],
+        dirs=["nvidia-caps"],
+    )
+    r = run(shell, "count_devices.sh", nvidia_env(dev))
+    assert r.out.integer("DEVICE_COUNT") == 0
+
+
+def test_one_device_counts_one(shell, tmp_path):
+    dev = make_dev(tmp_path, ["nvidia3", "nvidiactl", "nvidia-uvm"])
+    assert run(shell, "count_devices.sh", nvidia_env(dev)).out.integer("DEVICE_COUNT") == 1
+
+
+def test_empty_dev_counts_zero_not_the_literal_pattern(shell, tmp_path):
+    r = run(shell, "count_devices.sh", nvidia_env(tmp_path))
+    assert r.out.integer("DEVICE_COUNT") == 0
+    assert r.out.integer("IGNORED_COUNT") == 0
+
+
+def test_two_digit_minor_numbers_count(shell, tmp_path):
+    dev = make_dev(tmp_path, ["nvidia0", "nvidia10", "nvidia11"])
+    assert run(shell, "count_devices.sh", nvidia_env(dev)).out.integer("DEVICE_COUNT") == 3
+
+
+def test_weak_glob_overcounts_and_ignore_list_corrects_it(shell, tmp_path):
+    """The known bug: /dev/nvidia* matches the control nodes too."""
+    dev = make_dev(tmp_path, NVIDIA_NODES, dirs=["nvidia-caps"])
+    weak = run(shell, "count_devices.sh", {"DEV_ROOT": str(dev), "DEVICE_GLOB": "/dev/nvidia*"})
+    assert weak.out.integer("DEVICE_COUNT") == 6  # 2 GPUs + 4 control nodes: wrong on purpose
+    guarded = run(
+        shell,
+        "count_devices.sh",
+        {
+            "DEV_ROOT": str(dev),
+            "DEVICE_GLOB": "/dev/nvidia*",
+            "IGNORE_GLOB": get_profile("nvidia").probe_env()["IGNORE_GLOB"],
+        },
+    )
+    assert guarded.out.integer("DEVICE_COUNT") == 2
+    assert guarded.out.integer("IGNORED_COUNT") == 4
+
+
+def test_directories_never_count_symlinks_and_char_devices_do(shell, tmp_path):
+    dev = make_dev(tmp_path, [], dirs=["nvidia7"])
+    (dev / "nvidia0").symlink_to("/dev/null")  # a character device, as real nodes are
+    r = run(shell, "count_devices.sh", nvidia_env(dev))
+    assert r.out.integer("DEVICE_COUNT") == 1
+    assert r.out.integer("DEVICE_CHAR_COUNT") == 1
+
+
+def test_amd_render_nodes_count_cards_and_kfd_do_not(shell, tmp_path):
+    dev = make_dev(tmp_path, ["kfd", "dri/card0", "dri/card1", "dri/renderD128", "dri/renderD129"])
+    env = {"DEV_ROOT": str(dev), **get_profile("amd").probe_env()}
+    assert run(shell, "count_devices.sh", env).out.integer("DEVICE_COUNT") == 2
+
+
+@pytest.mark.parametrize("script", ["count_devices.sh", "list_devices.sh"])
+def test_missing_device_glob_is_an_error(shell, tmp_path, script):
+    r = run(shell, script, {"DEV_ROOT": str(tmp_path)})
+    assert r.rc == 2
+    assert r.out.get("ERROR") == "DEVICE_GLOB is not set"
+
+
+def test_list_devices_reports_dev_paths_and_control_nodes(shell, tmp_path):
+    dev = make_dev(tmp_path, NVIDIA_NODES, dirs=["nvidia-caps"])
+    r = run(shell, "list_devices.sh", nvidia_env(dev))
+    assert r.out.all("DEVICE_FILE") == ("/dev/nvidia0", "/dev/nvidia1")
+    assert set(r.out.all("CONTROL_FILE")) == {
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "/dev/nvidia-modeset",
+        "/dev/nvidia-caps",
+    }
+    assert r.out.integer("DEVICE_COUNT") == 2
+    assert r.out.integer("CONTROL_COUNT") == 5
+    assert r.out.get("DEV_ROOT") == str(dev)
+
+
+def test_list_devices_names_ignored_matches(shell, tmp_path):
+    dev = make_dev(tmp_path, ["nvidia0", "nvidiactl"])
+    r = run(
+        shell,
+        "list_devices.sh",
+        {"DEV_ROOT": str(dev), "DEVICE_GLOB": "/dev/nvidia*", "IGNORE_GLOB": "/dev/nvidiactl"},
+    )
+    assert r.out.all("DEVICE_FILE") == ("/dev/nvidia0",)
+    assert r.out.all("IGNORED_FILE") == ("/dev/nvidiactl",)
+
+
+# --- device_uuids.sh -----------------------------------------------------------------------
+
+
+def test_tool_missing_is_reported_and_is_not_isolation(shell, tmp_path):
+    dev = make_dev(tmp_path / "dev", ["nvidia0", "nvidiactl"])
+    env = nvidia_env(dev)
+    uuids = run(shell, "device_uuids.sh", env)
+    assert uuids.rc == 0
+    assert uuids.out.flag("TOOL_MISSING") is True
+    assert uuids.out.integer("UUID_COUNT") == 0
+    # The device node is still there: a missing tool proves nothing about isolation.
+    assert run(shell, "count_devices.sh", env).out.integer("DEVICE_COUNT") == 1
+
+
+@pytest.mark.parametrize(
+    ("recorded", "expected"),
+    [
+        (
+            "t4-envall-before-L.txt",
+            [
+                "GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348",
+                "GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48",
+            ],
+        ),
+        (
+            "h100-mig-mixed-L.txt",
+            [
+                "GPU-b4895dbf-9350-2524-a89b-98161ddd9fe4",
+                "MIG-7089d0f3-293f-58c9-8f8c-5ea666eedbde",
+                "MIG-56c30729-347f-5dd6-8da0-c3cc59e969e0",
+                "MIG-9d14fb21-4ae1-546f-a636-011582899c39",
+                "MIG-0f709664-740c-52b0-ae79-3e4c9ede6d3b",
+            ],
+        ),
+    ],
+)
+def test_uuids_from_recorded_tool_output(shell, tmp_path, recorded, expected):
+    source = RECORDED / "nvidia-smi" / recorded
+    bindir = fake_tool(
+        tmp_path / "bin", "nvidia-smi", f'[ "$1" = "-L" ] || exit 64\ncat "{source}"\n'
+    )
+    r = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert r.out.flag("TOOL_MISSING") is False
+    assert r.out.integer("TOOL_RC") == 0
+    assert list(r.out.all("UUID")) == expected
+    assert r.out.integer("UUID_COUNT") == len(expected)
+    assert r.out.all("TOOL_LINE")[0] == source.read_text().splitlines()[0]
+
+
+def test_tool_failure_is_reported_with_its_status(shell, tmp_path):
+    bindir = fake_tool(
+        tmp_path / "bin",
+        "nvidia-smi",
+        "echo \"NVIDIA-SMI has failed because it couldn't communicate with the "
+        'NVIDIA driver."\nexit 9\n',
+    )
+    r = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert r.out.flag("TOOL_MISSING") is False
+    assert r.out.integer("TOOL_RC") == 9
+    assert r.out.integer("UUID_COUNT") == 0
+    assert r.out.all("TOOL_LINE")[0].startswith("NVIDIA-SMI has failed")
+
+
+def test_tool_args_are_passed_without_glob_expansion(shell, tmp_path):
+    (tmp_path / "nvidia-smi-fake-match").touch()
+    bindir = fake_tool(tmp_path / "bin", "lister", 'for a in "$@"; do echo "ARG $a"; done\n')
+    r = run(
+        shell,
+        "device_uuids.sh",
+        {"TOOL": "lister", "TOOL_LIST_ARGS": f"-L {tmp_path}/*", "UUID_REGEX": "x^"},
+        extra_path=bindir,
+    )
+    assert r.out.all("TOOL_LINE") == ("ARG -L", f"ARG {tmp_path}/*")
+
+
+def test_tool_unset_is_an_error(shell):
+    r = run(shell, "device_uuids.sh", {})
+    assert r.rc == 2
+    assert r.out.get("ERROR") == "TOOL is not set"
+
+
+# --- driver_version.sh ---------------------------------------------------------------------
+
+NVRM = (
+    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
+    "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n"
+)
+
+
+def test_driver_version_from_tool(shell, tmp_path):
+    bindir = fake_tool(
+        tmp_path / "bin",
+        "nvidia-smi",
+        '[ "$1" = "--query-gpu=driver_version" ] || exit 64\nprintf "580.126.20\\n580.126.20\\n"\n',
+    )
+    r = run(shell, "driver_version.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert r.out.get("DRIVER_VERSION") == "580.126.20"
+    assert r.out.get("DRIVER_VERSION_SOURCE") == "tool"
+    assert r.out.integer("DRIVER_VERSION_DISTINCT") == 1
+
+
+def test_driver_versions_that_disagree_are_counted(shell, tmp_path):
+    bindir = fake_tool(tmp_path / "bin", "nvidia-smi", 'printf "580.126.20\\n570.86.15\\n"\n')
+    r = run(shell, "driver_version.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert r.out.integer("DRIVER_VERSION_DISTINCT") == 2
+
+
+def test_driver_version_from_module_file_when_tool_missing(shell, tmp_path):
+    version_file = tmp_path / "version"
+    version_file.write_text(NVRM)
+    env = {**nvidia_env(tmp_path), "VERSION_FILE": str(version_file)}
+    r = run(shell, "driver_version.sh", env)
+    assert r.out.flag("TOOL_MISSING") is True
+    assert r.out.get("DRIVER_VERSION") == "535.104.05"
+    assert r.out.get("DRIVER_VERSION_SOURCE") == "file"
+
+
+def test_driver_version_falls_back_when_tool_fails(shell, tmp_path):
+    version_file = tmp_path / "version"
+    version_file.write_text(NVRM)
+    bindir = fake_tool(tmp_path / "bin", "nvidia-smi", "exit 9\n")
+    env = {**nvidia_env(tmp_path), "VERSION_FILE": str(version_file)}
+    r = run(shell, "driver_version.sh", env, extra_path=bindir)
+    assert r.out.integer("TOOL_RC") == 9
+    assert r.out.get("DRIVER_VERSION") == "535.104.05"
+    assert r.out.get("DRIVER_VERSION_TOOL") is None
+
+
+def test_driver_version_missing(shell, tmp_path):
+    env = {**nvidia_env(tmp_path), "VERSION_FILE": str(tmp_path / "absent")}
+    r = run(shell, "driver_version.sh", env)
+    assert r.out.flag("DRIVER_VERSION_MISSING") is True
+    assert r.out.get("DRIVER_VERSION") is None
+
+
+# --- env_prefix.sh -------------------------------------------------------------------------
+
+SEED_ENV = {  # the per-device variables the example DRA driver injects
+    "GPU_DEVICE_5": "gpu-5",
+    "GPU_DEVICE_5_RESOURCE_CLAIM": "03f5fca0-c04c-43d2-9ba9-db6f570bce00",
+    "GPU_DEVICE_5_SHARING_STRATEGY": "TimeSlicing",
+    "GPU_DEVICE_5_TIMESLICE_INTERVAL": "Default",
+}
+
+
+def test_env_prefix_one_injected_device(shell):
+    env = {**get_profile("dra-example").probe_env(), **SEED_ENV, "OTHER": "x"}
+    r = run(shell, "env_prefix.sh", env)
+    assert r.out.integer("ENV_DEVICE_COUNT") == 1
+    assert r.out.integer("ENV_MATCH_COUNT") == 4
+    assert r.out.get("GPU_DEVICE_5") == "gpu-5"
+    assert r.out.get("GPU_DEVICE_5_SHARING_STRATEGY") == "TimeSlicing"
+    assert r.out.get("OTHER") is None
+
+
+def test_env_prefix_two_devices_and_lookalikes(shell):
+    env = {
+        "ENV_PREFIX": "GPU_DEVICE_",
+        "GPU_DEVICE_0": "gpu-0",
+        "GPU_DEVICE_1": "gpu-1",
+        "GPU_DEVICE_X": "not-a-device",
+        "MY_GPU_DEVICE_2": "not-ours",
+    }
+    r = run(shell, "env_prefix.sh", env)
+    assert r.out.integer("ENV_DEVICE_COUNT") == 2
+    assert r.out.integer("ENV_MATCH_COUNT") == 3
+    assert r.out.get("MY_GPU_DEVICE_2") is None
+
+
+def test_env_prefix_none_injected_counts_zero(shell):
+    r = run(shell, "env_prefix.sh", {"ENV_PREFIX": "GPU_DEVICE_"})
+    assert r.out.integer("ENV_DEVICE_COUNT") == 0
+    assert r.out.integer("ENV_MATCH_COUNT") == 0
+
+
+@pytest.mark.parametrize("prefix", ["", "GPU.DEVICE", "GPU DEVICE", "A*"])
+def test_env_prefix_rejects_unsafe_prefix(shell, prefix):
+    r = run(shell, "env_prefix.sh", {"ENV_PREFIX": prefix})
+    assert r.rc == 2
+    assert (r.out.get("ERROR") or "").startswith("ENV_PREFIX must be")
+
+
+# --- the scripts themselves ----------------------------------------------------------------
+
+
+def test_all_expected_scripts_exist():
+    assert SCRIPTS == [
+        "count_devices.sh",
+        "device_uuids.sh",
+        "driver_version.sh",
+        "env_prefix.sh",
+        "list_devices.sh",
+    ]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_scripts_are_posix_sh(script):
+    text = (PROBES / script).read_text()
+    assert text.startswith("#!/bin/sh\n")
+    for bashism in ("[[", "function ", "local ", "$(<", "<<<", "${!", "declare ", "source "):
+        assert bashism not in text, f"{script} uses {bashism!r}"
+    assert subprocess.run(["/bin/sh", "-n", str(PROBES / script)], check=False).returncode == 0
