@@ -296,11 +296,24 @@ class Lab:
             if name in self._live_pids():
                 raise LabError(f"lab component {name} is already running")
             spec = _Spec(**state["components"][name])
+            if name == "kwok":
+                self._release_node_leases(LabShape.from_dict(state["shape"]))
             self._launch(spec)
             self._wait_healthy(spec)
             progress(f"started {name}")
 
     # ---- internals -------------------------------------------------------------------------
+    def _release_node_leases(self, shape: LabShape) -> None:
+        """Delete the simulated nodes' leases so a restarted kwok takes its nodes at once.
+
+        kwok only manages a node while it holds the node's lease; the stopped instance's
+        leases would otherwise block the new one until they expire.
+        """
+        api = self._api()
+        for group in objects.node_names(shape).values():
+            for node in group:
+                api.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}")
+
     @staticmethod
     def _check_component_name(name: str) -> None:
         if name not in COMPONENTS:

@@ -172,6 +172,7 @@ def parse_exposition(text: str) -> Exposition:
     """Parse text format 0.0.4. HELP and TYPE are recorded per family; a TYPE after that
     family's first sample, a second TYPE or HELP, an unknown type, a broken label set, value
     or timestamp raises ParseError with the 1-based line number. Other comments are ignored.
+    OpenMetrics extras (exemplars, # EOF) are not accepted: exporters serve 0.0.4 by default.
     """
     samples: list[Sample] = []
     types: dict[str, str] = {}

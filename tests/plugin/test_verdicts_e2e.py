@@ -1,0 +1,167 @@
+"""Verdict aggregation end to end: dummy checks -> results.json, PRODUCT.yaml, exit status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import base_args
+from dummies import CHECKS, EXPECTED_134
+
+from pytest_aiconformance.catalog import load_catalog
+
+ALLOWED = {"Implemented", "Not Implemented", "Partially Implemented", "N/A", ""}
+
+
+def results(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
+    data = json.loads((pytester.path / "report" / "results.json").read_text())
+    return {r["id"]: r for r in data["requirements"]}
+
+
+def product(pytester: pytest.Pytester) -> dict[str, Any]:
+    return yaml.safe_load((pytester.path / "report" / "PRODUCT.yaml").read_text())
+
+
+def product_items(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["id"]: item for items in doc["spec"].values() for item in items}
+
+
+@pytest.fixture
+def suite(aic: pytest.Pytester) -> pytest.Pytester:
+    aic.makepyfile(test_checks=CHECKS)
+    return aic
+
+
+def test_verdicts_134(suite: pytest.Pytester) -> None:
+    result = suite.runpytest(*base_args(suite, "--aic-version", "1.34"))
+    result.assert_outcomes(passed=5, failed=2, skipped=5, deselected=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    reqs = results(suite)
+    assert list(reqs) == [r.id for r in load_catalog().requirements("1.34")]
+    assert {k: v["status"] for k, v in reqs.items()} == EXPECTED_134
+    for req in reqs.values():
+        assert set(req) >= {"id", "level", "status", "reason", "checks"}
+
+    dra = reqs["dra_support"]
+    assert dra["level"] == "MUST"
+    assert dra["reason"] == "The essential check passed: DRA kinds are served."
+    assert dra["notes"] == ["Supporting check 'Device metadata reaches the container.' could "
+                            "not be observed here: simulated nodes run no containers."] or \
+        any("could not be observed here: simulated nodes run no containers" in n
+            for n in dra["notes"]), dra["notes"]
+    outcomes = {c["junit_name"]: (c["role"], c["outcome"]) for c in dra["checks"]}
+    assert outcomes == {
+        "TestDRASupport/APIKindsServed": ("essential", "passed"),
+        "TestDRASupport/DeviceMetadataInContainer": ("supporting", "not observable here"),
+    }
+
+    gang = reqs["gang_scheduling"]
+    assert gang["reason"].startswith("1 of 2 essential checks passed;")
+    assert "2 of 4 gang members were bound" in gang["reason"]
+
+    assert "no GatewayClass is accepted" in reqs["ai_inference"]["reason"]
+
+    na = reqs["cluster_autoscaling"]
+    assert na["conditional"] is True
+    assert na["reason"] == "Not applicable: no cluster autoscaler is deployed."
+    assert any("no cluster autoscaler is deployed" in n for n in na["notes"])
+
+    skipped = reqs["accelerator_metrics"]
+    assert skipped["checks"][0]["outcome"] == "skipped"
+    assert "metrics endpoint not reachable from here" in skipped["reason"]
+
+    svc = reqs["ai_service_metrics"]
+    assert "the lab runs no Prometheus" in svc["reason"]
+
+    assert "Not checked by this suite" in reqs["pod_autoscaling"]["reason"]
+
+    doc = product(suite)
+    items = product_items(doc)
+    assert items["cluster_autoscaling"]["status"] == "N/A"
+    assert "no cluster autoscaler is deployed" in items["cluster_autoscaling"]["notes"]
+    assert items["accelerator_metrics"]["status"] == ""  # Not verified: left for the user
+    assert "fill" in items["accelerator_metrics"]["notes"]
+    assert items["gang_scheduling"]["status"] == "Partially Implemented"
+    assert items["secure_accelerator_access"]["evidence"] == [
+        "junit.xml#TestSecureAcceleratorAccess/NegativeIsolationTest"]
+
+
+@pytest.mark.parametrize("version", ["1.33", "1.34", "1.35", "1.36"])
+def test_product_yaml_per_version(suite: pytest.Pytester, version: str) -> None:
+    result = suite.runpytest(*base_args(suite, "--aic-version", version,
+                                        "--aic-platform-name", "Fake Platform"))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    doc = product(suite)
+    assert doc["metadata"]["kubernetesVersion"] == f"v{version}"
+    assert doc["metadata"]["platformName"] == "Fake Platform"
+    items = product_items(doc)
+    catalog = {r.id: r for r in load_catalog().requirements(version)}
+    assert set(items) == set(catalog)
+    reqs = results(suite)
+    for req_id, item in items.items():
+        assert item["status"] in ALLOWED, item
+        assert item["level"] == catalog[req_id].level
+        expected = "" if reqs[req_id]["status"] == "Not verified" else reqs[req_id]["status"]
+        assert item["status"] == expected
+        if item["status"] in ("N/A", ""):
+            assert item["notes"], item
+        for ref in item["evidence"]:
+            assert ref.startswith("junit.xml#Test"), ref
+    assert items["gang_scheduling"]["status"] == "Partially Implemented"
+    if version == "1.33":
+        assert items["dra_support"]["level"] == "SHOULD"
+    if version in ("1.35", "1.36"):
+        assert items["gpu_sharing"]["status"] == ""  # plain skip: not verified
+    if version == "1.36":
+        assert "dra_support" not in items
+        assert items["disaggregated_inference"]["status"] == "Implemented"
+
+
+@pytest.mark.parametrize(("select", "ret"), [
+    # Passing MUSTs only; the other MUSTs had no check selected: exit 0.
+    ("test_secure_pass or test_dra_pass", 0),
+    # A conditional MUST that is N/A does not count.
+    ("test_autoscaler_na", 0),
+    # A MUST whose only check was skipped is Not verified: non-zero though pytest passed.
+    ("test_metrics_plain_skip", 1),
+    # Essential pass + unobservable: Not verified MUST -> non-zero.
+    ("test_service_metrics_pass or test_service_metrics_unobservable", 1),
+    # Supporting unobservable alone on a MUST: Not verified -> non-zero.
+    ("test_dra_supporting_unobservable", 1),
+])
+def test_exit_status_counts_selected_musts(suite: pytest.Pytester, select: str,
+                                           ret: int) -> None:
+    result = suite.runpytest(*base_args(suite, "--aic-version", "1.34", "-k", select))
+    assert result.ret == ret, result.stdout.str()
+    assert not result.parseoutcomes().get("failed")
+    if ret:
+        result.stdout.fnmatch_lines(["MUST requirements not Implemented: *"])
+
+
+def test_should_not_verified_exits_zero(suite: pytest.Pytester) -> None:
+    result = suite.runpytest(*base_args(suite, "--aic-version", "1.36", "-k", "test_sharing_skip"))
+    assert result.ret == 0
+    assert results(suite)["gpu_sharing"]["status"] == "Not verified"
+
+
+def test_terminal_table_and_reports_listed(suite: pytest.Pytester) -> None:
+    result = suite.runpytest(*base_args(suite, "--aic-version", "1.34"))
+    result.stdout.fnmatch_lines([
+        "*AI conformance verdicts (checklist 1.34)*",
+        "*gang_scheduling*MUST*Partially Implemented*",
+    ])
+    for name in ("results.json", "PRODUCT.yaml", "evidence.md", "junit.xml"):
+        assert (suite.path / "report" / name).is_file(), name
+
+
+def test_version_from_server(suite: pytest.Pytester, fake: Any) -> None:
+    fake.cluster.git_version = "v1.35.1"
+    result = suite.runpytest(*base_args(suite))
+    result.stdout.fnmatch_lines(["checklist version: 1.35 (from server v1.35.1)"])
+    fake.cluster.git_version = "v1.40.0"
+    result = suite.runpytest(*base_args(suite))
+    result.stdout.fnmatch_lines(["checklist version: 1.36 (from server v1.40.0)"])
+    assert Path(suite.path / "report" / "PRODUCT.yaml").read_text().count("kubernetesVersion: v1.36")
