@@ -106,6 +106,9 @@ class Kube:
     _api: k8s_client.ApiClient | None = None
     _resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"Kube({self.server})"
+
     @property
     def api(self) -> k8s_client.ApiClient:
         if self._api is None:

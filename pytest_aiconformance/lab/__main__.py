@@ -41,7 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--time-sliced-nodes", type=int)
     up.add_argument("--time-slice-replicas", type=int)
     up.add_argument("--cpu-nodes", type=int)
-    up.add_argument("--no-dra", action="store_true", help="serve no resource.k8s.io/v1")
+    up.add_argument("--no-dra", action="store_true", help="no simulated DRA driver")
+    up.add_argument(
+        "--no-dra-api",
+        action="store_true",
+        help="also switch resource.k8s.io/v1 off (the 1.35 scheduler then schedules nothing)",
+    )
     up.add_argument("--no-metrics-server", action="store_true")
     sub.add_parser("down", help="stop every lab process")
     sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
@@ -59,8 +64,10 @@ def _shape(args: argparse.Namespace) -> LabShape:
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
-    if args.no_dra:
+    if args.no_dra or args.no_dra_api:
         changes["dra"] = False
+    if args.no_dra_api:
+        changes["dra_api"] = False
     if args.no_metrics_server:
         changes["metrics_server"] = False
     return shape.replace(**changes)

@@ -518,7 +518,9 @@ class Lab:
                     f"--client-ca-file={f('ca.crt')}",
                     f"--tls-cert-file={f('apiserver.crt')}",
                     f"--tls-private-key-file={f('apiserver.key')}",
-                    "--authorization-mode=Node,RBAC",
+                    # The Node authorizer watches ResourceSlices and keeps the API server
+                    # unready while resource.k8s.io/v1 is off; no kubelet needs it without DRA.
+                    "--authorization-mode=" + ("Node,RBAC" if shape.dra_api else "RBAC"),
                     "--enable-admission-plugins=NodeRestriction",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     f"--service-account-key-file={f('sa.pub')}",
@@ -533,7 +535,7 @@ class Lab:
                     f"--proxy-client-cert-file={f('front-proxy-client.crt')}",
                     f"--proxy-client-key-file={f('front-proxy-client.key')}",
                     "--profiling=false",
-                    *([] if shape.dra else ["--runtime-config=resource.k8s.io/v1=false"]),
+                    *([] if shape.dra_api else ["--runtime-config=resource.k8s.io/v1=false"]),
                 ],
                 f"https://127.0.0.1:{ports['apiserver']}/readyz",
                 "admin",

@@ -22,9 +22,14 @@ class LabShape:
 
     ``time_sliced_nodes`` are GPU nodes configured like the NVIDIA GPU Operator's time-slicing:
     they advertise ``gpus_per_node * time_slice_replicas`` ``nvidia.com/gpu`` and carry the
-    sharing-strategy and replicas labels.  ``dra`` serves ``resource.k8s.io/v1`` and publishes a
-    simulated driver's DeviceClass and ResourceSlices; without it the API group is switched off,
-    so checks that need DRA see a cluster that really lacks it.
+    sharing-strategy and replicas labels.
+
+    ``dra`` publishes a simulated DRA driver (DeviceClass ``gpu.example.com`` and one
+    ResourceSlice per GPU node); without it the cluster has DRA but no driver, like a 1.35
+    cluster where no vendor driver is installed.  ``dra_api=False`` additionally switches the
+    ``resource.k8s.io/v1`` API group off.  Kubernetes 1.35 locks DRA on, and its scheduler
+    waits for the DRA informers before scheduling anything, so such a lab schedules no pods:
+    use it only for checks that look at the served APIs.
     """
 
     gpu_nodes: int = 2
@@ -34,6 +39,7 @@ class LabShape:
     cpu_nodes: int = 1
     dra: bool = True
     metrics_server: bool = True
+    dra_api: bool = True
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes"):
@@ -43,9 +49,11 @@ class LabShape:
         replicas = self.time_slice_replicas
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             raise LabError(f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}")
-        for field in ("dra", "metrics_server"):
+        for field in ("dra", "metrics_server", "dra_api"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
+        if self.dra and not self.dra_api:
+            raise LabError("lab shape: dra (the simulated driver) needs dra_api (resource.k8s.io/v1)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, for the state file and YAML."""
@@ -95,6 +103,7 @@ class LabShape:
         parts += [
             f"cpu_nodes={self.cpu_nodes}",
             f"dra={'on' if self.dra else 'off'}",
+            *([] if self.dra_api else ["dra_api=off"]),
             f"metrics_server={'on' if self.metrics_server else 'off'}",
         ]
         return " ".join(parts)

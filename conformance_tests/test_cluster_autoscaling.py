@@ -1,0 +1,98 @@
+"""cluster_autoscaling: accelerator node groups grow for pending pods and shrink when idle.
+
+A conditional MUST: it runs when a cluster autoscaler is detected (its status ConfigMap or
+Deployment) or declared with --aic-autoscaler, and is N/A otherwise. One more one-accelerator
+pod than the cluster has free accelerators: the pod that cannot fit must run on a node that
+did not exist before; once the workload is deleted, that same node must go away. Clouds take
+15-20 minutes for this: the waits are long by default and scale with --aic-timeout-scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import probing, workloads
+from pytest_aiconformance.outcomes import not_applicable
+from pytest_aiconformance.tables import POD_WIDE, get_table, name, table
+from pytest_aiconformance.waiting import Target, watch_until
+
+REQ = "cluster_autoscaling"
+SCALE_UP_S = 900
+SCALE_DOWN_S = 1200
+
+
+def _autoscaler(kube, cluster_info, aic_settings) -> str:
+    detection = cluster_info.operators.get("cluster-autoscaler")
+    if detection is not None and detection.present:
+        return detection.summary()
+    if aic_settings.autoscaler:
+        return "declared with --aic-autoscaler"
+    not_applicable("no cluster autoscaler detected (no cluster-autoscaler-status ConfigMap or "
+                   "Deployment); pass --aic-autoscaler if the platform provides one elsewhere")
+
+
+def _node_rows(nodes: list[dict[str, Any]], resource: str) -> str:
+    return get_table(sorted(nodes, key=name), [
+        ("NAME", name),
+        ("ACCELERATORS", lambda o: o.get("status", {}).get("allocatable", {}).get(resource, "")),
+        ("CREATED", lambda o: o["metadata"].get("creationTimestamp", "")),
+    ])
+
+
+@pytest.mark.requirement(REQ, junit="TestClusterAutoscaling/ScaleUpAndDown")
+def test_scale_up_and_down(kube, cluster_info, aic_settings, namespace, run_context, evidence,
+                           timeout):
+    """A pending accelerator pod gets a new node; the node goes away when the pod is gone."""
+    evidence.note(f"autoscaler: {_autoscaler(kube, cluster_info, aic_settings)}")
+    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+                                      "device-plugin")
+    before_nodes = kube.items("v1", "Node")
+    before = {name(n) for n in before_nodes}
+    evidence.command("kubectl get nodes  # before", _node_rows(before_nodes, alloc.resource))
+    free = 0
+    for node, total in probing.capacity(cluster_info, alloc.resource).items():
+        used = sum(int(((c.get("resources") or {}).get("limits") or {}).get(alloc.resource, 0))
+                   for p in kube.items("v1", "Pod", field_selector=f"spec.nodeName={node}")
+                   if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+                   for c in p["spec"].get("containers", []))
+        free += max(0, total - used)
+    count = free + 1
+    evidence.note(f"{free} free {alloc.resource} in the cluster; creating {count} pods that "
+                  "each request one, so one cannot fit on any existing node")
+    for i in range(count):
+        run_context.create(workloads.pod(
+            f"scale-{i}", namespace,
+            [workloads.container("ctr", ["sleep", "3600"],
+                                 resources_={"limits": {alloc.resource: "1"}})],
+            restart_policy="Always", labels={"app": "scale"}))
+
+    def landed_on_new_node(objs: dict[str, dict[str, Any]]) -> bool:
+        return len(objs) == count and all(
+            o.get("status", {}).get("phase") == "Running" for o in objs.values()) and any(
+            o["spec"].get("nodeName") not in before for o in objs.values())
+
+    pods = watch_until(kube, Target("v1", "Pod", namespace, label_selector="app=scale"),
+                       landed_on_new_node, timeout=timeout(SCALE_UP_S),
+                       expected="every pod Running, one of them on a node that did not exist "
+                                "before (scale-up)")
+    new_nodes = sorted({o["spec"]["nodeName"] for o in pods.values()} - before)
+    evidence.command(f"kubectl get pods -n {namespace} -o wide",
+                     get_table(sorted(pods.values(), key=name), POD_WIDE))
+    evidence.command("kubectl get nodes  # after scale-up",
+                     _node_rows(kube.items("v1", "Node"), alloc.resource))
+    evidence.note(f"new node(s) created for the pending pod: {', '.join(new_nodes)}")
+    for pod in pods.values():
+        kube.delete("v1", "Pod", name(pod), namespace, grace=0)
+    watch_until(kube, Target("v1", "Node"),
+                lambda objs: not any(o["metadata"]["name"] in new_nodes for o in objs.values()),
+                timeout=timeout(SCALE_DOWN_S),
+                expected=f"node(s) {', '.join(new_nodes)} to be removed after the workload "
+                         "was deleted (scale-down)")
+    after = kube.items("v1", "Node")
+    evidence.command("kubectl get nodes  # after scale-down", _node_rows(after, alloc.resource))
+    assert {name(n) for n in after} >= before - {name(n) for n in before_nodes
+                                                 if n["metadata"].get("deletionTimestamp")}, \
+        "the scale-down removed nodes that existed before the check"
+    evidence.command("", table([[n, "removed"] for n in new_nodes], ["NODE", "STATE"]))

@@ -1,0 +1,214 @@
+"""robust_controller: an AI operator (KubeRay) runs reliably: CRDs, webhook, reconciliation.
+
+Essential: the operator's CRDs are Established and its pods Ready (or, for an operator run
+outside the cluster, its reconciliation below is the proof); a RayCluster that passes the
+CRD schema but breaks the operator's admission rule (duplicate worker group names) is
+denied by the operator's validating webhook, named in the error, with server-side dry run
+(nothing is stored), while the same object made valid passes the same dry run; a valid
+RayCluster is reconciled to ready with its head, workers and head service; a deleted head
+pod is recreated by the operator. Supporting: a Ray task runs on the cluster (exec).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import probing, workloads
+from pytest_aiconformance.cluster import ApiError
+from pytest_aiconformance.execution import pod_exec
+from pytest_aiconformance.tables import POD_WIDE, get_table, name, table
+from pytest_aiconformance.waiting import Target, watch_until
+
+REQ = "robust_controller"
+RAY = "ray.io/v1"
+CRDS = ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io")
+
+
+def _require_kuberay(kube) -> None:
+    assert kube.serves(RAY, "RayCluster"), (
+        "KubeRay is not installed (ray.io/v1 RayCluster is not served); install it or run "
+        "with --aic-install"
+    )
+
+
+def ray_cluster(cluster: str, namespace: str, groups: list[str]) -> dict[str, Any]:
+    """A small RayCluster: one head, one worker per named group."""
+    def pod_spec(role: str) -> dict[str, Any]:
+        ctr = workloads.container(f"ray-{role}", ["sleep", "infinity"], image_key="ray",
+                                  resources_={"requests": {"cpu": "100m", "memory": "256Mi"},
+                                              "limits": {"cpu": "1", "memory": "1Gi"}})
+        ctr.pop("command")  # KubeRay generates the ray start command
+        spec = workloads.pod("x", namespace, [ctr])["spec"]
+        spec.pop("restartPolicy")
+        spec.pop("securityContext")
+        ctr.pop("securityContext")
+        return {"spec": spec}
+
+    return {
+        "apiVersion": RAY, "kind": "RayCluster",
+        "metadata": {"name": cluster, "namespace": namespace},
+        "spec": {
+            "headGroupSpec": {"rayStartParams": {}, "template": pod_spec("head")},
+            "workerGroupSpecs": [{"groupName": g, "replicas": 1, "minReplicas": 1,
+                                  "maxReplicas": 1, "rayStartParams": {},
+                                  "template": pod_spec("worker")} for g in groups],
+        },
+    }
+
+
+@pytest.mark.requirement(REQ, junit="TestRobustController/OperatorInstalled")
+def test_operator_installed(kube, cluster_info, evidence):
+    """The operator's CRDs are Established and its pods (if in-cluster) are Ready."""
+    rows = []
+    for crd in CRDS:
+        obj = kube.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
+        established = bool(obj) and any(
+            c.get("type") == "Established" and c.get("status") == "True"
+            for c in obj.get("status", {}).get("conditions", []))
+        rows.append([crd, "True" if established else ("False" if obj else "absent")])
+    evidence.command("kubectl get crd " + " ".join(CRDS) + " -o custom-columns="
+                     "NAME:.metadata.name,ESTABLISHED:.status.conditions[?(@.type=='Established')]"
+                     ".status", table(rows, ["NAME", "ESTABLISHED"]))
+    assert all(r[1] == "True" for r in rows), f"KubeRay CRDs not Established: {rows}"
+    deployments = kube.items("apps/v1", "Deployment",
+                             label_selector="app.kubernetes.io/name=kuberay-operator")
+    if deployments:
+        dep = deployments[0]
+        ns = dep["metadata"]["namespace"]
+        pods = kube.items("v1", "Pod", ns, label_selector="app.kubernetes.io/name=kuberay-operator")
+        evidence.command(f"kubectl get pods -n {ns} -l app.kubernetes.io/name=kuberay-operator",
+                         get_table(pods, POD_WIDE))
+        ready = [p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                        for c in p.get("status", {}).get("conditions", []))]
+        assert ready, "no KubeRay operator pod is Ready"
+    else:
+        detection = cluster_info.operators.get("kuberay")
+        evidence.note("no in-cluster KubeRay Deployment; the operator runs outside the cluster "
+                      f"({detection.summary() if detection else 'detected by its APIs'}); the "
+                      "reconciliation checks are the proof that it works")
+
+
+@pytest.mark.requirement(REQ, junit="TestRobustController/WebhookDeniesInvalid")
+def test_webhook_denies_invalid(kube, namespace, evidence):
+    """A RayCluster valid for the CRD schema but not for the operator is denied by its webhook."""
+    _require_kuberay(kube)
+    webhooks = [
+        (cfg["metadata"]["name"], wh["name"])
+        for cfg in kube.items("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
+        for wh in cfg.get("webhooks", [])
+        if any("ray.io" in r.get("apiGroups", []) and "rayclusters" in r.get("resources", [])
+               for r in wh.get("rules", []))
+    ]
+    evidence.command("kubectl get validatingwebhookconfigurations",
+                     table([list(w) for w in webhooks], ["CONFIGURATION", "WEBHOOK"]))
+    assert webhooks, "no validating webhook is registered for ray.io rayclusters"
+    valid = ray_cluster("rc-webhook", namespace, ["workers-a", "workers-b"])
+    kube.create(valid, dry_run=True)
+    evidence.note("server-side dry run of the same RayCluster with unique worker group names: "
+                  "accepted (so the schema accepts this shape)")
+    invalid = copy.deepcopy(valid)
+    invalid["spec"]["workerGroupSpecs"][1]["groupName"] = "workers-a"
+    try:
+        kube.create(invalid, dry_run=True)
+    except ApiError as exc:
+        message = exc.message
+    else:
+        raise AssertionError("a RayCluster with duplicate worker group names was accepted: "
+                             "the operator's webhook did not deny it")
+    evidence.command(f"kubectl apply --dry-run=server -n {namespace} -f raycluster-duplicate-"
+                     "groups.yaml", f"Error from server: {message}")
+    names = [w for _, w in webhooks]
+    assert "admission webhook" in message and any(f'"{w}"' in message for w in names), (
+        f"the denial does not come from the operator's webhook ({', '.join(names)}): {message}"
+    )
+    assert kube.get_or_none(RAY, "RayCluster", "rc-webhook", namespace) is None
+
+
+def _ray_pods(kube, namespace: str, cluster: str, node_type: str | None = None) -> Target:
+    sel = f"ray.io/cluster={cluster}" + (f",ray.io/node-type={node_type}" if node_type else "")
+    return Target("v1", "Pod", namespace, label_selector=sel)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []) or [])
+
+
+@pytest.fixture
+def ready_ray_cluster(kube, namespace, run_context, evidence, timeout):
+    """A valid RayCluster, reconciled to ready."""
+    _require_kuberay(kube)
+    rc = ray_cluster("rc", namespace, ["workers"])
+    run_context.create(rc)
+    done = watch_until(
+        kube, Target(RAY, "RayCluster", namespace, name="rc"),
+        lambda objs: any(o.get("status", {}).get("state") == "ready" for o in objs.values()),
+        timeout=timeout(300), expected="RayCluster rc to reach state ready",
+    )
+    obj = next(iter(done.values()))
+    st = obj.get("status", {})
+    evidence.command(f"kubectl get raycluster -n {namespace}", table(
+        [["rc", st.get("desiredWorkerReplicas", ""), st.get("availableWorkerReplicas", ""),
+          st.get("state", "")]], ["NAME", "DESIRED WORKERS", "AVAILABLE WORKERS", "STATUS"]))
+    return obj
+
+
+@pytest.mark.requirement(REQ, junit="TestRobustController/RayClusterReconciled")
+def test_raycluster_reconciled(kube, namespace, ready_ray_cluster, evidence):
+    """A valid RayCluster is reconciled to ready with its head, workers and head service."""
+    pods = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc")
+    evidence.command(f"kubectl get pods -n {namespace} -l ray.io/cluster=rc -o wide",
+                     get_table(pods, POD_WIDE))
+    heads = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
+    workers = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
+    assert len(heads) == 1 and all(_ready(p) for p in heads), "no Ready head pod"
+    assert len(workers) == 1 and all(_ready(p) for p in workers), "the worker pod is not Ready"
+    services = kube.items("v1", "Service", namespace, label_selector="ray.io/cluster=rc")
+    evidence.command(f"kubectl get svc -n {namespace} -l ray.io/cluster=rc",
+                     get_table(services, [("NAME", name),
+                                          ("TYPE", lambda o: o["spec"].get("type", "")),
+                                          ("PORTS", lambda o: ",".join(
+                                              f"{p.get('port')}/{p.get('protocol', 'TCP')}"
+                                              for p in o["spec"].get("ports", [])))]))
+    assert any(s["metadata"]["labels"].get("ray.io/node-type") == "head" or
+               s["metadata"]["name"].endswith("head-svc") for s in services), \
+        "the operator created no head service"
+
+
+@pytest.mark.requirement(REQ, junit="TestRobustController/HeadPodRepaired")
+def test_head_pod_repaired(kube, namespace, ready_ray_cluster, evidence, timeout):
+    """Deleting the head pod is repaired: the operator creates a new Ready head pod."""
+    heads = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc,"
+                                                              "ray.io/node-type=head")
+    old = heads[0]
+    kube.delete("v1", "Pod", old["metadata"]["name"], namespace, grace=0)
+    evidence.command(f"kubectl delete pod {old['metadata']['name']} -n {namespace}",
+                     f'pod "{old["metadata"]["name"]}" deleted')
+    new = watch_until(
+        kube, _ray_pods(kube, namespace, "rc", "head"),
+        lambda objs: any(o["metadata"]["uid"] != old["metadata"]["uid"] and _ready(o)
+                         for o in objs.values()),
+        timeout=timeout(300), expected="the operator to recreate a Ready head pod",
+    )
+    fresh = [o for o in new.values() if o["metadata"]["uid"] != old["metadata"]["uid"]]
+    evidence.command(f"kubectl get pods -n {namespace} -l ray.io/node-type=head -o wide",
+                     get_table(fresh, POD_WIDE))
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, role="supporting", junit="TestRobustController/RayTaskRuns")
+def test_ray_task_runs(kube, namespace, ready_ray_cluster, evidence):
+    """A Ray task runs on the reconciled cluster (exec in the head pod)."""
+    heads = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc,"
+                                                              "ray.io/node-type=head")
+    probing.require_running_containers(kube, [h["spec"]["nodeName"] for h in heads])
+    code = ("import ray; ray.init(); "
+            "print('RESULT', ray.get(ray.remote(lambda: 6 * 7).remote()))")
+    out = pod_exec(kube, namespace, heads[0]["metadata"]["name"], ["python", "-c", code],
+                   timeout=120)
+    evidence.command(f"kubectl exec -n {namespace} {heads[0]['metadata']['name']} -- "
+                     f"python -c \"{code}\"", out)
+    assert "RESULT 42" in out, f"the Ray task did not return 42: {out[-300:]}"
