@@ -8,6 +8,7 @@ ClusterError whose message is one line a user can act on.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import socket
@@ -80,7 +81,7 @@ def load_configuration(kubeconfig: Path | None, context: str | None) -> k8s_clie
         )
     configuration = k8s_client.Configuration()
     try:
-        k8s_config.load_kube_config(
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=str(path),
             context=context,
             client_configuration=configuration,
@@ -104,7 +105,7 @@ class Kube:
     configuration: k8s_client.Configuration
     context: str = ""
     _api: k8s_client.ApiClient | None = None
-    _resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _resources: dict[str, builtins.list[dict[str, Any]]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Kube({self.server})"
@@ -121,7 +122,7 @@ class Kube:
 
     def close(self) -> None:
         if self._api is not None:
-            self._api.close()
+            self._api.close()  # type: ignore[no-untyped-call]
             self._api = None
 
     # --- transport -----------------------------------------------------------------
@@ -161,7 +162,7 @@ class Kube:
             raise ClusterError(f"cannot reach API server {self.server}: {reason}") from None
         if stream and 200 <= response.status < 300:
             return response.response
-        data = response.read()
+        data = response.read()  # type: ignore[no-untyped-call]
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
         if 200 <= response.status < 300:
             if not text:
@@ -196,7 +197,7 @@ class Kube:
         result: dict[str, Any] = self.request("GET", "/version")
         return result
 
-    def group_versions(self) -> list[str]:
+    def group_versions(self) -> builtins.list[str]:
         """Every served group/version, core 'v1' included."""
         out = ["v1"]
         apis = self.request("GET", "/apis")
@@ -204,7 +205,7 @@ class Kube:
             out.extend(v["groupVersion"] for v in group.get("versions", []))
         return out
 
-    def resources(self, api_version: str) -> list[dict[str, Any]]:
+    def resources(self, api_version: str) -> builtins.list[dict[str, Any]]:
         if api_version not in self._resources:
             base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
             try:
@@ -272,8 +273,8 @@ class Kube:
 
     def items(self, api_version: str, kind: str, namespace: str | None = None,
               label_selector: str | None = None,
-              field_selector: str | None = None) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.list(
+              field_selector: str | None = None) -> builtins.list[dict[str, Any]]:
+        result: builtins.list[dict[str, Any]] = self.list(
             api_version, kind, namespace, label_selector, field_selector
         ).get("items", [])
         return result

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from pytest_aiconformance import report_flow
-from pytest_aiconformance import session as session_setup
 from pytest_aiconformance.catalog import load_catalog
 from pytest_aiconformance.checks import check_spec
 from pytest_aiconformance.isolation import new_run_id
@@ -126,10 +125,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                                          else ""),
     )
     config.stash[STATE_KEY] = state
-    if not state.is_worker and not config.option.collectonly and not settings.cleanup:
-        if getattr(config.option, "xmlpath", None) is None and hasattr(config.option, "xmlpath"):
-            config.option.xmlpath = str(settings.report_dir / "junit.xml")
-            state.junit_default = True
+    conformance = not state.is_worker and not config.option.collectonly and not settings.cleanup
+    if conformance and hasattr(config.option, "xmlpath") and config.option.xmlpath is None:
+        config.option.xmlpath = str(settings.report_dir / "junit.xml")
+        state.junit_default = True
     if not state.is_worker:
         # Phase reports (xdist workers' included) reach this collector on the controller.
         config.pluginmanager.register(report_flow.Collector(state), "aiconformance-collector")
@@ -154,7 +153,10 @@ def _install_sigterm(config: pytest.Config) -> None:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         return
-    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
 
 
 @pytest.hookimpl(tryfirst=True)

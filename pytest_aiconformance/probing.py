@@ -75,7 +75,8 @@ def capacity(info: ClusterInfo, resource: str) -> dict[str, int]:
 
 
 def node_is_simulated(node: dict[str, Any]) -> bool:
-    return node.get("metadata", {}).get("annotations", {}).get(SIMULATED_ANNOTATION) == "fake"
+    annotations = node.get("metadata", {}).get("annotations", {}) or {}
+    return bool(annotations.get(SIMULATED_ANNOTATION) == "fake")
 
 
 def require_running_containers(kube: Kube, node_names: list[str]) -> None:

@@ -269,9 +269,9 @@ class Collector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = {str(k): str(v) for k, v in report.user_properties}
-        if PROP_REQUIREMENT not in props and report.nodeid not in self.state.records:
-            if not (report.when == "setup" and report.skipped):
-                return
+        if (PROP_REQUIREMENT not in props and report.nodeid not in self.state.records
+                and not (report.when == "setup" and report.skipped)):
+            return
         record = self.state.records.setdefault(report.nodeid, PhaseRecord(report.nodeid))
         record.props.update(props)
         record.outcomes[report.when] = report.outcome
@@ -359,9 +359,9 @@ def terminal_summary(tr: pytest.TerminalReporter, state: RunState) -> None:
 def unconfigure(config: pytest.Config, state: RunState) -> None:
     if state.kube is not None:
         state.kube.close()
-    if state.lab is not None and state.lab_started_here and not state.is_worker:
-        if os.environ.get("AIC_LAB_KEEP", "") not in ("1", "true", "yes"):
-            state.lab.down()
+    keep_lab = os.environ.get("AIC_LAB_KEEP", "") in ("1", "true", "yes")
+    if state.lab is not None and state.lab_started_here and not state.is_worker and not keep_lab:
+        state.lab.down()
 
 
 def run_cleanup(config: pytest.Config, settings: Settings) -> int:

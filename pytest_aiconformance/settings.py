@@ -174,7 +174,8 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
         except (ValueError, UnknownVersionError):
             known = ", ".join(load_catalog().known_versions)
             raise pytest.UsageError(
-                f"--aic-version: unknown checklist version {values['aic_version']!r}; known: {known}"
+                f"--aic-version: unknown checklist version {values['aic_version']!r}; "
+                f"known: {known}"
             ) from None
 
     accelerator = str(values["aic_accelerator"])

@@ -208,11 +208,13 @@ def must_not_implemented(verdicts: Iterable[RequirementVerdict]) -> list[Require
     """The MUST requirements that make the run fail (non-zero exit).
 
     A MUST counts unless it is Implemented; a conditional MUST that is N/A (its condition does
-    not hold, e.g. no cluster autoscaler) does not count, as the checklist allows that.
+    not hold, e.g. no cluster autoscaler) does not count, as the checklist allows that. A MUST
+    that no check of this run decided (deselected, or not checked by the suite) does not count
+    either: a run of `-m gang_scheduling` judges gang scheduling only.
     """
     return [
         v for v in verdicts
-        if v.level == "MUST" and v.status is not Status.IMPLEMENTED
+        if v.level == "MUST" and v.checks and v.status is not Status.IMPLEMENTED
         and not (v.status is Status.NA and v.conditional)
     ]
 

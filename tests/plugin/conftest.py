@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakeapi import FakeApiServer, FakeCluster, write_kubeconfig  # noqa: E402
+from fakeapi import FakeApiServer, FakeCluster, write_kubeconfig
 
 pytest_plugins = ["pytester"]
 

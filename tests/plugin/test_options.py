@@ -7,9 +7,9 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, base_args
 from fakeapi import FakeApiServer
 
+from conftest import ROOT, base_args
 from pytest_aiconformance.settings import OPTIONS
 
 DOCUMENTED = [

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import base_args
 from dummies import CHECKS
+
+from conftest import base_args
 
 
 def verdicts(report: Path) -> list[dict[str, Any]]:

@@ -219,6 +219,7 @@ EXPECTED_KEYS = {
     "metrics-demo",
     "gpu-load",
     "pause",
+    "ray",
 }
 
 

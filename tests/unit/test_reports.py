@@ -350,8 +350,7 @@ def test_verdict_table():
     assert any(line.startswith("cluster_autoscaling        MUST*   N/A") for line in lines)
     assert lines[-1] == (
         "12 requirements: 1 Implemented, 1 Not Implemented, 1 N/A, 9 Not verified; "
-        "MUST not Implemented: dra_support, gang_scheduling, pod_autoscaling, "
-        "accelerator_metrics, ai_service_metrics, secure_accelerator_access, robust_controller"
+        "MUST not Implemented: gang_scheduling, secure_accelerator_access"
     )
     assert format_verdict_table([]) == ["no requirement verdicts"]
 
