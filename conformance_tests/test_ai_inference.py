@@ -25,6 +25,7 @@ from pytest_aiconformance import probing, traffic, workloads
 from pytest_aiconformance.cluster import ClusterError
 from pytest_aiconformance.evidence import EvidenceRecorder
 from pytest_aiconformance.fixtures import collect_diagnostics
+from pytest_aiconformance.outcomes import not_observable
 from pytest_aiconformance.tables import condition, get_table, name
 from pytest_aiconformance.waiting import Target, WaitTimeout, condition_true, watch_until
 
@@ -59,9 +60,12 @@ def accepted_class(kube, evidence, timeout) -> dict[str, Any]:
     return sorted((o for o in found.values() if condition_true(o, "Accepted")), key=name)[0]
 
 
-def require_data_plane(kube) -> None:
-    nodes = [name(n) for n in kube.items("v1", "Node")]
-    probing.require_running_containers(kube, nodes)
+def require_data_plane(kube, what: str) -> None:
+    """Skip (not observable) when every node is simulated: no pod, proxy or traffic runs."""
+    nodes = kube.items("v1", "Node")
+    if nodes and all(probing.node_is_simulated(n) for n in nodes):
+        not_observable(f"every node ({', '.join(name(n) for n in nodes)}) is simulated (kwok) "
+                       f"and runs no containers, so {what} cannot be observed")
 
 
 def backend(label: str, namespace: str, body: str) -> list[dict[str, Any]]:
@@ -191,7 +195,7 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
             describe=lambda objs: "; ".join(route_conditions(o) for o in objs.values()))
         run.command(f"kubectl get httproute inference -n {ns} -o jsonpath='{{.status.parents}}'",
                     "\n".join(route_conditions(o) for o in routes.values()))
-        require_data_plane(kube)
+        require_data_plane(kube, "the Gateway's data plane and traffic through it")
         gws = watch_until(
             kube, Target(GW, "Gateway", ns, name="inference-gw"),
             lambda objs: any(condition_true(o, "Programmed") for o in objs.values()),

@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        help="lab state directory (default $AIC_LAB_STATE_DIR or ~/.cache/pytest-aiconformance/lab)",
+        help="lab state directory"
+        " (default $AIC_LAB_STATE_DIR, else ~/.cache/pytest-aiconformance/lab)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the lab binaries (cached)")
@@ -59,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
 def _shape(args: argparse.Namespace) -> LabShape:
     shape = LabShape.from_yaml(args.shape) if args.shape else LabShape()
     changes: dict[str, object] = {}
-    for name in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "time_slice_replicas",
-                 "cpu_nodes"):
+    for name in (
+        "gpu_nodes",
+        "gpus_per_node",
+        "time_sliced_nodes",
+        "time_slice_replicas",
+        "cpu_nodes",
+    ):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -90,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             started = time.monotonic()
             stopped = lab.down(_progress)
-            print(f"lab down ({len(stopped)} processes stopped in"
-                  f" {time.monotonic() - started:.1f} s)")
+            print(
+                f"lab down ({len(stopped)} processes stopped in {time.monotonic() - started:.1f} s)"
+            )
         elif args.command == "status":
             status = lab.status()
             print(status.summary())

@@ -197,7 +197,9 @@ def _complete(directory: Path, module: GoModule) -> bool:
     return all((directory / name).is_file() for name in module.binaries)
 
 
-def _run_go_build(module: GoModule, root: Path, out_dir: Path, log: Path, progress: Progress) -> None:
+def _run_go_build(
+    module: GoModule, root: Path, out_dir: Path, log: Path, progress: Progress
+) -> None:
     args = module.go_build_args(out_dir)
     started = time.monotonic()
     with log.open("w") as log_file:

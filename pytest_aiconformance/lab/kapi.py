@@ -10,7 +10,6 @@ the same objects twice is harmless.
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import time
 import urllib.error
@@ -104,9 +103,7 @@ class KubeAPI:
     def apply(self, obj: Obj) -> Obj:
         """Server-side apply ``obj`` (create or update), owned by the lab's field manager."""
         path = object_path(obj) + "?fieldManager=aic-lab&force=true"
-        status, body = self.request(
-            "PATCH", path, obj, content_type="application/apply-patch+yaml"
-        )
+        status, body = self.request("PATCH", path, obj, content_type="application/apply-patch+yaml")
         if status >= 300:
             name = obj["metadata"]["name"]
             raise LabError(f"applying {obj['kind']} {name}: HTTP {status}: {body.get('message')}")
@@ -115,12 +112,12 @@ class KubeAPI:
     def apply_status(self, obj: Obj) -> Obj:
         """Server-side apply of the status subresource (Node capacity must be set there)."""
         path = object_path(obj) + "/status?fieldManager=aic-lab-status&force=true"
-        status, body = self.request(
-            "PATCH", path, obj, content_type="application/apply-patch+yaml"
-        )
+        status, body = self.request("PATCH", path, obj, content_type="application/apply-patch+yaml")
         if status >= 300:
             name = obj["metadata"]["name"]
-            raise LabError(f"applying {obj['kind']} {name} status: HTTP {status}: {body.get('message')}")
+            raise LabError(
+                f"applying {obj['kind']} {name} status: HTTP {status}: {body.get('message')}"
+            )
         return body
 
     def wait_list(
@@ -170,7 +167,7 @@ class KubeAPI:
                             return list(items.values())
                         if time.monotonic() > deadline:
                             break
-            except (urllib.error.URLError, OSError, socket.timeout, ValueError):
+            except (TimeoutError, urllib.error.URLError, OSError, ValueError):
                 # Watch dropped: back off briefly, then list again (until the deadline).
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 

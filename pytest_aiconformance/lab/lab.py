@@ -83,12 +83,14 @@ class ComponentStatus:
     running: bool
     healthy: bool
     detail: str
+    rss_kib: int = 0
 
     def line(self) -> str:
         """Human-readable one-liner for ``status``."""
         state = "healthy" if self.healthy else ("running" if self.running else "stopped")
         pid = f"pid {self.pid}" if self.pid and self.running else "no process"
-        return f"{self.name:<19} {state:<8} {pid:<12} {self.detail}"
+        rss = f"{self.rss_kib // 1024} MiB" if self.running else "-"
+        return f"{self.name:<19} {state:<8} {pid:<12} {rss:>8}  {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class Lab:
                 components[name] = ComponentStatus(name, None, False, False, "not running")
                 continue
             ok, detail = self._probe(spec)
-            components[name] = ComponentStatus(name, pid, True, ok, detail)
+            components[name] = ComponentStatus(name, pid, True, ok, detail, procs.rss_kib(pid))
         rss = sum(procs.rss_kib(pid) for pid in live.values())
         return LabStatus(
             self.state_dir,
@@ -312,7 +314,10 @@ class Lab:
         api = self._api()
         for group in objects.node_names(shape).values():
             for node in group:
-                api.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}")
+                api.request(
+                    "DELETE",
+                    f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}",
+                )
 
     @staticmethod
     def _check_component_name(name: str) -> None:
@@ -326,9 +331,7 @@ class Lab:
             owner = state.get("owner_pid")
             running = LabShape.from_dict(state["shape"])
             if owner is not None and not procs.alive(int(owner)):
-                progress(
-                    f"cleaning lab in {self.state_dir} left by ended session (pid {owner})"
-                )
+                progress(f"cleaning lab in {self.state_dir} left by ended session (pid {owner})")
             elif running != shape:
                 raise LabError(
                     f"a lab with another shape is running in {self.state_dir}"
@@ -638,8 +641,9 @@ class Lab:
                 f"port {spec.port} for lab component {spec.name} is already in use"
                 " by another process; run 'down' or free the port"
             )
-        return procs.start(spec.argv, self.log_file(spec.name), self._pid_file(spec.name),
-                           self.state_dir)
+        return procs.start(
+            spec.argv, self.log_file(spec.name), self._pid_file(spec.name), self.state_dir
+        )
 
     def _probe(self, spec: _Spec) -> tuple[bool, str]:
         ctx: ssl.SSLContext | None = None
@@ -674,7 +678,9 @@ class Lab:
                         f"lab component {spec.name}: port {spec.port} is busy"
                         f" (address already in use); see {log}"
                     )
-                raise LabError(f"lab component {spec.name} exited at start: {tail[-300:]}; see {log}")
+                raise LabError(
+                    f"lab component {spec.name} exited at start: {tail[-300:]}; see {log}"
+                )
             ok, detail = self._probe(spec)
             if ok:
                 return

@@ -48,12 +48,16 @@ class LabShape:
                 raise LabError(f"lab shape: {field} must be an integer >= 0, got {value!r}")
         replicas = self.time_slice_replicas
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-            raise LabError(f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}")
+            raise LabError(
+                f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}"
+            )
         for field in ("dra", "metrics_server", "dra_api"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.dra and not self.dra_api:
-            raise LabError("lab shape: dra (the simulated driver) needs dra_api (resource.k8s.io/v1)")
+            raise LabError(
+                "lab shape: dra (the simulated driver) needs dra_api (resource.k8s.io/v1)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, for the state file and YAML."""

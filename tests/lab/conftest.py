@@ -64,7 +64,9 @@ def api(lab: LabInfo) -> Iterator[client.ApiClient]:
 
 def make_namespace(api: client.ApiClient) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
     return name
 
 

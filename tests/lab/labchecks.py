@@ -88,11 +88,7 @@ def gpu_pod(name: str, gpus: int = 1, labels: dict[str, str] | None = None) -> c
 
 
 def _events(core: client.CoreV1Api, ns: str, name: str) -> list[Any]:
-    return [
-        e
-        for e in core.list_namespaced_event(ns).items
-        if e.involved_object.name == name
-    ]
+    return [e for e in core.list_namespaced_event(ns).items if e.involved_object.name == name]
 
 
 def _phase(pod: Any) -> str:
@@ -120,12 +116,15 @@ def check_gpu_pod_runs(api: client.ApiClient, ns: str, timeout: float = 60) -> s
     assert int(node.status.allocatable.get(GPU, "0")) >= 1
     scheduled = [e for e in _events(core, ns, name) if e.reason == "Scheduled"]
     assert scheduled, "no Scheduled event: the pod was not placed by the scheduler"
-    assert (scheduled[0].reporting_component or scheduled[0].source.component) == "default-scheduler"
+    assert (
+        scheduled[0].reporting_component or scheduled[0].source.component
+    ) == "default-scheduler"
     return str(pod.spec.node_name)
 
 
-def check_gpu_overcommit(api: client.ApiClient, ns: str, total_gpus: int = 2,
-                         timeout: float = 60) -> None:
+def check_gpu_overcommit(
+    api: client.ApiClient, ns: str, total_gpus: int = 2, timeout: float = 60
+) -> None:
     """With ``total_gpus`` GPUs, total+1 one-GPU pods leave exactly one Pending, with an
     ``Insufficient nvidia.com/gpu`` FailedScheduling event."""
     core = client.CoreV1Api(api)
@@ -163,8 +162,7 @@ def check_gpu_overcommit(api: client.ApiClient, ns: str, total_gpus: int = 2,
 def dra_served(api: client.ApiClient) -> bool:
     groups = client.ApisApi(api).get_api_versions().groups
     return any(
-        g.name == "resource.k8s.io" and any(v.version == "v1" for v in g.versions)
-        for g in groups
+        g.name == "resource.k8s.io" and any(v.version == "v1" for v in g.versions) for g in groups
     )
 
 
@@ -178,7 +176,9 @@ def check_dra_claim(api: client.ApiClient, ns: str, timeout: float = 60) -> dict
         resource.read_device_class(DRA_DRIVER)
     except ApiException as err:
         if err.status == 404:
-            raise AssertionError(f"precondition: no DeviceClass {DRA_DRIVER} (no DRA driver)") from err
+            raise AssertionError(
+                f"precondition: no DeviceClass {DRA_DRIVER} (no DRA driver)"
+            ) from err
         raise
     template = unique("gpu-claim")
     resource.create_namespaced_resource_claim_template(
@@ -190,9 +190,7 @@ def check_dra_claim(api: client.ApiClient, ns: str, timeout: float = 60) -> dict
             "spec": {
                 "spec": {
                     "devices": {
-                        "requests": [
-                            {"name": "gpu", "exactly": {"deviceClassName": DRA_DRIVER}}
-                        ]
+                        "requests": [{"name": "gpu", "exactly": {"deviceClassName": DRA_DRIVER}}]
                     }
                 }
             },
@@ -226,7 +224,8 @@ def check_dra_claim(api: client.ApiClient, ns: str, timeout: float = 60) -> dict
         events = [f"{e.reason}: {e.message}" for e in _events(core, ns, name)]
         raise AssertionError(f"DRA pod {name} not Running after {timeout:.0f} s; events: {events}")
     statuses = pod.status.resource_claim_statuses or []
-    assert statuses and statuses[0].resource_claim_name, "pod status names no ResourceClaim"
+    assert statuses, "pod status names no ResourceClaim"
+    assert statuses[0].resource_claim_name, "pod status names no ResourceClaim"
     claim = resource.read_namespaced_resource_claim(statuses[0].resource_claim_name, ns)
     allocation = claim.status.allocation if claim.status else None
     assert allocation is not None, f"claim {claim.metadata.name} is not allocated"
@@ -240,8 +239,9 @@ def check_dra_claim(api: client.ApiClient, ns: str, timeout: float = 60) -> dict
     return {"node": pod.spec.node_name, "pool": result.pool, "device": result.device}
 
 
-def check_hpa_scales_up(api: client.ApiClient, ns: str, max_replicas: int = 2,
-                        timeout: float = 150) -> int:
+def check_hpa_scales_up(
+    api: client.ApiClient, ns: str, max_replicas: int = 2, timeout: float = 150
+) -> int:
     """An autoscaling/v2 HPA on CPU utilisation scales a Deployment of GPU pods up, driven by
     the simulated usage annotation (900m used of 1 CPU requested, target 50%)."""
     apps = client.AppsV1Api(api)
@@ -324,9 +324,7 @@ def check_hpa_scales_up(api: client.ApiClient, ns: str, max_replicas: int = 2,
         )
     deployment = wait_for(
         apps.list_namespaced_deployment,
-        lambda items: next(
-            (d for d in items if (d.spec.replicas or 0) >= max_replicas), None
-        ),
+        lambda items: next((d for d in items if (d.spec.replicas or 0) >= max_replicas), None),
         timeout=30,
         namespace=ns,
         field_selector=f"metadata.name={name}",

@@ -6,13 +6,14 @@ removed (must raise), so a check that cannot fail would be caught here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import labchecks
 import pytest
-from conftest import api_client, drop_namespace, make_namespace, start_lab
 from kubernetes import client
 
+from conftest import api_client, drop_namespace, make_namespace, start_lab
 from pytest_aiconformance.lab import LabInfo, LabShape
 
 pytestmark = pytest.mark.lab
@@ -42,8 +43,12 @@ def test_nodes_look_like_gpu_operator_nodes(api: client.ApiClient) -> None:
     assert sorted(nodes) == ["aic-cpu-0", "aic-gpu-0", "aic-gpu-1"]
     gpu = nodes["aic-gpu-0"]
     labels = gpu.metadata.labels
-    for key in ("nvidia.com/gpu.product", "nvidia.com/gpu.memory", "nvidia.com/cuda.driver.major",
-                "nvidia.com/cuda.runtime.major"):
+    for key in (
+        "nvidia.com/gpu.product",
+        "nvidia.com/gpu.memory",
+        "nvidia.com/cuda.driver.major",
+        "nvidia.com/cuda.runtime.major",
+    ):
         assert labels[key]
     assert labels["nvidia.com/gpu.present"] == "true"
     assert labels["nvidia.com/gpu.count"] == "1"
@@ -89,7 +94,7 @@ def gpuless(gpuless_lab: LabInfo) -> Iterator[tuple[client.ApiClient, str]]:
 
 def test_without_dra_driver_claim_check_fails(bare: tuple[client.ApiClient, str]) -> None:
     api, ns = bare
-    with pytest.raises(AssertionError, match="precondition: no DeviceClass gpu.example.com"):
+    with pytest.raises(AssertionError, match=r"precondition: no DeviceClass gpu\.example\.com"):
         labchecks.check_dra_claim(api, ns)
 
 
@@ -101,7 +106,7 @@ def test_without_metrics_server_hpa_check_fails(bare: tuple[client.ApiClient, st
 
 def test_without_gpu_nodes_gpu_pod_check_fails(gpuless: tuple[client.ApiClient, str]) -> None:
     api, ns = gpuless
-    with pytest.raises(AssertionError, match="Insufficient nvidia.com/gpu"):
+    with pytest.raises(AssertionError, match=r"Insufficient nvidia\.com/gpu"):
         labchecks.check_gpu_pod_runs(api, ns, timeout=15)
 
 
@@ -131,3 +136,58 @@ def test_without_dra_api_claim_check_fails(tmp_path_factory: pytest.TempPathFact
                 labchecks.check_dra_claim(api, "default")
     finally:
         lab.down()
+
+
+def test_job_pods_complete(api: client.ApiClient, ns: str) -> None:
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(
+        ns,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "done"},
+            "spec": {
+                "completions": 2,
+                "parallelism": 2,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": labchecks.IMAGE}],
+                    }
+                },
+            },
+        },
+    )
+    job = labchecks.wait_for(
+        batch.list_namespaced_job,
+        lambda jobs: next((j for j in jobs if (j.status.succeeded or 0) == 2), None),
+        timeout=60,
+        namespace=ns,
+        field_selector="metadata.name=done",
+    )
+    assert job is not None, "Job did not complete: kwok's pod-complete stage is not active"
+    batch.delete_namespaced_job("done", ns, propagation_policy="Background")
+
+
+def test_metrics_api_serves_node_and_pod_usage(api: client.ApiClient, ns: str) -> None:
+    """What `kubectl top` reads: node usage, and a pod's usage from its annotation."""
+    core = client.CoreV1Api(api)
+    pod = labchecks.gpu_pod("busy")
+    pod.metadata.annotations = {"kwok.x-k8s.io/usage-cpu": "750m"}
+    core.create_namespaced_pod(ns, pod)
+    metrics = client.CustomObjectsApi(api)
+    # The metrics API cannot be watched: poll it, with a deadline (two scrapes are needed).
+    deadline = time.monotonic() + 60
+    usage = None
+    while time.monotonic() < deadline and usage is None:
+        items = metrics.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", ns, "pods")
+        for item in items["items"]:
+            if item["metadata"]["name"] == "busy" and item["containers"]:
+                usage = item["containers"][0]["usage"]["cpu"]
+        if usage is None:
+            time.sleep(1)
+    assert usage is not None, "no pod metrics within 60 s"
+    millicores = int(usage[:-1]) // 1_000_000 if usage.endswith("n") else int(usage.rstrip("m"))
+    assert 700 <= millicores <= 800, usage
+    nodes = metrics.list_cluster_custom_object("metrics.k8s.io", "v1beta1", "nodes")["items"]
+    assert {n["metadata"]["name"] for n in nodes} >= {"aic-gpu-0", "aic-gpu-1", "aic-cpu-0"}

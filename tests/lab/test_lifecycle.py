@@ -16,9 +16,9 @@ from pathlib import Path
 
 import labchecks
 import pytest
-from conftest import api_client
 from kubernetes import client
 
+from conftest import api_client
 from pytest_aiconformance.lab import Lab, LabError, LabInfo, LabShape, procs
 
 pytestmark = pytest.mark.lab
@@ -70,23 +70,36 @@ def test_kubectl_sees_nodes_and_version(lab: LabInfo) -> None:
     if kubectl is None:
         pytest.skip("kubectl not installed")
     kc = ["--kubeconfig", str(lab.kubeconfig)]
-    nodes = subprocess.run([kubectl, *kc, "get", "nodes", "-o", "name"], capture_output=True,
-                           text=True, check=True, timeout=60).stdout.split()
+    nodes = subprocess.run(
+        [kubectl, *kc, "get", "nodes", "-o", "name"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
     assert "node/aic-gpu-0" in nodes
-    version = json.loads(subprocess.run([kubectl, *kc, "version", "-o", "json"],
-                                        capture_output=True, text=True, check=False,
-                                        timeout=60).stdout)
+    version = json.loads(
+        subprocess.run(
+            [kubectl, *kc, "version", "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        ).stdout
+    )
     assert version["serverVersion"]["gitVersion"] == "v1.35.4"
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     result = cli("--state-dir", str(tmp_path), "stop", "kwok")
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error:")
     assert "Traceback" not in result.stderr
     no_go = cli("build", env={"PATH": str(tmp_path)})
     assert no_go.returncode == 1
-    assert no_go.stderr.startswith("error:") and "'go' is not on PATH" in no_go.stderr
+    assert no_go.stderr.startswith("error:")
+    assert "'go' is not on PATH" in no_go.stderr
     assert no_go.stderr.count("\n") == 1
 
 
@@ -152,7 +165,8 @@ def test_killed_session_restart_components_and_clean_down(tmp_path: Path) -> Non
         # Scheduler stopped: a new pod stays unscheduled; restarted: it runs.
         lab.stop_component("scheduler")
         status = lab.status()
-        assert not status.healthy and not status.components["scheduler"].running
+        assert not status.healthy
+        assert not status.components["scheduler"].running
         core.create_namespaced_pod("default", labchecks.gpu_pod("after-restart"))
         lab.start_component("scheduler")
         running = labchecks.wait_for(
@@ -183,8 +197,17 @@ def test_killed_session_restart_components_and_clean_down(tmp_path: Path) -> Non
     dead.wait()
     (state / "pids").mkdir(exist_ok=True)
     (state / "pids" / "etcd.pid").write_text(f"{dead.pid}\n")
-    up = cli("--state-dir", str(state), "up", "--gpu-nodes", "1", "--cpu-nodes", "0",
-             "--no-dra", "--no-metrics-server")
+    up = cli(
+        "--state-dir",
+        str(state),
+        "up",
+        "--gpu-nodes",
+        "1",
+        "--cpu-nodes",
+        "0",
+        "--no-dra",
+        "--no-metrics-server",
+    )
     try:
         assert up.returncode == 0, up.stderr
         assert "cleaning stale state dir" in up.stderr

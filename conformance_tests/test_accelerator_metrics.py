@@ -1,0 +1,163 @@
+"""accelerator_metrics: per-accelerator metrics through a standard, machine-readable endpoint.
+
+The exporter named by the accelerator profile (dcgm-exporter, AMD device-metrics-exporter,
+Intel XPU Manager) is found by its Service and scraped through the API server's pod proxy;
+the page must parse as Prometheus exposition text. Essential: utilisation and memory-used
+metrics exist per device and carry a device label (UUID / gpu / card id); temperature, power,
+memory totals and interconnect are SHOULD quantities, written as evidence lines. Essential
+(real accelerators): utilisation of the device on the loaded node rises between a sample
+before and a sample during a short load that requests one accelerator.
+Unknown accelerator -> unknown hardware. No exporter -> failure (a MUST). Simulated nodes run
+no exporter and no load -> not observable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import metrics_queries, probing, workloads
+from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.outcomes import unknown_hardware
+from pytest_aiconformance.parsers import ParseError, parse_exposition
+from pytest_aiconformance.tables import get_table, name
+from pytest_aiconformance.waiting import Target, watch_until
+
+REQ = "accelerator_metrics"
+LOAD_SECONDS = 90
+
+
+def metric_names(accelerator: str):
+    try:
+        profile = get_profile(accelerator)
+    except ValueError as exc:
+        unknown_hardware(str(exc))
+    if profile.metrics is None:
+        unknown_hardware(f"profile {profile.name} names no metrics exporter")
+    return profile, profile.metrics
+
+
+def accelerator_nodes(cluster_info) -> list[str]:
+    nodes = [n.name for n in cluster_info.accelerator_nodes]
+    assert nodes, "no node advertises an accelerator, so no accelerator metric can exist"
+    return nodes
+
+
+def find_exporter(kube, exporter: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The exporter's Service (name contains the profile's exporter name) and its pods."""
+    services = [s for s in kube.items("v1", "Service") if exporter in name(s)
+                and s["spec"].get("selector")]
+    if not services:
+        raise AssertionError(f"no {exporter} Service found in any namespace: the accelerator "
+                             "metrics exporter is not installed")
+    svc = sorted(services, key=lambda s: (s["metadata"]["namespace"], name(s)))[0]
+    selector = ",".join(f"{k}={v}" for k, v in sorted(svc["spec"]["selector"].items()))
+    pods = kube.items("v1", "Pod", svc["metadata"]["namespace"], label_selector=selector)
+    return svc, pods
+
+
+def scrape(kube, pod: dict[str, Any], port: int | str) -> str:
+    ns = pod["metadata"]["namespace"]
+    text = kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{name(pod)}:{port}/proxy/metrics")
+    return text if isinstance(text, str) else str(text)
+
+
+def metrics_port(svc: dict[str, Any]) -> int | str:
+    port = svc["spec"]["ports"][0]
+    return port.get("targetPort") or port["port"]
+
+
+def _exporter_on(kube, cluster_info, aic_settings):
+    profile, names = metric_names(aic_settings.accelerator)
+    nodes = accelerator_nodes(cluster_info)
+    # Simulated devices have no utilisation or memory for any exporter to read.
+    probing.require_running_containers(kube, nodes)
+    svc, pods = find_exporter(kube, names.exporter)
+    running = [p for p in pods if p.get("status", {}).get("phase") == "Running"
+               and p["spec"].get("nodeName") in nodes]
+    assert running, (f"{names.exporter} Service {svc['metadata']['namespace']}/{name(svc)} has "
+                     f"no Running pod on an accelerator node ({', '.join(nodes)})")
+    return profile, names, svc, sorted(running, key=lambda p: p["spec"]["nodeName"])
+
+
+@pytest.mark.requirement(REQ, junit="TestAcceleratorMetrics/DeviceMetricsExported")
+def test_device_metrics_exported(kube, cluster_info, aic_settings, evidence):
+    """Utilisation and memory metrics per device, with a device label, from the exporter."""
+    _profile, names, svc, pods = _exporter_on(kube, cluster_info, aic_settings)
+    pod = pods[0]
+    port = metrics_port(svc)
+    text = scrape(kube, pod, port)
+    try:
+        expo = parse_exposition(text)
+    except ParseError as exc:
+        raise AssertionError(f"{names.exporter} /metrics is not valid exposition text: "
+                             f"{exc}") from None
+    report = metrics_queries.check_device_metrics(expo, names)
+    wanted = [n for q in metrics_queries.MUST_QUANTITIES + metrics_queries.SHOULD_QUANTITIES
+              for n in getattr(names, q)]
+    excerpt = [line for line in text.splitlines()
+               if line.split("{", 1)[0].split(" ", 1)[0] in wanted][:12]
+    evidence.command(
+        f"kubectl get --raw /api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
+        f"{name(pod)}:{port}/proxy/metrics | grep -E '{'|'.join(wanted[:6])}'",
+        "\n".join(excerpt) or "(none of the profile's metric names)",
+        f"{names.exporter} on {pod['spec']['nodeName']}")
+    evidence.log("per quantity (MUST: utilization, memory_used; the rest SHOULD)",
+                 "\n".join(report.lines(names.device_labels)))
+    evidence.note(report.reason)
+    assert report.ok, report.reason
+
+
+def load_pod(namespace: str, alloc, seconds: int, runtime_class: str | None) -> dict[str, Any]:
+    """A bounded CUDA load (nbody benchmark, repeated until ``seconds`` have passed)."""
+    ctr = workloads.container(
+        "load", ["sh", "-c", f"end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt "
+                             f"$end ]; do /tmp/sample --benchmark --numbodies=1048576 "
+                             "2>&1 | tail -1; done"],
+        image_key="gpu-load", **probing.accelerator_request(alloc))
+    return workloads.pod("gpu-load", namespace, [ctr], claim_templates=(
+        {"accel": "one-device"} if alloc.mode == "dra" else None), runtime_class=runtime_class)
+
+
+@pytest.mark.gpu
+@pytest.mark.requirement(REQ, junit="TestAcceleratorMetrics/UtilisationMovesUnderLoad")
+def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespace, run_context,
+                                      evidence, timeout):
+    """Device utilisation rises between a sample before and a sample during a short load."""
+    profile, names, svc, pods = _exporter_on(kube, cluster_info, aic_settings)
+    if profile.name != "nvidia":
+        unknown_hardware(f"no load image is pinned for profile {profile.name} (gpu-load runs "
+                         "a CUDA sample)")
+    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+                                      aic_settings.allocation_mode)
+    if alloc.mode == "dra":
+        run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
+    port = metrics_port(svc)
+    before_all = {p["spec"]["nodeName"]: metrics_queries.utilisation_by_device(
+        parse_exposition(scrape(kube, p, port)), names) for p in pods}
+    rtc = profile.runtime_class if profile.runtime_class in cluster_info.runtime_classes else None
+    run_context.create(load_pod(namespace, alloc, LOAD_SECONDS, rtc))
+    running = watch_until(kube, Target("v1", "Pod", namespace, name="gpu-load"),
+                          lambda objs: any(o.get("status", {}).get("phase") == "Running"
+                                           for o in objs.values()),
+                          timeout=timeout(300), expected="load pod gpu-load Running")
+    node = next(iter(running.values()))["spec"]["nodeName"]
+    exporter = next((p for p in pods if p["spec"]["nodeName"] == node), None)
+    assert exporter is not None, f"no {names.exporter} pod on {node}, where the load runs"
+    before = before_all.get(node, {})
+    evidence.command(f"# {names.utilization[0]} on {node} before the load",
+                     "\n".join(f"{d}: {v:g}" for d, v in sorted(before.items())) or "(none)")
+    during, moved = metrics_queries.poll(
+        lambda: metrics_queries.utilisation_by_device(
+            parse_exposition(scrape(kube, exporter, port)), names),
+        lambda now: metrics_queries.utilisation_moved(before, now)[0],
+        timeout=timeout(LOAD_SECONDS - 10), interval=5)
+    evidence.command(f"# {names.utilization[0]} on {node} during the load",
+                     "\n".join(f"{d}: {v:g}" for d, v in sorted(during.items())) or "(none)")
+    evidence.command(f"kubectl get pods -n {namespace} -o wide", get_table(
+        list(running.values()), [("NAME", name), ("NODE", lambda o: o["spec"]["nodeName"])]))
+    ok, reason = metrics_queries.utilisation_moved(before, during)
+    evidence.note(reason)
+    assert moved, reason
+    assert ok, reason

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Developer entry point: set-up included, so each command works on a fresh machine.
+#   scripts/dev.sh conformance [pytest args]  run the conformance suite on the local lab
+#   scripts/dev.sh test [pytest args]         run the project's own tests (unit, plugin, lab)
+#   scripts/dev.sh lint                       ruff and mypy
+# The virtualenv and the Go build caches live outside the repository.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${AIC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pytest-aiconformance}"
+VENV="${AIC_VENV:-$CACHE/venv}"
+export GOTOOLCHAIN=local
+
+log() { printf '[dev] %s\n' "$*" >&2; }
+
+venv() {
+    local stamp="$VENV/.aic-installed"
+    local want
+    want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        log "creating virtualenv $VENV"
+        mkdir -p "$(dirname "$VENV")"
+        python3 -m venv "$VENV"
+    fi
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+        log "installing pytest-aiconformance and its dev tools into $VENV"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+        "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+build_lab() {
+    log "building the lab (cached by go.sum hash; a cold build takes minutes)"
+    "$VENV/bin/python" -m pytest_aiconformance.lab build
+}
+
+cmd="${1:-}"
+shift || true
+cd "$ROOT"
+case "$cmd" in
+    conformance)
+        venv
+        build_lab
+        exec "$VENV/bin/python" -m pytest --aic-lab -p no:cacheprovider "$@"
+        ;;
+    test)
+        venv
+        build_lab
+        set +e
+        "$VENV/bin/python" -m pytest -p no:cacheprovider -n 2 tests/unit tests/plugin "$@"
+        rc_fast=$?
+        "$VENV/bin/python" -m pytest -p no:cacheprovider tests/lab "$@"
+        rc_lab=$?
+        set -e
+        log "unit+plugin exit $rc_fast, lab exit $rc_lab"
+        [[ $rc_fast -eq 0 && $rc_lab -eq 0 ]]
+        ;;
+    lint)
+        venv
+        "$VENV/bin/ruff" check pytest_aiconformance conformance_tests tests conftest.py
+        "$VENV/bin/mypy"
+        ;;
+    *)
+        echo "usage: scripts/dev.sh {conformance|test|lint} [pytest args]" >&2
+        exit 2
+        ;;
+esac

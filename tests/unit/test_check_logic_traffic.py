@@ -1,0 +1,172 @@
+"""Routing decisions (pytest_aiconformance.traffic) on recorded curl -si outputs.
+
+Recorded inputs: http/http-echo-alb-200.txt (http-echo answering through an ALB, with its
+backend-only X-App-Name header), http/kong-404-no-route.txt (the proxy's own 404),
+http/kong-200-echoserver.txt (a 200 from a backend that is not http-echo). Client logs are
+assembled from those recordings the way the client script frames them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_aiconformance import traffic
+
+REC = Path(__file__).resolve().parent / "data" / "recorded"
+ECHO_200 = (REC / "http" / "http-echo-alb-200.txt").read_text()
+KONG_404 = (REC / "http" / "kong-404-no-route.txt").read_text()
+KONG_200 = (REC / "http" / "kong-200-echoserver.txt").read_text()
+
+
+def framed(label: str, outputs: list[str], rc: int = 0) -> str:
+    """A client log as client_script prints it: marker, curl -si output, end line."""
+    parts = []
+    for i, out in enumerate(outputs, start=1):
+        parts.append(f"{traffic.MARKER} {label} {i}\n{out}\n{traffic.END} {label} {i} rc={rc}")
+    return "\n".join(parts) + "\n"
+
+
+def answers(label: str, outputs: list[str], rc: int = 0) -> list[traffic.Answer]:
+    return traffic.parse_client_log(framed(label, outputs, rc))[label]
+
+
+def test_echo_answer_is_from_backend():
+    (a,) = answers("path", [ECHO_200])
+    assert a.status == 200
+    assert a.from_backend
+    assert a.body_text() == "apple"
+
+
+def test_routed_to_the_intended_backend():
+    verdict = traffic.routed_to(answers("path", [ECHO_200, ECHO_200]), "apple")
+    assert verdict.ok, verdict.reason
+
+
+def test_routed_to_fails_for_the_other_backend():
+    verdict = traffic.routed_to(answers("path", [ECHO_200]), "banana")
+    assert not verdict.ok
+    assert "'apple'" in verdict.reason
+
+
+def test_routed_to_fails_for_a_non_echo_200():
+    # A 200 from some other backend (Kong's echoserver) has no X-App-Name: not our backend.
+    verdict = traffic.routed_to(answers("path", [KONG_200]), "apple")
+    assert not verdict.ok
+    assert "X-App-Name" in verdict.reason
+
+
+def test_routed_to_fails_for_the_proxy_404():
+    assert not traffic.routed_to(answers("path", [KONG_404]), "apple").ok
+
+
+def test_routed_to_needs_answers():
+    assert not traffic.routed_to([], "apple").ok
+
+
+def test_rejection_by_data_plane_on_recorded_404():
+    verdict = traffic.rejected_by_data_plane(answers("nopath", [KONG_404, KONG_404]))
+    assert verdict.ok, verdict.reason
+    assert "404" in verdict.reason
+
+
+def test_backend_answer_is_not_a_rejection():
+    verdict = traffic.rejected_by_data_plane(answers("nopath", [KONG_404, ECHO_200]))
+    assert not verdict.ok
+    assert "backend answered" in verdict.reason
+
+
+def test_connection_failure_is_not_a_rejection():
+    # curl exit 7 (connection refused): nothing answered, so nothing was proven.
+    verdict = traffic.rejected_by_data_plane(answers("nopath", ["curl: (7) refused"], rc=7))
+    assert not verdict.ok
+    assert "curl exited 7" in verdict.reason
+
+
+def test_a_200_without_the_header_is_not_a_rejection():
+    verdict = traffic.rejected_by_data_plane(answers("nopath", [KONG_200]))
+    assert not verdict.ok
+    assert "4xx" in verdict.reason
+
+
+def test_unparseable_output_is_an_error_answer():
+    (a,) = answers("x", ["<html>not http</html>"])
+    assert a.response is None
+    assert "no HTTP status line" in a.error
+
+
+def split_log(n_a: int, n_b: int, n_other: int = 0) -> list[traffic.Answer]:
+    apple = ECHO_200
+    banana = ECHO_200.replace("Content-Length: 6", "Content-Length: 7").rsplit(
+        "apple", 1)[0] + "banana\n"
+    outs = [apple] * n_a + [banana] * n_b + [KONG_404] * n_other
+    return answers("split", outs)
+
+
+def test_split_within_tolerance_on_a_correct_split():
+    counts = traffic.count_backends(split_log(158, 42), ["apple", "banana"])
+    assert counts == {"apple": 158, "banana": 42, "other": 0}
+    verdict = traffic.split_within_tolerance(counts, {"apple": 4, "banana": 1}, 200, 0.12)
+    assert verdict.ok, verdict.reason
+
+
+def test_split_ignoring_weights_fails():
+    # An implementation that ignores weights splits 50/50: outside ±0.12 of 0.8/0.2.
+    counts = traffic.count_backends(split_log(100, 100), ["apple", "banana"])
+    verdict = traffic.split_within_tolerance(counts, {"apple": 4, "banana": 1}, 200, 0.12)
+    assert not verdict.ok
+    assert "outside" in verdict.reason
+
+
+def test_split_to_one_backend_fails():
+    counts = {"apple": 200, "banana": 0, "other": 0}
+    verdict = traffic.split_within_tolerance(counts, {"apple": 99, "banana": 1}, 200, 0.05)
+    assert not verdict.ok  # within tolerance numerically, but banana got nothing
+
+
+def test_split_with_rejections_fails():
+    counts = traffic.count_backends(split_log(150, 40, 10), ["apple", "banana"])
+    verdict = traffic.split_within_tolerance(counts, {"apple": 4, "banana": 1}, 200, 0.12)
+    assert not verdict.ok
+    assert "10 answered otherwise" in verdict.reason
+
+
+def test_split_needs_two_weighted_backends():
+    assert not traffic.split_within_tolerance({"a": 5}, {"a": 1}, 5, 0.1).ok
+
+
+@pytest.mark.parametrize(("n", "tol"), [(200, 0.12), (400, 0.08), (100, 0.16)])
+def test_binomial_tolerance(n, tol):
+    assert traffic.binomial_tolerance(n, {"a": 4, "b": 1}) == tol
+
+
+def test_client_script_runs_bounded_loop(tmp_path):
+    # Run the generated script with a fake curl: exactly the stated number of requests.
+    fake = tmp_path / "curl"
+    fake.write_text("#!/bin/sh\nprintf 'HTTP/1.1 200 OK\\r\\nX-App-Name: http-echo\\r\\n"
+                    "\\r\\nbody-a\\n'\necho call >> \"$CALLS\"\n")
+    fake.chmod(0o755)
+    calls = tmp_path / "calls"
+    script = traffic.client_script([traffic.Case("a", "http://x/", 5),
+                                    traffic.Case("b", "http://x/y", 2,
+                                                 headers=(("x-ai-eg-model", "m b"),))])
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin", "CALLS": str(calls)})
+    parsed = traffic.parse_client_log(out.stdout)
+    assert [len(parsed["a"]), len(parsed["b"])] == [5, 2]
+    assert len(calls.read_text().splitlines()) == 7
+    assert traffic.routed_to(parsed["a"], "body-a").ok
+
+
+def test_client_script_rejects_bad_labels():
+    with pytest.raises(ValueError, match="label"):
+        traffic.client_script([traffic.Case("a b", "http://x/")])
+    with pytest.raises(ValueError, match="at least one"):
+        traffic.client_script([traffic.Case("a", "http://x/", 0)])
+
+
+def test_warmup_lines():
+    log = "WARMUP ok=1 tries=1 url=a\nWARMUP ok=0 tries=60 url=b\n"
+    assert traffic.warmups_ok(log) == ["WARMUP ok=0 tries=60 url=b"]
