@@ -24,6 +24,13 @@ from pytest_aiconformance.parsers import ParseError, parse_exposition
 from pytest_aiconformance.tables import get_table, name
 from pytest_aiconformance.waiting import Target, watch_until
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
+
 REQ = "accelerator_metrics"
 LOAD_SECONDS = 90
 

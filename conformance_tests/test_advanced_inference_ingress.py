@@ -20,6 +20,13 @@ from pytest_aiconformance import inference_serving, probing, traffic
 from pytest_aiconformance.outcomes import not_observable
 from pytest_aiconformance.tables import get_table, name
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
+
 REQ = "advanced_inference_ingress"
 VERSIONS = ("inference.networking.k8s.io/v1", "inference.networking.x-k8s.io/v1alpha2")
 GW = "gateway.networking.k8s.io/v1"

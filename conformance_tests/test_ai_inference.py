@@ -29,6 +29,13 @@ from pytest_aiconformance.outcomes import not_observable
 from pytest_aiconformance.tables import condition, get_table, name
 from pytest_aiconformance.waiting import Target, WaitTimeout, condition_true, watch_until
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
+
 REQ = "ai_inference"
 GW = "gateway.networking.k8s.io/v1"
 MODEL_HEADER = "x-ai-eg-model"

@@ -19,6 +19,13 @@ import pytest
 from pytest_aiconformance import inference_serving, probing, traffic
 from pytest_aiconformance.tables import POD_WIDE, get_table, name
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
+
 REQ = "disaggregated_inference"
 
 

@@ -52,7 +52,8 @@ def pick_device_class(kube, accelerator: str, evidence) -> tuple[str, list[dict[
             return name(cls), slices
     raise AssertionError(
         f"no DeviceClass with published devices (DeviceClasses: {', '.join(names) or 'none'}; "
-        f"drivers publishing ResourceSlices: {', '.join(sorted(d for d in drivers if d)) or 'none'})"
+        "drivers publishing ResourceSlices: "
+        f"{', '.join(sorted(d for d in drivers if d)) or 'none'})"
     )
 
 
@@ -185,7 +186,7 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
     if profile.injected_env_prefix:
         count = int(out.get("ENV_DEVICE_COUNT", ["0"])[-1])
         assert count == 1, f"the container sees {count} injected devices, expected 1"
-        names = [v for k, v in ((line.split("=", 1) + [""])[:2] for line in
+        names = [v for k, v in ([*line.split("=", 1), ""][:2] for line in
                                 kube.logs(namespace, "dra-meta", "prober").splitlines())
                  if k.startswith(profile.injected_env_prefix) and k[len(
                      profile.injected_env_prefix):].isdigit()]

@@ -21,6 +21,13 @@ from pytest_aiconformance.accelerators import get_profile
 from pytest_aiconformance.outcomes import not_applicable, unknown_hardware
 from pytest_aiconformance.tables import table
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
+
 REQ = "driver_runtime_management"
 DRA = "resource.k8s.io/v1"
 

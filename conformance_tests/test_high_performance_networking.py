@@ -14,9 +14,16 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import nic_discovery, workloads
+from pytest_aiconformance import nic_discovery, probing, workloads
 from pytest_aiconformance.tables import name, table
 from pytest_aiconformance.waiting import Target, watch_until
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
 
 REQ = "high_performance_networking"
 DRA = "resource.k8s.io/v1"

@@ -59,7 +59,8 @@ def deployment(name: str, namespace: str, resource: str, node: str, load: bool) 
                         node_selector={"kubernetes.io/hostname": node},
                         annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
                         labels={"app": name})
-    template = {"metadata": {"labels": {"app": name}, "annotations": pod["metadata"]["annotations"]},
+    template = {"metadata": {"labels": {"app": name},
+                             "annotations": pod["metadata"]["annotations"]},
                 "spec": pod["spec"]}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": namespace},

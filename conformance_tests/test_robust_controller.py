@@ -23,6 +23,9 @@ from pytest_aiconformance.tables import POD_WIDE, get_table, name, table
 from pytest_aiconformance.waiting import Target, watch_until
 
 REQ = "robust_controller"
+# KubeRay builds the Ray pods itself (its injected containers carry no restricted
+# securityContext), so these namespaces enforce the baseline Pod Security level.
+pytestmark = pytest.mark.pod_security("baseline")
 RAY = "ray.io/v1"
 CRDS = ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io")
 
@@ -121,7 +124,8 @@ def test_webhook_denies_invalid(kube, namespace, evidence):
     evidence.command(f"kubectl apply --dry-run=server -n {namespace} -f raycluster-duplicate-"
                      "groups.yaml", f"Error from server: {message}")
     names = [w for _, w in webhooks]
-    assert "admission webhook" in message and any(f'"{w}"' in message for w in names), (
+    from_webhook = "admission webhook" in message and any(f'"{w}"' in message for w in names)
+    assert from_webhook, (
         f"the denial does not come from the operator's webhook ({', '.join(names)}): {message}"
     )
     assert kube.get_or_none(RAY, "RayCluster", "rc-webhook", namespace) is None
@@ -164,8 +168,10 @@ def test_raycluster_reconciled(kube, namespace, ready_ray_cluster, evidence):
                      get_table(pods, POD_WIDE))
     heads = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
     workers = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
-    assert len(heads) == 1 and all(_ready(p) for p in heads), "no Ready head pod"
-    assert len(workers) == 1 and all(_ready(p) for p in workers), "the worker pod is not Ready"
+    assert len(heads) == 1, f"{len(heads)} head pods, expected 1"
+    assert all(_ready(p) for p in heads), "the head pod is not Ready"
+    assert len(workers) == 1, f"{len(workers)} worker pods, expected 1"
+    assert all(_ready(p) for p in workers), "the worker pod is not Ready"
     services = kube.items("v1", "Service", namespace, label_selector="ray.io/cluster=rc")
     evidence.command(f"kubectl get svc -n {namespace} -l ray.io/cluster=rc",
                      get_table(services, [("NAME", name),

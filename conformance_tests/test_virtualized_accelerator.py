@@ -20,6 +20,13 @@ from pytest_aiconformance.accelerators import get_profile
 from pytest_aiconformance.outcomes import not_applicable
 from pytest_aiconformance.tables import table
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_on_real_nodes(kube):
+    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
+    probing.require_real_cluster(kube)
+
+
 REQ = "virtualized_accelerator"
 DRA = "resource.k8s.io/v1"
 # What each kind's device node looks like inside a container.

@@ -145,7 +145,8 @@ def detect_all(kube: Kube) -> dict[str, Detection]:
         try:
             out[name] = detect(kube, spec)
         except ClusterError as exc:
-            out[name] = Detection(spec, present=False, ready=False, details=[f"probe failed: {exc}"])
+            out[name] = Detection(spec, present=False, ready=False,
+                                  details=[f"probe failed: {exc}"])
     return out
 
 
@@ -156,7 +157,9 @@ class HelmError(ClusterError):
 def require_helm() -> str:
     path = shutil.which("helm")
     if not path:
-        raise HelmError("--aic-install needs the helm CLI on PATH; install helm or drop --aic-install")
+        raise HelmError(
+            "--aic-install needs the helm CLI on PATH; install helm or drop --aic-install"
+        )
     return path
 
 

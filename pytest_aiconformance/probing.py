@@ -88,13 +88,13 @@ def require_running_containers(kube: Kube, node_names: list[str]) -> None:
             simulated.append(name)
     if node_names and len(simulated) == len(node_names):
         not_observable(
-            f"accelerator nodes {', '.join(simulated)} are simulated (kwok) and run no "
+            f"nodes {', '.join(simulated)} are simulated (kwok) and run no "
             "containers, so nothing can be observed inside a pod"
         )
 
 
 def probe_script(name: str) -> str:
-    return workloads._manifest_text(f"probes/{name}")  # noqa: SLF001
+    return workloads._manifest_text(f"probes/{name}")
 
 
 def accelerator_request(alloc: Allocation, claim: str = "accel") -> dict[str, Any]:
@@ -189,3 +189,12 @@ def count_scripts(profile: AcceleratorProfile) -> list[str]:
     if profile.device_files.glob is not None:
         return ["count_devices.sh", "device_uuids.sh"] if profile.tool else ["count_devices.sh"]
     return ["env_prefix.sh"]
+
+
+def require_real_cluster(kube: Kube) -> None:
+    """Skip (not observable) when every node is simulated: no pod, log, proxy or traffic runs."""
+    nodes = kube.items("v1", "Node")
+    if nodes and all(node_is_simulated(n) for n in nodes):
+        names = ", ".join(n["metadata"]["name"] for n in nodes)
+        not_observable(f"every node ({names}) is simulated (kwok) and runs no containers, so "
+                       "workloads, logs and traffic cannot be observed")
