@@ -27,7 +27,12 @@ GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 SCHEDULERS = ("volcano", "kueue")
 
 
-def present(kube, scheduler: str) -> bool:
+def present(kube, scheduler: str, operators=None) -> bool:
+    """Whether the scheduler's APIs are served; with --aic-install, Volcano is installed when
+    no gang scheduler is present at all."""
+    if operators is not None and operators.install and not any(
+            present(kube, s) for s in SCHEDULERS):
+        operators.ensure("volcano")
     if scheduler == "volcano":
         return kube.serves(VC_SCHED, "PodGroup") and kube.serves(VC_BATCH, "Job")
     return kube.serves(KUEUE, "ClusterQueue") and kube.serves(KUEUE, "Workload")
@@ -94,9 +99,9 @@ def pg_table(pg: dict[str, Any]) -> str:
 
 
 @pytest.mark.requirement(REQ, junit="TestGangScheduling/SchedulerAvailable")
-def test_gang_scheduler_available(kube, cluster_info, evidence):
+def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
     """At least one gang scheduler (Volcano or Kueue) is installed and its APIs served."""
-    found = [s for s in SCHEDULERS if present(kube, s)]
+    found = [s for s in SCHEDULERS if present(kube, s, operators)]
     rows = [[s, "yes" if present(kube, s) else "no",
              cluster_info.operators.get(s).summary() if cluster_info.operators.get(s) else "-"]
             for s in SCHEDULERS]
@@ -109,9 +114,9 @@ def test_gang_scheduler_available(kube, cluster_info, evidence):
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 @pytest.mark.requirement(REQ, junit="TestGangScheduling/GangBoundTogether")
 def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namespace, run_context,
-                             evidence, timeout):
+                             evidence, timeout, operators):
     """An N-member gang is bound together and completes."""
-    if not present(kube, scheduler):
+    if not present(kube, scheduler, operators):
         not_applicable(f"{scheduler} is not installed")
     resource, node, free = free_units(kube, cluster_info, aic_settings.accelerator)
     members = min(2, free) if free >= 2 else 1
@@ -147,9 +152,9 @@ def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namesp
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 @pytest.mark.requirement(REQ, junit="TestGangScheduling/OversizedGangStaysUnbound")
 def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_settings, namespace,
-                                      run_context, evidence, timeout):
+                                      run_context, evidence, timeout, operators):
     """A gang one member larger than free capacity stays entirely unbound, with a reason."""
-    if not present(kube, scheduler):
+    if not present(kube, scheduler, operators):
         not_applicable(f"{scheduler} is not installed")
     resource, node, free = free_units(kube, cluster_info, aic_settings.accelerator)
     members = free + 1

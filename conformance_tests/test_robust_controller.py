@@ -30,6 +30,14 @@ RAY = "ray.io/v1"
 CRDS = ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io")
 
 
+@pytest.fixture
+def kuberay(operators, kube):
+    """KubeRay as detected (or installed with --aic-install)."""
+    detection = operators.ensure("kuberay")
+    _require_kuberay(kube)
+    return detection
+
+
 def _require_kuberay(kube) -> None:
     assert kube.serves(RAY, "RayCluster"), (
         "KubeRay is not installed (ray.io/v1 RayCluster is not served); install it or run "
@@ -63,7 +71,7 @@ def ray_cluster(cluster: str, namespace: str, groups: list[str]) -> dict[str, An
 
 
 @pytest.mark.requirement(REQ, junit="TestRobustController/OperatorInstalled")
-def test_operator_installed(kube, cluster_info, evidence):
+def test_operator_installed(kube, operators, evidence):
     """The operator's CRDs are Established and its pods (if in-cluster) are Ready."""
     rows = []
     for crd in CRDS:
@@ -88,16 +96,15 @@ def test_operator_installed(kube, cluster_info, evidence):
                                         for c in p.get("status", {}).get("conditions", []))]
         assert ready, "no KubeRay operator pod is Ready"
     else:
-        detection = cluster_info.operators.get("kuberay")
+        detection = operators.ensure("kuberay")
         evidence.note("no in-cluster KubeRay Deployment; the operator runs outside the cluster "
                       f"({detection.summary() if detection else 'detected by its APIs'}); the "
                       "reconciliation checks are the proof that it works")
 
 
 @pytest.mark.requirement(REQ, junit="TestRobustController/WebhookDeniesInvalid")
-def test_webhook_denies_invalid(kube, namespace, evidence):
+def test_webhook_denies_invalid(kube, kuberay, namespace, evidence):
     """A RayCluster valid for the CRD schema but not for the operator is denied by its webhook."""
-    _require_kuberay(kube)
     webhooks = [
         (cfg["metadata"]["name"], wh["name"])
         for cfg in kube.items("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
@@ -142,9 +149,8 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 @pytest.fixture
-def ready_ray_cluster(kube, namespace, run_context, evidence, timeout):
+def ready_ray_cluster(kube, kuberay, namespace, run_context, evidence, timeout):
     """A valid RayCluster, reconciled to ready."""
-    _require_kuberay(kube)
     rc = ray_cluster("rc", namespace, ["workers"])
     run_context.create(rc)
     done = watch_until(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from pytest_aiconformance.cluster import ApiError, ClusterError, Kube, Transient
 from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.evidence import EvidenceRecorder
 from pytest_aiconformance.isolation import RunContext
+from pytest_aiconformance.operators import HelmError, OperatorManager, require_helm
 from pytest_aiconformance.settings import Settings
 from pytest_aiconformance.state import STATE_KEY, RunState
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
@@ -65,6 +67,24 @@ def run_context(aic_state: RunState) -> RunContext:
 def timeout(aic_settings: Settings) -> Callable[[float], float]:
     """Scale a nominal wait by --aic-timeout-scale."""
     return aic_settings.timeout
+
+
+@pytest.fixture(scope="session")
+def operators(aic_state: RunState, kube: Kube) -> Iterator[OperatorManager]:
+    """Detect operators (or install missing ones with --aic-install); uninstall only ours."""
+    settings = aic_state.settings
+    if settings.install:
+        try:
+            require_helm()
+        except HelmError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    kubeconfig = aic_state.kubeconfig_path or settings.kubeconfig
+    manager = OperatorManager(kube, str(kubeconfig or ""), settings.context, aic_state.run_id,
+                              install=settings.install and not settings.lab,
+                              timeout_s=settings.timeout(600))
+    yield manager
+    for problem in manager.uninstall():
+        sys.stderr.write(f"[aic] operator uninstall: {problem}\n")
 
 
 @pytest.fixture

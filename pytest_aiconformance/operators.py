@@ -195,3 +195,49 @@ def helm_uninstall(spec: OperatorSpec, kubeconfig: str, context: str | None) -> 
     if context:
         args += ["--kube-context", context]
     subprocess.run(args, capture_output=True, text=True, check=False)
+
+
+@dataclass
+class OperatorManager:
+    """Per-session operator access: detect once, install with helm only when asked.
+
+    Detection results are cached for the session. With install=True a missing operator is
+    installed (labelled with the run id) and uninstall() removes exactly those, nothing else.
+    """
+
+    kube: Kube
+    kubeconfig: str
+    context: str | None
+    run_id: str
+    install: bool = False
+    timeout_s: float = 600.0
+    detected: dict[str, Detection] = field(default_factory=dict)
+    installed: list[str] = field(default_factory=list)
+
+    def ensure(self, name: str) -> Detection:
+        """The operator's detection; installs it first if missing and --aic-install is set."""
+        specs = load_operator_specs()
+        if name not in specs:
+            raise KeyError(f"unknown operator {name!r}; known: {', '.join(sorted(specs))}")
+        if name not in self.detected:
+            found = detect(self.kube, specs[name])
+            if not found.present and self.install:
+                helm_install(specs[name], self.kubeconfig, self.context, self.run_id,
+                             self.timeout_s)
+                self.installed.append(name)
+                found = detect(self.kube, specs[name])
+                found.installed_by_us = True
+            self.detected[name] = found
+        return self.detected[name]
+
+    def uninstall(self) -> list[str]:
+        """Remove what this run installed (newest first); returns problems."""
+        problems = []
+        specs = load_operator_specs()
+        for name in reversed(self.installed):
+            try:
+                helm_uninstall(specs[name], self.kubeconfig, self.context)
+            except HelmError as exc:
+                problems.append(str(exc))
+        self.installed.clear()
+        return problems

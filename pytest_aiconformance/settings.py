@@ -6,6 +6,7 @@ Validation happens here so that bad input becomes one clear line before any clus
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,11 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
         get_profile(accelerator)
     except ValueError as exc:
         raise pytest.UsageError(f"--accelerator: {str(exc).splitlines()[0]}") from None
+
+    if values["aic_install"] and shutil.which("helm") is None:
+        raise pytest.UsageError(
+            "--aic-install needs the helm CLI on PATH; install helm or drop --aic-install"
+        )
 
     def path_or_none(key: str, must_exist: bool = True) -> Path | None:
         raw = values[key]
