@@ -1,0 +1,33 @@
+"""`aiconformance` / `python -m pytest_aiconformance`: run the installed checks.
+
+Outside a checkout there is no pyproject.toml with our ini settings, so this passes them
+(JUnit evidence in <system-out>, passing tests included) and points pytest at the
+installed conformance_tests package. Every other argument goes to pytest unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+INI_DEFAULTS = (
+    "junit_family=xunit1",
+    "junit_logging=system-out",
+    "junit_log_passing_tests=true",
+    "junit_suite_name=ai-conformance",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    ini = [item for pair in INI_DEFAULTS for item in ("-o", pair)]
+    # This module lives in the plugin's package, so the plugin is imported before pytest can
+    # rewrite its asserts; the plugin has none that need rewriting.
+    quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    return int(pytest.main([*ini, *quiet, "-p", "no:cacheprovider", "--pyargs",
+                            "conformance_tests", *args]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
