@@ -1,0 +1,223 @@
+"""The conformance suite itself, run against real labs: the verdict matrix, negative labs,
+reports, cleanup after a normal run, after SIGINT, and --aic-cleanup after SIGKILL.
+
+Each run is a separate pytest process (the way users run it), pointed at a lab by its
+kubeconfig; the verdicts are read back from results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance.cluster import connect
+from pytest_aiconformance.isolation import CLUSTER_SCOPED_KINDS, selector_all_runs
+from pytest_aiconformance.lab import Lab, LabInfo, LabShape
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = ROOT / "conformance_tests"
+
+
+def _shape(**kw: Any) -> LabShape:
+    names = {f.name for f in fields(LabShape)}
+    return LabShape(**{k: v for k, v in kw.items() if k in names})
+
+
+CONFORMANT = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True)
+
+
+def _up(tmp: Path, shape: LabShape) -> tuple[Lab, LabInfo]:
+    lab = Lab(tmp)
+    return lab, lab.up(shape, lambda m: sys.stderr.write(f"[lab] {m}\n"),
+                       owner_pid=os.getpid())
+
+
+@pytest.fixture(scope="module")
+def conformant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, LabInfo]]:
+    lab, info = _up(tmp_path_factory.mktemp("lab-conformant"), _shape(**CONFORMANT))
+    yield lab, info
+    lab.down(lambda m: None)
+
+
+def run_suite(info: LabInfo, report: Path, *args: str, timeout: float = 900,
+              files: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    targets = [str(CHECKS / f) for f in files] if files else [str(CHECKS)]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+           "-c", str(ROOT / "pyproject.toml"), *targets, "--kubeconfig", str(info.kubeconfig),
+           "--context", info.context, "--aic-report-dir", str(report), "-q", "-rs", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          check=False)
+
+
+def verdicts(report: Path) -> dict[str, dict[str, Any]]:
+    data = json.loads((report / "results.json").read_text())
+    return {r["id"]: r for r in data["requirements"]}
+
+
+def check_outcomes(req: dict[str, Any]) -> dict[str, str]:
+    return {c["junit_name"].split("[")[0]: c["outcome"] for c in req["checks"]}
+
+
+def labelled_leftovers(info: LabInfo) -> list[str]:
+    kube = connect(Path(info.kubeconfig), info.context)
+    sel = selector_all_runs()
+    left = [f"Namespace/{n['metadata']['name']}"
+            for n in kube.items("v1", "Namespace", label_selector=sel)]
+    for api_version, kind in CLUSTER_SCOPED_KINDS:
+        if kube.serves(api_version, kind):
+            left += [f"{kind}/{o['metadata']['name']}"
+                     for o in kube.items(api_version, kind, label_selector=sel)]
+    kube.close()
+    return left
+
+
+def test_verdict_matrix_on_conformant_lab(conformant, tmp_path):
+    """Control-plane requirements are decided for real; in-container ones stay Not verified."""
+    _lab, info = conformant
+    report = tmp_path / "report"
+    started = time.monotonic()
+    proc = run_suite(info, report, "--aic-version", "1.35")
+    elapsed = time.monotonic() - started
+    sys.stderr.write(f"[suite] full run on the lab: {elapsed:.0f}s, exit {proc.returncode}\n")
+    assert (report / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    for name in ("junit.xml", "PRODUCT.yaml", "evidence.md", "results.json"):
+        assert (report / name).is_file(), name
+    v = verdicts(report)
+    assert v["dra_support"]["status"] == "Implemented", v["dra_support"]
+    assert v["pod_autoscaling"]["status"] == "Implemented", v["pod_autoscaling"]
+    sharing = check_outcomes(v["gpu_sharing"])
+    assert sharing["TestGPUSharing/SharedUnitsAdvertised"] == "passed"
+    assert sharing["TestGPUSharing/OversubscribedPodsRun"] == "passed"
+    assert v["gpu_sharing"]["status"] == "Not verified"
+    access = check_outcomes(v["secure_accelerator_access"])
+    assert access["TestSecureAcceleratorAccess/CapacityEnforced"] == "passed"
+    assert v["secure_accelerator_access"]["status"] == "Not verified"
+    assert v["cluster_autoscaling"]["status"] == "N/A"  # the lab runs no autoscaler
+    if "kuberay" in {f.name for f in fields(LabShape)}:
+        assert v["robust_controller"]["status"] == "Implemented", v["robust_controller"]
+    for rid in ("ai_inference", "ai_service_metrics", "accelerator_metrics"):
+        assert v[rid]["status"] == "Not verified", v[rid]
+        assert "simulated" in v[rid]["reason"]
+    # a MUST is not Implemented, so the run must say so with its exit status
+    assert proc.returncode == 1
+    assert labelled_leftovers(info) == []
+
+
+@pytest.mark.parametrize(("shape", "status", "cause"), [
+    # the API is served but no driver publishes devices: the API check alone passes
+    ({"dra": False}, "Partially Implemented", "DeviceClass"),
+    # resource.k8s.io/v1 switched off: nothing passes
+    ({"dra": False, "dra_api": False}, "Not Implemented", "resource.k8s.io/v1"),
+])
+def test_lab_without_dra_fails_dra_support(tmp_path, shape, status, cause):
+    lab, info = _up(tmp_path / "lab", _shape(gpu_nodes=1, cpu_nodes=0, **shape))
+    try:
+        proc = run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
+                         files=["test_dra_support.py"])
+        v = verdicts(tmp_path / "r")["dra_support"]
+        assert v["status"] == status, v
+        assert cause in v["reason"], v["reason"]
+        assert proc.returncode == 1
+    finally:
+        lab.down(lambda m: None)
+
+
+def test_lab_without_metrics_server_fails_pod_autoscaling(tmp_path):
+    lab, info = _up(tmp_path / "lab", _shape(metrics_server=False, gpu_nodes=1, cpu_nodes=0))
+    try:
+        run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
+                  files=["test_pod_autoscaling.py"])
+        v = verdicts(tmp_path / "r")["pod_autoscaling"]
+        assert v["status"] == "Not Implemented", v
+        assert "metrics.k8s.io" in v["reason"], v["reason"]
+    finally:
+        lab.down(lambda m: None)
+
+
+def test_scheduler_stopped_mid_run_fails_within_timeout(conformant, tmp_path):
+    """With the scheduler stopped, the capacity check fails within its own (scaled) deadline."""
+    lab, info = conformant
+    lab.stop_component("scheduler")
+    try:
+        started = time.monotonic()
+        run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.2",
+                  "-k", "capacity_enforced", files=["test_secure_accelerator_access.py"])
+        elapsed = time.monotonic() - started
+        v = verdicts(tmp_path / "r")["secure_accelerator_access"]
+        assert check_outcomes(v)["TestSecureAcceleratorAccess/CapacityEnforced"] == "failed"
+        assert v["status"] == "Not Implemented"
+        assert "timed out" in v["reason"], v["reason"]
+        assert "bound" in v["reason"], v["reason"]
+        assert elapsed < 120
+    finally:
+        lab.start_component("scheduler")
+
+
+def _wait_for_labelled_namespace(info: LabInfo, deadline: float) -> str:
+    kube = connect(Path(info.kubeconfig), info.context)
+    try:
+        from pytest_aiconformance.waiting import Target, watch_until
+
+        found = watch_until(kube, Target("v1", "Namespace", label_selector=selector_all_runs()),
+                            lambda objs: bool(objs), timeout=deadline,
+                            expected="the suite to create its first namespace")
+        return next(iter(found.values()))["metadata"]["name"]
+    finally:
+        kube.close()
+
+
+def _start_suite(info: LabInfo, report: Path, files: list[str]) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+           "-c", str(ROOT / "pyproject.toml"), *[str(CHECKS / f) for f in files],
+           "--kubeconfig", str(info.kubeconfig), "--context", info.context,
+           "--aic-report-dir", str(report), "-q"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT)
+
+
+def test_sigint_mid_check_leaves_nothing(conformant, tmp_path):
+    _lab, info = conformant
+    proc = _start_suite(info, tmp_path / "r", ["test_pod_autoscaling.py"])
+    try:
+        _wait_for_labelled_namespace(info, 60)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in out or "Interrupted" in out, out[-2000:]
+    assert labelled_leftovers(info) == []
+
+
+def test_cleanup_removes_what_a_sigkilled_run_left(conformant, tmp_path):
+    _lab, info = conformant
+    proc = _start_suite(info, tmp_path / "r", ["test_pod_autoscaling.py"])
+    try:
+        ns = _wait_for_labelled_namespace(info, 60)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert f"Namespace/{ns}" in labelled_leftovers(info)
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c",
+         str(ROOT / "pyproject.toml"), "--kubeconfig", str(info.kubeconfig), "--context",
+         info.context, "--aic-cleanup"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        check=False)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert f"deleting namespace {ns}" in cleanup.stdout
+    assert labelled_leftovers(info) == []
