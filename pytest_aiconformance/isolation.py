@@ -60,6 +60,7 @@ class RunContext:
     run_id: str
     timeout_scale: float = 1.0
     created: list[Created] = field(default_factory=list)
+    terminating: list[Created] = field(default_factory=list)  # namespaces still going
     _counter: int = 0
 
     def labels(self, check: str | None = None) -> dict[str, str]:
@@ -115,7 +116,13 @@ class RunContext:
         ]
 
     def teardown(self, only_namespace: str | None = None, timeout: float = 120.0) -> list[str]:
-        """Delete what we created (newest first) and wait until it is gone; returns problems."""
+        """Delete what we created (newest first) and wait until it is gone; returns problems.
+
+        For one check's namespace (only_namespace) the pods are deleted at once and waited
+        for, so the accelerators they held are free for the next check, while the namespace
+        itself finishes in the background (the namespace controller waits 5 s before it
+        starts); the session's final teardown waits for every namespace.
+        """
         problems: list[str] = []
         todo = [c for c in reversed(self.created)
                 if only_namespace is None or c.namespace == only_namespace
@@ -131,8 +138,20 @@ class RunContext:
             except (ApiError, TransientError, ClusterError) as exc:
                 problems.append(f"delete {item.kind} {item.name}: {exc}")
         deadline = time.monotonic() + timeout * self.timeout_scale
+        for ns in sorted(namespaces):
+            # Pods go now (a terminating namespace admits no replacements).
+            try:
+                self.kube.request("DELETE", f"/api/v1/namespaces/{ns}/pods",
+                                  body={"gracePeriodSeconds": 0})
+                wait_deleted(self.kube, Target("v1", "Pod", ns),
+                             timeout=max(1.0, deadline - time.monotonic()))
+            except (WaitTimeout, ClusterError) as exc:
+                problems.append(str(exc).splitlines()[0])
         for item in todo:
             if item.namespace in namespaces:
+                continue
+            if only_namespace is not None and item.kind == "Namespace":
+                self.terminating.append(item)
                 continue
             left = max(1.0, deadline - time.monotonic())
             try:
@@ -140,6 +159,15 @@ class RunContext:
                                                name=item.name), timeout=left)
             except (WaitTimeout, ClusterError) as exc:
                 problems.append(str(exc).splitlines()[0])
+        if only_namespace is None:
+            for item in self.terminating:
+                left = max(1.0, deadline - time.monotonic())
+                try:
+                    wait_deleted(self.kube, Target("v1", "Namespace", name=item.name),
+                                 timeout=left)
+                except (WaitTimeout, ClusterError) as exc:
+                    problems.append(str(exc).splitlines()[0])
+            self.terminating.clear()
         self.created = [c for c in self.created if c not in todo]
         return problems
 

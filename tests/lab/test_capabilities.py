@@ -101,26 +101,26 @@ def test_without_dra_driver_claim_check_fails(bare: tuple[client.ApiClient, str]
 def test_without_metrics_server_hpa_check_fails(bare: tuple[client.ApiClient, str]) -> None:
     api, ns = bare
     with pytest.raises(AssertionError, match="FailedGetResourceMetric"):
-        labchecks.check_hpa_scales_up(api, ns, timeout=30)
+        labchecks.check_hpa_scales_up(api, ns, timeout=20)
 
 
 def test_without_gpu_nodes_gpu_pod_check_fails(gpuless: tuple[client.ApiClient, str]) -> None:
     api, ns = gpuless
     with pytest.raises(AssertionError, match=r"Insufficient nvidia\.com/gpu"):
-        labchecks.check_gpu_pod_runs(api, ns, timeout=15)
+        labchecks.check_gpu_pod_runs(api, ns, timeout=10)
 
 
 def test_without_gpu_nodes_overcommit_check_fails(gpuless: tuple[client.ApiClient, str]) -> None:
     api, ns = gpuless
     with pytest.raises(AssertionError, match="expected 2 Running and 1 Pending"):
-        labchecks.check_gpu_overcommit(api, ns, total_gpus=2, timeout=15)
+        labchecks.check_gpu_overcommit(api, ns, total_gpus=2, timeout=10)
 
 
 def test_without_gpu_nodes_hpa_check_fails(gpuless: tuple[client.ApiClient, str]) -> None:
     """Metrics-server is there, but GPU pods never run, so there is nothing to scale on."""
     api, ns = gpuless
     with pytest.raises(AssertionError, match="did not scale up"):
-        labchecks.check_hpa_scales_up(api, ns, timeout=25)
+        labchecks.check_hpa_scales_up(api, ns, timeout=20)
 
 
 def test_without_dra_api_claim_check_fails(tmp_path_factory: pytest.TempPathFactory) -> None:
