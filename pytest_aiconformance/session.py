@@ -27,15 +27,29 @@ def start_lab(state: RunState, say: Any) -> Path:
 
     settings = state.settings
     try:
-        shape = LabShape.from_yaml(settings.lab_shape) if settings.lab_shape else LabShape()
+        shape = LabShape.from_yaml(settings.lab_shape) if settings.lab_shape \
+            else conformance_shape(LabShape)
         lab = Lab()
         was_up = lab.status().healthy
-        info = lab.up(shape, progress=say)
+        # A lab this session starts dies with it; a SIGKILLed session's lab is replaced.
+        info = lab.up(shape, progress=say, owner_pid=None if was_up else os.getpid())
     except LabError as exc:
         raise pytest.UsageError(f"lab: {exc}") from None
     state.lab = lab
     state.lab_started_here = not was_up
     return Path(info.kubeconfig)
+
+
+def conformance_shape(shape_type: Any) -> Any:
+    """The lab the suite runs on by default: what a conformant platform would offer.
+
+    Two GPU nodes, one time-sliced GPU node (for gpu_sharing), one CPU node, the simulated
+    DRA driver, metrics-server, and the operators the lab can run.
+    """
+    wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
+              "kueue": True}
+    known = set(getattr(shape_type, "__dataclass_fields__", {}))
+    return shape_type(**{k: v for k, v in wanted.items() if k in known})
 
 
 def check_report_dir(path: Path) -> None:

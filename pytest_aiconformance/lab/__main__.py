@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also switch resource.k8s.io/v1 off (the 1.35 scheduler then schedules nothing)",
     )
     up.add_argument("--no-metrics-server", action="store_true")
+    up.add_argument(
+        "--kuberay",
+        action="store_true",
+        help="run the KubeRay operator with its CRDs and validating webhook (port 9443)",
+    )
     sub.add_parser("down", help="stop every lab process")
     sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
     for verb in ("stop", "start"):
@@ -76,6 +81,8 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["dra_api"] = False
     if args.no_metrics_server:
         changes["metrics_server"] = False
+    if args.kuberay:
+        changes["kuberay"] = True
     return shape.replace(**changes)
 
 

@@ -7,13 +7,16 @@ module's go.mod, go.sum and Go sources, the Go toolchain version, the target pla
 link flags.  A second build with the same key is a cache hit and costs nothing.
 
 The modules form a registry (``MODULES``): adding an operator binary later is one more
-``GoModule`` entry and one more Go module directory, with no change anywhere else.
+``GoModule`` entry and one more Go module directory.  An operator's CRDs come from the same
+module source as its binary (``GoModule.crds``) and are cached next to it, so the two never
+disagree on a version.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +26,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from .errors import LabError
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Progress = Callable[[str], None]
 
@@ -53,7 +60,9 @@ class GoModule:
 
     ``targets`` are the package arguments of ``go build`` (``.`` for the module's main package,
     ``tool`` for every ``tool`` directive of its go.mod); ``binaries`` are the file names the
-    build leaves in the output directory.
+    build leaves in the output directory.  ``crds`` are ``(Go module path, glob)`` pairs: the
+    YAML files matching the glob in that dependency's source (at the version go.mod selects)
+    are stored as JSON in ``<output>/crds`` with the binaries.
     """
 
     name: str
@@ -61,6 +70,7 @@ class GoModule:
     targets: tuple[str, ...]
     binaries: tuple[str, ...]
     ldflags: tuple[str, ...] = ()
+    crds: tuple[tuple[str, str], ...] = ()
 
     def go_build_args(self, out_dir: Path) -> list[str]:
         """The ``go build`` command line writing this module's binaries into ``out_dir``."""
@@ -91,6 +101,13 @@ MODULES: tuple[GoModule, ...] = (
         binaries=("kwok", "metrics-server"),
         # metrics-server reports its version through client-go's version package.
         ldflags=_version_ldflags("k8s.io/client-go/pkg/version", METRICS_SERVER_VERSION),
+    ),
+    GoModule(
+        name="kuberay",
+        directory="kuberay",
+        targets=("tool",),
+        binaries=("ray-operator",),
+        crds=(("github.com/ray-project/kuberay/ray-operator", "config/crd/bases/ray.io_*.yaml"),),
     ),
 )
 
@@ -157,6 +174,8 @@ def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
     digest = hashlib.sha256()
     for part in (module.name, go_identity, " ".join(module.ldflags), " ".join(module.targets)):
         digest.update(part.encode() + b"\0")
+    if module.crds:  # Only when present, so the keys of modules without CRDs stay as they were.
+        digest.update(json.dumps(["crds as json", module.crds]).encode() + b"\0")
     files = [mod_dir / "go.mod", mod_dir / "go.sum"]
     files += sorted(p for p in mod_dir.rglob("*.go") if p.is_file())
     for path in files:
@@ -180,6 +199,11 @@ class BuiltModule:
         """Path of one of the module's binaries."""
         return self.directory / name
 
+    @property
+    def crd_dir(self) -> Path:
+        """Directory of the module's CRD manifests (``GoModule.crds``)."""
+        return self.directory / "crds"
+
 
 @contextmanager
 def _lock(path: Path) -> Iterator[None]:
@@ -194,7 +218,47 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def _complete(directory: Path, module: GoModule) -> bool:
-    return all((directory / name).is_file() for name in module.binaries)
+    binaries = all((directory / name).is_file() for name in module.binaries)
+    return binaries and (not module.crds or (directory / "crds").is_dir())
+
+
+def _copy_crds(module: GoModule, root: Path, out_dir: Path) -> None:
+    """Copy the CRD manifests of ``module.crds`` from the Go module cache into ``out_dir/crds``."""
+    target = out_dir / "crds"
+    target.mkdir()
+    for go_module, pattern in module.crds:
+        try:
+            out = subprocess.run(
+                ["go", "mod", "download", "-json", go_module],
+                cwd=root / module.directory,
+                env=_go_env(),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=300,
+            ).stdout
+            source = Path(json.loads(out)["Dir"])
+        except subprocess.CalledProcessError as err:
+            raise LabError(
+                f"cannot locate the source of {go_module} for {module.name}'s CRDs:"
+                f" {err.stderr.strip() or err.stdout.strip()}"
+            ) from err
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+            raise LabError(
+                f"cannot locate the source of {go_module} for {module.name}'s CRDs: {err}"
+            ) from err
+        files = sorted(source.glob(pattern))
+        if not files:
+            raise LabError(f"{module.name}: no CRD manifests match {pattern} in {source}")
+        for path in files:
+            # Stored as JSON: CRDs are megabytes of YAML, slow to parse at every lab start.
+            try:
+                docs = [d for d in yaml.load_all(path.read_text(), Loader=_YAML_LOADER) if d]
+            except yaml.YAMLError as err:
+                raise LabError(f"{module.name}: CRD manifest {path} is not valid YAML") from err
+            for index, doc in enumerate(docs):
+                suffix = f"-{index}" if len(docs) > 1 else ""
+                (target / f"{path.stem}{suffix}.json").write_text(json.dumps(doc))
 
 
 def _run_go_build(
@@ -263,6 +327,8 @@ def build_module(
         log = bin_root / f"{module.name}-{key[:16]}.build.log"
         try:
             _run_go_build(module, root, tmp, log, progress)
+            if module.crds:
+                _copy_crds(module, root, tmp)
             if not _complete(tmp, module):
                 raise LabError(f"go build of {module.name} did not produce {module.binaries}")
             shutil.rmtree(final, ignore_errors=True)
@@ -274,15 +340,30 @@ def build_module(
         return BuiltModule(module, final, cached=False, seconds=elapsed)
 
 
-def build_all(progress: Progress = print) -> dict[str, Path]:
-    """Build (or find cached) every registered module; map each binary name to its path."""
+def build_modules(
+    names: tuple[str, ...] | None = None, progress: Progress = print
+) -> dict[str, BuiltModule]:
+    """Build (or find cached) the registered modules named (all by default), by name."""
+    unknown = sorted(set(names or ()) - {m.name for m in MODULES})
+    if unknown:
+        raise LabError(f"no lab Go module named {', '.join(unknown)}")
     root = source_root()
     identity = _go_identity()
-    paths: dict[str, Path] = {}
+    built: dict[str, BuiltModule] = {}
     for module in MODULES:
-        built = build_module(module, progress, root=root, go_identity=identity)
-        if built.cached:
-            progress(f"{module.name}: cached ({built.directory})")
-        for name in module.binaries:
-            paths[name] = built.binary(name)
-    return paths
+        if names is not None and module.name not in names:
+            continue
+        result = build_module(module, progress, root=root, go_identity=identity)
+        if result.cached:
+            progress(f"{module.name}: cached ({result.directory})")
+        built[module.name] = result
+    return built
+
+
+def build_all(progress: Progress = print) -> dict[str, Path]:
+    """Build (or find cached) every registered module; map each binary name to its path."""
+    return {
+        name: result.binary(name)
+        for result in build_modules(None, progress).values()
+        for name in result.module.binaries
+    }

@@ -31,6 +31,9 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "APIService": ("apiservices", False),
     "DeviceClass": ("deviceclasses", False),
     "ResourceSlice": ("resourceslices", False),
+    "CustomResourceDefinition": ("customresourcedefinitions", False),
+    "ValidatingWebhookConfiguration": ("validatingwebhookconfigurations", False),
+    "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
 }
 
 

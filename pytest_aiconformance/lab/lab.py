@@ -1,10 +1,11 @@
 """Start, inspect and stop a lab: a real Kubernetes control plane with simulated GPU nodes.
 
 Each component (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the kwok
-controller, metrics-server) runs as its own host process bound to 127.0.0.1 on ports chosen at
-start.  Everything a lab owns lives in its state directory: PKI, kubeconfigs, etcd data, pid
-files, logs and ``state.json`` (shape, ports and the exact command line of every component, so
-a single component can be stopped and started again later, by another process).
+controller, metrics-server and, when the shape asks for them, operators such as KubeRay) runs as
+its own host process bound to 127.0.0.1 on ports chosen at start.  Everything a lab owns lives
+in its state directory: PKI, kubeconfigs, etcd data, pid files, logs and ``state.json`` (shape,
+ports and the exact command line of every component, so a single component can be stopped and
+started again later, by another process).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import ssl
 import time
 import urllib.error
@@ -29,7 +31,7 @@ from typing import Any
 import yaml
 
 from . import objects, pki, procs
-from .build import Progress, build_all, cache_root
+from .build import BuiltModule, Progress, build_all, build_modules, cache_root
 from .errors import LabError
 from .kapi import KubeAPI, Obj
 from .shape import LabShape
@@ -43,9 +45,12 @@ COMPONENTS = (
     "scheduler",
     "kwok",
     "metrics-server",
+    "kuberay",
 )
 # Components started once the API server serves, all at the same time.
 _AFTER_APISERVER = ("controller-manager", "scheduler", "kwok", "metrics-server")
+# Operators, started once their CRDs are Established (controller-runtime exits otherwise).
+_OPERATORS = ("kuberay",)
 _START_TIMEOUT_S = 60.0
 _READY_TIMEOUT_S = 60.0
 SERVICE_CIDR = "10.96.0.0/16"
@@ -131,6 +136,11 @@ class _Spec:
     # "insecure": TLS without verification (self-signed serving certs of KCM/scheduler).
     health_tls: str
     port: int
+    # Added to the component's environment.
+    env: dict[str, str] = field(default_factory=dict)
+    # An admission webhook server the component must also serve (TLS, lab CA, "localhost")
+    # before it counts as healthy; 0 when it has none.
+    webhook_port: int = 0
 
 
 class Lab:
@@ -224,8 +234,8 @@ class Lab:
             if reused is not None:
                 return reused
             started = time.monotonic()
-            binaries = self.build(progress)
-            info = self._start(shape, binaries, progress, owner_pid)
+            built = build_modules(_modules_for(shape), progress)
+            info = self._start(shape, built, progress, owner_pid)
             progress(f"lab up in {time.monotonic() - started:.1f} s ({shape.describe()})")
             return info
 
@@ -374,7 +384,7 @@ class Lab:
 
     def _fresh_dirs(self) -> None:
         """Remove what belongs to a previous lab; keep its logs one generation back."""
-        for name in ("pids", "etcd", "pki", "etc"):
+        for name in ("pids", "etcd", "pki", "etc", "operators"):
             shutil.rmtree(self.state_dir / name, ignore_errors=True)
         for name in ("state.json", "kubeconfig"):
             (self.state_dir / name).unlink(missing_ok=True)
@@ -389,16 +399,21 @@ class Lab:
     def _start(
         self,
         shape: LabShape,
-        binaries: dict[str, Path],
+        built: dict[str, BuiltModule],
         progress: Progress,
         owner_pid: int | None,
     ) -> LabInfo:
         self._fresh_dirs()
+        binaries = {n: b.binary(n) for b in built.values() for n in b.module.binaries}
         paths = pki.generate(self.state_dir / "pki")
         names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
         if shape.metrics_server:
             names.append("metrics-server")
+        if shape.kuberay:
+            names.append("kuberay")
         ports = dict(zip(names, procs.free_ports(len(names)), strict=True))
+        if shape.kuberay:
+            ports["kuberay-webhook"] = objects.kuberay_webhook_port()
         server = f"https://127.0.0.1:{ports['apiserver']}"
         self._write_kubeconfigs(server, paths)
         kwok_config = self.state_dir / "etc" / "kwok.yaml"
@@ -422,14 +437,21 @@ class Lab:
                 self._wait_healthy(by_name[name])
                 progress(f"{name} ready in {time.monotonic() - t0:.1f} s")
             rest = [by_name[n] for n in _AFTER_APISERVER if n in by_name]
+            operators = [by_name[n] for n in _OPERATORS if n in by_name]
             t0 = time.monotonic()
             for spec in rest:
                 self._launch(spec)
             api = self._api()
             self._bootstrap(api, shape, ports, paths)
-            with ThreadPoolExecutor(len(rest)) as pool:
-                list(pool.map(self._wait_healthy, rest))
-            progress(f"{', '.join(s.name for s in rest)} ready in {time.monotonic() - t0:.1f} s")
+            if operators:
+                self._install_operators(api, shape, built, paths, progress)
+            for spec in operators:
+                self._launch(spec)
+            started = rest + operators
+            with ThreadPoolExecutor(len(started)) as pool:
+                list(pool.map(self._wait_healthy, started))
+            names_up = ", ".join(s.name for s in started)
+            progress(f"{names_up} ready in {time.monotonic() - t0:.1f} s")
             self._wait_ready(api, shape, progress)
         except BaseException:
             # Never leave half a lab behind: its ports and memory would leak silently.
@@ -609,6 +631,28 @@ class Lab:
                 ports["kwok"],
             ),
         ]
+        if shape.kuberay:
+            # controller-runtime reads its webhook serving certificate from
+            # $TMPDIR/k8s-webhook-server/serving-certs (no flag for it in ray-operator).
+            tmp = self.state_dir / "operators" / "kuberay"
+            specs.append(
+                _Spec(
+                    "kuberay",
+                    [
+                        str(binaries["ray-operator"]),
+                        f"--kubeconfig={admin_kc}",
+                        "--metrics-addr=0",  # "0": no metrics endpoint
+                        f"--health-probe-bind-address=127.0.0.1:{ports['kuberay']}",
+                        "--enable-leader-election=false",
+                        "--log-stdout-encoder=console",
+                    ],
+                    f"http://127.0.0.1:{ports['kuberay']}/readyz",
+                    "plain",
+                    ports["kuberay"],
+                    env={"ENABLE_WEBHOOKS": "true", "TMPDIR": str(tmp)},
+                    webhook_port=ports["kuberay-webhook"],
+                )
+            )
         if shape.metrics_server:
             specs.append(
                 _Spec(
@@ -641,8 +685,14 @@ class Lab:
                 f"port {spec.port} for lab component {spec.name} is already in use"
                 " by another process; run 'down' or free the port"
             )
+        if spec.webhook_port and procs.port_bound(spec.webhook_port):
+            raise LabError(_webhook_port_busy(spec))
         return procs.start(
-            spec.argv, self.log_file(spec.name), self._pid_file(spec.name), self.state_dir
+            spec.argv,
+            self.log_file(spec.name),
+            self._pid_file(spec.name),
+            self.state_dir,
+            env=spec.env,
         )
 
     def _probe(self, spec: _Spec) -> tuple[bool, str]:
@@ -657,12 +707,30 @@ class Lab:
         try:
             with urllib.request.urlopen(spec.health_url, context=ctx, timeout=2) as resp:
                 body = resp.read(200).decode(errors="replace").strip()
-                return resp.status == 200, f"{spec.health_url} {resp.status} {body[:40]}"
+                detail = f"{spec.health_url} {resp.status} {body[:40]}"
+                if resp.status != 200:
+                    return False, detail
         except urllib.error.HTTPError as err:
             return False, f"{spec.health_url} HTTP {err.code}"
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             return False, f"{spec.health_url} {reason}"
+        if spec.webhook_port:
+            ok, webhook = self._probe_webhook(spec.webhook_port)
+            return ok, f"{detail}; {webhook}"
+        return True, detail
+
+    def _probe_webhook(self, port: int) -> tuple[bool, str]:
+        """TLS handshake with the webhook server as the API server does it (lab CA, localhost)."""
+        ctx = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+                ctx.wrap_socket(sock, server_hostname="localhost"),
+            ):
+                return True, f"webhook https://localhost:{port} serving"
+        except (OSError, ssl.SSLError) as err:
+            return False, f"webhook https://localhost:{port} {err}"
 
     def _wait_healthy(self, spec: _Spec) -> None:
         """Wait for the component's health endpoint; fail fast if its process exits."""
@@ -674,6 +742,8 @@ class Lab:
             if pid is None or not procs.alive(pid):
                 tail = procs.log_tail(log)
                 if "address already in use" in tail:
+                    if spec.webhook_port and f":{spec.webhook_port}" in tail:
+                        raise LabError(f"{_webhook_port_busy(spec)}; see {log}")
                     raise LabError(
                         f"lab component {spec.name}: port {spec.port} is busy"
                         f" (address already in use); see {log}"
@@ -701,6 +771,56 @@ class Lab:
             )
         for doc in docs:
             api.apply(doc)
+
+    def _install_operators(
+        self,
+        api: KubeAPI,
+        shape: LabShape,
+        built: dict[str, BuiltModule],
+        paths: pki.PKIPaths,
+        progress: Progress,
+    ) -> None:
+        """Apply the operators' CRDs and webhook configurations; write their serving certs.
+
+        The webhook configurations exist before their servers do: with failurePolicy Fail,
+        the API server refuses the operator's kinds until the server answers, never lets one
+        through unchecked.  ``up`` returns only once the servers answer.
+        """
+        t0 = time.monotonic()
+        ca_pem = paths.ca_cert.read_bytes()
+        crds: list[Obj] = []
+        docs: list[Obj] = []
+        if shape.kuberay:
+            cert_dir = self.state_dir / "operators" / "kuberay" / "k8s-webhook-server"
+            cert_dir = cert_dir / "serving-certs"
+            cert_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(paths.file("webhook.crt"), cert_dir / "tls.crt")
+            shutil.copyfile(paths.file("webhook.key"), cert_dir / "tls.key")
+            (cert_dir / "tls.key").chmod(0o600)
+            crds += objects.crds(built["kuberay"].crd_dir)
+            docs += objects.kuberay_objects(ca_pem)
+        with ThreadPoolExecutor(min(8, len(crds) + len(docs))) as pool:
+            list(pool.map(api.apply, crds + docs))
+        names = {c["metadata"]["name"] for c in crds}
+
+        def established(items: list[Obj]) -> bool:
+            done = {
+                i["metadata"]["name"]
+                for i in items
+                if any(
+                    c.get("type") == "Established" and c.get("status") == "True"
+                    for c in (i.get("status") or {}).get("conditions") or []
+                )
+            }
+            return names <= done
+
+        api.wait_list(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            established,
+            timeout=_READY_TIMEOUT_S,
+            what=f"CRDs {', '.join(sorted(names))} Established",
+        )
+        progress(f"{len(crds)} operator CRDs Established in {time.monotonic() - t0:.1f} s")
 
     def _wait_ready(self, api: KubeAPI, shape: LabShape, progress: Progress) -> None:
         """Wait until the lab is usable: nodes Ready, default ServiceAccount, metrics API."""
@@ -739,6 +859,20 @@ class Lab:
                 what="APIService v1beta1.metrics.k8s.io Available",
             )
         progress(f"nodes, service accounts and APIs ready in {time.monotonic() - t0:.1f} s")
+
+
+def _modules_for(shape: LabShape) -> tuple[str, ...]:
+    """The Go modules a lab of ``shape`` runs binaries of (others need not even compile)."""
+    return ("controlplane", "tools", *(["kuberay"] if shape.kuberay else []))
+
+
+def _webhook_port_busy(spec: _Spec) -> str:
+    return (
+        f"port {spec.webhook_port} for the webhook server of lab component {spec.name} is"
+        " already in use (another lab with this operator, or another program); the operator"
+        f" binds it on all interfaces and cannot move it, so run 'down' on the other lab or"
+        f" free the port, or start this lab without {spec.name}"
+    )
 
 
 def _b64(path: Path) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import uuid
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -139,3 +141,33 @@ def metrics_server_objects(port: int, ca_pem: bytes) -> list[Obj]:
     api_service["spec"]["service"]["port"] = port
     api_service["spec"]["caBundle"] = base64.b64encode(ca_pem).decode()
     return [service, api_service]
+
+
+def crds(directory: Path) -> list[Obj]:
+    """The CRDs an operator module's build stored (JSON, one object per file)."""
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise LabError(f"no CRD manifests in {directory}; rebuild the lab binaries")
+    result: list[Obj] = []
+    for path in files:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise LabError(f"cannot read CRD manifest {path}: {err}") from err
+        if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+            raise LabError(f"{path} is not a CustomResourceDefinition")
+        result.append(doc)
+    return result
+
+
+def kuberay_webhook_port() -> int:
+    """The port of KubeRay's webhook server (controller-runtime's fixed default)."""
+    return int(load_data("kuberay.yaml")["webhookPort"])
+
+
+def kuberay_objects(ca_pem: bytes) -> list[Obj]:
+    """The ValidatingWebhookConfiguration routing RayCluster admission to the host process."""
+    config: Obj = load_data("kuberay.yaml")["validatingWebhookConfiguration"]
+    for webhook in config["webhooks"]:
+        webhook["clientConfig"]["caBundle"] = base64.b64encode(ca_pem).decode()
+    return [config]

@@ -148,6 +148,10 @@ METRICS_SERVER_NAMES = (
     "metrics-server.kube-system.svc",
 )
 
+# Operators' admission webhooks run as host processes; the API server calls them at
+# https://localhost:<port>/... (clientConfig.url), verifying this certificate with the lab CA.
+WEBHOOK_NAMES = ("localhost", "127.0.0.1")
+
 # Client identities: file stem -> (common name, organization).
 CLIENTS: dict[str, tuple[str, str | None]] = {
     "admin": ("aic-lab-admin", "system:masters"),
@@ -197,6 +201,10 @@ def generate(directory: Path) -> PKIPaths:
     key, cert = _issue(ca, "kwok", server_names=("127.0.0.1", "localhost"))
     _write_cert(paths.file("kwok.crt"), cert)
     _write_key(paths.file("kwok.key"), key)
+
+    key, cert = _issue(ca, "aic-lab-webhooks", server_names=WEBHOOK_NAMES)
+    _write_cert(paths.file("webhook.crt"), cert)
+    _write_key(paths.file("webhook.key"), key)
 
     for who, (common_name, organization) in CLIENTS.items():
         key, cert = _issue(ca, common_name, organization=organization, client=True)

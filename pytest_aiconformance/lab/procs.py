@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .errors import LabError
 
-LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server"})
+LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator"})
 
 
 def cmdline(pid: int) -> list[str]:
@@ -63,8 +63,17 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def start(argv: Sequence[str], log: Path, pid_file: Path, cwd: Path) -> int:
-    """Start ``argv`` detached (own session, survives its parent); log to ``log``."""
+def start(
+    argv: Sequence[str],
+    log: Path,
+    pid_file: Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start ``argv`` detached (own session, survives its parent); log to ``log``.
+
+    ``env`` adds to (or overrides) this process's environment.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         out.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
@@ -76,6 +85,7 @@ def start(argv: Sequence[str], log: Path, pid_file: Path, cwd: Path) -> int:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
+                env={**os.environ, **env} if env else None,
                 start_new_session=True,
                 close_fds=True,
             )

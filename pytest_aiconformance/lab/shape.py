@@ -30,6 +30,10 @@ class LabShape:
     ``resource.k8s.io/v1`` API group off.  Kubernetes 1.35 locks DRA on, and its scheduler
     waits for the DRA informers before scheduling anything, so such a lab schedules no pods:
     use it only for checks that look at the served APIs.
+
+    ``kuberay`` runs the KubeRay operator (v1.5.0) as a host process with its CRDs and its
+    validating webhook for RayClusters (served on port 9443 of every interface: controller-runtime
+    offers no flag to move it, so one lab with KubeRay runs per host at a time).
     """
 
     gpu_nodes: int = 2
@@ -40,6 +44,7 @@ class LabShape:
     dra: bool = True
     metrics_server: bool = True
     dra_api: bool = True
+    kuberay: bool = False
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes"):
@@ -51,7 +56,7 @@ class LabShape:
             raise LabError(
                 f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}"
             )
-        for field in ("dra", "metrics_server", "dra_api"):
+        for field in ("dra", "metrics_server", "dra_api", "kuberay"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.dra and not self.dra_api:
@@ -109,5 +114,6 @@ class LabShape:
             f"dra={'on' if self.dra else 'off'}",
             *([] if self.dra_api else ["dra_api=off"]),
             f"metrics_server={'on' if self.metrics_server else 'off'}",
+            *(["kuberay=on"] if self.kuberay else []),
         ]
         return " ".join(parts)
