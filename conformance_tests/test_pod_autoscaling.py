@@ -18,7 +18,7 @@ from pytest_aiconformance import probing, workloads
 from pytest_aiconformance.cluster import ApiError
 from pytest_aiconformance.execution import pod_exec
 from pytest_aiconformance.outcomes import not_applicable
-from pytest_aiconformance.tables import POD_WIDE, get_table, table
+from pytest_aiconformance.tables import POD_WIDE, events_table, get_table, table
 from pytest_aiconformance.waiting import Target, watch_until
 
 REQ = "pod_autoscaling"
@@ -124,6 +124,12 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
     evidence.command(f"kubectl get pods -n {namespace} -o wide",
                      get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
                                POD_WIDE))
+    pending = next(o for o in pods.values() if not o["spec"].get("nodeName"))
+    pending_name = pending["metadata"]["name"]
+    refused = kube.items("v1", "Event", namespace,
+                         field_selector=f"involvedObject.name={pending_name}")
+    evidence.command(f"kubectl get events -n {namespace} --field-selector "
+                     f"involvedObject.name={pending_name}", events_table(refused))
     events = [e for e in kube.items("v1", "Event", namespace)
               if e.get("reason") == "SuccessfulRescale"]
     evidence.command(f"kubectl get events -n {namespace} --field-selector "

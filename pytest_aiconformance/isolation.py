@@ -172,9 +172,14 @@ class RunContext:
         return problems
 
 
-def sweep(kube: Kube, say: Callable[[str], None], timeout: float = 180.0) -> int:
-    """Delete every object any run of this suite left behind (by label only)."""
-    selector = selector_all_runs()
+def sweep(kube: Kube, say: Callable[[str], None], timeout: float = 180.0,
+          run_id: str | None = None) -> int:
+    """Delete every object any run of this suite left behind (by label only).
+
+    With run_id, only that run's objects: the end of a session uses it to catch an object
+    whose create call was interrupted (Ctrl-C) after the server had stored it.
+    """
+    selector = selector_all_runs() + (f",{RUN_LABEL}={run_id}" if run_id else "")
     count = 0
     namespaces = kube.items("v1", "Namespace", label_selector=selector)
     for ns in namespaces:

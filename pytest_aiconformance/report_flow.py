@@ -323,12 +323,23 @@ def check_results(state: RunState, items_specs: dict[str, CheckSpec]) -> list[Ch
 # --- the end ----------------------------------------------------------------------------
 
 
+def _say_stderr(line: str) -> None:
+    sys.stderr.write(f"[aic] {line}\n")
+
+
 def finish_session(session: pytest.Session, state: RunState) -> None:
     """Verdicts and reports, once, on the controller; exit status from the MUSTs."""
     config = session.config
     if state.context is not None:
         # Every process tears down what it created (xdist workers included).
         problems = state.context.teardown()
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED and not state.is_worker:
+            # A create interrupted after the server stored the object is not tracked;
+            # the run-id label still finds it.
+            try:
+                sweep(state.context.kube, _say_stderr, run_id=state.run_id)
+            except ClusterError as exc:
+                problems.append(f"sweep of run {state.run_id}: {exc}")
         for problem in problems:
             sys.stderr.write(f"[aic] teardown: {problem}\n")
     if state.is_worker or config.option.collectonly or state.settings.cleanup:

@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the KubeRay operator with its CRDs and validating webhook (port 9443)",
     )
+    up.add_argument("--kueue", action="store_true", help="run Kueue with its CRDs and webhooks")
     sub.add_parser("down", help="stop every lab process")
     sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
     for verb in ("stop", "start"):
@@ -83,6 +84,8 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["metrics_server"] = False
     if args.kuberay:
         changes["kuberay"] = True
+    if args.kueue:
+        changes["kueue"] = True
     return shape.replace(**changes)
 
 

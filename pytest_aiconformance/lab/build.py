@@ -7,9 +7,9 @@ module's go.mod, go.sum and Go sources, the Go toolchain version, the target pla
 link flags.  A second build with the same key is a cache hit and costs nothing.
 
 The modules form a registry (``MODULES``): adding an operator binary later is one more
-``GoModule`` entry and one more Go module directory.  An operator's CRDs come from the same
-module source as its binary (``GoModule.crds``) and are cached next to it, so the two never
-disagree on a version.
+``GoModule`` entry and one more Go module directory.  An operator's manifests (CRDs, webhook
+configurations) come from the same module source as its binary (``GoModule.manifests``) and are
+cached next to it, so the two never disagree on a version.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ Progress = Callable[[str], None]
 
 K8S_VERSION = "v1.35.4"
 METRICS_SERVER_VERSION = "v0.9.0"
+KUEUE_VERSION = "v0.17.0"  # Must match lab/kueue/go.mod (it is only stamped into the binary).
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -60,9 +61,9 @@ class GoModule:
 
     ``targets`` are the package arguments of ``go build`` (``.`` for the module's main package,
     ``tool`` for every ``tool`` directive of its go.mod); ``binaries`` are the file names the
-    build leaves in the output directory.  ``crds`` are ``(Go module path, glob)`` pairs: the
-    YAML files matching the glob in that dependency's source (at the version go.mod selects)
-    are stored as JSON in ``<output>/crds`` with the binaries.
+    build leaves in the output directory.  ``manifests`` are ``(subdir, Go module path, glob)``
+    triples: the YAML files matching the glob in that dependency's source (at the version
+    go.mod selects) are stored as JSON, one file per document, in ``<output>/<subdir>``.
     """
 
     name: str
@@ -70,7 +71,7 @@ class GoModule:
     targets: tuple[str, ...]
     binaries: tuple[str, ...]
     ldflags: tuple[str, ...] = ()
-    crds: tuple[tuple[str, str], ...] = ()
+    manifests: tuple[tuple[str, str, str], ...] = ()
 
     def go_build_args(self, out_dir: Path) -> list[str]:
         """The ``go build`` command line writing this module's binaries into ``out_dir``."""
@@ -107,7 +108,23 @@ MODULES: tuple[GoModule, ...] = (
         directory="kuberay",
         targets=("tool",),
         binaries=("ray-operator",),
-        crds=(("github.com/ray-project/kuberay/ray-operator", "config/crd/bases/ray.io_*.yaml"),),
+        manifests=(
+            ("crds", "github.com/ray-project/kuberay/ray-operator", "config/crd/bases/*.yaml"),
+        ),
+    ),
+    GoModule(
+        name="kueue",
+        directory="kueue",
+        targets=("tool",),
+        binaries=("kueue",),
+        ldflags=(
+            f"-X sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE_VERSION}",
+            f"-X sigs.k8s.io/kueue/pkg/version.BuildDate={_BUILD_DATE}",
+        ),
+        manifests=(
+            ("crds", "sigs.k8s.io/kueue", "config/components/crd/bases/*.yaml"),
+            ("webhooks", "sigs.k8s.io/kueue", "config/components/webhook/manifests.yaml"),
+        ),
     ),
 )
 
@@ -174,8 +191,8 @@ def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
     digest = hashlib.sha256()
     for part in (module.name, go_identity, " ".join(module.ldflags), " ".join(module.targets)):
         digest.update(part.encode() + b"\0")
-    if module.crds:  # Only when present, so the keys of modules without CRDs stay as they were.
-        digest.update(json.dumps(["crds as json", module.crds]).encode() + b"\0")
+    if module.manifests:  # Only when present: keys of modules without manifests stay as they were.
+        digest.update(json.dumps(["manifests as json", module.manifests]).encode() + b"\0")
     files = [mod_dir / "go.mod", mod_dir / "go.sum"]
     files += sorted(p for p in mod_dir.rglob("*.go") if p.is_file())
     for path in files:
@@ -199,10 +216,9 @@ class BuiltModule:
         """Path of one of the module's binaries."""
         return self.directory / name
 
-    @property
-    def crd_dir(self) -> Path:
-        """Directory of the module's CRD manifests (``GoModule.crds``)."""
-        return self.directory / "crds"
+    def manifest_dir(self, subdir: str) -> Path:
+        """Directory of some of the module's manifests (``GoModule.manifests``), as JSON."""
+        return self.directory / subdir
 
 
 @contextmanager
@@ -219,14 +235,14 @@ def _lock(path: Path) -> Iterator[None]:
 
 def _complete(directory: Path, module: GoModule) -> bool:
     binaries = all((directory / name).is_file() for name in module.binaries)
-    return binaries and (not module.crds or (directory / "crds").is_dir())
+    return binaries and all((directory / sub).is_dir() for sub, _, _ in module.manifests)
 
 
-def _copy_crds(module: GoModule, root: Path, out_dir: Path) -> None:
-    """Copy the CRD manifests of ``module.crds`` from the Go module cache into ``out_dir/crds``."""
-    target = out_dir / "crds"
-    target.mkdir()
-    for go_module, pattern in module.crds:
+def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
+    """Store ``module.manifests`` from the Go module cache as JSON under ``out_dir``."""
+    for subdir, go_module, pattern in module.manifests:
+        target = out_dir / subdir
+        target.mkdir(exist_ok=True)
         try:
             out = subprocess.run(
                 ["go", "mod", "download", "-json", go_module],
@@ -240,22 +256,22 @@ def _copy_crds(module: GoModule, root: Path, out_dir: Path) -> None:
             source = Path(json.loads(out)["Dir"])
         except subprocess.CalledProcessError as err:
             raise LabError(
-                f"cannot locate the source of {go_module} for {module.name}'s CRDs:"
+                f"cannot locate the source of {go_module} for {module.name}'s manifests:"
                 f" {err.stderr.strip() or err.stdout.strip()}"
             ) from err
         except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
             raise LabError(
-                f"cannot locate the source of {go_module} for {module.name}'s CRDs: {err}"
+                f"cannot locate the source of {go_module} for {module.name}'s manifests: {err}"
             ) from err
         files = sorted(source.glob(pattern))
         if not files:
-            raise LabError(f"{module.name}: no CRD manifests match {pattern} in {source}")
+            raise LabError(f"{module.name}: no manifests match {pattern} in {source}")
         for path in files:
             # Stored as JSON: CRDs are megabytes of YAML, slow to parse at every lab start.
             try:
                 docs = [d for d in yaml.load_all(path.read_text(), Loader=_YAML_LOADER) if d]
             except yaml.YAMLError as err:
-                raise LabError(f"{module.name}: CRD manifest {path} is not valid YAML") from err
+                raise LabError(f"{module.name}: manifest {path} is not valid YAML") from err
             for index, doc in enumerate(docs):
                 suffix = f"-{index}" if len(docs) > 1 else ""
                 (target / f"{path.stem}{suffix}.json").write_text(json.dumps(doc))
@@ -327,8 +343,8 @@ def build_module(
         log = bin_root / f"{module.name}-{key[:16]}.build.log"
         try:
             _run_go_build(module, root, tmp, log, progress)
-            if module.crds:
-                _copy_crds(module, root, tmp)
+            if module.manifests:
+                _copy_manifests(module, root, tmp)
             if not _complete(tmp, module):
                 raise LabError(f"go build of {module.name} did not produce {module.binaries}")
             shutil.rmtree(final, ignore_errors=True)

@@ -28,6 +28,7 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "Namespace": ("namespaces", False),
     "Node": ("nodes", False),
     "Service": ("services", True),
+    "Secret": ("secrets", True),
     "APIService": ("apiservices", False),
     "DeviceClass": ("deviceclasses", False),
     "ResourceSlice": ("resourceslices", False),

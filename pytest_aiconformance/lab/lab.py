@@ -46,11 +46,12 @@ COMPONENTS = (
     "kwok",
     "metrics-server",
     "kuberay",
+    "kueue",
 )
 # Components started once the API server serves, all at the same time.
 _AFTER_APISERVER = ("controller-manager", "scheduler", "kwok", "metrics-server")
 # Operators, started once their CRDs are Established (controller-runtime exits otherwise).
-_OPERATORS = ("kuberay",)
+_OPERATORS = ("kuberay", "kueue")
 _START_TIMEOUT_S = 60.0
 _READY_TIMEOUT_S = 60.0
 SERVICE_CIDR = "10.96.0.0/16"
@@ -138,9 +139,10 @@ class _Spec:
     port: int
     # Added to the component's environment.
     env: dict[str, str] = field(default_factory=dict)
-    # An admission webhook server the component must also serve (TLS, lab CA, "localhost")
-    # before it counts as healthy; 0 when it has none.
+    # An admission webhook server the component must also serve (TLS, verified with the PKI
+    # file ``webhook_ca`` for the name "localhost") before it counts as healthy; 0: none.
     webhook_port: int = 0
+    webhook_ca: str = "ca.crt"
 
 
 class Lab:
@@ -403,6 +405,9 @@ class Lab:
         progress: Progress,
         owner_pid: int | None,
     ) -> LabInfo:
+        if shape.kuberay and procs.port_bound(objects.kuberay_webhook_port()):
+            # Fail before starting anything: the operator could not serve its webhook.
+            raise LabError(_webhook_port_busy("kuberay", objects.kuberay_webhook_port()))
         self._fresh_dirs()
         binaries = {n: b.binary(n) for b in built.values() for n in b.module.binaries}
         paths = pki.generate(self.state_dir / "pki")
@@ -411,6 +416,8 @@ class Lab:
             names.append("metrics-server")
         if shape.kuberay:
             names.append("kuberay")
+        if shape.kueue:
+            names += ["kueue", "kueue-webhook"]
         ports = dict(zip(names, procs.free_ports(len(names)), strict=True))
         if shape.kuberay:
             ports["kuberay-webhook"] = objects.kuberay_webhook_port()
@@ -418,6 +425,16 @@ class Lab:
         self._write_kubeconfigs(server, paths)
         kwok_config = self.state_dir / "etc" / "kwok.yaml"
         kwok_config.write_text(objects.data_text("kwok.yaml"))
+        if shape.kueue:
+            pki.generate_kueue(paths)
+            # Kueue reads its serving certificate from certDir (in a pod, the mounted Secret).
+            cert_dir = self.state_dir / "operators" / "kueue" / "certs"
+            cert_dir.mkdir(parents=True)
+            shutil.copyfile(paths.file("kueue-webhook.crt"), cert_dir / "tls.crt")
+            shutil.copyfile(paths.file("kueue-webhook.key"), cert_dir / "tls.key")
+            (cert_dir / "tls.key").chmod(0o600)
+            config = objects.kueue_configuration(ports["kueue"], ports["kueue-webhook"], cert_dir)
+            (self.state_dir / "etc" / "kueue.yaml").write_text(yaml.safe_dump(config))
         specs = self._specs(shape, binaries, ports, paths, kwok_config)
         state: dict[str, Any] = {
             "version": STATE_VERSION,
@@ -444,7 +461,7 @@ class Lab:
             api = self._api()
             self._bootstrap(api, shape, ports, paths)
             if operators:
-                self._install_operators(api, shape, built, paths, progress)
+                self._install_operators(api, shape, built, paths, ports, progress)
             for spec in operators:
                 self._launch(spec)
             started = rest + operators
@@ -653,6 +670,22 @@ class Lab:
                     webhook_port=ports["kuberay-webhook"],
                 )
             )
+        if shape.kueue:
+            specs.append(
+                _Spec(
+                    "kueue",
+                    [
+                        str(binaries["kueue"]),
+                        f"--kubeconfig={admin_kc}",
+                        f"--config={etc / 'kueue.yaml'}",
+                    ],
+                    f"http://127.0.0.1:{ports['kueue']}/readyz",
+                    "plain",
+                    ports["kueue"],
+                    webhook_port=ports["kueue-webhook"],
+                    webhook_ca="kueue-ca.crt",
+                )
+            )
         if shape.metrics_server:
             specs.append(
                 _Spec(
@@ -686,7 +719,7 @@ class Lab:
                 " by another process; run 'down' or free the port"
             )
         if spec.webhook_port and procs.port_bound(spec.webhook_port):
-            raise LabError(_webhook_port_busy(spec))
+            raise LabError(_webhook_port_busy(spec.name, spec.webhook_port))
         return procs.start(
             spec.argv,
             self.log_file(spec.name),
@@ -716,13 +749,13 @@ class Lab:
             reason = getattr(err, "reason", err)
             return False, f"{spec.health_url} {reason}"
         if spec.webhook_port:
-            ok, webhook = self._probe_webhook(spec.webhook_port)
+            ok, webhook = self._probe_webhook(spec.webhook_port, spec.webhook_ca)
             return ok, f"{detail}; {webhook}"
         return True, detail
 
-    def _probe_webhook(self, port: int) -> tuple[bool, str]:
-        """TLS handshake with the webhook server as the API server does it (lab CA, localhost)."""
-        ctx = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+    def _probe_webhook(self, port: int, ca: str) -> tuple[bool, str]:
+        """TLS handshake with a webhook server, verifying its certificate like the API server."""
+        ctx = ssl.create_default_context(cafile=str(self._pki.file(ca)))
         try:
             with (
                 socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
@@ -743,7 +776,9 @@ class Lab:
                 tail = procs.log_tail(log)
                 if "address already in use" in tail:
                     if spec.webhook_port and f":{spec.webhook_port}" in tail:
-                        raise LabError(f"{_webhook_port_busy(spec)}; see {log}")
+                        raise LabError(
+                            f"{_webhook_port_busy(spec.name, spec.webhook_port)}; see {log}"
+                        )
                     raise LabError(
                         f"lab component {spec.name}: port {spec.port} is busy"
                         f" (address already in use); see {log}"
@@ -778,6 +813,7 @@ class Lab:
         shape: LabShape,
         built: dict[str, BuiltModule],
         paths: pki.PKIPaths,
+        ports: dict[str, int],
         progress: Progress,
     ) -> None:
         """Apply the operators' CRDs and webhook configurations; write their serving certs.
@@ -797,10 +833,24 @@ class Lab:
             shutil.copyfile(paths.file("webhook.crt"), cert_dir / "tls.crt")
             shutil.copyfile(paths.file("webhook.key"), cert_dir / "tls.key")
             (cert_dir / "tls.key").chmod(0o600)
-            crds += objects.crds(built["kuberay"].crd_dir)
+            crds += objects.crds(built["kuberay"].manifest_dir("crds"))
             docs += objects.kuberay_objects(ca_pem)
-        with ThreadPoolExecutor(min(8, len(crds) + len(docs))) as pool:
-            list(pool.map(api.apply, crds + docs))
+        if shape.kueue:
+            port = ports["kueue-webhook"]
+            kueue_ca = paths.file("kueue-ca.crt").read_bytes()
+            crds += objects.kueue_crds(built["kueue"].manifest_dir("crds"), port, kueue_ca)
+            docs += objects.kueue_objects(
+                built["kueue"].manifest_dir("webhooks"),
+                port,
+                kueue_ca,
+                paths.file("kueue-ca.key").read_bytes(),
+                paths.file("kueue-webhook.crt").read_bytes(),
+                paths.file("kueue-webhook.key").read_bytes(),
+            )
+        with ThreadPoolExecutor(min(8, len(crds))) as pool:
+            list(pool.map(api.apply, crds))
+        for doc in docs:  # In order: a namespace before what lives in it.
+            api.apply(doc)
         names = {c["metadata"]["name"] for c in crds}
 
         def established(items: list[Obj]) -> bool:
@@ -863,15 +913,16 @@ class Lab:
 
 def _modules_for(shape: LabShape) -> tuple[str, ...]:
     """The Go modules a lab of ``shape`` runs binaries of (others need not even compile)."""
-    return ("controlplane", "tools", *(["kuberay"] if shape.kuberay else []))
+    operators = [name for name in _OPERATORS if getattr(shape, name)]
+    return ("controlplane", "tools", *operators)
 
 
-def _webhook_port_busy(spec: _Spec) -> str:
+def _webhook_port_busy(name: str, port: int) -> str:
     return (
-        f"port {spec.webhook_port} for the webhook server of lab component {spec.name} is"
-        " already in use (another lab with this operator, or another program); the operator"
-        f" binds it on all interfaces and cannot move it, so run 'down' on the other lab or"
-        f" free the port, or start this lab without {spec.name}"
+        f"port {port} for the webhook server of lab component {name} is already in use"
+        " (another lab with this operator, or another program); the operator binds it on all"
+        " interfaces and cannot move it, so run 'down' on the other lab or free the port, or"
+        f" start this lab without {name}"
     )
 
 

@@ -171,3 +171,97 @@ def kuberay_objects(ca_pem: bytes) -> list[Obj]:
     for webhook in config["webhooks"]:
         webhook["clientConfig"]["caBundle"] = base64.b64encode(ca_pem).decode()
     return [config]
+
+
+def kueue_configuration(health_port: int, webhook_port: int, cert_dir: Path) -> Obj:
+    """Kueue's Configuration file: probes on 127.0.0.1, webhook server on the lab's port."""
+    config: Obj = load_data("kueue.yaml")["configuration"]
+    config["health"] = {"healthProbeBindAddress": f"127.0.0.1:{health_port}"}
+    config["webhook"] = {"host": "127.0.0.1", "port": webhook_port, "certDir": str(cert_dir)}
+    return config
+
+
+def kueue_objects(
+    webhook_dir: Path, webhook_port: int, ca_pem: bytes, ca_key: bytes, cert: bytes, key: bytes
+) -> list[Obj]:
+    """Namespace, ExternalName Service, pre-filled cert Secret and webhook configurations."""
+    spec = load_data("kueue.yaml")
+    namespace, service, groups = spec["namespace"], spec["service"], set(spec["webhookGroups"])
+    docs: list[Obj] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "namespace": namespace},
+            "spec": {"type": "ExternalName", "externalName": "localhost"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": spec["secret"], "namespace": namespace},
+            "type": "Opaque",
+            "data": {
+                name: base64.b64encode(value).decode()
+                for name, value in (
+                    ("ca.crt", ca_pem),
+                    ("ca.key", ca_key),
+                    ("tls.crt", cert),
+                    ("tls.key", key),
+                )
+            },
+        },
+    ]
+    ca_bundle = base64.b64encode(ca_pem).decode()
+    for path in sorted(webhook_dir.glob("*.json")):
+        config: Obj = json.loads(path.read_text())
+        if config.get("kind") not in (
+            "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration",
+        ):
+            continue
+        # kustomize's namePrefix in Kueue's release manifests; the cert rotator looks for these.
+        config["metadata"] = {"name": f"kueue-{config['metadata']['name']}"}
+        kept = []
+        for webhook in config["webhooks"]:
+            if not all(g in groups for r in webhook["rules"] for g in r["apiGroups"]):
+                continue
+            path_ = webhook["clientConfig"]["service"]["path"]
+            webhook["clientConfig"] = {
+                "service": {
+                    "name": service,
+                    "namespace": namespace,
+                    "port": webhook_port,
+                    "path": path_,
+                },
+                "caBundle": ca_bundle,
+            }
+            kept.append(webhook)
+        config["webhooks"] = kept
+        docs.append(config)
+    if len(docs) != 5:
+        raise LabError(f"Kueue webhook configurations missing in {webhook_dir}")
+    return docs
+
+
+def kueue_crds(crd_dir: Path, webhook_port: int, ca_pem: bytes) -> list[Obj]:
+    """Kueue's CRDs, the multi-version ones converted by Kueue's webhook."""
+    spec = load_data("kueue.yaml")
+    result = crds(crd_dir)
+    for crd in result:
+        if crd["metadata"]["name"] in spec["conversion"]:
+            crd["spec"]["conversion"] = {
+                "strategy": "Webhook",
+                "webhook": {
+                    "conversionReviewVersions": ["v1"],
+                    "clientConfig": {
+                        "service": {
+                            "name": spec["service"],
+                            "namespace": spec["namespace"],
+                            "port": webhook_port,
+                            "path": "/convert",
+                        },
+                        "caBundle": base64.b64encode(ca_pem).decode(),
+                    },
+                },
+            }
+    return result

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=365)
 
 SANName = x509.DNSName | x509.IPAddress
+CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -34,13 +35,15 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_key(path: Path, key: CAKey) -> None:
+    # RSA keys in PKCS#1 ("RSA PRIVATE KEY"): the one format cert-controller's rotator reads.
+    fmt = (
+        serialization.PrivateFormat.TraditionalOpenSSL
+        if isinstance(key, rsa.RSAPrivateKey)
+        else serialization.PrivateFormat.PKCS8
+    )
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
     )
     path.chmod(0o600)
 
@@ -51,14 +54,14 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 
 @dataclass(frozen=True)
 class _CA:
-    key: ec.EllipticCurvePrivateKey
+    key: CAKey
     cert: x509.Certificate
 
 
-def _make_ca(common_name: str) -> _CA:
-    key = _key()
+def _make_ca(common_name: str, dns_names: tuple[str, ...] = (), *, rsa_key: bool = False) -> _CA:
+    key: CAKey = rsa.generate_private_key(65537, 2048) if rsa_key else _key()
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(_name(common_name))
@@ -82,9 +85,11 @@ def _make_ca(common_name: str) -> _CA:
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return _CA(key, cert)
+    if dns_names:
+        sans = x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names])
+        builder = builder.add_extension(sans, critical=False)
+    return _CA(key, builder.sign(key, hashes.SHA256()))
 
 
 def _issue(
@@ -151,6 +156,14 @@ METRICS_SERVER_NAMES = (
 # Operators' admission webhooks run as host processes; the API server calls them at
 # https://localhost:<port>/... (clientConfig.url), verifying this certificate with the lab CA.
 WEBHOOK_NAMES = ("localhost", "127.0.0.1")
+
+# Kueue manages its webhook certificate itself (cert-controller's rotator; Kueue cannot run
+# with it off outside a pod: it then reads a metrics certificate from a fixed /etc path).  The
+# lab hands it a valid set up front in its Secret, which the rotator accepts and keeps: a CA of
+# its own (the rotator wants the CA key too, so never the lab CA) valid for the rotator's CA
+# name, and a serving certificate for the webhook Service's DNS name and for localhost.
+KUEUE_CA_NAMES = ("kueue-ca",)
+KUEUE_WEBHOOK_NAMES = ("kueue-webhook-service.kueue-system.svc", "localhost", "127.0.0.1")
 
 # Client identities: file stem -> (common name, organization).
 CLIENTS: dict[str, tuple[str, str | None]] = {
@@ -228,3 +241,13 @@ def generate(directory: Path) -> PKIPaths:
     _write_cert(paths.file("front-proxy-client.crt"), cert)
     _write_key(paths.file("front-proxy-client.key"), key)
     return paths
+
+
+def generate_kueue(paths: PKIPaths) -> None:
+    """Kueue's own webhook CA (RSA: the rotator parses only PKCS#1 CA keys) and serving cert."""
+    kueue = _make_ca("kueue-ca", KUEUE_CA_NAMES, rsa_key=True)
+    _write_cert(paths.file("kueue-ca.crt"), kueue.cert)
+    _write_key(paths.file("kueue-ca.key"), kueue.key)
+    key, cert = _issue(kueue, "kueue-webhook", server_names=KUEUE_WEBHOOK_NAMES)
+    _write_cert(paths.file("kueue-webhook.crt"), cert)
+    _write_key(paths.file("kueue-webhook.key"), key)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import LabError
 
-LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator"})
+LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue"})
 
 
 def cmdline(pid: int) -> list[str]:

@@ -33,7 +33,8 @@ class LabShape:
 
     ``kuberay`` runs the KubeRay operator (v1.5.0) as a host process with its CRDs and its
     validating webhook for RayClusters (served on port 9443 of every interface: controller-runtime
-    offers no flag to move it, so one lab with KubeRay runs per host at a time).
+    offers no flag to move it, so one lab with KubeRay runs per host at a time).  ``kueue``
+    runs Kueue (v0.17.0) with its CRDs and webhooks, managing batch/v1 Jobs.
     """
 
     gpu_nodes: int = 2
@@ -45,6 +46,7 @@ class LabShape:
     metrics_server: bool = True
     dra_api: bool = True
     kuberay: bool = False
+    kueue: bool = False
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes"):
@@ -56,7 +58,7 @@ class LabShape:
             raise LabError(
                 f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}"
             )
-        for field in ("dra", "metrics_server", "dra_api", "kuberay"):
+        for field in ("dra", "metrics_server", "dra_api", "kuberay", "kueue"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.dra and not self.dra_api:
@@ -115,5 +117,6 @@ class LabShape:
             *([] if self.dra_api else ["dra_api=off"]),
             f"metrics_server={'on' if self.metrics_server else 'off'}",
             *(["kuberay=on"] if self.kuberay else []),
+            *(["kueue=on"] if self.kueue else []),
         ]
         return " ".join(parts)
