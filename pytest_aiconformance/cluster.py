@@ -12,7 +12,7 @@ import builtins
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,8 @@ class Kube:
     context: str = ""
     _api: k8s_client.ApiClient | None = None
     _resources: dict[str, builtins.list[dict[str, Any]]] = field(default_factory=dict)
+    # Where long waits report progress (the session's terminal); None: stay quiet.
+    progress: Callable[[str], None] | None = None
 
     def __repr__(self) -> str:
         return f"Kube({self.server})"

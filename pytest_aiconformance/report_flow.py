@@ -75,6 +75,8 @@ def start_session(config: pytest.Config, state: RunState) -> None:
         os.environ["AIC_WORKER_KUBECONFIG"] = str(kubeconfig)
     state.kubeconfig_path = kubeconfig
     session_setup.connect_and_discover(state, kubeconfig, context)
+    if state.kube is not None and tr is not None and not state.is_worker:
+        state.kube.progress = lambda line: tr.write_line(f"\n[aic] {line}", flush=True)
 
 
 def start_late(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> None:

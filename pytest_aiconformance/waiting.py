@@ -18,6 +18,9 @@ from pytest_aiconformance.cluster import ApiError, Kube, TransientError
 Obj = dict[str, Any]
 
 
+PROGRESS_EVERY_S = 30.0  # how often a long wait says what it is waiting for
+
+
 class WaitTimeout(AssertionError):
     """A condition did not hold within its deadline (the check fails with this message)."""
 
@@ -72,9 +75,11 @@ def watch_until(
     whole timeout; the objects are returned at the end, and WaitTimeout is raised the
     moment the condition becomes true (e.g. "a gang member got bound").
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     items, version = _list(kube, target)
     last_desc = describe or _default_describe
+    next_report = started + PROGRESS_EVERY_S
 
     def satisfied() -> bool:
         return bool(condition(items))
@@ -87,7 +92,12 @@ def watch_until(
                     f"saw: {last_desc(items)}{recent_events_suffix(kube, target, items)}"
                 )
             return items
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
+        if kube.progress is not None and now >= next_report and remaining > 0:
+            kube.progress(f"waiting {now - started:.0f}s/{timeout:.0f}s for {expected}; "
+                          f"now: {last_desc(items)[:160]}")
+            next_report = now + PROGRESS_EVERY_S
         if remaining <= 0:
             if invert:
                 return items
@@ -96,11 +106,13 @@ def watch_until(
                 f"({target.describe()}); last seen: {last_desc(items)}"
                 f"{recent_events_suffix(kube, target, items)}"
             )
+        # With a progress sink, the watch ends at the next report so quiet waits still speak.
+        window = min(remaining, next_report - now) if kube.progress is not None else remaining
         try:
             for event in kube.watch(
                 target.api_version, target.kind, target.namespace,
                 label_selector=target.label_selector, field_selector=target.field_selector,
-                resource_version=version, timeout_seconds=max(1, int(remaining + 0.999)),
+                resource_version=version, timeout_seconds=max(1, int(window + 0.999)),
             ):
                 kind = event.get("type")
                 obj = event.get("object", {})
@@ -115,7 +127,7 @@ def watch_until(
                     items.pop(obj_key(obj), None)
                 else:
                     items[obj_key(obj)] = obj
-                if satisfied() or time.monotonic() >= deadline:
+                if satisfied() or time.monotonic() >= min(deadline, next_report):
                     break
             else:
                 # The server closed the watch; relist to resume from a consistent state.
