@@ -51,13 +51,8 @@ def test_scale_up_and_down(kube, cluster_info, aic_settings, namespace, run_cont
     before_nodes = kube.items("v1", "Node")
     before = {name(n) for n in before_nodes}
     evidence.command("kubectl get nodes  # before", _node_rows(before_nodes, alloc.resource))
-    free = 0
-    for node, total in probing.capacity(cluster_info, alloc.resource).items():
-        used = sum(int(((c.get("resources") or {}).get("limits") or {}).get(alloc.resource, 0))
-                   for p in kube.items("v1", "Pod", field_selector=f"spec.nodeName={node}")
-                   if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
-                   for c in p["spec"].get("containers", []))
-        free += max(0, total - used)
+    free = sum(max(0, f) for f in
+               probing.free_per_node(kube, cluster_info, alloc.resource).values())
     count = free + 1
     evidence.note(f"{free} free {alloc.resource} in the cluster; creating {count} pods that "
                   "each request one, so one cannot fit on any existing node")

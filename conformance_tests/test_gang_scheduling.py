@@ -41,18 +41,9 @@ def present(kube, scheduler: str, operators=None) -> bool:
 def free_units(kube, cluster_info, accelerator: str) -> tuple[str, str, int]:
     """The node with the fewest free accelerators (at least one), and how many are free."""
     alloc = probing.choose_allocation(kube, cluster_info, accelerator, "device-plugin")
-    best: tuple[str, int] | None = None
-    for node, total in probing.capacity(cluster_info, alloc.resource).items():
-        used = 0
-        for pod in kube.items("v1", "Pod", field_selector=f"spec.nodeName={node}"):
-            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-                continue
-            for c in pod["spec"].get("containers", []):
-                used += int(((c.get("resources") or {}).get("limits") or {})
-                            .get(alloc.resource, 0))
-        free = total - used
-        if free >= 1 and (best is None or (free, node) < (best[1], best[0])):
-            best = (node, free)
+    free = {n: f for n, f in probing.free_per_node(kube, cluster_info, alloc.resource).items()
+            if f >= 1}
+    best = min(((n, f) for n, f in free.items()), key=lambda kv: (kv[1], kv[0]), default=None)
     assert best, f"no node has a free {alloc.resource}"
     return alloc.resource, best[0], best[1]
 

@@ -27,18 +27,6 @@ def allocation(kube, cluster_info, aic_settings):
                                      aic_settings.allocation_mode)
 
 
-def free_units(kube, node: str, resource: str, allocatable: int) -> int:
-    """Allocatable minus what non-terminated pods on the node already hold."""
-    used = 0
-    for pod in kube.items("v1", "Pod", field_selector=f"spec.nodeName={node}"):
-        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        for c in pod["spec"].get("containers", []):
-            limits = (c.get("resources") or {}).get("limits") or {}
-            used += int(limits.get(resource, 0))
-    return allocatable - used
-
-
 def unschedulable_reason(pod: dict[str, Any]) -> str:
     for cond in pod.get("status", {}).get("conditions", []) or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
@@ -53,7 +41,7 @@ def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_cont
     alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
                                       "device-plugin")
     per_node = probing.capacity(cluster_info, alloc.resource)
-    free = {n: free_units(kube, n, alloc.resource, c) for n, c in per_node.items()}
+    free = probing.free_per_node(kube, cluster_info, alloc.resource)
     candidates = {n: f for n, f in free.items() if f > 0}
     assert candidates, f"no node has a free {alloc.resource} (allocatable: {per_node})"
     node, n_free = min(candidates.items(), key=lambda kv: (kv[1], kv[0]))

@@ -198,3 +198,20 @@ def require_real_cluster(kube: Kube) -> None:
         names = ", ".join(n["metadata"]["name"] for n in nodes)
         not_observable(f"every node ({names}) is simulated (kwok) and runs no containers, so "
                        "workloads, logs and traffic cannot be observed")
+
+
+def used_units(kube: Kube, node: str, resource: str) -> int:
+    """Units of an extended resource that non-terminated pods on the node already hold."""
+    used = 0
+    for pod in kube.items("v1", "Pod", field_selector=f"spec.nodeName={node}"):
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for c in pod["spec"].get("containers", []):
+            used += int(((c.get("resources") or {}).get("limits") or {}).get(resource, 0))
+    return used
+
+
+def free_per_node(kube: Kube, info: ClusterInfo, resource: str) -> dict[str, int]:
+    """Free units of an extended resource per node: allocatable minus what pods hold."""
+    return {node: total - used_units(kube, node, resource)
+            for node, total in capacity(info, resource).items()}
