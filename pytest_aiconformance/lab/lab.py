@@ -224,11 +224,14 @@ class Lab:
         progress: Progress = print,
         *,
         owner_pid: int | None = None,
+        port_wait_s: float = 0.0,
     ) -> LabInfo:
         """Start the lab, or reuse the running one if it has the same shape.
 
         ``owner_pid`` ties the lab to a process (a test session): when that process is gone,
         the next ``up`` treats the lab as leftovers and replaces it instead of reusing it.
+        ``port_wait_s``: how long to wait for a fixed port another lab holds (KubeRay's 9443)
+        before failing, so that parallel test sessions take turns instead of failing.
         """
         shape = shape or LabShape()
         with self._locked():
@@ -236,10 +239,23 @@ class Lab:
             if reused is not None:
                 return reused
             started = time.monotonic()
+            if shape.kuberay:
+                self._wait_port_free(objects.kuberay_webhook_port(), port_wait_s, progress)
             built = build_modules(_modules_for(shape), progress)
             info = self._start(shape, built, progress, owner_pid)
             progress(f"lab up in {time.monotonic() - started:.1f} s ({shape.describe()})")
             return info
+
+    @staticmethod
+    def _wait_port_free(port: int, timeout: float, progress: Progress) -> None:
+        deadline = time.monotonic() + timeout
+        next_note = 0.0
+        while procs.port_bound(port) and time.monotonic() < deadline:
+            if time.monotonic() >= next_note:
+                left = deadline - time.monotonic()
+                progress(f"port {port} is in use (another lab?); waiting up to {left:.0f} s")
+                next_note = time.monotonic() + 30.0
+            time.sleep(0.5)  # Held by a process we cannot watch: polling only.
 
     def down(self, progress: Progress = print) -> list[str]:
         """Stop every process of the lab (SIGTERM, then SIGKILL); return the stopped names."""
@@ -918,6 +934,11 @@ def _modules_for(shape: LabShape) -> tuple[str, ...]:
 
 
 def _webhook_port_busy(name: str, port: int) -> str:
+    if name != "kuberay":  # Other operators' webhook ports are chosen free at start.
+        return (
+            f"port {port} for the webhook server of lab component {name} is already in use"
+            " by another process; run 'down' or free the port"
+        )
     return (
         f"port {port} for the webhook server of lab component {name} is already in use"
         " (another lab with this operator, or another program); the operator binds it on all"

@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import api_client
-from pytest_aiconformance.lab import Lab, LabError, LabInfo, LabShape, procs
+from pytest_aiconformance.lab import Lab, LabError, LabInfo, LabShape
 
 pytestmark = pytest.mark.lab
 
@@ -42,11 +42,8 @@ def _progress(message: str) -> None:
 
 @pytest.fixture(scope="module")
 def kuberay_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, LabInfo]]:
-    deadline = time.monotonic() + PORT_WAIT_S
-    while procs.port_bound(WEBHOOK_PORT) and time.monotonic() < deadline:
-        time.sleep(1.0)  # Held by another process we cannot watch: polling only.
     lab = Lab(tmp_path_factory.mktemp("lab-kuberay"))
-    info = lab.up(SHAPE, _progress, owner_pid=os.getpid())
+    info = lab.up(SHAPE, _progress, owner_pid=os.getpid(), port_wait_s=PORT_WAIT_S)
     yield lab, info
     lab.down(_progress)
 
@@ -250,13 +247,16 @@ def test_status_lists_kuberay_and_plain_shape_has_none(kuberay_lab: tuple[Lab, L
 def test_second_kuberay_lab_reports_busy_webhook_port(
     kuberay_lab: tuple[Lab, LabInfo], tmp_path: Path
 ) -> None:
-    """The running lab's operator holds 9443: another KubeRay lab says so, starting nothing."""
+    """The running lab's operator holds 9443: another KubeRay lab waits as long as it is told,
+    then says so, having started nothing."""
     other = Lab(tmp_path / "other")
     small = LabShape(gpu_nodes=1, cpu_nodes=0, dra=False, metrics_server=False, kuberay=True)
+    notes: list[str] = []
     started = time.monotonic()
     with pytest.raises(LabError, match=f"port {WEBHOOK_PORT} for the webhook server of lab"):
-        other.up(small, lambda _: None)
-    assert time.monotonic() - started < 30
+        other.up(small, notes.append, port_wait_s=2)
+    assert 2 <= time.monotonic() - started < 30
+    assert any(f"port {WEBHOOK_PORT} is in use" in n for n in notes), notes
     assert not other.status().up
     assert kuberay_lab[0].status().healthy
 

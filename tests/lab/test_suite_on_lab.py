@@ -35,13 +35,14 @@ def _shape(**kw: Any) -> LabShape:
     return LabShape(**{k: v for k, v in kw.items() if k in names})
 
 
-CONFORMANT = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True)
+CONFORMANT = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True)
 
 
 def _up(tmp: Path, shape: LabShape) -> tuple[Lab, LabInfo]:
     lab = Lab(tmp)
+    # KubeRay's webhook port is fixed: wait for another lab of this session to free it.
     return lab, lab.up(shape, lambda m: sys.stderr.write(f"[lab] {m}\n"),
-                       owner_pid=os.getpid())
+                       owner_pid=os.getpid(), port_wait_s=600)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +106,12 @@ def test_verdict_matrix_on_conformant_lab(conformant, tmp_path):
     assert access["TestSecureAcceleratorAccess/CapacityEnforced"] == "passed"
     assert v["secure_accelerator_access"]["status"] == "Not verified"
     assert v["cluster_autoscaling"]["status"] == "N/A"  # the lab runs no autoscaler
-    if "kuberay" in {f.name for f in fields(LabShape)}:
-        assert v["robust_controller"]["status"] == "Implemented", v["robust_controller"]
+    assert v["robust_controller"]["status"] == "Implemented", v["robust_controller"]
+    # Kueue runs on the lab (Volcano cannot be built here): all-or-nothing admission
+    assert v["gang_scheduling"]["status"] == "Implemented", v["gang_scheduling"]
+    gang = v["gang_scheduling"]["checks"]
+    assert {c["outcome"] for c in gang if "kueue" in c["nodeid"]} == {"passed"}
+    assert {c["outcome"] for c in gang if "volcano" in c["nodeid"]} == {"not applicable"}
     for rid in ("ai_inference", "ai_service_metrics", "accelerator_metrics"):
         assert v[rid]["status"] == "Not verified", v[rid]
         assert "simulated" in v[rid]["reason"]
