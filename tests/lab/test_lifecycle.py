@@ -143,8 +143,13 @@ def _start_owned_lab_in_child(state_dir: Path) -> subprocess.Popen[str]:
     return child
 
 
-def test_killed_session_restart_components_and_clean_down(tmp_path: Path) -> None:
+def test_killed_session_restart_components_and_clean_down(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     state = tmp_path / "lab"
+    # Whatever fails below, no lab process may outlive the test (its pid files vanish with
+    # the temporary directory, and nothing could find the processes afterwards).
+    request.addfinalizer(lambda: Lab(state).down(lambda m: None))
     child = _start_owned_lab_in_child(state)
     first = lab_pids(state)
     assert set(first) == {"etcd", "apiserver", "controller-manager", "scheduler", "kwok"}
