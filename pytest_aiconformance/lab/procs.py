@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -129,16 +130,41 @@ def _signal(pid: int, sig: signal.Signals) -> None:
             raise
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now.
-
-    All sockets are held open until every port is chosen, so the ports differ from each other;
-    a port taken by someone else before the component binds it is reported by the component's
-    start check as a busy port.
-    """
-    sockets = []
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' source ports."""
     try:
-        for _ in range(count):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now, outside the ephemeral range.
+
+    Ports from the ephemeral range (what bind(0) hands out) can be reused by the kernel as the
+    source port of any outgoing connection, so a component restarted later could find its
+    port taken; ports below that range are never handed out that way. All sockets are held
+    open until every port is chosen, so the ports differ; a port taken by someone else before
+    the component binds it is reported by the component's start check as a busy port.
+    """
+    low, _high = _ephemeral_range()
+    first, last = 20000, max(20000 + 10 * count, low - 1)
+    rng = random.Random()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(2000):
+            if len(sockets) == count:
+                break
+            port = rng.randint(first, last)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+        while len(sockets) < count:  # a crowded range: fall back to the kernel's choice
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)

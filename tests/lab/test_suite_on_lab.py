@@ -151,6 +151,21 @@ def test_lab_without_metrics_server_fails_pod_autoscaling(tmp_path):
         lab.down(lambda m: None)
 
 
+def test_lab_without_operators_fails_gang_and_robust_controller(tmp_path):
+    """No gang scheduler and no AI operator: both MUSTs are Not Implemented, naming why."""
+    lab, info = _up(tmp_path / "lab", _shape(gpu_nodes=1, cpu_nodes=1))
+    try:
+        run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
+                  files=["test_gang_scheduling.py", "test_robust_controller.py"])
+        v = verdicts(tmp_path / "r")
+        assert v["gang_scheduling"]["status"] == "Not Implemented", v["gang_scheduling"]
+        assert "no gang scheduler found" in v["gang_scheduling"]["reason"]
+        assert v["robust_controller"]["status"] == "Not Implemented", v["robust_controller"]
+        assert "KubeRay is not installed" in v["robust_controller"]["reason"]
+    finally:
+        lab.down(lambda m: None)
+
+
 def test_scheduler_stopped_mid_run_fails_within_timeout(conformant, tmp_path):
     """With the scheduler stopped, the capacity check fails within its own (scaled) deadline."""
     lab, info = conformant
