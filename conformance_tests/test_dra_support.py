@@ -22,6 +22,10 @@ DRA = "resource.k8s.io/v1"
 KINDS = ("DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ResourceSlice")
 
 
+def source(event: dict[str, Any]) -> str:
+    return str(event.get("reportingComponent") or event.get("source", {}).get("component", ""))
+
+
 def _require_dra(kube) -> None:
     assert kube.serves(DRA), "the API server does not serve resource.k8s.io/v1"
 
@@ -140,12 +144,20 @@ def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context
         )
         evidence.yaml(f"attributes of allocated device {result['device']} on {node}",
                       device.get("attributes", {}))
-    events = kube.items("v1", "Event", namespace, field_selector="involvedObject.name=dra-pod")
-    scheduled = [e for e in events if e.get("reason") == "Scheduled"]
+    # The scheduler records its Scheduled event asynchronously, after the binding.
+    events = watch_until(
+        kube, Target("v1", "Event", namespace),
+        lambda objs: any(e.get("reason") == "Scheduled"
+                         and e.get("involvedObject", {}).get("name") == "dra-pod"
+                         for e in objs.values()),
+        timeout=timeout(30), expected="the scheduler's Scheduled event for pod dra-pod",
+    )
+    scheduled = [e for e in events.values() if e.get("reason") == "Scheduled"
+                 and e.get("involvedObject", {}).get("name") == "dra-pod"]
     evidence.command(f"kubectl get events -n {namespace} --field-selector "
-                     "involvedObject.name=dra-pod",
-                     "\n".join(f"{e.get('reason')}: {e.get('message')}" for e in events))
-    assert scheduled, "no Scheduled event: the pod was not placed by a scheduler"
+                     "involvedObject.name=dra-pod,reason=Scheduled",
+                     "\n".join(f"{e.get('reason')}: {e.get('message')} (from {source(e)})"
+                               for e in scheduled))
 
 
 @pytest.mark.gpu

@@ -19,7 +19,7 @@ from pytest_aiconformance.cluster import ApiError
 from pytest_aiconformance.execution import pod_exec
 from pytest_aiconformance.outcomes import not_applicable
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.waiting import Target, wait_for_event, watch_until
 
 REQ = "pod_autoscaling"
 USAGE_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
@@ -130,12 +130,11 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
                          field_selector=f"involvedObject.name={pending_name}")
     evidence.command(f"kubectl get events -n {namespace} --field-selector "
                      f"involvedObject.name={pending_name}", events_table(refused))
-    events = [e for e in kube.items("v1", "Event", namespace)
-              if e.get("reason") == "SuccessfulRescale"]
+    events = wait_for_event(kube, namespace, "SuccessfulRescale", involved="inference",
+                            timeout=timeout(30))
     evidence.command(f"kubectl get events -n {namespace} --field-selector "
                      "reason=SuccessfulRescale",
                      "\n".join(str(e.get("message")) for e in events))
-    assert events, "no SuccessfulRescale event from the HPA controller"
 
     stop_load(kube, namespace, list(pods.values()), simulated)
     if simulated:

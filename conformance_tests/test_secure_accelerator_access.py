@@ -16,7 +16,7 @@ import pytest
 
 from pytest_aiconformance import probing, workloads
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
-from pytest_aiconformance.waiting import Target, condition_true, watch_until
+from pytest_aiconformance.waiting import Target, condition_true, wait_for_event, watch_until
 
 REQ = "secure_accelerator_access"
 
@@ -75,13 +75,12 @@ def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_cont
     assert len(pending) == 1
     assert all(o["spec"]["nodeName"] == node for o in pods.values() if o["spec"].get("nodeName"))
     pending_name = pending[0]["metadata"]["name"]
+    wait_for_event(kube, namespace, "FailedScheduling", involved=pending_name,
+                   contains=f"Insufficient {alloc.resource}", timeout=timeout(30))
     events = kube.items("v1", "Event", namespace,
                         field_selector=f"involvedObject.name={pending_name}")
     evidence.command(f"kubectl get events -n {namespace} --field-selector "
                      f"involvedObject.name={pending_name}", events_table(events))
-    assert any(e.get("reason") == "FailedScheduling"
-               and f"Insufficient {alloc.resource}" in (e.get("message") or "")
-               for e in events), f"no FailedScheduling event naming Insufficient {alloc.resource}"
     assert not condition_true(pending[0], "PodScheduled")
 
 

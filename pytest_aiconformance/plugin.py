@@ -130,6 +130,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.xmlpath = str(settings.report_dir / "junit.xml")
         state.junit_default = True
     if not state.is_worker:
+        valued = {spec.flag for spec in OPTIONS if spec.kind != "bool"} | {"--kubeconfig"}
+        report_flow.join_option_values(config, valued)
         # Phase reports (xdist workers' included) reach this collector on the controller.
         config.pluginmanager.register(report_flow.Collector(state), "aiconformance-collector")
     _install_sigterm(config)
@@ -173,7 +175,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if STATE_KEY not in config.stash or config.option.collectonly:
         return
     state = get_state(config)
-    if state.settings.cleanup or not report_flow.targets_cluster(state):
+    if state.settings.cleanup:
+        return
+    if not (report_flow.targets_cluster(state)
+            or report_flow.distributed_conformance_run(config, state)):
         return  # connects after collection, and only if it found conformance checks
     report_flow.start_session(config, state)
 

@@ -5,6 +5,7 @@ plugin.py forwards its hooks here so that it stays a list of hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -51,6 +52,42 @@ def targets_cluster(state: RunState) -> bool:
     """
     settings = state.settings
     return settings.lab or settings.kubeconfig is not None or settings.context is not None
+
+
+def join_option_values(config: pytest.Config, flags: set[str]) -> None:
+    """Rewrite `--opt value` as `--opt=value` in the invocation args the xdist workers get.
+
+    Workers parse the controller's invocation args before every option is registered there,
+    so a separated value (e.g. `--aic-report-dir /tmp/r`) would be taken for a test path.
+    """
+    args = [str(a) for a in config.invocation_params.args]
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] in flags and i + 1 < len(args):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(args[i])
+        i += 1
+    if out != args:
+        config.invocation_params = dataclasses.replace(config.invocation_params,
+                                                       args=tuple(out))
+
+
+def distributed_conformance_run(config: pytest.Config, state: RunState) -> bool:
+    """pytest-xdist controller whose targets are the conformance checks.
+
+    The controller collects nothing, so it cannot wait for collection to show checks; the
+    workers would each hit a bad kubeconfig on their own and xdist would report that as an
+    internal error. Deciding from the targets lets the controller connect first and turn bad
+    input into one line.
+    """
+    if state.is_worker or not getattr(config.option, "numprocesses", None):
+        return False
+    targets = [str(a) for a in config.args] or [str(p) for p in config.getini("testpaths")]
+    return any("conformance_tests" in Path(t.split("::")[0]).parts
+               or t.split("::")[0] == "conformance_tests" for t in targets)
 
 
 def start_session(config: pytest.Config, state: RunState) -> None:

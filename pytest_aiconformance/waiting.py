@@ -214,3 +214,20 @@ def recent_events_suffix(kube: Kube, target: Target, items: dict[str, Obj]) -> s
         names.add(target.name)
     lines = recent_events(kube, target.namespace, names or None)
     return ("; recent events: " + " | ".join(lines)) if lines else ""
+
+
+def wait_for_event(kube: Kube, namespace: str, reason: str, *, involved: str | None = None,
+                   contains: str = "", timeout: float) -> list[Obj]:
+    """Wait for an event (recorded asynchronously by controllers); return the matching ones."""
+
+    def matching(objs: dict[str, Obj]) -> list[Obj]:
+        return [e for e in objs.values() if e.get("reason") == reason
+                and (involved is None or e.get("involvedObject", {}).get("name") == involved)
+                and contains in (e.get("message") or "")]
+
+    about = f" about {involved}" if involved else ""
+    found = watch_until(kube, Target("v1", "Event", namespace),
+                        lambda objs: bool(matching(objs)), timeout=timeout,
+                        expected=f"a {reason} event{about}"
+                                 + (f" saying {contains!r}" if contains else ""))
+    return matching(found)
