@@ -95,11 +95,9 @@ def _phase(pod: Any) -> str:
     return str(pod.status.phase) if pod.status else "?"
 
 
-def check_gpu_pod_runs(api: client.ApiClient, ns: str, timeout: float = 60) -> str:
-    """A pod requesting one nvidia.com/gpu is scheduled onto a GPU node and runs."""
-    core = client.CoreV1Api(api)
-    name = unique("gpu")
-    core.create_namespaced_pod(ns, gpu_pod(name))
+def _wait_running(core: client.CoreV1Api, ns: str, name: str, timeout: float,
+                  what: str) -> Any:
+    """The pod once Running; a failure names the pod's events."""
     pod = wait_for(
         core.list_namespaced_pod,
         lambda pods: next((p for p in pods if _phase(p) == "Running"), None),
@@ -109,7 +107,16 @@ def check_gpu_pod_runs(api: client.ApiClient, ns: str, timeout: float = 60) -> s
     )
     if pod is None:
         events = [f"{e.reason}: {e.message}" for e in _events(core, ns, name)]
-        raise AssertionError(f"GPU pod {name} not Running after {timeout:.0f} s; events: {events}")
+        raise AssertionError(f"{what} {name} not Running after {timeout:.0f} s; events: {events}")
+    return pod
+
+
+def check_gpu_pod_runs(api: client.ApiClient, ns: str, timeout: float = 60) -> str:
+    """A pod requesting one nvidia.com/gpu is scheduled onto a GPU node and runs."""
+    core = client.CoreV1Api(api)
+    name = unique("gpu")
+    core.create_namespaced_pod(ns, gpu_pod(name))
+    pod = _wait_running(core, ns, name, timeout, "GPU pod")
     node = core.read_node(pod.spec.node_name)
     labels = node.metadata.labels or {}
     assert labels.get("nvidia.com/gpu.present") == "true", f"{node.metadata.name} is no GPU node"
@@ -213,16 +220,7 @@ def check_dra_claim(api: client.ApiClient, ns: str, timeout: float = 60) -> dict
             },
         },
     )
-    pod = wait_for(
-        core.list_namespaced_pod,
-        lambda pods: next((p for p in pods if _phase(p) == "Running"), None),
-        timeout=timeout,
-        namespace=ns,
-        field_selector=f"metadata.name={name}",
-    )
-    if pod is None:
-        events = [f"{e.reason}: {e.message}" for e in _events(core, ns, name)]
-        raise AssertionError(f"DRA pod {name} not Running after {timeout:.0f} s; events: {events}")
+    pod = _wait_running(core, ns, name, timeout, "DRA pod")
     statuses = pod.status.resource_claim_statuses or []
     assert statuses, "pod status names no ResourceClaim"
     assert statuses[0].resource_claim_name, "pod status names no ResourceClaim"
