@@ -17,7 +17,7 @@ import pytest
 from pytest_aiconformance import probing, workloads
 from pytest_aiconformance.outcomes import not_applicable
 from pytest_aiconformance.tables import POD_WIDE, get_table, table
-from pytest_aiconformance.waiting import Target, WaitTimeout, watch_until
+from pytest_aiconformance.waiting import Target, watch_until
 
 REQ = "gang_scheduling"
 VC_BATCH = "batch.volcano.sh/v1alpha1"
@@ -223,11 +223,8 @@ def _kueue_gang(kube, run_context, namespace, evidence, timeout, resource: str, 
         evidence.command(f"kubectl get pods -n {namespace} -o wide",
                          get_table(list(pods.values()), POD_WIDE))
         return
-    try:
-        wl = watch_until(kube, target, admitted, timeout=timeout(20), invert=True,
-                         expected="the oversized Job must not be admitted")
-    except WaitTimeout:
-        raise
+    wl = watch_until(kube, target, admitted, timeout=timeout(20), invert=True,
+                     expected="the oversized Job must not be admitted")
     pods = kube.items("v1", "Pod", namespace, label_selector="gang=gang")
     assert not pods, f"{len(pods)} pods of the unadmitted Job exist"
     conds = [c for o in wl.values() for c in o.get("status", {}).get("conditions", []) or []]

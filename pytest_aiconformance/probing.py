@@ -94,7 +94,7 @@ def require_running_containers(kube: Kube, node_names: list[str]) -> None:
 
 
 def probe_script(name: str) -> str:
-    return workloads._manifest_text(f"probes/{name}")
+    return workloads.manifest_text(f"probes/{name}")
 
 
 def accelerator_request(alloc: Allocation, claim: str = "accel") -> dict[str, Any]:

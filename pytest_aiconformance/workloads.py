@@ -7,6 +7,7 @@ loaded and filled in here too.
 from __future__ import annotations
 
 import copy
+import os
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -34,8 +35,6 @@ RESTRICTED_CONTAINER: dict[str, Any] = {
 
 def image(key: str) -> str:
     """A pinned image reference from images.yaml (overridable by AIC_IMAGES file)."""
-    import os
-
     override = os.environ.get("AIC_IMAGES")
     return load_images(Path(override) if override else None)[key].ref
 
@@ -106,12 +105,13 @@ def claim_template(name: str, namespace: str, device_class: str,
 
 def manifest(name: str, **values: str) -> list[dict[str, Any]]:
     """Objects from a YAML manifest in fixtures/, with ${var} placeholders filled in."""
-    text = _manifest_text(name)
+    text = manifest_text(name)
     filled = Template(text).substitute(values)
     return [d for d in yaml.safe_load_all(filled) if d]
 
 
-def _manifest_text(name: str) -> str:
+def manifest_text(name: str) -> str:
+    """A file from fixtures/ (the installed manifests package, or the checkout)."""
     try:
         return resources.files("pytest_aiconformance.manifests").joinpath(name).read_text()
     except (ModuleNotFoundError, FileNotFoundError):
