@@ -8,6 +8,7 @@ written inline (synthetic) in the shapes GPU Feature Discovery and the NVIDIA DR
 from __future__ import annotations
 
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,17 @@ import pytest
 from pytest_aiconformance import driver_versions as dv
 from pytest_aiconformance import virtualization as virt
 from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.parsers import parse_nvidia_smi_xml, parse_probe_output
+from pytest_aiconformance.parsers import parse_key_values
 
-ROOT = Path(__file__).resolve().parents[2]
+PROBES = Path(__file__).resolve().parents[2] / "pytest_aiconformance" / "data" / "probes"
 REC = Path(__file__).resolve().parent / "data" / "recorded"
 NVIDIA = get_profile("nvidia")
-SEEN = parse_nvidia_smi_xml((REC / "nvidia-smi" / "tesla-p100.xml").read_text()).driver_version
+SEEN = ET.parse(REC / "nvidia-smi" / "tesla-p100.xml").getroot().findtext("driver_version")
+
+
+def last_values(out: str) -> dict[str, str]:
+    """A probe's output, the last value printed per key."""
+    return {key: values[-1] for key, values in parse_key_values(out).items()}
 
 
 def node(labels=None, alloc=None, name="n1"):
@@ -83,9 +89,9 @@ def test_driver_version_probe_with_injected_tool(tmp_path):
     tool.write_text(f"#!/bin/sh\necho {SEEN}\n")
     tool.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **NVIDIA.probe_env()}
-    out = subprocess.run(["sh", str(ROOT / "fixtures" / "probes" / "driver_version.sh")],
+    out = subprocess.run(["sh", str(PROBES / "driver_version.sh")],
                          capture_output=True, text=True, check=True, env=env).stdout
-    probe = parse_probe_output(out)
+    probe = last_values(out)
     assert probe.get("TOOL_MISSING") == "0"
     adv = dv.advertised_versions(NVIDIA, node({"nvidia.com/cuda.driver-version.full": SEEN}))
     assert dv.versions_match(probe.get("DRIVER_VERSION"), adv)[0]
@@ -94,9 +100,9 @@ def test_driver_version_probe_with_injected_tool(tmp_path):
 def test_driver_version_probe_without_tool(tmp_path):
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **NVIDIA.probe_env(),
            "VERSION_FILE": str(tmp_path / "absent")}
-    out = subprocess.run(["sh", str(ROOT / "fixtures" / "probes" / "driver_version.sh")],
+    out = subprocess.run(["sh", str(PROBES / "driver_version.sh")],
                          capture_output=True, text=True, check=True, env=env).stdout
-    probe = parse_probe_output(out)
+    probe = last_values(out)
     assert probe.get("TOOL_MISSING") == "1"
     assert probe.get("DRIVER_VERSION") is None
     assert not dv.versions_match(probe.get("DRIVER_VERSION"), [dv.Advertised("l", SEEN)])[0]

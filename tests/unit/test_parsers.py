@@ -15,12 +15,9 @@ from pytest_aiconformance.accelerators import get_profile
 from pytest_aiconformance.parsers import (
     ParseError,
     PrometheusAPIError,
-    listed_uuids,
     parse_exposition,
     parse_http_response,
-    parse_nvidia_smi_list,
-    parse_nvidia_smi_xml,
-    parse_probe_output,
+    parse_key_values,
     parse_query_response,
     parse_value,
 )
@@ -30,192 +27,6 @@ REC = Path(__file__).resolve().parent / "data" / "recorded"
 
 def rec(path: str) -> str:
     return (REC / path).read_text()
-
-
-# --- nvidia-smi -q -x ----------------------------------------------------------------------
-
-
-def test_xml_non_mig_tesla_p100():
-    report = parse_nvidia_smi_xml(rec("nvidia-smi/tesla-p100.xml"))
-    assert report.driver_version == "510.47.03"
-    assert report.cuda_version == "11.6"
-    assert report.uuids == ("GPU-d3da8716-eaab-75db-efc1-60e88e1cd55e",)
-    [gpu] = report.gpus
-    assert gpu.index == 0
-    assert gpu.pci_bus_id == "00000000:00:04.0"
-    assert gpu.product_name == "Tesla P100-PCIE-16GB"
-    assert gpu.minor_number == 0
-    assert gpu.mig_mode is None  # N/A: not MIG-capable
-    assert gpu.mig_enabled is False
-    assert gpu.mig_devices == ()
-    assert gpu.utilization_gpu_percent == 0.0
-    assert gpu.utilization_memory_percent == 0.0
-    assert (gpu.memory_total_mib, gpu.memory_used_mib, gpu.memory_free_mib) == (16384, 0, 16280)
-
-
-def test_xml_mig_a100():
-    report = parse_nvidia_smi_xml(rec("nvidia-smi/a100-sxm4-mig.xml"))
-    assert report.driver_version == "510.47.03"
-    [gpu] = report.gpus
-    assert gpu.uuid == "GPU-27b94a00-ed54-5c24-b1fd-1054085de32a"
-    assert gpu.product_name == "NVIDIA A100-SXM4-40GB"
-    assert gpu.mig_mode == "Enabled"
-    assert gpu.mig_enabled is True
-    # Under MIG the parent reports no utilisation.
-    assert gpu.utilization_gpu_percent is None
-    assert (gpu.memory_total_mib, gpu.memory_used_mib) == (40960, 38)
-    assert [(m.index, m.gpu_instance_id, m.compute_instance_id) for m in gpu.mig_devices] == [
-        (0, 1, 0),
-        (1, 2, 0),
-    ]
-    assert all(m.memory_total_mib == 19968 and m.memory_used_mib == 19 for m in gpu.mig_devices)
-    assert all(m.uuid is None for m in gpu.mig_devices)  # this driver prints no MIG UUIDs
-
-
-def test_xml_mig_device_uuid_is_read_when_present():
-    # synthetic: a MIG device element carrying a <uuid>, to pin that the field is read
-    text = (
-        "<nvidia_smi_log><driver_version>550.54.15</driver_version><gpu id='0'>"
-        "<product_name>NVIDIA H100 80GB HBM3</product_name><uuid>GPU-1</uuid>"
-        "<mig_mode><current_mig>Enabled</current_mig></mig_mode><mig_devices><mig_device>"
-        "<index>0</index><uuid>MIG-a</uuid></mig_device></mig_devices></gpu></nvidia_smi_log>"
-    )
-    report = parse_nvidia_smi_xml(text)
-    assert [m.uuid for m in report.gpus[0].mig_devices] == ["MIG-a"]
-    assert report.cuda_version is None
-
-
-def test_xml_truncated_is_error_with_line():
-    text = rec("nvidia-smi/tesla-p100.xml")
-    cut = text[: text.index("<fb_memory_usage>")]
-    with pytest.raises(ParseError, match=r"nvidia-smi -q -x line \d+: malformed XML") as err:
-        parse_nvidia_smi_xml(cut)
-    assert err.value.line is not None
-    assert err.value.line > 90
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("<other/>", "root element is <other>"),
-        ("<nvidia_smi_log><gpu/></nvidia_smi_log>", "no <driver_version>"),
-        (
-            "<nvidia_smi_log><driver_version>1</driver_version><gpu>"
-            "<product_name>x</product_name></gpu></nvidia_smi_log>",
-            "gpu 0: no <uuid>",
-        ),
-        (
-            "<nvidia_smi_log><driver_version>1</driver_version><attached_gpus>2</attached_gpus>"
-            "<gpu><product_name>x</product_name><uuid>GPU-1</uuid></gpu></nvidia_smi_log>",
-            "attached_gpus says 2 but 1 <gpu> found",
-        ),
-        (
-            "<nvidia_smi_log><driver_version>1</driver_version><gpu><product_name>x"
-            "</product_name><uuid>GPU-1</uuid><utilization><gpu_util>lots</gpu_util>"
-            "</utilization></gpu></nvidia_smi_log>",
-            "not a number: 'lots'",
-        ),
-        (
-            '<!DOCTYPE x [<!ENTITY e "boom">]><nvidia_smi_log/>',
-            "entity declarations are not allowed",
-        ),
-    ],
-)
-def test_xml_negative(text, message):  # all synthetic
-    with pytest.raises(ParseError, match=message):
-        parse_nvidia_smi_xml(text)
-
-
-# --- nvidia-smi -L -------------------------------------------------------------------------
-
-
-def test_list_mig_single_strategy():
-    gpus = parse_nvidia_smi_list(rec("nvidia-smi/h100-mig-single-L.txt"))
-    [gpu] = gpus
-    assert gpu.index == 0
-    assert gpu.name == "NVIDIA H100 80GB HBM3"
-    assert gpu.uuid == "GPU-b4895dbf-9350-2524-a89b-98161ddd9fe4"
-    assert [m.profile for m in gpu.migs] == ["1g.10gb"] * 7
-    assert [m.device_index for m in gpu.migs] == list(range(7))
-    assert gpu.migs[4].uuid == "MIG-5d23f73a-d378-50ac-a6f5-3bf5184773bb"
-    uuids = listed_uuids(gpus)
-    assert len(uuids) == len(set(uuids)) == 7
-    assert gpu.uuid not in uuids  # MIG devices, not the parent, are what containers address
-
-
-def test_list_mig_mixed_shares_parent_and_some_uuids_with_single():
-    mixed = parse_nvidia_smi_list(rec("nvidia-smi/h100-mig-mixed-L.txt"))
-    single = parse_nvidia_smi_list(rec("nvidia-smi/h100-mig-single-L.txt"))
-    assert [m.profile for m in mixed[0].migs] == ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]
-    assert mixed[0].uuid == single[0].uuid
-    # Re-partitioning kept two instances and created two new ones.
-    assert set(listed_uuids(mixed)) & set(listed_uuids(single)) == {
-        "MIG-9d14fb21-4ae1-546f-a636-011582899c39",
-        "MIG-0f709664-740c-52b0-ae79-3e4c9ede6d3b",
-    }
-
-
-def test_list_non_mig_t4_envall_leak_then_fixed():
-    before = parse_nvidia_smi_list(rec("nvidia-smi/t4-envall-before-L.txt"))
-    after = parse_nvidia_smi_list(rec("nvidia-smi/t4-envall-after-L.txt"))
-    assert [(g.index, g.name, g.migs) for g in before] == [(0, "Tesla T4", ()), (1, "Tesla T4", ())]
-    assert listed_uuids(before) == (
-        "GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348",
-        "GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48",
-    )
-    assert listed_uuids(after) == ("GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348",)
-
-
-def test_list_old_r450_mig_uuid_form():
-    [gpu] = parse_nvidia_smi_list(rec("nvidia-smi/a100-r450-mig-L.txt"))
-    assert gpu.name == "A100-PCIE-40GB"
-    assert [m.uuid for m in gpu.migs] == [
-        "MIG-GPU-9de3d0e8-33f5-10dc-0c79-2c88a7ab0a23/2/0",
-        "MIG-GPU-9de3d0e8-33f5-10dc-0c79-2c88a7ab0a23/3/0",
-        "MIG-GPU-9de3d0e8-33f5-10dc-0c79-2c88a7ab0a23/9/0",
-    ]
-
-
-def test_list_profile_uuid_regex_finds_the_same_ids():
-    """The profile's UUID regex (used by device_uuids.sh) agrees with the strict parser."""
-    import re
-
-    profile = get_profile("nvidia")
-    assert profile.tool is not None
-    for name in ("h100-mig-mixed-L.txt", "a100-r450-mig-L.txt", "t4-envall-before-L.txt"):
-        text = rec(f"nvidia-smi/{name}")
-        gpus = parse_nvidia_smi_list(text)
-        expected = [u for g in gpus for u in (g.uuid, *(m.uuid for m in g.migs))]
-        assert [m.group(0) for m in re.finditer(profile.tool.uuid_regex, text)] == expected
-
-
-def test_list_no_devices_is_empty():
-    assert parse_nvidia_smi_list("No devices found.\n") == ()
-    assert parse_nvidia_smi_list("") == ()
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "message"),
-    [
-        # synthetic: the driver is not loaded (nvidia-smi prints this instead of a list)
-        (
-            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n",
-            1,
-            "unrecognised line",
-        ),
-        ("  MIG 1g.5gb Device 0: (UUID: MIG-1)\n", 1, "MIG line before any GPU line"),
-        (
-            "GPU 0: Tesla T4 (UUID: GPU-1)\n  MIG 1g.5gb Device 0: (UUID: GPU-2)\n",
-            2,
-            "does not start with MIG-",
-        ),
-        ("GPU 0: Tesla T4 (UUID: N/A)\n", 1, "does not start with GPU-"),
-    ],
-)
-def test_list_negative(text, line, message):
-    with pytest.raises(ParseError, match=message) as err:
-        parse_nvidia_smi_list(text)
-    assert err.value.line == line
 
 
 # --- Prometheus exposition -----------------------------------------------------------------
@@ -501,23 +312,61 @@ def test_http_negative(text, line, message):
 
 # --- probe KEY=VALUE output ----------------------------------------------------------------
 
+# Realistic: the log of one prober container that ran `sh /probes/count_devices.sh;
+# sh /probes/list_devices.sh; sh /probes/device_uuids.sh; true` under busybox sh 1.35 with the
+# nvidia profile's environment, two device nodes and nvidia-smi printing the recorded
+# nvidia-smi/t4-envall-before-L.txt (the NVIDIA_VISIBLE_DEVICES=all leak). list_devices.sh was
+# missing from /probes, so the shell's own error message sits in the log between the probes.
+PROBE_LOG = """\
+DEVICE_GLOB=/dev/nvidia[0-9]*
+DEVICE_COUNT=2
+DEVICE_CHAR_COUNT=2
+IGNORED_COUNT=0
+sh: can't open '/probes/list_devices.sh': No such file or directory
+TOOL=nvidia-smi
+TOOL_MISSING=0
+TOOL_RC=0
+TOOL_LINE=GPU 0: Tesla T4 (UUID: GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348)
+TOOL_LINE=GPU 1: Tesla T4 (UUID: GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48)
+UUID=GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348
+UUID=GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48
+UUID_COUNT=2
+"""
 
-def test_probe_output_parse():
-    out = parse_probe_output(
-        "DEVICE_FILE=/dev/nvidia0\nDEVICE_FILE=/dev/nvidia1\nDEVICE_COUNT=2\n"
-        "TOOL_MISSING=1\nGPU_DEVICE_5_RESOURCE_CLAIM=a=b\n"
+
+def test_key_values_of_a_probe_log():
+    assert parse_key_values(PROBE_LOG) == {
+        "DEVICE_GLOB": ["/dev/nvidia[0-9]*"],
+        "DEVICE_COUNT": ["2"],
+        "DEVICE_CHAR_COUNT": ["2"],
+        "IGNORED_COUNT": ["0"],
+        "TOOL": ["nvidia-smi"],
+        "TOOL_MISSING": ["0"],
+        "TOOL_RC": ["0"],
+        "TOOL_LINE": [
+            "GPU 0: Tesla T4 (UUID: GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348)",
+            "GPU 1: Tesla T4 (UUID: GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48)",
+        ],
+        "UUID": [
+            "GPU-6cfb8bf0-b556-d216-90a4-0827b23b1348",
+            "GPU-90ac9649-3c3b-4d9f-e3ab-95c8043e7d48",
+        ],
+        "UUID_COUNT": ["2"],
+    }
+    # The TOOL_LINE values are the recorded tool output, line for line.
+    assert parse_key_values(PROBE_LOG)["TOOL_LINE"] == rec(
+        "nvidia-smi/t4-envall-before-L.txt"
+    ).splitlines()
+
+
+def test_key_values_keep_values_whole_and_skip_other_lines():  # synthetic
+    text = (
+        "GPU_DEVICE_5_RESOURCE_CLAIM=a=b\nEMPTY=\n\n=no-key\nNOT A KEY=x\nKEY-DASH=x\n"
+        "no separator\nsh: 1: nvidia-smi: not found\nDEVICE_COUNT=1\nDEVICE_COUNT=0\n"
     )
-    assert out.all("DEVICE_FILE") == ("/dev/nvidia0", "/dev/nvidia1")
-    assert out.integer("DEVICE_COUNT") == 2
-    assert out.flag("TOOL_MISSING") is True
-    assert out.get("GPU_DEVICE_5_RESOURCE_CLAIM") == "a=b"
-    with pytest.raises(ParseError, match="missing key UUID_COUNT"):
-        out.require("UUID_COUNT")
-
-
-def test_probe_output_negative():
-    with pytest.raises(ParseError, match="line 2: not a KEY=VALUE line") as err:
-        parse_probe_output("DEVICE_COUNT=1\nsh: nvidia-smi: not found\n")
-    assert err.value.line == 2
-    with pytest.raises(ParseError, match="is not an integer"):
-        parse_probe_output("DEVICE_COUNT=two\n").integer("DEVICE_COUNT")
+    assert parse_key_values(text) == {
+        "GPU_DEVICE_5_RESOURCE_CLAIM": ["a=b"],
+        "EMPTY": [""],
+        "DEVICE_COUNT": ["1", "0"],
+    }
+    assert parse_key_values("") == {}

@@ -1,4 +1,5 @@
-"""fixtures/probes/*.sh run under /bin/sh and busybox sh against a temporary /dev.
+"""The probe scripts (pytest_aiconformance/data/probes) run under /bin/sh and busybox sh
+against a temporary /dev.
 
 The scripts decide isolation inside real containers, so the cases that must fail are here too:
 control nodes never count, a missing tool is reported as missing (never as isolation), and the
@@ -13,16 +14,19 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from pytest_aiconformance import probing
 from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.parsers import ProbeOutput, parse_probe_output
+from pytest_aiconformance.parsers import parse_key_values
 
-PROBES = Path(__file__).resolve().parents[2] / "fixtures" / "probes"
+PROBES = Path(str(resources.files("pytest_aiconformance").joinpath("data", "probes")))
 RECORDED = Path(__file__).resolve().parent / "data" / "recorded"
-SCRIPTS = sorted(p.name for p in PROBES.glob("*.sh"))
+LIB = "lib.sh"  # loaded by every probe, never run as one
+SCRIPTS = sorted(p.name for p in PROBES.glob("*.sh") if p.name != LIB)
 # Every external command the scripts use; a busybox image must provide all of them.
 APPLETS = ("sh", "grep", "awk", "sed", "sort", "env", "cat")
 
@@ -54,6 +58,38 @@ def shell(request, tmp_path_factory) -> Shell:
         assert target is not None, f"{applet} not found"
         (bindir / applet).symlink_to(target)
     return Shell([str(bindir / "sh")], str(bindir))
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """A probe's KEY=VALUE output with typed lookups (test helper over parse_key_values)."""
+
+    values: dict[str, list[str]]
+
+    def get(self, key: str) -> str | None:
+        """The last value printed for ``key``, or None."""
+        found = self.values.get(key)
+        return found[-1] if found else None
+
+    def all(self, key: str) -> tuple[str, ...]:
+        return tuple(self.values.get(key, ()))
+
+    def integer(self, key: str) -> int:
+        value = self.get(key)
+        assert value is not None, f"probe printed no {key}"
+        return int(value)
+
+    def flag(self, key: str) -> bool:
+        """True only for an explicit KEY=1."""
+        return self.get(key) == "1"
+
+
+def parse_probe_output(text: str) -> ProbeOutput:
+    """Strict: every non-empty line a probe prints must be a KEY=VALUE line."""
+    values = parse_key_values(text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert sum(len(v) for v in values.values()) == len(lines), f"not all KEY=VALUE: {text!r}"
+    return ProbeOutput(values)
 
 
 @dataclass
@@ -413,3 +449,44 @@ def test_scripts_are_posix_sh(script):
     for bashism in ("[[", "function ", "local ", "$(<", "<<<", "${!", "declare ", "source "):
         assert bashism not in text, f"{script} uses {bashism!r}"
     assert subprocess.run(["/bin/sh", "-n", str(PROBES / script)], check=False).returncode == 0
+
+
+def test_every_probe_loads_the_lib_from_its_own_directory():
+    for script in SCRIPTS:
+        assert '. "${0%/*}/lib.sh"' in (PROBES / script).read_text(), script
+
+
+def test_lib_is_posix_sh_and_only_defines(shell):
+    text = (PROBES / LIB).read_text()
+    for bashism in ("[[", "function ", "local ", "$(<", "<<<", "${!", "declare ", "source "):
+        assert bashism not in text, f"{LIB} uses {bashism!r}"
+    # Run by mistake, it prints nothing; loaded, it leaves the environment as it was.
+    proc = subprocess.run([*shell.argv, str(PROBES / LIB)], env={"PATH": shell.path},
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    env_after = subprocess.run(
+        [*shell.argv, "-c", f'. "{PROBES / LIB}"; env'], env={"PATH": shell.path, "X": "1"},
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout
+    env_before = subprocess.run(
+        [*shell.argv, "-c", "env"], env={"PATH": shell.path, "X": "1"},
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout
+    assert env_after == env_before
+
+
+def test_configmap_holds_every_probe_and_the_lib(shell, tmp_path):
+    data = probing.probe_configmap("ns")["data"]
+    assert sorted(data) == sorted([*SCRIPTS, LIB])
+    assert all(data[name] == (PROBES / name).read_text() for name in data)
+    # Mounted on its own, as at /probes in a pod, the ConfigMap's files are enough to run.
+    mount = tmp_path / "probes"
+    mount.mkdir()
+    for name, text in data.items():
+        (mount / name).write_text(text)
+    dev = make_dev(tmp_path / "dev", ["nvidia0", "nvidiactl"])
+    proc = subprocess.run([*shell.argv, str(mount / "count_devices.sh")],
+                          env={"PATH": shell.path, **nvidia_env(dev)},
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert parse_probe_output(proc.stdout).integer("DEVICE_COUNT") == 1
