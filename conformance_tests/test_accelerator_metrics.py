@@ -17,29 +17,28 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import metrics_queries, probing, workloads
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.outcomes import unknown_hardware
-from pytest_aiconformance.parsers import ParseError, parse_exposition
-from pytest_aiconformance.tables import get_table, name
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    ParseError,
+    Target,
+    get_table,
+    metrics_queries,
+    name,
+    parse_exposition,
+    probing,
+    unknown_hardware,
+    watch_until,
+    workloads,
+)
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "accelerator_metrics"
 LOAD_SECONDS = 90
 
 
-def metric_names(accelerator: str):
-    try:
-        profile = get_profile(accelerator)
-    except ValueError as exc:
-        unknown_hardware(str(exc))
+def metric_names(profile):
     if profile.metrics is None:
         unknown_hardware(f"profile {profile.name} names no metrics exporter")
     return profile, profile.metrics
@@ -76,7 +75,7 @@ def metrics_port(svc: dict[str, Any]) -> int | str:
 
 
 def _exporter_on(kube, cluster_info, aic_settings):
-    profile, names = metric_names(aic_settings.accelerator)
+    profile, names = metric_names(aic_settings.profile)
     nodes = accelerator_nodes(cluster_info)
     # Simulated devices have no utilisation or memory for any exporter to read.
     probing.require_running_containers(kube, nodes)
@@ -88,7 +87,7 @@ def _exporter_on(kube, cluster_info, aic_settings):
     return profile, names, svc, sorted(running, key=lambda p: p["spec"]["nodeName"])
 
 
-@pytest.mark.requirement(REQ, junit="TestAcceleratorMetrics/DeviceMetricsExported")
+@pytest.mark.requirement(REQ)
 def test_device_metrics_exported(kube, cluster_info, aic_settings, evidence):
     """Utilisation and memory metrics per device, with a device label, from the exporter."""
     _profile, names, svc, pods = _exporter_on(kube, cluster_info, aic_settings)
@@ -116,19 +115,20 @@ def test_device_metrics_exported(kube, cluster_info, aic_settings, evidence):
     assert report.ok, report.reason
 
 
-def load_pod(namespace: str, alloc, seconds: int, runtime_class: str | None) -> dict[str, Any]:
+def load_pod(namespace: str, alloc, seconds: int, runtime_class: str | None,
+             image: str) -> dict[str, Any]:
     """A bounded CUDA load (nbody benchmark, repeated until ``seconds`` have passed)."""
     ctr = workloads.container(
         "load", ["sh", "-c", f"end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt "
                              f"$end ]; do /tmp/sample --benchmark --numbodies=1048576 "
                              "2>&1 | tail -1; done"],
-        image_key="gpu-load", **probing.accelerator_request(alloc))
+        image=image, **probing.accelerator_request(alloc))
     return workloads.pod("gpu-load", namespace, [ctr], claim_templates=(
         {"accel": "one-device"} if alloc.mode == "dra" else None), runtime_class=runtime_class)
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestAcceleratorMetrics/UtilisationMovesUnderLoad")
+@pytest.mark.requirement(REQ)
 def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespace, run_context,
                                       evidence, timeout):
     """Device utilisation rises between a sample before and a sample during a short load."""
@@ -136,7 +136,7 @@ def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespac
     if profile.name != "nvidia":
         unknown_hardware(f"no load image is pinned for profile {profile.name} (gpu-load runs "
                          "a CUDA sample)")
-    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       aic_settings.allocation_mode)
     if alloc.mode == "dra":
         run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
@@ -144,7 +144,8 @@ def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespac
     before_all = {p["spec"]["nodeName"]: metrics_queries.utilisation_by_device(
         parse_exposition(scrape(kube, p, port)), names) for p in pods}
     rtc = profile.runtime_class if profile.runtime_class in cluster_info.runtime_classes else None
-    run_context.create(load_pod(namespace, alloc, LOAD_SECONDS, rtc))
+    run_context.create(load_pod(namespace, alloc, LOAD_SECONDS, rtc,
+                                aic_settings.image("gpu-load")))
     running = watch_until(kube, Target("v1", "Pod", namespace, name="gpu-load"),
                           lambda objs: any(o.get("status", {}).get("phase") == "Running"
                                            for o in objs.values()),

@@ -16,15 +16,17 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import inference_serving, probing, traffic
-from pytest_aiconformance.outcomes import not_observable
-from pytest_aiconformance.tables import get_table, name
+from pytest_aiconformance.kit import (
+    condition_true,
+    get_table,
+    inference_serving,
+    name,
+    not_observable,
+    probing,
+    traffic,
+)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
+pytestmark = pytest.mark.needs_containers
 
 
 REQ = "advanced_inference_ingress"
@@ -60,7 +62,7 @@ def ready_pool(kube, evidence) -> dict[str, Any]:
     return sorted(accepted, key=lambda p: (p["metadata"]["namespace"], name(p)))[0]
 
 
-@pytest.mark.requirement(REQ, junit="TestAdvancedInferenceIngress/PoolAcceptedPickerServing")
+@pytest.mark.requirement(REQ)
 def test_pool_accepted_picker_serving(kube, evidence):
     """An InferencePool is Accepted and its endpoint picker and model servers are ready."""
     pool = ready_pool(kube, evidence)
@@ -77,9 +79,7 @@ def test_pool_accepted_picker_serving(kube, evidence):
     labels = selector.get("matchLabels", selector)
     sel = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     members = kube.items("v1", "Pod", ns, label_selector=sel)
-    ready_members = [p for p in members if any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in p.get("status", {}).get("conditions", []) or [])]
+    ready_members = [p for p in members if condition_true(p, "Ready")]
     evidence.command(f"kubectl get pods -n {ns} -l {sel}",
                      get_table(members, [("NAME", name), ("NODE", lambda o: o["spec"].get(
                          "nodeName", ""))]) if members else "No resources found")
@@ -108,8 +108,8 @@ def route_to_pool(kube, pool: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return None
 
 
-@pytest.mark.requirement(REQ, junit="TestAdvancedInferenceIngress/RequestServedThroughPool")
-def test_request_served_through_pool(kube, namespace, run_context, evidence, timeout):
+@pytest.mark.requirement(REQ)
+def test_request_served_through_pool(kube, namespace, run_context, evidence, timeout, aic_settings):
     """A request through an HTTPRoute to the pool is answered by a model server."""
     pool = ready_pool(kube, evidence)
     found = route_to_pool(kube, pool) if kube.serves(GW, "HTTPRoute") else None
@@ -124,8 +124,8 @@ def test_request_served_through_pool(kube, namespace, run_context, evidence, tim
             prefix = match.get("path", {}).get("value", prefix)
     url = f"http://{addresses[0]['value']}{prefix.rstrip('/')}/v1/models"
     script = traffic.client_script([traffic.Case("models", url, 3)], max_time=30)
-    probing.run_probe(kube, run_context, namespace, traffic.client_pod("client", namespace,
-                                                                       script),
+    probing.run_probe(kube, run_context, namespace,
+                      traffic.client_pod("client", namespace, script, aic_settings.image("curl")),
                       timeout=timeout(300))
     answers = traffic.parse_client_log(kube.logs(namespace, "client", "client")).get(
         "models", [])

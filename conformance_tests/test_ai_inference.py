@@ -21,19 +21,25 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, traffic, workloads
-from pytest_aiconformance.cluster import ClusterError
-from pytest_aiconformance.evidence import EvidenceRecorder
-from pytest_aiconformance.fixtures import collect_diagnostics
-from pytest_aiconformance.outcomes import not_observable
-from pytest_aiconformance.tables import condition, get_table, name
-from pytest_aiconformance.waiting import Target, WaitTimeout, condition_true, watch_until
+from pytest_aiconformance.kit import (
+    ClusterError,
+    EvidenceRecorder,
+    Target,
+    WaitTimeout,
+    collect_diagnostics,
+    condition,
+    condition_true,
+    get_table,
+    name,
+    not_observable,
+    probing,
+    traffic,
+    watch_until,
+    workloads,
+)
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "ai_inference"
@@ -75,11 +81,11 @@ def require_data_plane(kube, what: str) -> None:
                        f"and runs no containers, so {what} cannot be observed")
 
 
-def backend(label: str, namespace: str, body: str) -> list[dict[str, Any]]:
+def backend(label: str, namespace: str, body: str, image: str) -> list[dict[str, Any]]:
     """An http-echo Deployment and Service answering ``body`` (X-App-Name: http-echo)."""
     app = f"echo-{label}"
     ctr = workloads.container("echo", ["/http-echo", f"-listen=:{PORT}", f"-text={body}"],
-                              image_key="http-echo")
+                              image=image)
     ctr["ports"] = [{"containerPort": PORT, "name": "http"}]
     ctr["readinessProbe"] = {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 2}
     pod = workloads.pod(app, namespace, [ctr], restart_policy="Always", labels={"app": app})
@@ -189,7 +195,8 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
         body_a, body_b = f"backend-a-{run_context.run_id}", f"backend-b-{run_context.run_id}"
         model_b = f"model-b-{run_context.run_id}"
         run.bodies = {"a": body_a, "b": body_b}
-        for obj in backend("a", ns, body_a) + backend("b", ns, body_b):
+        echo = aic_settings.image("http-echo")
+        for obj in backend("a", ns, body_a, echo) + backend("b", ns, body_b, echo):
             run_context.create(obj)
         run_context.create(gateway(ns, name(gwc)))
         rt = route(ns, model_b)
@@ -234,7 +241,7 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
                   + traffic.warmup_script(f"{base}/v1/chat/completions", body_b,
                                           ((MODEL_HEADER, model_b),))
                   + traffic.client_script(cases))
-        pod = traffic.client_pod("client", ns, script)
+        pod = traffic.client_pod("client", ns, script, aic_settings.image("curl"))
         probing.run_probe(kube, run_context, ns, pod, timeout=timeout(300))
         log = kube.logs(ns, "client", "client")
         run.note(f"client pod 'client' in {ns} sent {sum(c.count for c in cases)} requests to "
@@ -263,7 +270,7 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
             run_context.teardown(only_namespace=ns)
 
 
-@pytest.mark.requirement(REQ, junit="TestAIInference/GatewayClassAccepted")
+@pytest.mark.requirement(REQ)
 def test_gateway_class_accepted(kube, evidence, timeout):
     """A Gateway API implementation is installed and has Accepted a GatewayClass."""
     require_gateway_api(kube)
@@ -272,7 +279,7 @@ def test_gateway_class_accepted(kube, evidence, timeout):
                   "is Accepted")
 
 
-@pytest.mark.requirement(REQ, junit="TestAIInference/GatewayProgrammedRouteAccepted")
+@pytest.mark.requirement(REQ)
 def test_gateway_programmed_route_accepted(inference_run, evidence):
     """A Gateway is Programmed and an HTTPRoute with path, header and weighted rules Accepted."""
     inference_run.replay(evidence, setup_only=True)
@@ -286,7 +293,7 @@ def _case(run: InferenceRun, label: str, evidence, title: str) -> list[traffic.A
     return answers
 
 
-@pytest.mark.requirement(REQ, junit="TestAIInference/PathAndHeaderMatch")
+@pytest.mark.requirement(REQ)
 def test_path_and_header_match(inference_run, evidence):
     """A path match and an OpenAI-style header match reach their intended, distinct backends."""
     inference_run.replay(evidence, setup_only=True)
@@ -299,7 +306,7 @@ def test_path_and_header_match(inference_run, evidence):
         assert verdict.ok, verdict.reason
 
 
-@pytest.mark.requirement(REQ, junit="TestAIInference/WeightedSplit")
+@pytest.mark.requirement(REQ)
 def test_weighted_split(inference_run, evidence):
     """A weighted split between two distinct backends lands within the stated tolerance."""
     inference_run.replay(evidence, setup_only=True)
@@ -316,7 +323,7 @@ def test_weighted_split(inference_run, evidence):
     assert verdict.ok, verdict.reason
 
 
-@pytest.mark.requirement(REQ, junit="TestAIInference/UnmatchedRejected")
+@pytest.mark.requirement(REQ)
 def test_unmatched_rejected(inference_run, evidence):
     """Unmatched requests are rejected by the data plane, without the backend-only header."""
     inference_run.replay(evidence, setup_only=True)

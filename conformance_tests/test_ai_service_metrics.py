@@ -16,19 +16,25 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import metrics_queries, probing, traffic, workloads
-from pytest_aiconformance.cluster import ApiError
-from pytest_aiconformance.isolation import RUN_LABEL
-from pytest_aiconformance.outcomes import not_observable
-from pytest_aiconformance.parsers import PrometheusAPIError, parse_query_response
-from pytest_aiconformance.tables import get_table, name, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    RUN_LABEL,
+    ApiError,
+    PrometheusAPIError,
+    Target,
+    get_table,
+    metrics_queries,
+    name,
+    not_observable,
+    parse_query_response,
+    probing,
+    table,
+    traffic,
+    watch_until,
+    workloads,
+)
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "ai_service_metrics"
@@ -67,9 +73,9 @@ def require_data_plane(kube, what: str) -> None:
                        f"and runs no containers, so {what} cannot be observed")
 
 
-def workload(namespace: str) -> list[dict[str, Any]]:
+def workload(namespace: str, image: str) -> list[dict[str, Any]]:
     ctr = workloads.container("app", ["/bin/prometheus-example-app", f"--bind=:{PORT}"],
-                              image_key="metrics-demo")
+                              image=image)
     ctr["ports"] = [{"containerPort": PORT, "name": "web"}]
     # Probes hit /metrics: requests to / are what the counter counts.
     ctr["readinessProbe"] = {"httpGet": {"path": "/metrics", "port": PORT}, "periodSeconds": 2}
@@ -88,8 +94,9 @@ def workload(namespace: str) -> list[dict[str, Any]]:
     return [deploy, svc]
 
 
-@pytest.mark.requirement(REQ, junit="TestAIServiceMetrics/CollectedCounterEqualsRequests")
-def test_collected_counter_equals_requests(kube, namespace, run_context, evidence, timeout):
+@pytest.mark.requirement(REQ)
+def test_collected_counter_equals_requests(kube, namespace, run_context, evidence, timeout,
+                                          aic_settings):
     """The platform's Prometheus discovers a workload and collects exactly the N requests sent."""
     prom = find_prometheus(kube)
     pid = f"{prom['metadata']['namespace']}/{name(prom)}"
@@ -107,7 +114,7 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
     if plan.namespace_labels:
         kube.patch("v1", "Namespace", namespace,
                    {"metadata": {"labels": plan.namespace_labels}})
-    for obj in workload(namespace):
+    for obj in workload(namespace, aic_settings.image("metrics-demo")):
         run_context.create(obj)
     sm = metrics_queries.service_monitor(
         f"aic-{namespace}"[:63], plan, namespace, {"app": "inference-app"}, "web", [RUN_LABEL])
@@ -133,7 +140,8 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
     url = f"http://inference-app.{namespace}.svc:{PORT}/"
     script = traffic.client_script([traffic.Case("req", url, N_REQUESTS)])
     probing.run_probe(kube, run_context, namespace,
-                      traffic.client_pod("client", namespace, script), timeout=timeout(180))
+                      traffic.client_pod("client", namespace, script, aic_settings.image("curl")),
+                      timeout=timeout(180))
     answers = traffic.parse_client_log(kube.logs(namespace, "client", "client")).get("req", [])
     evidence.log(f"client pod sent exactly {N_REQUESTS} requests",
                  traffic.status_summary(answers), f"kubectl logs client -n {namespace}")

@@ -13,10 +13,16 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.outcomes import not_applicable
-from pytest_aiconformance.tables import POD_WIDE, get_table, name
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    POD_WIDE,
+    Target,
+    get_table,
+    name,
+    not_applicable,
+    probing,
+    watch_until,
+    workloads,
+)
 
 REQ = "cluster_autoscaling"
 SCALE_UP_S = 900
@@ -41,12 +47,12 @@ def _node_rows(nodes: list[dict[str, Any]], resource: str) -> str:
     ])
 
 
-@pytest.mark.requirement(REQ, junit="TestClusterAutoscaling/ScaleUpAndDown")
+@pytest.mark.requirement(REQ)
 def test_scale_up_and_down(kube, cluster_info, aic_settings, namespace, run_context, evidence,
                            timeout):
     """A pending accelerator pod gets a new node; the node goes away when the pod is gone."""
     evidence.note(f"autoscaler: {_autoscaler(kube, cluster_info, aic_settings)}")
-    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       "device-plugin")
     before_nodes = kube.items("v1", "Node")
     before = {name(n) for n in before_nodes}
@@ -59,7 +65,7 @@ def test_scale_up_and_down(kube, cluster_info, aic_settings, namespace, run_cont
     for i in range(count):
         run_context.create(workloads.pod(
             f"scale-{i}", namespace,
-            [workloads.container("ctr", ["sleep", "3600"],
+            [workloads.container("ctr", ["sleep", "3600"], image=aic_settings.image("probe"),
                                  resources_={"limits": {alloc.resource: "1"}})],
             restart_policy="Always", labels={"app": "scale"}))
 

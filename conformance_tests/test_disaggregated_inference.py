@@ -16,14 +16,10 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import inference_serving, probing, traffic
-from pytest_aiconformance.tables import POD_WIDE, get_table, name
+from pytest_aiconformance.kit import POD_WIDE, get_table, inference_serving, name, probing, traffic
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "disaggregated_inference"
@@ -42,7 +38,7 @@ def roles(kube, evidence) -> tuple[inference_serving.Roles, list[dict[str, Any]]
     return found, chosen
 
 
-@pytest.mark.requirement(REQ, junit="TestDisaggregatedInference/PrefillDecodeSeparatePods")
+@pytest.mark.requirement(REQ)
 def test_prefill_decode_separate_pods(kube, evidence):
     """Prefill and decode run in separate pods."""
     found, _pods = roles(kube, evidence)
@@ -61,8 +57,8 @@ def decode_service(kube, decode: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-@pytest.mark.requirement(REQ, junit="TestDisaggregatedInference/RequestIdInBothLogs")
-def test_request_id_in_both_logs(kube, namespace, run_context, evidence, timeout):
+@pytest.mark.requirement(REQ)
+def test_request_id_in_both_logs(kube, namespace, run_context, evidence, timeout, aic_settings):
     """One request id appears in the logs of a prefill pod and of a decode pod."""
     found, pods = roles(kube, evidence)
     probing.require_running_containers(kube, sorted({p["spec"]["nodeName"] for p in pods}))
@@ -73,7 +69,8 @@ def test_request_id_in_both_logs(kube, namespace, run_context, evidence, timeout
     base = f"http://{name(svc)}.{svc['metadata']['namespace']}.svc:{port}"
     script = traffic.client_script([traffic.Case("models", f"{base}/v1/models")], max_time=30)
     probing.run_probe(kube, run_context, namespace,
-                      traffic.client_pod("models", namespace, script), timeout=timeout(120))
+                      traffic.client_pod("models", namespace, script, aic_settings.image("curl")),
+                      timeout=timeout(120))
     models = traffic.parse_client_log(kube.logs(namespace, "models", "client")).get("models", [])
     assert models, f"GET {base}/v1/models: no answer"
     assert models[0].status == 200, f"GET {base}/v1/models: {traffic.status_summary(models)}"
@@ -85,7 +82,8 @@ def test_request_id_in_both_logs(kube, namespace, run_context, evidence, timeout
                                  ("x-request-id", request_id)))
     probing.run_probe(kube, run_context, namespace,
                       traffic.client_pod("completion", namespace,
-                                         traffic.client_script([case], max_time=120)),
+                                         traffic.client_script([case], max_time=120),
+                                         aic_settings.image("curl")),
                       timeout=timeout(300))
     answers = traffic.parse_client_log(kube.logs(namespace, "completion", "client")).get(
         "completion", [])

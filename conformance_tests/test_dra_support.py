@@ -12,11 +12,17 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.accelerators import get_profile, profile_for_dra_driver
-from pytest_aiconformance.outcomes import unknown_hardware
-from pytest_aiconformance.tables import get_table, name, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    Target,
+    get_table,
+    name,
+    probing,
+    profile_for_dra_driver,
+    table,
+    unknown_hardware,
+    watch_until,
+    workloads,
+)
 
 DRA = "resource.k8s.io/v1"
 KINDS = ("DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ResourceSlice")
@@ -30,7 +36,7 @@ def _require_dra(kube) -> None:
     assert kube.serves(DRA), "the API server does not serve resource.k8s.io/v1"
 
 
-def pick_device_class(kube, accelerator: str, evidence) -> tuple[str, list[dict[str, Any]]]:
+def pick_device_class(kube, profile, evidence) -> tuple[str, list[dict[str, Any]]]:
     """The DeviceClass to claim from: the profile's own, else one whose driver publishes."""
     classes = kube.items(DRA, "DeviceClass")
     slices = kube.items(DRA, "ResourceSlice")
@@ -42,7 +48,7 @@ def pick_device_class(kube, accelerator: str, evidence) -> tuple[str, list[dict[
                            ("DRIVER", lambda o: o["spec"].get("driver", "")),
                            ("DEVICES", lambda o: len(o["spec"].get("devices", [])))]),
     )
-    preferred = list(get_profile(accelerator).dra.device_classes)
+    preferred = list(profile.dra.device_classes)
     names = [name(c) for c in classes]
     for wanted in preferred:
         if wanted in names:
@@ -51,7 +57,7 @@ def pick_device_class(kube, accelerator: str, evidence) -> tuple[str, list[dict[
         # A class usually selects its driver by CEL: device.driver == "x".
         text = str(cls.get("spec", {}).get("selectors", ""))
         if any(d and d in text for d in drivers):
-            evidence.note(f"no DeviceClass of profile {accelerator!r} ({', '.join(preferred)}); "
+            evidence.note(f"no DeviceClass of profile {profile.name!r} ({', '.join(preferred)}); "
                           f"using {name(cls)}, whose driver publishes ResourceSlices")
             return name(cls), slices
     raise AssertionError(
@@ -61,7 +67,7 @@ def pick_device_class(kube, accelerator: str, evidence) -> tuple[str, list[dict[
     )
 
 
-@pytest.mark.requirement("dra_support", junit="TestDRASupport/APIKindsServed")
+@pytest.mark.requirement("dra_support", junit="APIKindsServed")
 def test_dra_api_kinds_served(kube, evidence):
     """The DRA v1 kinds are served by the API server."""
     resources = kube.resources(DRA)
@@ -73,27 +79,28 @@ def test_dra_api_kinds_served(kube, evidence):
     assert not missing, f"resource.k8s.io/v1 does not serve {', '.join(missing)}"
 
 
-@pytest.mark.requirement("dra_support", junit="TestDRASupport/DevicesPublished")
+@pytest.mark.requirement("dra_support", junit="DevicesPublished")
 def test_dra_devices_published(kube, evidence, aic_settings):
     """A DeviceClass exists and ResourceSlices publish devices for it."""
     _require_dra(kube)
-    device_class, slices = pick_device_class(kube, aic_settings.accelerator, evidence)
+    device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
     devices = sum(len(s["spec"].get("devices", [])) for s in slices)
     assert devices > 0, "ResourceSlices exist but publish no devices"
     evidence.note(f"DeviceClass {device_class}; {len(slices)} ResourceSlices publish "
                   f"{devices} devices")
 
 
-@pytest.mark.requirement("dra_support", junit="TestDRASupport/ClaimAllocatedAndReserved")
+@pytest.mark.requirement("dra_support", junit="ClaimAllocatedAndReserved")
 def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context, timeout,
                                           aic_settings):
     """A pod using a ResourceClaimTemplate is scheduled and its claim is allocated and reserved."""
     _require_dra(kube)
-    device_class, slices = pick_device_class(kube, aic_settings.accelerator, evidence)
+    device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
     run_context.create(workloads.claim_template("one-device", namespace, device_class))
     pod = workloads.pod(
         "dra-pod", namespace,
-        [workloads.container("ctr", ["sh", "-c", "env; sleep 3600"], claims=["accel"])],
+        [workloads.container("ctr", ["sh", "-c", "env; sleep 3600"],
+                             image=aic_settings.image("probe"), claims=["accel"])],
         claim_templates={"accel": "one-device"},
     )
     assert "nodeName" not in pod["spec"], "the scheduler must place the pod"
@@ -161,13 +168,12 @@ def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement("dra_support", role="supporting",
-                         junit="TestDRASupport/DeviceMetadataInContainer")
+@pytest.mark.requirement("dra_support", role="supporting", junit="DeviceMetadataInContainer")
 def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context, timeout,
                                           aic_settings):
     """The allocated device's identity reaches the container that holds the claim."""
     _require_dra(kube)
-    device_class, slices = pick_device_class(kube, aic_settings.accelerator, evidence)
+    device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
     drivers = {s["spec"]["driver"] for s in slices}
     profile = next((p for d in sorted(drivers) if (p := profile_for_dra_driver(d))), None)
     if profile is None:
@@ -185,7 +191,8 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
     run_context.create(workloads.claim_template("one-device", namespace, device_class))
     alloc = probing.Allocation("dra", profile, device_class=device_class)
     pod = probing.probe_pod("dra-meta", namespace, [probing.probe_container(
-        "prober", scripts, profile, alloc=alloc)], alloc=alloc, claim_template="one-device")
+        "prober", scripts, profile, alloc=alloc, image=aic_settings.image("probe"))],
+        alloc=alloc, claim_template="one-device")
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))["prober"]
     evidence.log("what the container sees", kube.logs(namespace, "dra-meta", "prober"),
                  f"kubectl logs dra-meta -n {namespace}")

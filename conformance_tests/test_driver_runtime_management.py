@@ -16,38 +16,34 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import driver_versions, probing, workloads
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.outcomes import not_applicable, unknown_hardware
-from pytest_aiconformance.tables import table
+from pytest_aiconformance.kit import (
+    driver_versions,
+    not_applicable,
+    probing,
+    table,
+    unknown_hardware,
+    workloads,
+)
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "driver_runtime_management"
 DRA = "resource.k8s.io/v1"
 
 
-def known_profile(accelerator: str):
-    try:
-        profile = get_profile(accelerator)
-    except ValueError as exc:
-        unknown_hardware(str(exc))
+def known_profile(profile):
     if profile.tool is None and profile.driver_version_file is None:
         unknown_hardware(f"profile {profile.name} names no driver tool or version file to "
                          "read inside a container")
     return profile
 
 
-@pytest.mark.requirement(REQ, role="supporting",
-                         junit="TestDriverRuntimeManagement/RuntimeClassesInventoried")
+@pytest.mark.requirement(REQ, role="supporting")
 def test_runtime_classes_inventoried(kube, cluster_info, aic_settings, evidence):
     """RuntimeClasses are listed; the vendor's RuntimeClass admits the accelerator nodes."""
-    profile = known_profile(aic_settings.accelerator)
+    profile = known_profile(aic_settings.profile)
     if not kube.serves("node.k8s.io/v1", "RuntimeClass"):
         raise AssertionError("node.k8s.io/v1 RuntimeClass is not served")
     classes = kube.items("node.k8s.io/v1", "RuntimeClass")
@@ -71,10 +67,10 @@ def test_runtime_classes_inventoried(kube, cluster_info, aic_settings, evidence)
                          f"{', '.join(refused)}: its pods could not run there")
 
 
-def _probe(name: str, namespace: str, profile, alloc, rtc: str | None,
+def _probe(name: str, namespace: str, profile, alloc, rtc: str | None, image: str,
            node: str | None = None) -> dict[str, Any]:
     ctr = probing.probe_container("prober", ["driver_version.sh"], profile, alloc=alloc,
-                                  image_key="driver-injection")
+                                  image=image)
     return probing.probe_pod(name, namespace, [ctr], alloc=alloc,
                              claim_template="one-device" if alloc else None,
                              node_name=node, runtime_class=rtc)
@@ -96,12 +92,12 @@ def allocated_devices(kube, namespace: str, pod: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestDriverRuntimeManagement/DriverInjectedVersionMatches")
+@pytest.mark.requirement(REQ)
 def test_driver_injected_version_matches(kube, cluster_info, aic_settings, namespace,
                                          run_context, evidence, timeout):
     """A vanilla image gets the driver tool from the runtime; its version equals the advertised."""
-    profile = known_profile(aic_settings.accelerator)
-    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+    profile = known_profile(aic_settings.profile)
+    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       aic_settings.allocation_mode)
     nodes = [n.name for n in cluster_info.accelerator_nodes]
     probing.require_running_containers(kube, nodes)
@@ -109,8 +105,9 @@ def test_driver_injected_version_matches(kube, cluster_info, aic_settings, names
     if alloc.mode == "dra":
         run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
     rtc = profile.runtime_class if profile.runtime_class in cluster_info.runtime_classes else None
-    pod = _probe("driver-probe", namespace, profile, alloc, rtc)
-    evidence.note(f"vanilla image {workloads.image('driver-injection')} (no vendor userland), "
+    image = aic_settings.image("driver-injection")
+    pod = _probe("driver-probe", namespace, profile, alloc, rtc, image)
+    evidence.note(f"vanilla image {image} (no vendor userland), "
                   f"one accelerator by {alloc.describe()}"
                   + (f", runtimeClassName {rtc}" if rtc else ""))
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))["prober"]
@@ -140,12 +137,12 @@ def test_driver_injected_version_matches(kube, cluster_info, aic_settings, names
 
     # Control: the same image without any request has no driver tool of its own.
     if profile.tool is not None:
-        control = _probe("control-probe", namespace, profile, None, None, node=node_name)
+        control = _probe("control-probe", namespace, profile, None, None, image, node=node_name)
         cout = probing.run_probe(kube, run_context, namespace, control,
                                  timeout=timeout(300))["prober"]
         evidence.log("same image, no request, same node",
                      kube.logs(namespace, "control-probe", "prober"),
                      f"kubectl logs control-probe -n {namespace}")
         assert cout.get("TOOL_MISSING", ["0"])[-1] == "1", (
-            f"{profile.tool.command} exists in {workloads.image('driver-injection')} without any "
+            f"{profile.tool.command} exists in {image} without any "
             "accelerator request: the image is not vanilla, so injection is not shown")

@@ -14,10 +14,17 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.outcomes import not_applicable
-from pytest_aiconformance.tables import POD_WIDE, get_table, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    POD_WIDE,
+    Target,
+    condition_true,
+    get_table,
+    not_applicable,
+    probing,
+    table,
+    watch_until,
+    workloads,
+)
 
 REQ = "gang_scheduling"
 VC_BATCH = "batch.volcano.sh/v1alpha1"
@@ -38,9 +45,9 @@ def present(kube, scheduler: str, operators=None) -> bool:
     return kube.serves(KUEUE, "ClusterQueue") and kube.serves(KUEUE, "Workload")
 
 
-def free_units(kube, cluster_info, accelerator: str) -> tuple[str, str, int]:
+def free_units(kube, cluster_info, profile) -> tuple[str, str, int]:
     """The node with the fewest free accelerators (at least one), and how many are free."""
-    alloc = probing.choose_allocation(kube, cluster_info, accelerator, "device-plugin")
+    alloc = probing.choose_allocation(cluster_info, profile, "device-plugin")
     free = {n: f for n, f in probing.free_per_node(kube, cluster_info, alloc.resource).items()
             if f >= 1}
     best = min(((n, f) for n, f in free.items()), key=lambda kv: (kv[1], kv[0]), default=None)
@@ -49,9 +56,9 @@ def free_units(kube, cluster_info, accelerator: str) -> tuple[str, str, int]:
 
 
 def vcjob(name: str, namespace: str, members: int, resource: str, node: str,
-          queue: str) -> dict[str, Any]:
+          queue: str, image: str) -> dict[str, Any]:
     ctr = workloads.container("worker", ["sh", "-c", "echo member $HOSTNAME; sleep 2"],
-                              resources_={"limits": {resource: "1"}})
+                              image=image, resources_={"limits": {resource: "1"}})
     pod = workloads.pod(name, namespace, [ctr], node_selector={"kubernetes.io/hostname": node})
     return {
         "apiVersion": VC_BATCH, "kind": "Job",
@@ -89,7 +96,7 @@ def pg_table(pg: dict[str, Any]) -> str:
                  ["NAME", "STATUS", "MINMEMBER", "RUNNINGS", "SUCCEEDED"])
 
 
-@pytest.mark.requirement(REQ, junit="TestGangScheduling/SchedulerAvailable")
+@pytest.mark.requirement(REQ, junit="SchedulerAvailable")
 def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
     """At least one gang scheduler (Volcano or Kueue) is installed and its APIs served."""
     found = [s for s in SCHEDULERS if present(kube, s, operators)]
@@ -103,20 +110,21 @@ def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-@pytest.mark.requirement(REQ, junit="TestGangScheduling/GangBoundTogether")
+@pytest.mark.requirement(REQ)
 def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namespace, run_context,
                              evidence, timeout, operators):
     """An N-member gang is bound together and completes."""
     if not present(kube, scheduler, operators):
         not_applicable(f"{scheduler} is not installed")
-    resource, node, free = free_units(kube, cluster_info, aic_settings.accelerator)
+    resource, node, free = free_units(kube, cluster_info, aic_settings.profile)
     members = min(2, free) if free >= 2 else 1
     if scheduler == "kueue":
         _kueue_gang(kube, run_context, namespace, evidence, timeout, resource, node, members,
-                    quota=free, expect_admitted=True)
+                    quota=free, expect_admitted=True, image=aic_settings.image("probe"))
         return
     queue = volcano_queue(kube, run_context)
-    job = vcjob("gang-ok", namespace, members, resource, node, queue)
+    job = vcjob("gang-ok", namespace, members, resource, node, queue,
+                aic_settings.image("probe"))
     evidence.yaml(f"Volcano Job with minAvailable {members}", job)
     run_context.create(job)
     pods = watch_until(
@@ -141,22 +149,24 @@ def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namesp
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-@pytest.mark.requirement(REQ, junit="TestGangScheduling/OversizedGangStaysUnbound")
+@pytest.mark.requirement(REQ)
 def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_settings, namespace,
                                       run_context, evidence, timeout, operators):
     """A gang one member larger than free capacity stays entirely unbound, with a reason."""
     if not present(kube, scheduler, operators):
         not_applicable(f"{scheduler} is not installed")
-    resource, node, free = free_units(kube, cluster_info, aic_settings.accelerator)
+    resource, node, free = free_units(kube, cluster_info, aic_settings.profile)
     members = free + 1
     evidence.note(f"{node} has {free} free {resource}: each of the {members} members would "
                   "fit alone, the gang as a whole cannot")
     if scheduler == "kueue":
         _kueue_gang(kube, run_context, namespace, evidence, timeout, resource, node, members,
-                    quota=free, expect_admitted=False)
+                    quota=free, expect_admitted=False,
+                    image=aic_settings.image("probe"))
         return
     queue = volcano_queue(kube, run_context)
-    run_context.create(vcjob("gang-big", namespace, members, resource, node, queue))
+    run_context.create(vcjob("gang-big", namespace, members, resource, node, queue,
+                             aic_settings.image("probe")))
     target = Target("v1", "Pod", namespace, label_selector="gang=gang-big")
     watch_until(kube, target, lambda objs: len(objs) == members, timeout=timeout(60),
                 expected=f"Volcano to create all {members} member pods")
@@ -181,7 +191,7 @@ def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_setting
 
 
 def _kueue_gang(kube, run_context, namespace, evidence, timeout, resource: str, node: str,
-                members: int, *, quota: int, expect_admitted: bool) -> None:
+                members: int, *, quota: int, expect_admitted: bool, image: str) -> None:
     """Kueue: quota equal to the real free capacity; admission must be all-or-nothing."""
     flavor = f"aic-{run_context.run_id}-{namespace[-2:].strip('-')}"
     run_context.create({"apiVersion": KUEUE, "kind": "ResourceFlavor", "metadata":
@@ -195,7 +205,7 @@ def _kueue_gang(kube, run_context, namespace, evidence, timeout, resource: str, 
     run_context.create({"apiVersion": KUEUE, "kind": "LocalQueue",
                         "metadata": {"name": "lq", "namespace": namespace},
                         "spec": {"clusterQueue": flavor}})
-    ctr = workloads.container("worker", ["sh", "-c", "sleep 2"],
+    ctr = workloads.container("worker", ["sh", "-c", "sleep 2"], image=image,
                               resources_={"requests": {"cpu": "10m"},
                                           "limits": {resource: "1"}})
     pod = workloads.pod("x", namespace, [ctr])
@@ -208,9 +218,7 @@ def _kueue_gang(kube, run_context, namespace, evidence, timeout, resource: str, 
     run_context.create(job)
 
     def admitted(objs: dict[str, dict[str, Any]]) -> bool:
-        return any(any(c.get("type") == "Admitted" and c.get("status") == "True"
-                       for c in o.get("status", {}).get("conditions", []) or [])
-                   for o in objs.values())
+        return any(condition_true(o, "Admitted") for o in objs.values())
 
     target = Target(KUEUE, "Workload", namespace)
     if expect_admitted:

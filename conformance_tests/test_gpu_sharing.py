@@ -14,10 +14,15 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.tables import POD_WIDE, get_table, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    POD_WIDE,
+    Target,
+    get_table,
+    probing,
+    table,
+    watch_until,
+    workloads,
+)
 
 REQ = "gpu_sharing"
 
@@ -31,9 +36,8 @@ class SharedNode:
     strategy: str  # "time-slicing" | "mig" | label value
 
 
-def find_shared_nodes(kube, cluster_info, accelerator: str) -> list[SharedNode]:
+def find_shared_nodes(kube, cluster_info, profile) -> list[SharedNode]:
     """Nodes whose advertised units exceed their physical devices, with the reason why."""
-    profile = get_profile(accelerator)
     labels = profile.node_labels
     found = []
     for node in cluster_info.accelerator_nodes:
@@ -50,10 +54,10 @@ def find_shared_nodes(kube, cluster_info, accelerator: str) -> list[SharedNode]:
     return found
 
 
-@pytest.mark.requirement(REQ, junit="TestGPUSharing/SharedUnitsAdvertised")
+@pytest.mark.requirement(REQ)
 def test_shared_units_advertised(kube, cluster_info, aic_settings, evidence):
     """A node advertises more schedulable accelerator units than physical devices."""
-    profile = get_profile(aic_settings.accelerator)
+    profile = aic_settings.profile
     labels = profile.node_labels
     rows = []
     for node in cluster_info.accelerator_nodes:
@@ -69,7 +73,7 @@ def test_shared_units_advertised(kube, cluster_info, aic_settings, evidence):
         table(rows, ["NAME", "RESOURCE", "ALLOCATABLE", "GPU.COUNT", "SHARING-STRATEGY",
                      "REPLICAS", "PRODUCT"]),
     )
-    shared = find_shared_nodes(kube, cluster_info, aic_settings.accelerator)
+    shared = find_shared_nodes(kube, cluster_info, aic_settings.profile)
     assert shared, ("no node advertises shared accelerator units (no time-slicing replicas "
                     "beyond the physical count, no MIG resources)")
     for s in shared:
@@ -85,11 +89,11 @@ def test_shared_units_advertised(kube, cluster_info, aic_settings, evidence):
                 )
 
 
-@pytest.mark.requirement(REQ, junit="TestGPUSharing/OversubscribedPodsRun")
+@pytest.mark.requirement(REQ, junit="OversubscribedPodsRun")
 def test_more_pods_than_devices_run(kube, cluster_info, aic_settings, namespace, run_context,
                                     evidence, timeout):
     """More one-unit pods than physical devices run at once on a sharing node."""
-    shared = [s for s in find_shared_nodes(kube, cluster_info, aic_settings.accelerator)
+    shared = [s for s in find_shared_nodes(kube, cluster_info, aic_settings.profile)
               if s.physical]
     assert shared, "no node shares accelerators (see TestGPUSharing/SharedUnitsAdvertised)"
     target = min(shared, key=lambda s: (s.physical, s.name))
@@ -103,7 +107,7 @@ def test_more_pods_than_devices_run(kube, cluster_info, aic_settings, namespace,
     for i in range(want):
         run_context.create(workloads.pod(
             f"shared-{i}", namespace,
-            [workloads.container("ctr", ["sleep", "3600"],
+            [workloads.container("ctr", ["sleep", "3600"], image=aic_settings.image("probe"),
                                  resources_={"limits": {target.resource: "1"}})],
             node_selector={"kubernetes.io/hostname": target.name}, restart_policy="Always",
         ))
@@ -120,15 +124,15 @@ def test_more_pods_than_devices_run(kube, cluster_info, aic_settings, namespace,
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestGPUSharing/SharedDeviceIdentity")
+@pytest.mark.requirement(REQ)
 def test_shared_device_identity(kube, cluster_info, aic_settings, namespace, run_context,
                                 evidence, timeout):
     """Time-sliced pods report one physical UUID; MIG pods report distinct MIG UUIDs."""
-    shared = find_shared_nodes(kube, cluster_info, aic_settings.accelerator)
+    shared = find_shared_nodes(kube, cluster_info, aic_settings.profile)
     assert shared, "no node shares accelerators"
     target = shared[0]
     probing.require_running_containers(kube, [target.name])
-    profile = get_profile(aic_settings.accelerator)
+    profile = aic_settings.profile
     if profile.tool is None:
         pytest.skip(f"unknown hardware: profile {profile.name} has no tool that lists UUIDs")
     run_context.create(probing.probe_configmap(namespace))
@@ -138,7 +142,8 @@ def test_shared_device_identity(kube, cluster_info, aic_settings, namespace, run
     for i in range(count):
         name = f"share-{i}"
         pod = probing.probe_pod(name, namespace, [probing.probe_container(
-            "prober", ["device_uuids.sh"], profile, alloc=alloc)], alloc=alloc,
+            "prober", ["device_uuids.sh"], profile, alloc=alloc,
+            image=aic_settings.image("probe"))], alloc=alloc,
             node_name=target.name)
         out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
         seen[name] = out["prober"].get("UUID", [])

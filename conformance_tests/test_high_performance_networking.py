@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import nic_discovery, probing, workloads
-from pytest_aiconformance.tables import name, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    Target,
+    name,
+    nic_discovery,
+    table,
+    watch_until,
+    workloads,
+)
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "high_performance_networking"
@@ -40,7 +42,7 @@ def survey(kube, evidence) -> tuple[list[dict[str, Any]], list[nic_discovery.Nic
     return nodes, offers
 
 
-@pytest.mark.requirement(REQ, junit="TestHighPerformanceNetworking/ExtraNicsDiscoverable")
+@pytest.mark.requirement(REQ)
 def test_extra_nics_discoverable(kube, evidence):
     """Nodes publish extra NICs, preferably as DRA devices."""
     _nodes, offers = survey(kube, evidence)
@@ -60,24 +62,25 @@ def _device_class_for(kube, driver: str) -> str | None:
 
 
 def nic_pod(pod_name: str, namespace: str, offer: nic_discovery.NicOffer, device_class: str,
-            node: str | None) -> list[dict[str, Any]]:
+            node: str | None, image: str) -> list[dict[str, Any]]:
     objs: list[dict[str, Any]] = []
     if offer.via == "DRA":
         objs.append(workloads.claim_template(f"{pod_name}-nic", namespace, device_class))
-        ctr = workloads.container("ctr", ["sleep", "3600"], claims=["accel"])
+        ctr = workloads.container("ctr", ["sleep", "3600"], image=image, claims=["accel"])
         pod = workloads.pod(pod_name, namespace, [ctr],
                             claim_templates={"accel": f"{pod_name}-nic"},
                             node_selector={"kubernetes.io/hostname": node} if node else None)
     else:
-        ctr = workloads.container("ctr", ["sleep", "3600"],
+        ctr = workloads.container("ctr", ["sleep", "3600"], image=image,
                                   resources_={"limits": {offer.name: "1"}})
         pod = workloads.pod(pod_name, namespace, [ctr],
                             node_selector={"kubernetes.io/hostname": node} if node else None)
     return [*objs, pod]
 
 
-@pytest.mark.requirement(REQ, junit="TestHighPerformanceNetworking/NicPodOnCapableNodeOnly")
-def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, timeout):
+@pytest.mark.requirement(REQ)
+def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, timeout,
+                                      aic_settings):
     """A pod needing a NIC lands only on a node that has one."""
     nodes, offers = survey(kube, evidence)
     assert offers, "no node offers an extra NIC (see ExtraNicsDiscoverable)"
@@ -92,7 +95,8 @@ def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, ti
                                 "spec": {"selectors": [{"cel": {
                                     "expression": f'device.driver == "{offer.name}"'}}]}})
     capable = nic_discovery.capable_nodes(offers, offer.via, offer.name)
-    for obj in nic_pod("needs-nic", namespace, offer, device_class, None):
+    for obj in nic_pod("needs-nic", namespace, offer, device_class, None,
+                       aic_settings.image("probe")):
         run_context.create(obj)
     bound = watch_until(kube, Target("v1", "Pod", namespace, name="needs-nic"),
                         lambda objs: any(o["spec"].get("nodeName") for o in objs.values()),
@@ -108,7 +112,8 @@ def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, ti
     if not without:
         evidence.note("every schedulable node has a NIC: no node to show a refusal on")
         return
-    for obj in nic_pod("pinned-no-nic", namespace, offer, device_class, without[0]):
+    for obj in nic_pod("pinned-no-nic", namespace, offer, device_class, without[0],
+                       aic_settings.image("probe")):
         run_context.create(obj)
     final = watch_until(kube, Target("v1", "Pod", namespace, name="pinned-no-nic"),
                         lambda objs: any(o["spec"].get("nodeName") for o in objs.values()),

@@ -14,12 +14,19 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.cluster import ApiError
-from pytest_aiconformance.execution import pod_exec
-from pytest_aiconformance.outcomes import not_applicable
-from pytest_aiconformance.tables import POD_WIDE, events_table, get_table, table
-from pytest_aiconformance.waiting import Target, wait_for_event, watch_until
+from pytest_aiconformance.kit import (
+    POD_WIDE,
+    ApiError,
+    Target,
+    events_table,
+    get_table,
+    not_applicable,
+    probing,
+    table,
+    wait_for_event,
+    watch_until,
+    workloads,
+)
 
 REQ = "pod_autoscaling"
 USAGE_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
@@ -51,8 +58,9 @@ def hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
     }
 
 
-def deployment(name: str, namespace: str, resource: str, node: str, load: bool) -> dict[str, Any]:
-    ctr = workloads.container("server", ["sh", "-c", BURN],
+def deployment(name: str, namespace: str, resource: str, node: str, load: bool,
+               image: str) -> dict[str, Any]:
+    ctr = workloads.container("server", ["sh", "-c", BURN], image=image,
                               resources_={"requests": {"cpu": "100m"},
                                           "limits": {resource: "1", "cpu": "200m"}})
     pod = workloads.pod(name, namespace, [ctr], restart_policy="Always",
@@ -85,15 +93,15 @@ def stop_load(kube, namespace: str, pods: list[dict[str, Any]], simulated: bool)
             kube.patch("v1", "Pod", name, {"metadata": {"annotations": {USAGE_ANNOTATION: "1m"}}},
                        namespace)
         elif pod.get("status", {}).get("phase") == "Running":
-            pod_exec(kube, namespace, name, ["touch", "/tmp/stop"], container="server")
+            kube.exec(namespace, name, ["touch", "/tmp/stop"], container="server")
 
 
-@pytest.mark.requirement(REQ, junit="TestPodAutoscaling/HPAScalesAcceleratorPods")
+@pytest.mark.requirement(REQ, junit="HPAScalesAcceleratorPods")
 def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace, run_context,
                                      evidence, timeout):
     """An HPA scales accelerator pods up under load, enforces capacity, and scales back down."""
     _require_hpa(kube)
-    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       "device-plugin")
     per_node = probing.capacity(cluster_info, alloc.resource)
     node, units = min(per_node.items(), key=lambda kv: (kv[1], kv[0]))
@@ -103,7 +111,8 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
                   f"each replica requests one; HPA maxReplicas {max_replicas}, so the last "
                   f"replica must stay Pending. Load: "
                   f"{'simulated usage annotation' if simulated else 'CPU burn in each pod'}")
-    run_context.create(deployment("inference", namespace, alloc.resource, node, load=True))
+    run_context.create(deployment("inference", namespace, alloc.resource, node, load=True,
+                                  image=aic_settings.image("probe")))
     run_context.create(hpa("inference", namespace, max_replicas))
     pods_target = Target("v1", "Pod", namespace, label_selector="app=inference")
 
@@ -155,8 +164,8 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
                            ["NAME", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "DESIRED"]))
 
 
-@pytest.mark.requirement(REQ, role="supporting", junit="TestPodAutoscaling/CustomMetricsPath")
-def test_custom_metrics_path(kube, namespace, run_context, evidence, timeout):
+@pytest.mark.requirement(REQ, role="supporting")
+def test_custom_metrics_path(kube, namespace, run_context, evidence, timeout, aic_settings):
     """An HPA reads a custom or external metric through an adapter, when one is installed."""
     served = [gv for gv in ("custom.metrics.k8s.io/v1beta2", "custom.metrics.k8s.io/v1beta1",
                             "external.metrics.k8s.io/v1beta1") if kube.serves(gv)]
@@ -173,7 +182,8 @@ def test_custom_metrics_path(kube, namespace, run_context, evidence, timeout):
         not_applicable(f"{gv} serves no per-pod metric to scale on")
     metric = pod_metrics[0]
     run_context.create(workloads.pod("metric-src", namespace, [workloads.container(
-        "ctr", ["sleep", "3600"])], labels={"app": "metric-src"}, restart_policy="Always"))
+        "ctr", ["sleep", "3600"], image=aic_settings.image("probe"))],
+        labels={"app": "metric-src"}, restart_policy="Always"))
     try:
         value = kube.request("GET", f"/apis/{gv}/namespaces/{namespace}/pods/*/{metric}")
     except ApiError as exc:

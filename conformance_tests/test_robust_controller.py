@@ -16,11 +16,18 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.cluster import ApiError
-from pytest_aiconformance.execution import pod_exec
-from pytest_aiconformance.tables import POD_WIDE, get_table, name, table
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.kit import (
+    POD_WIDE,
+    ApiError,
+    Target,
+    condition_true,
+    get_table,
+    name,
+    probing,
+    table,
+    watch_until,
+    workloads,
+)
 
 REQ = "robust_controller"
 # KubeRay builds the Ray pods itself (its injected containers carry no restricted
@@ -45,10 +52,10 @@ def _require_kuberay(kube) -> None:
     )
 
 
-def ray_cluster(cluster: str, namespace: str, groups: list[str]) -> dict[str, Any]:
+def ray_cluster(cluster: str, namespace: str, groups: list[str], image: str) -> dict[str, Any]:
     """A small RayCluster: one head, one worker per named group."""
     def pod_spec(role: str) -> dict[str, Any]:
-        ctr = workloads.container(f"ray-{role}", ["sleep", "infinity"], image_key="ray",
+        ctr = workloads.container(f"ray-{role}", ["sleep", "infinity"], image=image,
                                   resources_={"requests": {"cpu": "100m", "memory": "256Mi"},
                                               "limits": {"cpu": "1", "memory": "1Gi"}})
         ctr.pop("command")  # KubeRay generates the ray start command
@@ -70,15 +77,13 @@ def ray_cluster(cluster: str, namespace: str, groups: list[str]) -> dict[str, An
     }
 
 
-@pytest.mark.requirement(REQ, junit="TestRobustController/OperatorInstalled")
+@pytest.mark.requirement(REQ)
 def test_operator_installed(kube, operators, evidence):
     """The operator's CRDs are Established and its pods (if in-cluster) are Ready."""
     rows = []
     for crd in CRDS:
         obj = kube.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
-        established = bool(obj) and any(
-            c.get("type") == "Established" and c.get("status") == "True"
-            for c in obj.get("status", {}).get("conditions", []))
+        established = obj is not None and condition_true(obj, "Established")
         rows.append([crd, "True" if established else ("False" if obj else "absent")])
     evidence.command("kubectl get crd " + " ".join(CRDS) + " -o custom-columns="
                      "NAME:.metadata.name,ESTABLISHED:.status.conditions[?(@.type=='Established')]"
@@ -92,8 +97,7 @@ def test_operator_installed(kube, operators, evidence):
         pods = kube.items("v1", "Pod", ns, label_selector="app.kubernetes.io/name=kuberay-operator")
         evidence.command(f"kubectl get pods -n {ns} -l app.kubernetes.io/name=kuberay-operator",
                          get_table(pods, POD_WIDE))
-        ready = [p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                        for c in p.get("status", {}).get("conditions", []))]
+        ready = [p for p in pods if condition_true(p, "Ready")]
         assert ready, "no KubeRay operator pod is Ready"
     else:
         detection = operators.ensure("kuberay")
@@ -102,8 +106,8 @@ def test_operator_installed(kube, operators, evidence):
                       "reconciliation checks are the proof that it works")
 
 
-@pytest.mark.requirement(REQ, junit="TestRobustController/WebhookDeniesInvalid")
-def test_webhook_denies_invalid(kube, kuberay, namespace, evidence):
+@pytest.mark.requirement(REQ)
+def test_webhook_denies_invalid(kube, kuberay, namespace, evidence, aic_settings):
     """A RayCluster valid for the CRD schema but not for the operator is denied by its webhook."""
     webhooks = [
         (cfg["metadata"]["name"], wh["name"])
@@ -115,7 +119,8 @@ def test_webhook_denies_invalid(kube, kuberay, namespace, evidence):
     evidence.command("kubectl get validatingwebhookconfigurations",
                      table([list(w) for w in webhooks], ["CONFIGURATION", "WEBHOOK"]))
     assert webhooks, "no validating webhook is registered for ray.io rayclusters"
-    valid = ray_cluster("rc-webhook", namespace, ["workers-a", "workers-b"])
+    valid = ray_cluster("rc-webhook", namespace, ["workers-a", "workers-b"],
+                        aic_settings.image("ray"))
     kube.create(valid, dry_run=True)
     evidence.note("server-side dry run of the same RayCluster with unique worker group names: "
                   "accepted (so the schema accepts this shape)")
@@ -143,15 +148,10 @@ def _ray_pods(kube, namespace: str, cluster: str, node_type: str | None = None) 
     return Target("v1", "Pod", namespace, label_selector=sel)
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in pod.get("status", {}).get("conditions", []) or [])
-
-
 @pytest.fixture
-def ready_ray_cluster(kube, kuberay, namespace, run_context, evidence, timeout):
+def ready_ray_cluster(kube, kuberay, namespace, run_context, evidence, timeout, aic_settings):
     """A valid RayCluster, reconciled to ready."""
-    rc = ray_cluster("rc", namespace, ["workers"])
+    rc = ray_cluster("rc", namespace, ["workers"], aic_settings.image("ray"))
     run_context.create(rc)
     done = watch_until(
         kube, Target(RAY, "RayCluster", namespace, name="rc"),
@@ -166,7 +166,7 @@ def ready_ray_cluster(kube, kuberay, namespace, run_context, evidence, timeout):
     return obj
 
 
-@pytest.mark.requirement(REQ, junit="TestRobustController/RayClusterReconciled")
+@pytest.mark.requirement(REQ, junit="RayClusterReconciled")
 def test_raycluster_reconciled(kube, namespace, ready_ray_cluster, evidence):
     """A valid RayCluster is reconciled to ready with its head, workers and head service."""
     pods = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc")
@@ -175,9 +175,9 @@ def test_raycluster_reconciled(kube, namespace, ready_ray_cluster, evidence):
     heads = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
     workers = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
     assert len(heads) == 1, f"{len(heads)} head pods, expected 1"
-    assert all(_ready(p) for p in heads), "the head pod is not Ready"
+    assert all(condition_true(p, "Ready") for p in heads), "the head pod is not Ready"
     assert len(workers) == 1, f"{len(workers)} worker pods, expected 1"
-    assert all(_ready(p) for p in workers), "the worker pod is not Ready"
+    assert all(condition_true(p, "Ready") for p in workers), "the worker pod is not Ready"
     services = kube.items("v1", "Service", namespace, label_selector="ray.io/cluster=rc")
     evidence.command(f"kubectl get svc -n {namespace} -l ray.io/cluster=rc",
                      get_table(services, [("NAME", name),
@@ -190,7 +190,7 @@ def test_raycluster_reconciled(kube, namespace, ready_ray_cluster, evidence):
         "the operator created no head service"
 
 
-@pytest.mark.requirement(REQ, junit="TestRobustController/HeadPodRepaired")
+@pytest.mark.requirement(REQ)
 def test_head_pod_repaired(kube, namespace, ready_ray_cluster, evidence, timeout):
     """Deleting the head pod is repaired: the operator creates a new Ready head pod."""
     heads = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc,"
@@ -201,8 +201,8 @@ def test_head_pod_repaired(kube, namespace, ready_ray_cluster, evidence, timeout
                      f'pod "{old["metadata"]["name"]}" deleted')
     new = watch_until(
         kube, _ray_pods(kube, namespace, "rc", "head"),
-        lambda objs: any(o["metadata"]["uid"] != old["metadata"]["uid"] and _ready(o)
-                         for o in objs.values()),
+        lambda objs: any(o["metadata"]["uid"] != old["metadata"]["uid"]
+                         and condition_true(o, "Ready") for o in objs.values()),
         timeout=timeout(300), expected="the operator to recreate a Ready head pod",
     )
     fresh = [o for o in new.values() if o["metadata"]["uid"] != old["metadata"]["uid"]]
@@ -211,7 +211,7 @@ def test_head_pod_repaired(kube, namespace, ready_ray_cluster, evidence, timeout
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, role="supporting", junit="TestRobustController/RayTaskRuns")
+@pytest.mark.requirement(REQ, role="supporting")
 def test_ray_task_runs(kube, namespace, ready_ray_cluster, evidence):
     """A Ray task runs on the reconciled cluster (exec in the head pod)."""
     heads = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc,"
@@ -219,8 +219,8 @@ def test_ray_task_runs(kube, namespace, ready_ray_cluster, evidence):
     probing.require_running_containers(kube, [h["spec"]["nodeName"] for h in heads])
     code = ("import ray; ray.init(); "
             "print('RESULT', ray.get(ray.remote(lambda: 6 * 7).remote()))")
-    out = pod_exec(kube, namespace, heads[0]["metadata"]["name"], ["python", "-c", code],
-                   timeout=120)
+    out = kube.exec(namespace, heads[0]["metadata"]["name"], ["python", "-c", code],
+                    timeout=120)
     evidence.command(f"kubectl exec -n {namespace} {heads[0]['metadata']['name']} -- "
                      f"python -c \"{code}\"", out)
     assert "RESULT 42" in out, f"the Ray task did not return 42: {out[-300:]}"

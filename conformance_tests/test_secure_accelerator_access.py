@@ -14,16 +14,29 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
-from pytest_aiconformance.waiting import Target, condition_true, wait_for_event, watch_until
+from pytest_aiconformance.kit import (
+    POD_WIDE,
+    Target,
+    condition_true,
+    events_table,
+    get_table,
+    probing,
+    wait_for_event,
+    watch_until,
+    workloads,
+)
 
 REQ = "secure_accelerator_access"
 
 
 @pytest.fixture
+def probe_image(aic_settings):
+    return aic_settings.image("probe")
+
+
+@pytest.fixture
 def allocation(kube, cluster_info, aic_settings):
-    return probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+    return probing.choose_allocation(cluster_info, aic_settings.profile,
                                      aic_settings.allocation_mode)
 
 
@@ -34,11 +47,11 @@ def unschedulable_reason(pod: dict[str, Any]) -> str:
     return ""
 
 
-@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/CapacityEnforced")
+@pytest.mark.requirement(REQ)
 def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_context, evidence,
-                           timeout):
+                           timeout, probe_image):
     """N+1 one-accelerator pods on N free accelerators leave exactly one Pending."""
-    alloc = probing.choose_allocation(kube, cluster_info, aic_settings.accelerator,
+    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       "device-plugin")
     per_node = probing.capacity(cluster_info, alloc.resource)
     free = probing.free_per_node(kube, cluster_info, alloc.resource)
@@ -54,7 +67,7 @@ def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_cont
     for i in range(n_free + 1):
         run_context.create(workloads.pod(
             f"gpu-{i}", namespace,
-            [workloads.container("ctr", ["sleep", "3600"],
+            [workloads.container("ctr", ["sleep", "3600"], image=probe_image,
                                  resources_={"limits": {alloc.resource: "1"}})],
             node_selector={"kubernetes.io/hostname": node}, restart_policy="Always",
         ))
@@ -95,15 +108,15 @@ def _accelerator_node_names(cluster_info) -> list[str]:
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/PositiveAccessTest")
+@pytest.mark.requirement(REQ, junit="PositiveAccessTest")
 def test_positive_access(kube, cluster_info, allocation, namespace, run_context, evidence,
-                         timeout):
+                         timeout, probe_image):
     """A pod that requests one accelerator sees exactly one device."""
     probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
     pod = probing.probe_pod("pos-pod", namespace, [probing.probe_container(
-        "prober", probing.count_scripts(profile), profile, alloc=allocation)],
+        "prober", probing.count_scripts(profile), profile, alloc=allocation, image=probe_image)],
         alloc=allocation, claim_template="one-device")
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     evidence.log("probe output (one device requested: " + allocation.describe() + ")",
@@ -113,16 +126,16 @@ def test_positive_access(kube, cluster_info, allocation, namespace, run_context,
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/NegativeIsolationTest")
+@pytest.mark.requirement(REQ, junit="NegativeIsolationTest")
 def test_negative_isolation(kube, cluster_info, allocation, namespace, run_context, evidence,
-                            timeout):
+                            timeout, probe_image):
     """A pod without a request, pinned to an accelerator node, sees no device."""
     nodes = _accelerator_node_names(cluster_info)
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
     pod = probing.probe_pod("neg-pod", namespace, [probing.probe_container(
-        "prober", probing.count_scripts(profile), profile)], node_name=nodes[0])
+        "prober", probing.count_scripts(profile), profile, image=probe_image)], node_name=nodes[0])
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     evidence.log(f"probe output (no request, pinned to accelerator node {nodes[0]})",
                  kube.logs(namespace, "neg-pod", "prober"), f"kubectl logs neg-pod -n {namespace}")
@@ -131,17 +144,17 @@ def test_negative_isolation(kube, cluster_info, allocation, namespace, run_conte
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/MultiContainerIsolationTest")
+@pytest.mark.requirement(REQ, junit="MultiContainerIsolationTest")
 def test_multi_container_isolation(kube, cluster_info, allocation, namespace, run_context,
-                                   evidence, timeout):
+                                   evidence, timeout, probe_image):
     """In a pod holding one device, a second container without it sees none."""
     probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
     scripts = probing.count_scripts(profile)
     pod = probing.probe_pod("multi-pod", namespace, [
-        probing.probe_container("holder", scripts, profile, alloc=allocation),
-        probing.probe_container("other", scripts, profile),
+        probing.probe_container("holder", scripts, profile, alloc=allocation, image=probe_image),
+        probing.probe_container("other", scripts, profile, image=probe_image),
     ], alloc=allocation, claim_template="one-device")
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     for ctr in ("holder", "other"):
@@ -154,9 +167,9 @@ def test_multi_container_isolation(kube, cluster_info, allocation, namespace, ru
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/DistinctDevices")
+@pytest.mark.requirement(REQ)
 def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context, evidence,
-                          timeout):
+                          timeout, probe_image):
     """Two one-device pods on one node see different device UUIDs."""
     profile = allocation.profile
     if profile.tool is None:
@@ -171,7 +184,7 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
     uuids = {}
     for name in ("uuid-a", "uuid-b"):
         pod = probing.probe_pod(name, namespace, [probing.probe_container(
-            "prober", ["device_uuids.sh"], profile, alloc=allocation)],
+            "prober", ["device_uuids.sh"], profile, alloc=allocation, image=probe_image)],
             alloc=allocation, claim_template="one-device", node_name=nodes[0])
         out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
         evidence.log(f"{name}: device UUIDs", kube.logs(namespace, name, "prober"),
@@ -184,9 +197,9 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestSecureAcceleratorAccess/RuntimeClassWithoutRequest")
+@pytest.mark.requirement(REQ)
 def test_runtime_class_without_request(kube, cluster_info, allocation, namespace, run_context,
-                                       evidence, timeout):
+                                       evidence, timeout, probe_image):
     """The vendor RuntimeClass plus the all-devices variable, without a request, gets nothing."""
     profile = allocation.profile
     if not profile.runtime_class or profile.all_devices_env is None:
@@ -199,7 +212,7 @@ def test_runtime_class_without_request(kube, cluster_info, allocation, namespace
     _probe_setup(kube, run_context, namespace, allocation)
     env = {profile.all_devices_env.name: profile.all_devices_env.value}
     pod = probing.probe_pod("rtc-pod", namespace, [probing.probe_container(
-        "prober", probing.count_scripts(profile), profile, extra_env=env)],
+        "prober", probing.count_scripts(profile), profile, extra_env=env, image=probe_image)],
         node_name=nodes[0], runtime_class=profile.runtime_class)
     evidence.yaml("unprivileged pod with the vendor RuntimeClass and no request", pod)
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))

@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aiconformance import probing, virtualization
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.outcomes import not_applicable
-from pytest_aiconformance.tables import table
+from pytest_aiconformance.kit import not_applicable, probing, table, virtualization
 
+pytestmark = pytest.mark.needs_containers
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_on_real_nodes(kube):
-    """Simulated (lab) nodes run no containers: nothing here can be observed on them."""
-    probing.require_real_cluster(kube)
 
 
 REQ = "virtualized_accelerator"
@@ -48,7 +42,7 @@ def survey(kube, evidence) -> list[virtualization.VirtualizedResource]:
     return found
 
 
-@pytest.mark.requirement(REQ, junit="TestVirtualizedAccelerator/VirtualizedDevicesOffered")
+@pytest.mark.requirement(REQ)
 def test_virtualized_devices_offered(kube, evidence):
     """Some node offers vGPU, VFIO passthrough or SR-IOV virtual-function accelerators."""
     found = survey(kube, evidence)
@@ -62,7 +56,7 @@ def test_virtualized_devices_offered(kube, evidence):
 
 
 @pytest.mark.gpu
-@pytest.mark.requirement(REQ, junit="TestVirtualizedAccelerator/PodRunsOnVirtualizedDevice")
+@pytest.mark.requirement(REQ)
 def test_pod_runs_on_virtualized_device(kube, aic_settings, namespace, run_context, evidence,
                                         timeout):
     """A pod requesting one virtualized device runs on it and sees exactly one device node."""
@@ -74,7 +68,7 @@ def test_pod_runs_on_virtualized_device(kube, aic_settings, namespace, run_conte
                        "TestVirtualizedAccelerator/VirtualizedDevicesOffered")
     target = sorted(schedulable, key=lambda f: (f.node, f.name))[0]
     probing.require_running_containers(kube, [target.node])
-    profile = get_profile(aic_settings.accelerator)
+    profile = aic_settings.profile
     glob, control = DEVICE_GLOBS.get(target.kind, (profile.device_files.glob or "",
                                                   " ".join(profile.device_files.control)))
     if not glob:
@@ -82,7 +76,7 @@ def test_pod_runs_on_virtualized_device(kube, aic_settings, namespace, run_conte
     run_context.create(probing.probe_configmap(namespace))
     ctr = probing.probe_container(
         "prober", ["list_devices.sh"], profile,
-        extra_env={"DEVICE_GLOB": glob, "IGNORE_GLOB": control})
+        extra_env={"DEVICE_GLOB": glob, "IGNORE_GLOB": control}, image=aic_settings.image("probe"))
     ctr["resources"] = {"limits": {target.name: "1"}}
     pod = probing.probe_pod("virt-probe", namespace, [ctr], node_name=target.node)
     evidence.yaml(f"pod requesting one {target.name} ({target.kind}) on {target.node}",

@@ -2,7 +2,9 @@
 
 Outside a checkout there is no pyproject.toml with our ini settings, so this passes them
 (JUnit evidence in <system-out>, passing tests included) and points pytest at the
-installed conformance_tests package. Every other argument goes to pytest unchanged.
+installed conformance_tests package. Every other argument goes to pytest, with our options'
+values joined to their flags (`--kubeconfig PATH` -> `--kubeconfig=PATH`): pytest picks its
+rootdir before it knows our options and would take PATH for a test path.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ INI_DEFAULTS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    from pytest_aiconformance.plugin import VALUED_FLAGS
+    from pytest_aiconformance.selection import join_values
+
+    args = join_values(list(sys.argv[1:] if argv is None else argv), set(VALUED_FLAGS))
     ini = [item for pair in INI_DEFAULTS for item in ("-o", pair)]
     # This module lives in the plugin's package, so the plugin is imported before pytest can
     # rewrite its asserts; the plugin has none that need rewriting.

@@ -21,6 +21,8 @@ _PROFILE_KEYS = frozenset(
         "display_name",
         "extended_resources",
         "extended_resource_patterns",
+        "vendor_domains",
+        "tolerations",
         "dra",
         "device_files",
         "node_labels",
@@ -113,6 +115,27 @@ class NodeLabels:
 
 
 @dataclass(frozen=True)
+class Toleration:
+    """A taint the vendor's accelerator nodes usually carry, tolerated by the checks' pods."""
+
+    key: str
+    operator: str
+    effect: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "operator": self.operator, "effect": self.effect}
+
+
+@dataclass(frozen=True)
+class OtherAccelerator:
+    """An accelerator recognised on nodes that has no profile (no probes, no metrics)."""
+
+    name: str
+    extended_resources: tuple[str, ...]
+    vendor_domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EnvVar:
     """One environment variable (name and value)."""
 
@@ -157,6 +180,8 @@ class AcceleratorProfile:
     display_name: str
     extended_resources: tuple[str, ...]
     extended_resource_patterns: tuple[str, ...]
+    vendor_domains: tuple[str, ...]
+    tolerations: tuple[Toleration, ...]
     dra: DraInfo
     device_files: DeviceFiles
     node_labels: NodeLabels
@@ -182,7 +207,7 @@ class AcceleratorProfile:
         return fnmatch.fnmatchcase(path, self.device_files.glob)
 
     def probe_env(self) -> dict[str, str]:
-        """Environment for fixtures/probes/*.sh, so the scripts themselves stay vendor-neutral."""
+        """Environment for the probe scripts (data/probes/*.sh): they stay vendor-neutral."""
         env: dict[str, str] = {}
         if self.device_files.glob is not None:
             env["DEVICE_GLOB"] = self.device_files.glob
@@ -303,6 +328,9 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
         extended_resource_patterns=_strs(
             f"{name}.extended_resource_patterns", data["extended_resource_patterns"]
         ),
+        vendor_domains=_strs(f"{name}.vendor_domains", data["vendor_domains"]),
+        tolerations=tuple(_toleration(f"{name}.tolerations", t) for t in
+                          data["tolerations"] or []),
         dra=DraInfo(
             drivers=_strs(f"{name}.dra.drivers", dra["drivers"]),
             device_classes=_strs(f"{name}.dra.device_classes", dra["device_classes"]),
@@ -327,21 +355,67 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
     )
 
 
+def _toleration(where: str, raw: Any) -> Toleration:
+    data = _mapping(where, raw)
+    _check_keys(where, data, frozenset({"key", "operator", "effect"}))
+    return Toleration(_str(f"{where}.key", data["key"]), _str(f"{where}.operator",
+                      data["operator"]), _str(f"{where}.effect", data["effect"]))
+
+
+def _parse_other(name: str, raw: Any) -> OtherAccelerator:
+    data = _mapping(f"other_accelerators.{name}", raw)
+    _check_keys(f"other_accelerators.{name}", data,
+                frozenset({"extended_resources", "vendor_domains"}))
+    return OtherAccelerator(name, _strs(f"{name}.extended_resources", data["extended_resources"]),
+                            _strs(f"{name}.vendor_domains", data["vendor_domains"]))
+
+
 def parse_profiles(data: Any) -> tuple[AcceleratorProfile, ...]:
     """Validate the parsed YAML document and build profiles in file order."""
+    return _parse_table(data)[0]
+
+
+def _parse_table(data: Any) -> tuple[tuple[AcceleratorProfile, ...], tuple[OtherAccelerator, ...]]:
     top = _mapping("top level", data)
-    _check_keys("top level", top, frozenset({"profiles"}))
+    _check_keys("top level", top, frozenset({"profiles", "other_accelerators"}))
     profiles = _mapping("profiles", top["profiles"])
     if not profiles:
         raise ProfileDataError("accelerators.yaml: profiles: empty")
-    return tuple(_parse_profile(str(name), raw) for name, raw in profiles.items())
+    others = _mapping("other_accelerators", top.get("other_accelerators") or {})
+    return (tuple(_parse_profile(str(name), raw) for name, raw in profiles.items()),
+            tuple(_parse_other(str(name), raw) for name, raw in others.items()))
 
 
 @cache
-def _packaged_profiles() -> tuple[AcceleratorProfile, ...]:
-    # Cached as an immutable tuple; callers get a fresh dict each time.
+def _packaged_table() -> tuple[tuple[AcceleratorProfile, ...], tuple[OtherAccelerator, ...]]:
+    # Immutable packaged data, read once per process like the catalog.
     text = resources.files("pytest_aiconformance").joinpath("data/accelerators.yaml").read_text()
-    return parse_profiles(yaml.safe_load(text))
+    return _parse_table(yaml.safe_load(text))
+
+
+def _packaged_profiles() -> tuple[AcceleratorProfile, ...]:
+    return _packaged_table()[0]
+
+
+def is_accelerator_resource(resource: str) -> bool:
+    """Whether an extended resource is an accelerator of any vendor the table knows."""
+    if profile_for_resource(resource) is not None:
+        return True
+    return any(fnmatch.fnmatchcase(resource, pattern) for other in _packaged_table()[1]
+               for pattern in other.extended_resources)
+
+
+def vendor_domains() -> tuple[str, ...]:
+    """Every accelerator vendor's resource domain (e.g. `nvidia.com`), profiles' and others'."""
+    profiles, others = _packaged_table()
+    return (*(d for p in profiles for d in p.vendor_domains),
+            *(d for o in others for d in o.vendor_domains))
+
+
+def accelerator_tolerations() -> list[dict[str, str]]:
+    """The taints of every vendor's accelerator nodes, as pod tolerations."""
+    seen = dict.fromkeys(t for p in _packaged_profiles() for t in p.tolerations)
+    return [t.to_dict() for t in seen]
 
 
 def load_profiles() -> dict[str, AcceleratorProfile]:

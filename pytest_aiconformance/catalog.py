@@ -6,7 +6,7 @@ Keeping it as data means a new checklist version is a YAML edit, not a code chan
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -38,6 +38,12 @@ class Catalog:
 
     versions: dict[str, tuple[Requirement, ...]]
     categories: dict[str, str]
+    junit_groups: dict[str, str] = field(default_factory=dict)
+
+    def junit_group(self, req_id: str) -> str:
+        """The top-level JUnit test name of a requirement's checks (upstream's where it has one)."""
+        return self.junit_groups.get(req_id) or "Test" + "".join(
+            part.capitalize() for part in req_id.split("_"))
 
     @property
     def known_versions(self) -> list[str]:
@@ -128,7 +134,8 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
                 )
             )
         versions[str(version)] = tuple(items)
-    return Catalog(versions=versions, categories={k: v["category"] for k, v in reqs.items()})
+    return Catalog(versions=versions, categories={k: v["category"] for k, v in reqs.items()},
+                   junit_groups={k: str(v["junit"]) for k, v in reqs.items() if v.get("junit")})
 
 
 @cache

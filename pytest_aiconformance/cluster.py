@@ -12,17 +12,18 @@ import builtins
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import urllib3
 import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.stream import stream
 from tenacity import (
     retry,
     retry_if_exception,
@@ -106,8 +107,6 @@ class Kube:
     context: str = ""
     _api: k8s_client.ApiClient | None = None
     _resources: dict[str, builtins.list[dict[str, Any]]] = field(default_factory=dict)
-    # Where long waits report progress (the session's terminal); None: stay quiet.
-    progress: Callable[[str], None] | None = None
 
     def __repr__(self) -> str:
         return f"Kube({self.server})"
@@ -334,12 +333,20 @@ class Kube:
         )
         return result if isinstance(result, str) else json.dumps(result)
 
-    def proxy_get(self, namespace: str, service: str, port: str | int, path: str) -> Any:
-        """GET through the API server's service proxy (no port-forward needed)."""
-        return self.request(
-            "GET", f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/"
-            + path.lstrip("/")
-        )
+    def exec(self, namespace: str, pod: str, command: builtins.list[str],
+             container: str | None = None, timeout: float = 60.0) -> str:
+        """stdout+stderr of a command in a container (kubectl exec); ClusterError if refused."""
+        core = k8s_client.CoreV1Api(self.api)
+        try:
+            output = stream(
+                core.connect_get_namespaced_pod_exec, pod, namespace, command=command,
+                container=container, stderr=True, stdin=False, stdout=True, tty=False,
+                _request_timeout=timeout,
+            )
+        except Exception as exc:  # the stream layer raises several unrelated types
+            raise ClusterError(
+                f"exec in {namespace}/{pod}: {str(exc).splitlines()[0]}") from None
+        return str(output)
 
     def watch(self, api_version: str, kind: str, namespace: str | None = None, *,
               label_selector: str | None = None, field_selector: str | None = None,
@@ -400,6 +407,3 @@ def connect(kubeconfig: Path | None, context: str | None) -> Kube:
     configuration = load_configuration(kubeconfig, context)
     return Kube(configuration=configuration, context=context or "")
 
-
-def host_of(kube: Kube) -> str:
-    return urlparse(kube.server).netloc or kube.server

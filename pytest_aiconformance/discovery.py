@@ -6,13 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_aiconformance.accelerators import is_accelerator_resource
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
 from pytest_aiconformance.operators import Detection, detect_all
-
-ACCELERATOR_RESOURCE = re.compile(
-    r"^(nvidia\.com/(gpu|mig-.+)|amd\.com/gpu|gpu\.intel\.com/.+|habana\.ai/gaudi|"
-    r"aws\.amazon\.com/neuron.*|google\.com/tpu)$"
-)
 
 
 @dataclass
@@ -59,6 +55,7 @@ class ClusterInfo:
         lines.append(
             f"DRA resource.k8s.io/v1: {dra}; DeviceClasses: {', '.join(self.device_classes) or '-'}"
             f"; ResourceSlices: {self.resource_slices}"
+            + (f" from {', '.join(self.dra_drivers)}" if self.dra_drivers else "")
         )
         lines.append(f"RuntimeClasses: {', '.join(self.runtime_classes) or '-'}")
         found = [d.summary() for d in self.operators.values() if d.present]
@@ -124,7 +121,7 @@ def discover(kube: Kube) -> ClusterInfo:
             info.dra_drivers = sorted(d for d in drivers if d)
         for node in nodes:
             alloc = node.get("status", {}).get("allocatable", {})
-            res = {k: str(v) for k, v in alloc.items() if ACCELERATOR_RESOURCE.match(k)}
+            res = {k: str(v) for k, v in alloc.items() if is_accelerator_resource(k)}
             name = node["metadata"]["name"]
             if res or per_node.get(name):
                 info.accelerator_nodes.append(

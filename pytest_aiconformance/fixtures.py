@@ -8,28 +8,26 @@ from collections.abc import Callable, Iterator
 import pytest
 import yaml
 
-from pytest_aiconformance import report_flow
+from pytest_aiconformance import check_records
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube, TransientError
+from pytest_aiconformance.conformance_run import STASH_KEY
 from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.evidence import EvidenceRecorder
 from pytest_aiconformance.isolation import RunContext
 from pytest_aiconformance.operators import HelmError, OperatorManager, require_helm
+from pytest_aiconformance.probing import require_real_cluster
+from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import Settings
-from pytest_aiconformance.state import STATE_KEY, RunState
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
-
-
-def _state(request: pytest.FixtureRequest) -> RunState:
-    state = request.config.stash.get(STATE_KEY, None)
-    if state is None or state.kube is None:
-        raise pytest.UsageError("aiconformance: no cluster connection for this session")
-    return state
 
 
 @pytest.fixture(scope="session")
 def aic_state(request: pytest.FixtureRequest) -> RunState:
     """The run's state (settings, discovery, version, run id)."""
-    return _state(request)
+    run = request.config.stash.get(STASH_KEY, None)
+    if run is None or run.state.kube is None:
+        raise pytest.UsageError("aiconformance: no cluster connection for this session")
+    return run.state
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +76,8 @@ def operators(aic_state: RunState, kube: Kube) -> Iterator[OperatorManager]:
             require_helm()
         except HelmError as exc:
             raise pytest.UsageError(str(exc)) from None
-    kubeconfig = aic_state.kubeconfig_path or settings.kubeconfig
-    manager = OperatorManager(kube, str(kubeconfig or ""), settings.context, aic_state.run_id,
+    target = settings.target
+    manager = OperatorManager(kube, str(target.kubeconfig or ""), target.context, aic_state.run_id,
                               install=settings.install and not settings.lab,
                               timeout_s=settings.timeout(600))
     yield manager
@@ -90,7 +88,7 @@ def operators(aic_state: RunState, kube: Kube) -> Iterator[OperatorManager]:
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> EvidenceRecorder:
     """The current check's evidence recorder."""
-    return report_flow.evidence_for(request.node)
+    return check_records.evidence_for(request.node)
 
 
 def collect_diagnostics(kube: Kube, namespace: str, recorder: EvidenceRecorder) -> None:
@@ -131,8 +129,7 @@ def namespace(request: pytest.FixtureRequest, run_context: RunContext, aic_setti
     check = request.node.name.split("[", 1)[0].removeprefix("test_")
     name = run_context.namespace(check, pod_security=level, check=check)
     yield name
-    outcomes = request.node.stash.get(report_flow.OUTCOME_KEY, {})
-    failed = "failed" in outcomes.values()
+    failed = check_records.failed_so_far(request.node)
     if failed:
         collect_diagnostics(run_context.kube, name, evidence)
     keep = aic_settings.keep_namespaces
@@ -145,9 +142,10 @@ def namespace(request: pytest.FixtureRequest, run_context: RunContext, aic_setti
         raise AssertionError("teardown: " + "; ".join(problems))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "pod_security(level): Pod Security level of the check's namespace"
-    )
+@pytest.fixture(autouse=True)
+def _needs_containers(request: pytest.FixtureRequest) -> None:
+    """Checks marked needs_containers are not observable where every node is simulated."""
+    if request.node.get_closest_marker(check_records.NEEDS_CONTAINERS) is not None:
+        require_real_cluster(request.getfixturevalue("kube"))
 
 

@@ -22,19 +22,6 @@ MANAGER = "pytest-aiconformance"
 RUN_LABEL = "aiconformance.io/run-id"
 CHECK_LABEL = "aiconformance.io/check"
 
-# Cluster-scoped kinds the suite may create; --aic-cleanup sweeps these by label.
-CLUSTER_SCOPED_KINDS: tuple[tuple[str, str], ...] = (
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("scheduling.k8s.io/v1", "PriorityClass"),
-    ("resource.k8s.io/v1", "DeviceClass"),
-    ("gateway.networking.k8s.io/v1", "GatewayClass"),
-    ("scheduling.volcano.sh/v1beta1", "Queue"),
-    ("kueue.x-k8s.io/v1beta1", "ClusterQueue"),
-    ("kueue.x-k8s.io/v1beta1", "ResourceFlavor"),
-)
-
-
 def new_run_id() -> str:
     """Short, DNS-safe, unique enough to tell concurrent runs apart."""
     return secrets.token_hex(3)
@@ -172,6 +159,26 @@ class RunContext:
         return problems
 
 
+def cluster_scoped_kinds(kube: Kube) -> list[tuple[str, str]]:
+    """Every cluster-scoped kind the server serves and lets us list and delete, Namespaces aside.
+
+    The sweep asks the server instead of keeping a list of the kinds checks create, so a
+    check that creates a new cluster-scoped kind cannot leave it behind unnoticed. One
+    version per group (the preferred one) finds objects created through any version.
+    """
+    groups = kube.request("GET", "/apis").get("groups", [])
+    versions = ["v1"] + [g["preferredVersion"]["groupVersion"] for g in groups
+                         if g.get("preferredVersion")]
+    found = []
+    for api_version in versions:
+        for res in kube.resources(api_version):
+            verbs = set(res.get("verbs", []))
+            if ("/" not in res["name"] and not res.get("namespaced")
+                    and res.get("kind") != "Namespace" and {"list", "delete"} <= verbs):
+                found.append((api_version, str(res["kind"])))
+    return found
+
+
 def sweep(kube: Kube, say: Callable[[str], None], timeout: float = 180.0,
           run_id: str | None = None) -> int:
     """Delete every object any run of this suite left behind (by label only).
@@ -188,10 +195,14 @@ def sweep(kube: Kube, say: Callable[[str], None], timeout: float = 180.0,
         say(f"deleting namespace {name} (run {run})")
         kube.delete("v1", "Namespace", name)
         count += 1
-    for api_version, kind in CLUSTER_SCOPED_KINDS:
-        if not kube.serves(api_version, kind):
-            continue
-        for obj in kube.items(api_version, kind, label_selector=selector):
+    for api_version, kind in cluster_scoped_kinds(kube):
+        try:
+            objs = kube.items(api_version, kind, label_selector=selector)
+        except ApiError as exc:
+            if exc.status in (403, 404, 405):
+                continue  # not ours to list (RBAC), or gone since discovery
+            raise
+        for obj in objs:
             name = obj["metadata"]["name"]
             say(f"deleting {kind} {name}")
             kube.delete(api_version, kind, name)

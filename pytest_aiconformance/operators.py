@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
+from pytest_aiconformance.waiting import condition_true
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class Detection:
 
     def summary(self) -> str:
         state = "ready" if self.ready else ("present, not ready" if self.present else "absent")
-        extra = f" ({'; '.join(self.details)})" if self.details else ""
+        notes = [*self.details, *(["installed by this run"] if self.installed_by_us else [])]
+        extra = f" ({'; '.join(notes)})" if notes else ""
         return f"{self.spec.title}: {state}{extra}"
 
 
@@ -87,10 +89,7 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
     ready_signals: list[bool] = []
     for crd in spec.crds:
         obj = kube.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
-        established = bool(obj) and any(
-            c.get("type") == "Established" and c.get("status") == "True"
-            for c in obj.get("status", {}).get("conditions", [])
-        )
+        established = obj is not None and condition_true(obj, "Established")
         signals.append(obj is not None)
         ready_signals.append(established)
         if obj is not None:
@@ -104,10 +103,7 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
                 details.append(f"DeviceClass {name}")
     for name in spec.apiservices:
         obj = kube.get_or_none("apiregistration.k8s.io/v1", "APIService", name)
-        available = bool(obj) and any(
-            c.get("type") == "Available" and c.get("status") == "True"
-            for c in obj.get("status", {}).get("conditions", [])
-        )
+        available = obj is not None and condition_true(obj, "Available")
         signals.append(obj is not None)
         ready_signals.append(available)
         if obj is not None:

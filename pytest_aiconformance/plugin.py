@@ -3,40 +3,43 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import inspect
+import itertools
 import signal
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from pytest_aiconformance import report_flow
+from pytest_aiconformance import session_start
 from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.checks import check_spec
+from pytest_aiconformance.check_records import NEEDS_CONTAINERS
+from pytest_aiconformance.conformance_run import STASH_KEY, ConformanceRun
 from pytest_aiconformance.isolation import new_run_id
-from pytest_aiconformance.settings import KUBECONFIG_HELP, OPTIONS, resolve
-from pytest_aiconformance.state import KUBECONFIG_DEST_KEY, STATE_KEY, RunState, get_state
+from pytest_aiconformance.run_state import RunState
+from pytest_aiconformance.selection import join_option_values
+from pytest_aiconformance.settings import KUBECONFIG_HELP, OPTIONS, ClusterTarget, resolve
 
 pytest_plugins = ["pytest_aiconformance.fixtures"]
 
 GROUP = "aiconformance"
 OUR_KUBECONFIG_DEST = "aic_kubeconfig"
+KUBECONFIG_DEST_KEY = pytest.StashKey[str]()
+VALUED_FLAGS = frozenset({spec.flag for spec in OPTIONS if spec.kind != "bool"} | {"--kubeconfig"})
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup(GROUP, "Kubernetes AI Conformance")
     for spec in OPTIONS:
-        kwargs: dict[str, Any] = {"dest": spec.dest, "help": spec.help}
+        kwargs: dict[str, Any] = {"dest": spec.dest, "help": spec.help, "default": None}
         if spec.kind == "bool":
             kwargs["action"] = "store_true"
-            kwargs["default"] = None
-        else:
-            kwargs["default"] = None
-            if spec.metavar:
-                kwargs["metavar"] = spec.metavar
-        if spec.kind == "choice":
+        elif spec.kind == "choice":
             kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
+        elif spec.metavar:
+            kwargs["metavar"] = spec.metavar
         if spec.env:
             kwargs["help"] = f"{spec.help} [env {spec.env}]"
         group.addoption(spec.flag, **kwargs)
@@ -77,64 +80,50 @@ def _add_kubeconfig(parser: pytest.Parser) -> str:
     return dest
 
 
+def _refuse_misread_rootdir(early_config: pytest.Config, args: list[str]) -> None:
+    """`--opt PATH`: pytest picks the rootdir and ini file before it knows our options, so it
+    takes PATH for a test path; where that moves the rootdir (a file outside the project),
+    the run would lose the ini settings and collect the wrong tests. Say so in one line."""
+    try:
+        from _pytest.config.findpaths import determine_setup
+    except ImportError:  # pragma: no cover - a pytest without it cannot be checked
+        return
+    values = [args[i + 1] for i, a in enumerate(args[:-1]) if a in VALUED_FLAGS]
+    if not values:
+        return
+    ns = early_config.known_args_namespace
+    kept = [a for a in ns.file_or_dir if a not in values]
+    kwargs: dict[str, Any] = {"inifile": ns.inifilename, "args": kept,
+                              "rootdir_cmd_arg": ns.rootdir or None,
+                              "invocation_dir": early_config.invocation_params.dir}
+    if "override_ini" in inspect.signature(determine_setup).parameters:
+        kwargs["override_ini"] = ns.override_ini
+    rootpath, inipath = determine_setup(**kwargs)[:2]
+    if (Path(rootpath), inipath) == (early_config.rootpath, early_config.inipath):
+        return
+    flag = next((a for a, v in itertools.pairwise(args)
+                 if a in VALUED_FLAGS and Path(v).expanduser().exists()), "--kubeconfig")
+    raise pytest.UsageError(
+        f"{flag}: pytest took the path after {flag} for a test path and chose the wrong "
+        f"rootdir ({early_config.rootpath}); write it as {flag}=PATH"
+    )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, None, None]:
-    """Register --kubeconfig late, after every installed plugin and conftest had its turn.
+    """Refuse a rootdir moved by an option's value; register --kubeconfig late.
 
-    pytest-kind and pytest-helm-charts register an option of the same name; if one did
-    (before or after us), we read that option (same meaning) instead of crashing on a
-    duplicate.
+    --kubeconfig comes after every installed plugin and conftest had its turn: pytest-kind and
+    pytest-helm-charts register an option of the same name; if one did (before or after us),
+    we read that option (same meaning) instead of crashing on a duplicate.
     """
+    if not early_config.known_args_namespace.help:
+        _refuse_misread_rootdir(early_config, args)
     result = yield
     early_config.stash[KUBECONFIG_DEST_KEY] = _add_kubeconfig(parser)
     return result
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    catalog = load_catalog()
-    config.addinivalue_line(
-        "markers",
-        "requirement(id, role='essential', junit=None, title=None): the AI conformance "
-        "requirement a check decides; role 'supporting' adds evidence without deciding",
-    )
-    config.addinivalue_line("markers", "must: checks of MUST requirements")
-    config.addinivalue_line("markers", "should: checks of SHOULD requirements")
-    config.addinivalue_line("markers", "gpu: checks that need real accelerators")
-    config.addinivalue_line("markers", "lab: project tests that need the local lab")
-    for req_id in catalog.all_ids:
-        config.addinivalue_line("markers", f"{req_id}: checks of requirement {req_id}")
-    for category in sorted(set(catalog.categories.values())):
-        config.addinivalue_line("markers", f"{category}: checks in category {category}")
-
-    if config.option.help:
-        return
-    dest = _kubeconfig_dest(config)
-    settings = resolve(config, dest)
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    shared = (workerinput or {}).get("aic", {})
-    state = RunState(
-        settings=settings,
-        kubeconfig_dest=dest,
-        run_id=shared.get("run_id") or new_run_id(),
-        started=dt.datetime.now(dt.UTC),
-        is_worker=workerinput is not None,
-        version=shared.get("version") or settings.version,
-        version_source=shared.get("version_source") or ("--aic-version" if settings.version
-                                                         else ""),
-    )
-    config.stash[STATE_KEY] = state
-    conformance = not state.is_worker and not config.option.collectonly and not settings.cleanup
-    if conformance and hasattr(config.option, "xmlpath") and config.option.xmlpath is None:
-        config.option.xmlpath = str(settings.report_dir / "junit.xml")
-        state.junit_default = True
-    if not state.is_worker:
-        valued = {spec.flag for spec in OPTIONS if spec.kind != "bool"} | {"--kubeconfig"}
-        report_flow.join_option_values(config, valued)
-        # Phase reports (xdist workers' included) reach this collector on the controller.
-        config.pluginmanager.register(report_flow.Collector(state), "aiconformance-collector")
-    _install_sigterm(config)
 
 
 def _kubeconfig_dest(config: pytest.Config) -> str:
@@ -143,6 +132,55 @@ def _kubeconfig_dest(config: pytest.Config) -> str:
             _find_dest(config._parser, "--kubeconfig") or OUR_KUBECONFIG_DEST
         )
     return config.stash[KUBECONFIG_DEST_KEY]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    catalog = load_catalog()
+    config.addinivalue_line(
+        "markers",
+        "requirement(id, role='essential', junit=None, title=None): the AI conformance "
+        "requirement a check decides; role 'supporting' adds evidence without deciding; "
+        "junit names the case when it is not the function's name in CamelCase",
+    )
+    config.addinivalue_line("markers", "must: checks of MUST requirements")
+    config.addinivalue_line("markers", "should: checks of SHOULD requirements")
+    config.addinivalue_line("markers", "gpu: checks that need real accelerators")
+    config.addinivalue_line("markers", "lab: project tests that need the local lab")
+    config.addinivalue_line(
+        "markers", f"{NEEDS_CONTAINERS}: the check runs containers; on a cluster whose nodes "
+        "are all simulated it is not observable")
+    config.addinivalue_line(
+        "markers", "pod_security(level): Pod Security level of the check's namespace")
+    for req_id in catalog.all_ids:
+        config.addinivalue_line("markers", f"{req_id}: checks of requirement {req_id}")
+    for category in sorted(set(catalog.categories.values())):
+        config.addinivalue_line("markers", f"{category}: checks in category {category}")
+
+    if config.option.help:
+        return
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    shared = (workerinput or {}).get("aic", {})
+    target = ClusterTarget.from_worker(shared["target"]) if "target" in shared else None
+    settings = resolve(config, _kubeconfig_dest(config), target)
+    state = RunState(
+        settings=settings,
+        run_id=shared.get("run_id") or new_run_id(),
+        started=dt.datetime.now(dt.UTC),
+        is_worker=workerinput is not None,
+        version=shared.get("version") or settings.version,
+        version_source=shared.get("version_source") or ("--aic-version" if settings.version
+                                                         else ""),
+    )
+    conformance = not state.is_worker and not config.option.collectonly and not settings.cleanup
+    if conformance and hasattr(config.option, "xmlpath") and config.option.xmlpath is None:
+        config.option.xmlpath = str(settings.report_dir / "junit.xml")
+        state.junit_default = True
+    if not state.is_worker:
+        join_option_values(config, set(VALUED_FLAGS))
+    run = ConformanceRun(config, state)
+    config.stash[STASH_KEY] = run
+    config.pluginmanager.register(run, "aiconformance-run")
+    _install_sigterm(config)
 
 
 def _install_sigterm(config: pytest.Config) -> None:
@@ -155,6 +193,7 @@ def _install_sigterm(config: pytest.Config) -> None:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         return
+
     def restore() -> None:
         signal.signal(signal.SIGTERM, previous)
 
@@ -166,102 +205,4 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--aic-cleanup: remove every labelled leftover of earlier runs, then exit."""
     if config.option.help or not getattr(config.option, "aic_cleanup", False):
         return None
-    dest = _kubeconfig_dest(config)
-    return report_flow.run_cleanup(config, resolve(config, dest))
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    config = session.config
-    if STATE_KEY not in config.stash or config.option.collectonly:
-        return
-    state = get_state(config)
-    if state.settings.cleanup:
-        return
-    if not (report_flow.targets_cluster(state)
-            or report_flow.distributed_conformance_run(config, state)):
-        return  # connects after collection, and only if it found conformance checks
-    report_flow.start_session(config, state)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist: hand the controller's run id, version and kubeconfig to each worker."""
-    state = get_state(node.config)
-    node.workerinput["aic"] = {
-        "run_id": state.run_id,
-        "version": state.version,
-        "version_source": state.version_source,
-        "kubeconfig": os.environ.get("AIC_WORKER_KUBECONFIG", ""),
-    }
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    if STATE_KEY not in config.stash:
-        return []
-    return report_flow.header_lines(get_state(config))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """Add id/level/category markers; deselect checks outside the checklist version."""
-    state = config.stash.get(STATE_KEY, None)
-    if state is not None:
-        report_flow.start_late(config, state, items)
-    report_flow.mark_and_select(config, items)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """pytest-xdist: collect what each worker learnt (suite ids, version, deselections)."""
-    state = node.config.stash.get(STATE_KEY, None)
-    output = getattr(node, "workeroutput", None)
-    if state is not None and isinstance(output, dict):
-        report_flow.merge_worker_output(state, output)
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    spec = check_spec(item)
-    if spec is not None and STATE_KEY in item.config.stash:
-        report_flow.add_item_properties(item, spec, get_state(item.config))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    if call.when == "teardown":
-        report_flow.attach_evidence(item)
-    report = yield
-    report_flow.record_phase(item, report)
-    return report
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    if STATE_KEY not in config.stash:
-        return
-    report_flow.finish_session(session, get_state(config))
-
-
-@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
-def pytest_sessionfinish_drop_junit(session: pytest.Session) -> None:
-    """Before junitxml writes: a run without conformance checks leaves no junit.xml behind."""
-    state = session.config.stash.get(STATE_KEY, None)
-    if state is not None and not state.is_worker and not report_flow.is_conformance_run(state):
-        report_flow.silence_default_junit(session.config, state)
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    if STATE_KEY in config.stash:
-        report_flow.terminal_summary(terminalreporter, get_state(config))
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if STATE_KEY in config.stash:
-        report_flow.unconfigure(config, get_state(config))
-
+    return session_start.run_cleanup(resolve(config, _kubeconfig_dest(config)))

@@ -2,21 +2,23 @@
 
 Allocation follows --allocation-mode: a DRA claim from the profile's DeviceClass, or the
 device plugin's extended resource; `auto` prefers DRA when the class exists. Probes are
-vendor-neutral shell scripts from fixtures/probes run in a vanilla image; their KEY=VALUE
-output is read back from the pod log.
+vendor-neutral shell scripts from the package's data/probes run in a vanilla image; their
+KEY=VALUE output is read back from the pod log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from pytest_aiconformance import workloads
-from pytest_aiconformance.accelerators import AcceleratorProfile, get_profile
+from pytest_aiconformance.accelerators import AcceleratorProfile
 from pytest_aiconformance.cluster import Kube
 from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.isolation import RunContext
 from pytest_aiconformance.outcomes import not_observable, unknown_hardware
+from pytest_aiconformance.parsers import parse_key_values
 from pytest_aiconformance.waiting import Target, watch_until
 
 SIMULATED_ANNOTATION = "kwok.x-k8s.io/node"
@@ -37,13 +39,9 @@ class Allocation:
         return f"extended resource {self.resource}"
 
 
-def choose_allocation(kube: Kube, info: ClusterInfo, accelerator: str,
+def choose_allocation(info: ClusterInfo, profile: AcceleratorProfile,
                       mode: str) -> Allocation:
-    """Pick DRA or the device plugin as the option says; unknown hardware skips honestly."""
-    try:
-        profile = get_profile(accelerator)
-    except ValueError as exc:
-        unknown_hardware(str(exc))
+    """Pick DRA or the device plugin as the option says."""
     dra_class = next((c for c in profile.dra.device_classes if c in info.device_classes), "")
     advertised = {r for n in info.accelerator_nodes for r in n.resources}
     resource = next((r for r in profile.extended_resources if r in advertised), "")
@@ -93,10 +91,6 @@ def require_running_containers(kube: Kube, node_names: list[str]) -> None:
         )
 
 
-def probe_script(name: str) -> str:
-    return workloads.manifest_text(f"probes/{name}")
-
-
 def accelerator_request(alloc: Allocation, claim: str = "accel") -> dict[str, Any]:
     """Container fields that ask for one accelerator the chosen way."""
     if alloc.mode == "dra":
@@ -119,24 +113,20 @@ def run_probe(kube: Kube, ctx: RunContext, namespace: str, pod: dict[str, Any],
     out: dict[str, dict[str, list[str]]] = {}
     for container in pod["spec"]["containers"]:
         text = kube.logs(namespace, name, container["name"])
-        out[container["name"]] = parse_kv(text)
+        out[container["name"]] = parse_key_values(text)
     if phase != "Succeeded":
         raise AssertionError(f"probe pod {name} ended {phase}; output: {out}")
     return out
 
 
-def parse_kv(text: str) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key and key.replace("_", "").isalnum():
-            values.setdefault(key, []).append(value)
-    return values
-
-
-PROBE_SCRIPTS = ("count_devices.sh", "device_uuids.sh", "driver_version.sh", "env_prefix.sh",
-                 "list_devices.sh")
 PROBE_CONFIGMAP = "aic-probes"
+
+
+def probe_files() -> dict[str, str]:
+    """Every *.sh in the package's data/probes by name: the probes and the lib.sh they load."""
+    folder = resources.files("pytest_aiconformance").joinpath("data", "probes")
+    return {f.name: f.read_text(encoding="utf-8")
+            for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".sh")}
 
 
 def probe_configmap(namespace: str) -> dict[str, Any]:
@@ -144,12 +134,12 @@ def probe_configmap(namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": PROBE_CONFIGMAP, "namespace": namespace},
-        "data": {name: probe_script(name) for name in PROBE_SCRIPTS},
+        "data": probe_files(),
     }
 
 
 def probe_container(name: str, scripts: list[str], profile: AcceleratorProfile,
-                    *, alloc: Allocation | None = None, image_key: str = "probe",
+                    *, image: str, alloc: Allocation | None = None,
                     extra_env: dict[str, str] | None = None,
                     restricted: bool = True) -> dict[str, Any]:
     """A container that runs the given probe scripts and exits."""
@@ -157,7 +147,7 @@ def probe_container(name: str, scripts: list[str], profile: AcceleratorProfile,
     env = profile.probe_env()
     env.update(extra_env or {})
     fields = accelerator_request(alloc) if alloc else {}
-    spec = workloads.container(name, ["sh", "-c", command], image_key=image_key, env=env,
+    spec = workloads.container(name, ["sh", "-c", command], image=image, env=env,
                                restricted=restricted, **fields)
     spec["volumeMounts"] = [{"name": "probes", "mountPath": "/probes", "readOnly": True}]
     return spec

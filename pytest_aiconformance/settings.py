@@ -1,6 +1,8 @@
 """Run settings: every option resolved once (command line > environment > ini > default).
 
-Validation happens here so that bad input becomes one clear line before any cluster I/O.
+Validation happens here so that bad input becomes one clear line before any cluster I/O:
+files named by options (platform metadata, template, image overrides) are read and checked
+now, and the results travel in Settings, so nothing later re-reads them or the environment.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.accelerators import AcceleratorProfile, get_profile
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog, normalize_version
+from pytest_aiconformance.images import Image, ImageConfigError, UnknownImageError, load_images
+from pytest_aiconformance.reports.meta import PlatformMeta, load_platform_meta
+from pytest_aiconformance.reports.product_yaml import load_template_descriptions
 
 KEEP_CHOICES = ("never", "on-failure", "always")
 ALLOCATION_CHOICES = ("auto", "dra", "device-plugin")
@@ -83,16 +88,42 @@ OPTIONS: tuple[OptionSpec, ...] = (
 )
 
 KUBECONFIG_HELP = "kubeconfig file of the cluster under test (default: $KUBECONFIG, ~/.kube/config)"
+IMAGES_ENV = "AIC_IMAGES"  # a YAML file of image overrides (mirrors)
+LAB_CONTEXT = "aic-lab"
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """Which cluster the run talks to: a kubeconfig file (None: kubectl's default) and context.
+
+    The options give the first value; starting the lab, or the xdist controller handing its
+    target to a worker, replaces it, so every process reads the target from here only.
+    """
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+
+    @property
+    def named(self) -> bool:
+        """Whether the user named a cluster (so the session connects before collection)."""
+        return self.kubeconfig is not None or self.context is not None
+
+    def to_worker(self) -> dict[str, str]:
+        return {"kubeconfig": str(self.kubeconfig or ""), "context": self.context or ""}
+
+    @classmethod
+    def from_worker(cls, data: dict[str, str]) -> ClusterTarget:
+        return cls(Path(data["kubeconfig"]) if data.get("kubeconfig") else None,
+                   data.get("context") or None)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know from its options; built once per session."""
 
-    kubeconfig: Path | None
-    context: str | None
+    target: ClusterTarget
     version: str | None  # None: derive from the server
-    accelerator: str
+    profile: AcceleratorProfile
     allocation_mode: str
     install: bool
     lab: bool
@@ -101,14 +132,24 @@ class Settings:
     keep_namespaces: str
     timeout_scale: float
     cleanup: bool
-    platform_file: Path | None
-    platform_overrides: dict[str, str] = field(default_factory=dict)
+    platform: PlatformMeta = field(default_factory=PlatformMeta)
+    descriptions: dict[str, str] = field(default_factory=dict)  # from --aic-template
     template: Path | None = None
+    images: dict[str, Image] = field(default_factory=dict)
     autoscaler: bool = False
+
+    @property
+    def accelerator(self) -> str:
+        """The accelerator profile's name (as given to --accelerator)."""
+        return self.profile.name
 
     def timeout(self, seconds: float) -> float:
         """A wait's deadline after --aic-timeout-scale."""
         return seconds * self.timeout_scale
+
+    def image(self, key: str) -> str:
+        """The pinned image reference for a key of images.yaml (after AIC_IMAGES overrides)."""
+        return self.images[key].ref
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -147,8 +188,12 @@ def kubeconfig_from(config: pytest.Config, dest: str) -> Path | None:
     return None
 
 
-def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
-    """Resolve and validate all options; raises pytest.UsageError with one line."""
+def resolve(config: pytest.Config, kubeconfig_dest: str,
+            target: ClusterTarget | None = None) -> Settings:
+    """Resolve and validate all options; raises pytest.UsageError with one line.
+
+    `target` replaces the cluster the options name (an xdist worker gets its controller's).
+    """
     values: dict[str, Any] = {}
     for spec in OPTIONS:
         raw = _raw(config, spec)
@@ -181,7 +226,7 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
 
     accelerator = str(values["aic_accelerator"])
     try:
-        get_profile(accelerator)
+        profile = get_profile(accelerator)
     except ValueError as exc:
         raise pytest.UsageError(f"--accelerator: {str(exc).splitlines()[0]}") from None
 
@@ -200,20 +245,14 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
             raise pytest.UsageError(f"{flag}: file not found: {path}")
         return path
 
-    overrides = {
-        key: str(values[dest])
-        for key, dest in (
-            ("platformName", "aic_platform_name"),
-            ("platformVersion", "aic_platform_version"),
-            ("vendorName", "aic_vendor"),
-        )
-        if values[dest]
-    }
+    template = path_or_none("aic_template")
+    if target is None:
+        target = ClusterTarget(kubeconfig_from(config, kubeconfig_dest),
+                               values["aic_context"] or None)
     return Settings(
-        kubeconfig=kubeconfig_from(config, kubeconfig_dest),
-        context=values["aic_context"] or None,
+        target=target,
         version=version or None,
-        accelerator=accelerator,
+        profile=profile,
         allocation_mode=str(values["aic_allocation_mode"]),
         install=values["aic_install"],
         lab=values["aic_lab"],
@@ -222,8 +261,39 @@ def resolve(config: pytest.Config, kubeconfig_dest: str) -> Settings:
         keep_namespaces=str(values["aic_keep_namespaces"]),
         timeout_scale=values["aic_timeout_scale"],
         cleanup=values["aic_cleanup"],
-        platform_file=path_or_none("aic_platform"),
-        platform_overrides=overrides,
-        template=path_or_none("aic_template"),
+        platform=_platform(path_or_none("aic_platform"), values),
+        descriptions=_descriptions(template),
+        template=template,
+        images=_images(),
         autoscaler=values["aic_autoscaler"],
     )
+
+
+def _platform(path: Path | None, values: dict[str, Any]) -> PlatformMeta:
+    """PRODUCT.yaml metadata: the --aic-platform file, then the single-value options on top."""
+    try:
+        base = load_platform_meta(path) if path else PlatformMeta()
+    except ValueError as exc:
+        raise pytest.UsageError(f"--aic-platform: {exc}") from None
+    return base.with_overrides(platformName=values["aic_platform_name"],
+                               platformVersion=values["aic_platform_version"],
+                               vendorName=values["aic_vendor"])
+
+
+def _descriptions(template: Path | None) -> dict[str, str]:
+    """Official requirement texts from --aic-template, read and checked before any cluster I/O."""
+    if template is None:
+        return {}
+    try:
+        return load_template_descriptions(template)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--aic-template: {exc}") from None
+
+
+def _images() -> dict[str, Image]:
+    """The image table with the AIC_IMAGES override file applied, read once per run."""
+    override = os.environ.get(IMAGES_ENV)
+    try:
+        return load_images(Path(override) if override else None)
+    except (ImageConfigError, UnknownImageError) as exc:
+        raise pytest.UsageError(f"{IMAGES_ENV}: {str(exc).splitlines()[0]}") from None

@@ -255,9 +255,10 @@ def warmup_script(url: str, expect_body: str, headers: Sequence[tuple[str, str]]
             f"echo WARMUP ok=$ok tries=$n url={shlex.quote(url)}\n")
 
 
-def client_pod(name: str, namespace: str, script: str) -> dict[str, Any]:
-    """A restricted pod running the curl client script once (container ``client``)."""
-    ctr = workloads.container("client", ["sh", "-c", script + "exit 0\n"], image_key="curl")
+def client_pod(name: str, namespace: str, script: str, image: str) -> dict[str, Any]:
+    """A restricted pod running the curl client script once (container ``client``), from an
+    image with curl (images.yaml key ``curl``)."""
+    ctr = workloads.container("client", ["sh", "-c", script + "exit 0\n"], image=image)
     return workloads.pod(name, namespace, [ctr], labels={"app": "aic-client"})
 
 

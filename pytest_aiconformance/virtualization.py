@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_aiconformance.accelerators import profile_for_resource, vendor_domains
+
 WORKLOAD_CONFIG_LABEL = "nvidia.com/gpu.workload.config"
 VGPU_PRESENT_LABEL = "nvidia.com/vgpu.present"
 
@@ -25,7 +27,6 @@ _VGPU_RESOURCE = re.compile(r"^nvidia\.com/(GRID_.+|.*vgpu.*|NVIDIA_[A-Z0-9]+-\d
                             re.IGNORECASE)
 _VFIO_RESOURCE = re.compile(r"^(devices\.kubevirt\.io/vfio.*|nvidia\.com/[A-Z0-9]+_[A-Z0-9_]+)$")
 _VF_RESOURCE = re.compile(r"(^|[/_.-])(vf|sriov)([/_.-]|$)", re.IGNORECASE)
-_ACCEL_DOMAINS = ("nvidia.com/", "amd.com/", "gpu.intel.com/", "intel.com/", "habana.ai/")
 _VF_ATTRIBUTES = ("sriov", "virtualFunction", "isVirtualFunction", "vf")
 
 
@@ -65,15 +66,15 @@ def classify_virtualization(nodes: Sequence[Mapping[str, Any]],
                             slices: Sequence[Mapping[str, Any]] = ()) -> list[VirtualizedResource]:
     """Every virtualized accelerator offer found on these Node objects and ResourceSlices."""
     found: list[VirtualizedResource] = []
+    domains = vendor_domains()
     for node in nodes:
         meta = node.get("metadata", {}) or {}
         name = str(meta.get("name", ""))
         labels = meta.get("labels", {}) or {}
         alloc = (node.get("status", {}) or {}).get("allocatable", {}) or {}
         for res, value in sorted(alloc.items()):
-            if res in ("nvidia.com/gpu", "nvidia.com/gpu.shared") or res.startswith(
-                    "nvidia.com/mig-"):
-                continue
+            if profile_for_resource(res) is not None:
+                continue  # a plain device (or a share or partition of one) of a known vendor
             count = _count(value)
             if count <= 0:
                 continue
@@ -81,7 +82,7 @@ def classify_virtualization(nodes: Sequence[Mapping[str, Any]],
                 found.append(VirtualizedResource(name, "vgpu", "extended resource", res, count))
             elif _VFIO_RESOURCE.match(res):
                 found.append(VirtualizedResource(name, "vfio", "extended resource", res, count))
-            elif res.startswith(_ACCEL_DOMAINS) and _VF_RESOURCE.search(res.split("/", 1)[1]):
+            elif res.split("/", 1)[0] in domains and _VF_RESOURCE.search(res.split("/", 1)[1]):
                 found.append(VirtualizedResource(name, "sriov-vf", "extended resource", res,
                                                  count))
         config = labels.get(WORKLOAD_CONFIG_LABEL)

@@ -8,6 +8,7 @@ no fixed sleeps: state changes arrive through watches, and a watch that ends ear
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ Obj = dict[str, Any]
 
 
 PROGRESS_EVERY_S = 30.0  # how often a long wait says what it is waiting for
+# Long waits report on this logger; the plugin shows its records on the terminal.
+PROGRESS_LOGGER = "pytest_aiconformance.progress"
+_progress = logging.getLogger(PROGRESS_LOGGER)
 
 
 class WaitTimeout(AssertionError):
@@ -94,9 +98,9 @@ def watch_until(
             return items
         now = time.monotonic()
         remaining = deadline - now
-        if kube.progress is not None and now >= next_report and remaining > 0:
-            kube.progress(f"waiting {now - started:.0f}s/{timeout:.0f}s for {expected}; "
-                          f"now: {last_desc(items)[:160]}")
+        if now >= next_report and remaining > 0:
+            _progress.info("waiting %.0fs/%.0fs for %s; now: %s", now - started, timeout,
+                           expected, last_desc(items)[:160])
             next_report = now + PROGRESS_EVERY_S
         if remaining <= 0:
             if invert:
@@ -106,8 +110,8 @@ def watch_until(
                 f"({target.describe()}); last seen: {last_desc(items)}"
                 f"{recent_events_suffix(kube, target, items)}"
             )
-        # With a progress sink, the watch ends at the next report so quiet waits still speak.
-        window = min(remaining, next_report - now) if kube.progress is not None else remaining
+        # The watch ends at the next report so that quiet waits still speak.
+        window = min(remaining, next_report - now)
         try:
             for event in kube.watch(
                 target.api_version, target.kind, target.namespace,
@@ -140,19 +144,6 @@ def watch_until(
             items, version = _list(kube, target)
 
 
-def wait_for_object(
-    kube: Kube, target: Target, predicate: Callable[[Obj], bool], *, timeout: float,
-    expected: str,
-) -> Obj:
-    """Wait until the one named object exists and satisfies the predicate."""
-    assert target.name, "wait_for_object needs a named target"
-    items = watch_until(
-        kube, target, lambda objs: any(predicate(o) for o in objs.values()),
-        timeout=timeout, expected=expected,
-    )
-    return next(o for o in items.values() if predicate(o))
-
-
 def wait_deleted(kube: Kube, target: Target, *, timeout: float) -> None:
     """Wait until no object of the target set remains."""
     watch_until(kube, target, lambda objs: not objs, timeout=timeout,
@@ -164,14 +155,6 @@ def condition_true(obj: Obj, cond_type: str) -> bool:
         c.get("type") == cond_type and c.get("status") == "True"
         for c in obj.get("status", {}).get("conditions", []) or []
     )
-
-
-def pod_phase(obj: Obj) -> str:
-    return str(obj.get("status", {}).get("phase", "Unknown"))
-
-
-def pod_ready(obj: Obj) -> bool:
-    return condition_true(obj, "Ready")
 
 
 def _default_describe(items: dict[str, Obj]) -> str:

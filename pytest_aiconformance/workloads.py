@@ -1,28 +1,18 @@
 """Builders for the workloads checks create: restricted pods that request accelerators.
 
-Pods are plain dicts so that evidence can show them as YAML; manifests in fixtures/ are
-loaded and filled in here too.
+Pods are plain dicts so that evidence can show them as YAML.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-from importlib import resources
-from pathlib import Path
-from string import Template
 from typing import Any
 
-import yaml
+from pytest_aiconformance.accelerators import accelerator_tolerations
 
-from pytest_aiconformance.images import load_images
-
-# Accelerator nodes are often tainted; simulated lab nodes carry kwok's taint.
-ACCELERATOR_TOLERATIONS: list[dict[str, str]] = [
-    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"},
-]
+# Simulated (kwok) nodes carry this taint; vendors' accelerator taints come from the profiles.
+SIMULATED_NODE_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists",
+                             "effect": "NoSchedule"}
 
 RESTRICTED_CONTAINER: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -33,17 +23,12 @@ RESTRICTED_CONTAINER: dict[str, Any] = {
 }
 
 
-def image(key: str) -> str:
-    """A pinned image reference from images.yaml (overridable by AIC_IMAGES file)."""
-    override = os.environ.get("AIC_IMAGES")
-    return load_images(Path(override) if override else None)[key].ref
-
-
-def container(name: str, command: list[str], *, image_key: str = "probe",
+def container(name: str, command: list[str], *, image: str,
               resources_: dict[str, Any] | None = None,
               claims: list[str] | None = None, env: dict[str, str] | None = None,
               restricted: bool = True) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": name, "image": image(image_key), "command": command}
+    """A container of a pinned image (`aic_settings.image(key)`), restricted by default."""
+    spec: dict[str, Any] = {"name": name, "image": image, "command": command}
     if restricted:
         spec["securityContext"] = copy.deepcopy(RESTRICTED_CONTAINER)
     if resources_:
@@ -65,7 +50,7 @@ def pod(name: str, namespace: str, containers: list[dict[str, Any]], *,
         "restartPolicy": restart_policy,
         "terminationGracePeriodSeconds": 0,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "tolerations": copy.deepcopy(ACCELERATOR_TOLERATIONS),
+        "tolerations": [*accelerator_tolerations(), dict(SIMULATED_NODE_TOLERATION)],
         "containers": containers,
     }
     if claim_templates:
@@ -101,19 +86,3 @@ def claim_template(name: str, namespace: str, device_class: str,
                         "count": count},
         }]}}},
     }
-
-
-def manifest(name: str, **values: str) -> list[dict[str, Any]]:
-    """Objects from a YAML manifest in fixtures/, with ${var} placeholders filled in."""
-    text = manifest_text(name)
-    filled = Template(text).substitute(values)
-    return [d for d in yaml.safe_load_all(filled) if d]
-
-
-def manifest_text(name: str) -> str:
-    """A file from fixtures/ (the installed manifests package, or the checkout)."""
-    try:
-        return resources.files("pytest_aiconformance.manifests").joinpath(name).read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        local = Path(__file__).resolve().parents[1] / "fixtures" / name
-        return local.read_text()

@@ -6,18 +6,13 @@ so they cannot disagree with each other or with the terminal table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog
-from pytest_aiconformance.model import CheckResult, RequirementVerdict
+from pytest_aiconformance.model import RequirementVerdict
 from pytest_aiconformance.reports.evidence_md import descriptions_for, render_evidence_md
-from pytest_aiconformance.reports.junit import (
-    cncf_evidence_prefix,
-    evidence_ref,
-    junit_name_for,
-    rename_testcases,
-)
+from pytest_aiconformance.reports.junit import cncf_evidence_prefix, evidence_ref, rename_testcases
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, load_platform_meta
 from pytest_aiconformance.reports.product_yaml import complete_verdicts, render_product_yaml
 from pytest_aiconformance.reports.results_json import render_results_json
@@ -39,22 +34,20 @@ def _summaries(version: str) -> dict[str, str]:
 def write_reports(
     report_dir: Path,
     verdicts: Sequence[RequirementVerdict],
-    results: Sequence[CheckResult],
     run: RunMeta,
     platform: PlatformMeta,
     environment: list[str],
-    template: Path | None,
+    descriptions: Mapping[str, str],
     junit_path: Path | None,
     *,
     evidence_prefix: str = "junit.xml#",
 ) -> dict[str, Path]:
     """Write every report into `report_dir`; returns {"results"|"product"|"evidence"|"junit": path}.
 
-    `results` is accepted for callers that hold raw rows; the verdicts already carry their
-    checks, which is what the reports render. The JUnit file is renamed in place when it
-    exists ("junit" is absent from the result otherwise).
+    The verdicts carry their checks, which is what the reports render; `descriptions` are the
+    official texts of --aic-template. The JUnit file is renamed in place when it exists
+    ("junit" is absent from the result otherwise).
     """
-    del results  # the verdicts carry the checks; kept in the signature for the plugin's call
     report_dir.mkdir(parents=True, exist_ok=True)
     version = run.checklist_version
     ordered = complete_verdicts(version, verdicts)
@@ -67,14 +60,14 @@ def write_reports(
     paths["results"].write_text(render_results_json(ordered, run, platform, environment),
                                 encoding="utf-8")
     paths["product"].write_text(
-        render_product_yaml(ordered, version, platform, template=template,
+        render_product_yaml(ordered, version, platform, descriptions=descriptions,
                             evidence_prefix=evidence_prefix, summaries=summaries,
                             run_id=run.run_id),
         encoding="utf-8",
     )
     paths["evidence"].write_text(
         render_evidence_md(ordered, report_dir, run, platform, environment,
-                           descriptions_for(template, summaries)),
+                           descriptions_for(descriptions, summaries)),
         encoding="utf-8",
     )
     if junit_path is not None and junit_path.is_file():
@@ -92,7 +85,6 @@ __all__ = [
     "cncf_evidence_prefix",
     "evidence_ref",
     "format_verdict_table",
-    "junit_name_for",
     "load_platform_meta",
     "rename_testcases",
     "totals_line",

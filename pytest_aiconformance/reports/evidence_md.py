@@ -14,7 +14,6 @@ from pytest_aiconformance.evidence import CheckEvidence, Step, load_evidence, re
 from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role
 from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, iso
-from pytest_aiconformance.reports.product_yaml import load_template_descriptions
 from pytest_aiconformance.verdicts import describe_check, one_line
 
 # Headings for the known ids (the checklist's own naming); unknown ids get a generated one.
@@ -198,8 +197,7 @@ def render_evidence_md(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def descriptions_for(template: Path | None, summaries: Mapping[str, str]) -> dict[str, str]:
+def descriptions_for(official: Mapping[str, str], summaries: Mapping[str, str]) -> dict[str, str]:
     """Official wording from the template where it has the id, our summary otherwise."""
-    official = load_template_descriptions(template) if template else {}
     return {**summaries, **official}
 

@@ -83,38 +83,6 @@ def rename_testcases(path: Path | None, prop: str = PROP_JUNIT_NAME) -> int:
     return changed
 
 
-def _camel(words: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", words)
-                   if part)
-
-
-def junit_name_for(nodeid: str, name: str | None = None) -> str:
-    """The JUnit name of a check: `name` when the check declares one, else derived from nodeid.
-
-    Derived names follow the Go suite's shape: `TestModule/CaseName[params]`, e.g.
-    `conformance_tests/test_dra_support.py::test_api_kinds_served` ->
-    `TestDraSupport/ApiKindsServed`; a test class gives the first part instead of the module.
-    """
-    if name:
-        return name
-    path, _, rest = nodeid.partition("::")
-    parts = rest.split("::") if rest else []
-    func = parts[-1] if parts else ""
-    params = ""
-    if "[" in func and func.endswith("]"):
-        func, _, params = func.partition("[")
-        params = "[" + params
-    if len(parts) > 1:
-        group = parts[-2]
-        group = group if group.startswith("Test") else "Test" + _camel(group)
-    else:
-        stem = Path(path).stem
-        stem = stem[len("test_"):] if stem.startswith("test_") else stem
-        group = "Test" + _camel(stem)
-    case = func[len("test_"):] if func.startswith("test_") else func
-    return f"{group}/{_camel(case) or 'Check'}{params}"
-
-
 def evidence_ref(junit_name: str, prefix: str = "junit.xml#") -> str:
     """A PRODUCT.yaml evidence entry pointing at a testcase, e.g. `junit.xml#TestX/Y`."""
     return f"{prefix}{junit_name}"

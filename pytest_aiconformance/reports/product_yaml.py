@@ -95,17 +95,17 @@ def render_product_yaml(
     version: str,
     platform: PlatformMeta,
     *,
-    template: Path | None = None,
+    descriptions: Mapping[str, str] | None = None,
     evidence_prefix: str = "junit.xml#",
     summaries: Mapping[str, str] | None = None,
     run_id: str = "",
 ) -> str:
     """PRODUCT.yaml text for checklist `version`.
 
-    Descriptions come from `template` when given (ids it lacks fall back to our summaries).
+    `descriptions` holds the official texts (--aic-template); ids it lacks get our summaries.
     Not verified becomes status "" with a note saying what to fill in and why.
     """
-    descriptions = load_template_descriptions(template) if template else {}
+    descriptions = descriptions or {}
     if summaries is None:
         summaries = {r.id: r.summary for r in _catalog_requirements(version)}
     ordered = complete_verdicts(version, verdicts)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_aiconformance.cluster import connect
-from pytest_aiconformance.isolation import CLUSTER_SCOPED_KINDS, selector_all_runs
+from pytest_aiconformance.isolation import cluster_scoped_kinds, selector_all_runs
 from pytest_aiconformance.lab import Lab, LabInfo, LabShape
 
 pytestmark = pytest.mark.lab
@@ -76,10 +76,9 @@ def labelled_leftovers(info: LabInfo) -> list[str]:
     sel = selector_all_runs()
     left = [f"Namespace/{n['metadata']['name']}"
             for n in kube.items("v1", "Namespace", label_selector=sel)]
-    for api_version, kind in CLUSTER_SCOPED_KINDS:
-        if kube.serves(api_version, kind):
-            left += [f"{kind}/{o['metadata']['name']}"
-                     for o in kube.items(api_version, kind, label_selector=sel)]
+    for api_version, kind in cluster_scoped_kinds(kube):
+        left += [f"{kind}/{o['metadata']['name']}"
+                 for o in kube.items(api_version, kind, label_selector=sel)]
     kube.close()
     return left
 

@@ -166,7 +166,8 @@ class Handler(BaseHTTPRequestHandler):
         kinds = served[gv]
         if resource is None:
             self._send(200, {"kind": "APIResourceList", "groupVersion": gv, "resources": [
-                {"name": r, "kind": k, "namespaced": ns, "verbs": ["get", "list", "watch"]}
+                {"name": r, "kind": k, "namespaced": ns,
+                 "verbs": ["create", "delete", "get", "list", "watch"]}
                 for r, (k, ns) in kinds.items()
             ]})
             return

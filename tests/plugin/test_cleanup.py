@@ -23,17 +23,21 @@ def test_cleanup_deletes_only_labelled(aic: pytest.Pytester, fake: FakeApiServer
     cluster.add("namespaces", ns("aic-lookalike", {"aiconformance.io/run-id": "abc123"}))
     cluster.add("clusterroles", {"metadata": {"name": "aic-reader", "labels": OURS}})
     cluster.add("clusterroles", {"metadata": {"name": "admin", "labels": {}}})
+    # A cluster-scoped kind no check creates today: the sweep finds it through discovery.
+    cluster.add("runtimeclasses", {"metadata": {"name": "aic-sandbox", "labels": OURS}})
+    cluster.add("runtimeclasses", {"metadata": {"name": "nvidia", "labels": {}}})
     aic.makepyfile("def test_never_runs():\n    raise AssertionError\n")
     result = aic.runpytest(*base_args(aic, "--aic-cleanup"))
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert sorted(cluster.deletes) == [
         "/api/v1/namespaces/aic-dra-abc123-2",
         "/api/v1/namespaces/aic-gang-abc123-1",
+        "/apis/node.k8s.io/v1/runtimeclasses/aic-sandbox",
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/aic-reader",
     ]
     result.stdout.fnmatch_lines([
         "[[]aic] deleting namespace aic-gang-abc123-1 (run abc123)",
-        "[[]aic] cleanup done: 3 object(s) deleted",
+        "[[]aic] cleanup done: 4 object(s) deleted",
     ])
     assert set(cluster.objects["namespaces"]) == {"kube-system", "team-a", "aic-lookalike"}
     assert "test_never_runs" not in result.stdout.str()

@@ -13,11 +13,14 @@ from pytest_aiconformance import images as images_mod
 from pytest_aiconformance.accelerators import (
     ProfileDataError,
     UnknownAcceleratorError,
+    accelerator_tolerations,
     get_profile,
+    is_accelerator_resource,
     load_profiles,
     parse_profiles,
     profile_for_dra_driver,
     profile_for_resource,
+    vendor_domains,
 )
 from pytest_aiconformance.images import (
     ImageConfigError,
@@ -322,3 +325,31 @@ def test_console_entry_prints_one_image_per_line(capsys, tmp_path):
     override.write_text("nope: a/b:1\n")
     assert images_mod.main(["--override", str(override)]) == 2
     assert "unknown image key 'nope'" in capsys.readouterr().err
+
+
+# Vendor knowledge comes from the table: resource names, domains and taints.
+
+@pytest.mark.parametrize(("resource", "expected"), [
+    ("nvidia.com/gpu", True),
+    ("nvidia.com/mig-1g.10gb", True),
+    ("nvidia.com/gpu.shared", True),
+    ("amd.com/gpu", True),
+    ("gpu.intel.com/i915", True),
+    ("gpu.intel.com/millicores", False),  # a share of a device, not a device
+    ("habana.ai/gaudi", True),
+    ("aws.amazon.com/neuroncore", True),
+    ("google.com/tpu", True),
+    ("cpu", False),
+    ("example.com/fpga", False),
+])
+def test_is_accelerator_resource(resource: str, expected: bool) -> None:
+    assert is_accelerator_resource(resource) is expected
+
+
+def test_vendor_domains_and_tolerations_from_the_table() -> None:
+    assert vendor_domains() == ("nvidia.com", "amd.com", "gpu.intel.com", "intel.com",
+                                "habana.ai")
+    assert accelerator_tolerations() == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    ]

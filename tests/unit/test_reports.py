@@ -19,7 +19,6 @@ from pytest_aiconformance.reports import (
     RunMeta,
     cncf_evidence_prefix,
     format_verdict_table,
-    junit_name_for,
     load_platform_meta,
     rename_testcases,
     write_reports,
@@ -29,6 +28,7 @@ from pytest_aiconformance.reports.junit import rename_testcases_in_text
 from pytest_aiconformance.reports.product_yaml import (
     ALLOWED_STATUSES,
     FILL_IN_NOTE,
+    load_template_descriptions,
     render_product_yaml,
 )
 from pytest_aiconformance.reports.results_json import results_document
@@ -82,7 +82,7 @@ def test_product_yaml_matches_official_checklist(version):
     reqs = load_catalog().requirements(version)
     verdicts = aggregate(reqs, sample_results(version))
     text = render_product_yaml(verdicts, version, PlatformMeta(platformName="Lab"),
-                               template=official(version))
+                               descriptions=load_template_descriptions(official(version)))
     doc = yaml.safe_load(text)
     assert doc["metadata"]["kubernetesVersion"] == f"v{version}"
     ours = {cat: [(i["id"], i["level"]) for i in items] for cat, items in doc["spec"].items()}
@@ -169,13 +169,14 @@ def test_template_lacking_an_id_falls_back_to_summary(tmp_path):
     template = tmp_path / "t.yaml"
     template.write_text("spec:\n  networking:\n    - id: ai_inference\n"
                         "      description: Official words.\n")
-    text = render_product_yaml([], "1.36", PlatformMeta(), template=template)
+    text = render_product_yaml([], "1.36", PlatformMeta(),
+                               descriptions=load_template_descriptions(template))
     items = {i["id"]: i for cat in yaml.safe_load(text)["spec"].values() for i in cat}
     assert items["ai_inference"]["description"] == "Official words."
     assert items["gang_scheduling"]["description"] == load_catalog().get(
         "1.36", "gang_scheduling").summary
     with pytest.raises(ValueError, match=r"^template file not found: "):
-        render_product_yaml([], "1.36", PlatformMeta(), template=tmp_path / "missing.yaml")
+        load_template_descriptions(tmp_path / "missing.yaml")
 
 
 # ---------------------------------------------------------------- platform metadata
@@ -446,15 +447,6 @@ def test_rename_in_text_leaves_cases_without_property():
     assert new == xml.replace('name="t2"', 'name="TestA/Two"')
 
 
-def test_junit_name_for():
-    assert junit_name_for("conformance_tests/test_dra_support.py::test_api_kinds_served") == \
-        "TestDraSupport/ApiKindsServed"
-    assert junit_name_for("ct/test_x.py::TestSecureAcceleratorAccess::test_negative_isolation") \
-        == "TestSecureAcceleratorAccess/NegativeIsolation"
-    assert junit_name_for("ct/test_x.py::test_one[dra]") == "TestX/One[dra]"
-    assert junit_name_for("ct/test_x.py::test_one", "TestGiven/Name") == "TestGiven/Name"
-
-
 # ---------------------------------------------------------------- write_reports
 
 def test_write_reports_writes_everything(pytester, tmp_path):
@@ -462,8 +454,9 @@ def test_write_reports_writes_everything(pytester, tmp_path):
     report_dir = tmp_path / "aic-report"
     results = _recorded(report_dir)
     verdicts = aggregate(load_catalog().requirements("1.35"), results)
-    paths = write_reports(report_dir, verdicts, results, run_meta(), PlatformMeta(),
-                          ["2 nodes"], official("1.35"), junit)
+    descriptions = load_template_descriptions(official("1.35"))
+    paths = write_reports(report_dir, verdicts, run_meta(), PlatformMeta(),
+                          ["2 nodes"], descriptions, junit)
     assert paths == {"results": report_dir / "results.json",
                      "product": report_dir / "PRODUCT.yaml",
                      "evidence": report_dir / "evidence.md", "junit": junit}
@@ -477,14 +470,14 @@ def test_write_reports_writes_everything(pytester, tmp_path):
     assert ("test_sample", "TestSecureAcceleratorAccess/NegativeIsolationTest") in _cases(junit)
     # Same inputs, same bytes.
     first = {k: p.read_bytes() for k, p in paths.items()}
-    write_reports(report_dir, list(reversed(verdicts)), results, run_meta(), PlatformMeta(),
-                  ["2 nodes"], official("1.35"), junit)
+    write_reports(report_dir, list(reversed(verdicts)), run_meta(), PlatformMeta(),
+                  ["2 nodes"], descriptions, junit)
     assert {k: p.read_bytes() for k, p in paths.items()} == first
 
 
 def test_write_reports_without_junit(tmp_path):
     verdicts: list[RequirementVerdict] = aggregate(load_catalog().requirements("1.33"), [])
-    paths = write_reports(tmp_path / "r", verdicts, [], run_meta("1.33"), PlatformMeta(), [],
-                          None, tmp_path / "missing.xml")
+    paths = write_reports(tmp_path / "r", verdicts, run_meta("1.33"), PlatformMeta(), [],
+                          {}, tmp_path / "missing.xml")
     assert sorted(paths) == ["evidence", "product", "results"]
     assert all(v.status is Status.NOT_VERIFIED for v in verdicts)

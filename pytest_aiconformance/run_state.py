@@ -1,0 +1,53 @@
+"""What one pytest process knows about the conformance run (owned by the ConformanceRun plugin)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_aiconformance.check_records import PhaseRecord
+from pytest_aiconformance.cluster import Kube
+from pytest_aiconformance.discovery import ClusterInfo
+from pytest_aiconformance.isolation import RunContext
+from pytest_aiconformance.model import PROP_REQUIREMENT, RequirementVerdict
+from pytest_aiconformance.settings import Settings
+
+
+@dataclass
+class RunState:
+    """Everything one pytest session knows about the conformance run."""
+
+    settings: Settings
+    run_id: str
+    started: dt.datetime
+    is_worker: bool = False
+    kube: Kube | None = None
+    info: ClusterInfo | None = None
+    version: str | None = None  # the checklist version in force
+    version_source: str = ""
+    context: RunContext | None = None
+    lab: Any = None  # pytest_aiconformance.lab.Lab when --aic-lab started or reused one
+    lab_started_here: bool = False
+    records: dict[str, PhaseRecord] = field(default_factory=dict)  # controller: nodeid -> phases
+    deselected: dict[str, str] = field(default_factory=dict)  # nodeid -> reason
+    suite_ids: set[str] | None = None  # requirement ids the collected suite checks
+    junit_default: bool = False  # we pointed --junitxml at the report dir
+    verdicts: list[RequirementVerdict] = field(default_factory=list)
+    report_paths: dict[str, Path] = field(default_factory=dict)
+    must_failures: list[str] = field(default_factory=list)
+
+    @property
+    def is_conformance_run(self) -> bool:
+        """Connected to a cluster, or some process ran a conformance check."""
+        return self.kube is not None or any(
+            PROP_REQUIREMENT in r.props for r in self.records.values())
+
+    def header_lines(self) -> list[str]:
+        lines = [f"aiconformance: run {self.run_id}, report dir {self.settings.report_dir}"]
+        if self.version:
+            lines.append(f"checklist version: {self.version} ({self.version_source})")
+        if self.info is not None:
+            lines.extend(self.info.header_lines())
+        return lines

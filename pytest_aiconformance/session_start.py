@@ -1,0 +1,154 @@
+"""Session start and cleanup: the lab (if asked), connection, discovery and checklist version
+at the start; at the end, removing what the run created; and the `--aic-cleanup` command.
+
+Every failure at the start is a usage problem for the user, raised as pytest.UsageError with
+one line, so pytest exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance.catalog import UnknownVersionError, load_catalog
+from pytest_aiconformance.cluster import ClusterError, connect
+from pytest_aiconformance.discovery import discover
+from pytest_aiconformance.isolation import RunContext, sweep
+from pytest_aiconformance.run_state import RunState
+from pytest_aiconformance.settings import LAB_CONTEXT, ClusterTarget, Settings
+
+Say = Callable[[str], None]
+LAB_KEEP_ENV = "AIC_LAB_KEEP"  # leave a lab this session started running at the end
+
+
+def start(state: RunState, say: Say) -> None:
+    """Lab (if asked), connection, discovery and version; once per process."""
+    if state.kube is not None:
+        return
+    check_report_dir(state.settings.report_dir)
+    if state.settings.lab and not state.is_worker:
+        target = start_lab(state, say)
+        state.settings = dataclasses.replace(state.settings, target=target)
+    connect_and_discover(state)
+
+
+def start_lab(state: RunState, say: Say) -> ClusterTarget:
+    """Start the local lab for this session (or reuse a running one); return its target."""
+    from pytest_aiconformance.lab import Lab, LabError, LabShape  # heavy; only with --aic-lab
+
+    settings = state.settings
+    try:
+        shape = LabShape.from_yaml(settings.lab_shape) if settings.lab_shape \
+            else conformance_shape(LabShape)
+        lab = Lab()
+        was_up = lab.status().healthy
+        # A lab this session starts dies with it; a SIGKILLed session's lab is replaced.
+        info = lab.up(shape, progress=say, owner_pid=None if was_up else os.getpid())
+    except LabError as exc:
+        raise pytest.UsageError(f"lab: {exc}") from None
+    state.lab = lab
+    state.lab_started_here = not was_up
+    return ClusterTarget(Path(info.kubeconfig), LAB_CONTEXT)
+
+
+def conformance_shape(shape_type: Any) -> Any:
+    """The lab the suite runs on by default: what a conformant platform would offer.
+
+    Two GPU nodes, one time-sliced GPU node (for gpu_sharing), one CPU node, the simulated
+    DRA driver, metrics-server, and the operators the lab can run.
+    """
+    wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
+              "kueue": True}
+    known = set(getattr(shape_type, "__dataclass_fields__", {}))
+    return shape_type(**{k: v for k, v in wanted.items() if k in known})
+
+
+def check_report_dir(path: Path) -> None:
+    """The report dir must be writable before any cluster time is spent."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".aic-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"--aic-report-dir: cannot write to {path}: {exc.strerror or exc}"
+        ) from None
+
+
+def connect_and_discover(state: RunState) -> None:
+    """Connect, discover and resolve the checklist version; UsageError on any problem."""
+    target = state.settings.target
+    try:
+        kube = connect(target.kubeconfig, target.context)
+        info = discover(kube)
+    except ClusterError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state.kube = kube
+    state.info = info
+    state.context = RunContext(kube, state.run_id, state.settings.timeout_scale)
+    if state.version is None:
+        try:
+            state.version = load_catalog().version_for_server(info.major, info.minor)
+        except UnknownVersionError as exc:
+            raise pytest.UsageError(f"{exc}; choose one with --aic-version") from None
+        state.version_source = f"from server {info.git_version}"
+
+
+def _say_stderr(line: str) -> None:
+    sys.stderr.write(f"[aic] {line}\n")
+
+
+def remove_created(state: RunState, interrupted: bool) -> None:
+    """Every process tears down what it created (xdist workers included)."""
+    if state.context is None:
+        return
+    problems = state.context.teardown()
+    if interrupted and not state.is_worker:
+        # A create interrupted after the server stored the object is not tracked;
+        # the run-id label still finds it.
+        try:
+            sweep(state.context.kube, _say_stderr, run_id=state.run_id)
+        except ClusterError as exc:
+            problems.append(f"sweep of run {state.run_id}: {exc}")
+    for problem in problems:
+        sys.stderr.write(f"[aic] teardown: {problem}\n")
+
+
+def close(state: RunState) -> None:
+    """Close the client; stop the lab if this session started it."""
+    if state.kube is not None:
+        state.kube.close()
+    keep_lab = os.environ.get(LAB_KEEP_ENV, "") in ("1", "true", "yes")
+    if state.lab is not None and state.lab_started_here and not state.is_worker and not keep_lab:
+        state.lab.down()
+
+
+def run_cleanup(settings: Settings) -> int:
+    """--aic-cleanup: sweep every labelled leftover of earlier runs; prints what it deletes."""
+    def say(line: str) -> None:
+        sys.stdout.write(f"[aic] {line}\n")
+        sys.stdout.flush()
+
+    target = settings.target
+    if settings.lab:
+        from pytest_aiconformance.lab import Lab
+
+        lab = Lab()
+        if not lab.status().healthy:
+            say("the lab is not running; nothing to clean")
+            return 0
+        target = ClusterTarget(lab.kubeconfig, LAB_CONTEXT)
+    try:
+        count = sweep(connect(target.kubeconfig, target.context), say)
+    except ClusterError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(pytest.ExitCode.USAGE_ERROR)
+    say(f"cleanup done: {count} object(s) deleted")
+    return 0
