@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -20,6 +21,8 @@ from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import Settings
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
 
+T = TypeVar("T")
+
 
 @pytest.fixture(scope="session")
 def aic_state(request: pytest.FixtureRequest) -> RunState:
@@ -30,6 +33,12 @@ def aic_state(request: pytest.FixtureRequest) -> RunState:
     return run.state
 
 
+def _connected(value: T | None) -> T:
+    """A value the session sets when it connects (fixtures run only after that)."""
+    assert value is not None, "the session is not connected to a cluster"
+    return value
+
+
 @pytest.fixture(scope="session")
 def aic_settings(aic_state: RunState) -> Settings:
     return aic_state.settings
@@ -38,27 +47,23 @@ def aic_settings(aic_state: RunState) -> Settings:
 @pytest.fixture(scope="session")
 def kube(aic_state: RunState) -> Kube:
     """The API client for the cluster under test (explicit kubeconfig and context)."""
-    assert aic_state.kube is not None
-    return aic_state.kube
+    return _connected(aic_state.kube)
 
 
 @pytest.fixture(scope="session")
 def cluster_info(aic_state: RunState) -> ClusterInfo:
-    assert aic_state.info is not None
-    return aic_state.info
+    return _connected(aic_state.info)
 
 
 @pytest.fixture(scope="session")
 def checklist_version(aic_state: RunState) -> str:
-    assert aic_state.version is not None
-    return aic_state.version
+    return _connected(aic_state.version)
 
 
 @pytest.fixture(scope="session")
 def run_context(aic_state: RunState) -> RunContext:
     """Creates labelled objects and removes them at the end of the session."""
-    assert aic_state.context is not None
-    return aic_state.context
+    return _connected(aic_state.context)
 
 
 @pytest.fixture(scope="session")

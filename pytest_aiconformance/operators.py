@@ -87,13 +87,19 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
     details: list[str] = []
     signals: list[bool] = []
     ready_signals: list[bool] = []
-    for crd in spec.crds:
-        obj = kube.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
-        established = obj is not None and condition_true(obj, "Established")
-        signals.append(obj is not None)
-        ready_signals.append(established)
-        if obj is not None:
-            details.append(f"CRD {crd} {'Established' if established else 'not Established'}")
+    def conditioned(api_version: str, kind: str, label: str, names: tuple[str, ...],
+                    condition: str) -> None:
+        """Objects that exist (present) and report a condition True (ready)."""
+        for name in names:
+            obj = kube.get_or_none(api_version, kind, name)
+            ok = obj is not None and condition_true(obj, condition)
+            signals.append(obj is not None)
+            ready_signals.append(ok)
+            if obj is not None:
+                details.append(f"{label} {name} {condition if ok else 'not ' + condition}")
+
+    conditioned("apiextensions.k8s.io/v1", "CustomResourceDefinition", "CRD", spec.crds,
+                "Established")
     if spec.deviceclasses and kube.serves("resource.k8s.io/v1", "DeviceClass"):
         for name in spec.deviceclasses:
             found = kube.get_or_none("resource.k8s.io/v1", "DeviceClass", name) is not None
@@ -101,13 +107,8 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
             ready_signals.append(found)
             if found:
                 details.append(f"DeviceClass {name}")
-    for name in spec.apiservices:
-        obj = kube.get_or_none("apiregistration.k8s.io/v1", "APIService", name)
-        available = obj is not None and condition_true(obj, "Available")
-        signals.append(obj is not None)
-        ready_signals.append(available)
-        if obj is not None:
-            details.append(f"APIService {name} {'Available' if available else 'not Available'}")
+    conditioned("apiregistration.k8s.io/v1", "APIService", "APIService", spec.apiservices,
+                "Available")
     for ref in spec.configmaps:
         ns, _, name = ref.partition("/")
         found = kube.get_or_none("v1", "ConfigMap", name, ns) is not None

@@ -59,6 +59,35 @@ is_ignored() {
     return 1
 }
 
+# count_device_files SHOW: count the files DEVICE_GLOB matches under DEV_ROOT into count
+# (devices), chars (character devices among them) and ignored (control nodes, never devices).
+# Directories never count; symlinks do. With SHOW=1 each file is also printed as
+# DEVICE_FILE=/dev/... or IGNORED_FILE=/dev/...
+count_device_files() {
+    count=0
+    chars=0
+    ignored=0
+    to_root "$DEVICE_GLOB"
+    _old_ifs=$IFS
+    IFS='
+'
+    for _f in $rooted; do
+        IFS=$_old_ifs
+        [ -e "$_f" ] || [ -L "$_f" ] || continue
+        [ -d "$_f" ] && continue
+        to_dev "$_f"
+        if is_ignored "$dev_path"; then
+            [ "$1" = 1 ] && echo "IGNORED_FILE=$dev_path"
+            ignored=$((ignored + 1))
+            continue
+        fi
+        [ "$1" = 1 ] && echo "DEVICE_FILE=$dev_path"
+        count=$((count + 1))
+        [ -c "$_f" ] && chars=$((chars + 1))
+    done
+    IFS=$_old_ifs
+}
+
 # --- the vendor tool: TOOL ------------------------------------------------------------------
 
 # has_tool: true when $TOOL is on PATH.
