@@ -9,8 +9,11 @@ nodes plus a simulated DRA driver, and returns the kubeconfig.  The same is avai
 
 from .build import MODULES, GoModule, build_all, cache_root
 from .errors import LabError
-from .lab import COMPONENTS, ComponentStatus, Lab, LabInfo, LabStatus, default_state_dir
+from .info import ComponentStatus, LabInfo, LabStatus
+from .lab import Lab
 from .shape import LabShape
+from .spec import COMPONENTS
+from .statedir import default_state_dir
 
 __all__ = [
     "COMPONENTS",

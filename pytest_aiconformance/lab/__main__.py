@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from .errors import LabError
-from .lab import COMPONENTS, Lab
+from .lab import Lab
 from .shape import LabShape
+from .spec import COMPONENTS
 
 
 def _progress(message: str) -> None:

@@ -14,20 +14,19 @@ cached next to it, so the two never disagree on a version.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from . import locks
 from .errors import LabError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -167,19 +166,19 @@ def _go_env() -> dict[str, str]:
     return env
 
 
+def _go_output(args: list[str], *, timeout: float, cwd: Path | None = None) -> str:
+    """Stdout of a go command run with ``_go_env()``; raises what ``subprocess.run`` raises."""
+    return subprocess.run(
+        args, cwd=cwd, env=_go_env(), capture_output=True, text=True, check=True, timeout=timeout
+    ).stdout
+
+
 def _go_identity() -> str:
     """Toolchain version and target platform, part of every cache key."""
     if shutil.which("go") is None:
         raise LabError("the lab needs the Go toolchain: 'go' is not on PATH (install Go >= 1.26)")
     try:
-        out = subprocess.run(
-            ["go", "env", "GOVERSION", "GOOS", "GOARCH"],
-            env=_go_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        out = _go_output(["go", "env", "GOVERSION", "GOOS", "GOARCH"], timeout=60)
     except (OSError, subprocess.SubprocessError) as err:
         raise LabError(f"cannot run 'go env': {err}") from err
     return " ".join(out.split())
@@ -221,18 +220,6 @@ class BuiltModule:
         return self.directory / subdir
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """Exclusive lock so parallel sessions (xdist workers) build a module once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _complete(directory: Path, module: GoModule) -> bool:
     binaries = all((directory / name).is_file() for name in module.binaries)
     return binaries and all((directory / sub).is_dir() for sub, _, _ in module.manifests)
@@ -244,15 +231,11 @@ def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
         target = out_dir / subdir
         target.mkdir(exist_ok=True)
         try:
-            out = subprocess.run(
+            out = _go_output(
                 ["go", "mod", "download", "-json", go_module],
                 cwd=root / module.directory,
-                env=_go_env(),
-                capture_output=True,
-                text=True,
-                check=True,
                 timeout=300,
-            ).stdout
+            )
             source = Path(json.loads(out)["Dir"])
         except subprocess.CalledProcessError as err:
             raise LabError(
@@ -330,7 +313,8 @@ def build_module(
     final = bin_root / f"{module.name}-{key[:16]}"
     if _complete(final, module):
         return BuiltModule(module, final, cached=True, seconds=time.monotonic() - started)
-    with _lock(bin_root / f".{module.name}.lock"):
+    # One build of a module at a time, so parallel sessions build it once.
+    with locks.exclusive(bin_root / f".{module.name}.lock"):
         if _complete(final, module):  # Built by a parallel session while we waited.
             return BuiltModule(module, final, cached=True, seconds=time.monotonic() - started)
         progress(

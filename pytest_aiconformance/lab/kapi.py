@@ -52,6 +52,19 @@ def object_path(obj: Mapping[str, Any]) -> str:
     return f"{prefix}/{plural}/{meta['name']}"
 
 
+def condition_true(obj: Mapping[str, Any], cond_type: str) -> bool:
+    """Whether ``obj``'s ``status.conditions`` has a ``cond_type`` condition with status True."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == cond_type and c.get("status") == "True" for c in conditions)
+
+
+def client_tls_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """TLS context that verifies the server with ``ca_file`` and presents a client cert."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx
+
+
 @dataclass(frozen=True)
 class KubeAPI:
     """Admin access to the lab API server over TLS with the lab's client certificate."""
@@ -62,9 +75,7 @@ class KubeAPI:
     key_file: Path
 
     def _context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        return ctx
+        return client_tls_context(self.ca_file, self.cert_file, self.key_file)
 
     def request(
         self,
@@ -111,17 +122,6 @@ class KubeAPI:
         if status >= 300:
             name = obj["metadata"]["name"]
             raise LabError(f"applying {obj['kind']} {name}: HTTP {status}: {body.get('message')}")
-        return body
-
-    def apply_status(self, obj: Obj) -> Obj:
-        """Server-side apply of the status subresource (Node capacity must be set there)."""
-        path = object_path(obj) + "/status?fieldManager=aic-lab-status&force=true"
-        status, body = self.request("PATCH", path, obj, content_type="application/apply-patch+yaml")
-        if status >= 300:
-            name = obj["metadata"]["name"]
-            raise LabError(
-                f"applying {obj['kind']} {name} status: HTTP {status}: {body.get('message')}"
-            )
         return body
 
     def wait_list(

@@ -17,9 +17,8 @@ from typing import Any
 import yaml
 
 from .errors import LabError
+from .kapi import Obj
 from .shape import LabShape
-
-Obj = dict[str, Any]
 
 GPU_RESOURCE = "nvidia.com/gpu"
 # Stable namespace for the simulated devices' UUIDs: same node and index, same UUID.
@@ -29,7 +28,7 @@ _UUID_NAMESPACE = uuid.UUID("6f1d3c1e-51d5-4c1b-9a55-6c9f3b1a2e42")
 def load_data(name: str) -> Any:
     """Parse one YAML document shipped in ``pytest_aiconformance/lab/data``."""
     try:
-        text = resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+        text = data_text(name)
     except OSError as err:
         raise LabError(f"lab data file {name} missing from the package: {err}") from err
     return yaml.safe_load(text)
@@ -211,7 +210,6 @@ def kueue_objects(
             },
         },
     ]
-    ca_bundle = base64.b64encode(ca_pem).decode()
     for path in sorted(webhook_dir.glob("*.json")):
         config: Obj = json.loads(path.read_text())
         if config.get("kind") not in (
@@ -226,15 +224,7 @@ def kueue_objects(
             if not all(g in groups for r in webhook["rules"] for g in r["apiGroups"]):
                 continue
             path_ = webhook["clientConfig"]["service"]["path"]
-            webhook["clientConfig"] = {
-                "service": {
-                    "name": service,
-                    "namespace": namespace,
-                    "port": webhook_port,
-                    "path": path_,
-                },
-                "caBundle": ca_bundle,
-            }
+            webhook["clientConfig"] = _kueue_client_config(spec, webhook_port, path_, ca_pem)
             kept.append(webhook)
         config["webhooks"] = kept
         docs.append(config)
@@ -253,15 +243,20 @@ def kueue_crds(crd_dir: Path, webhook_port: int, ca_pem: bytes) -> list[Obj]:
                 "strategy": "Webhook",
                 "webhook": {
                     "conversionReviewVersions": ["v1"],
-                    "clientConfig": {
-                        "service": {
-                            "name": spec["service"],
-                            "namespace": spec["namespace"],
-                            "port": webhook_port,
-                            "path": "/convert",
-                        },
-                        "caBundle": base64.b64encode(ca_pem).decode(),
-                    },
+                    "clientConfig": _kueue_client_config(spec, webhook_port, "/convert", ca_pem),
                 },
             }
     return result
+
+
+def _kueue_client_config(spec: Obj, webhook_port: int, path: str, ca_pem: bytes) -> Obj:
+    """How the API server calls Kueue's webhook server: through its Service, verified."""
+    return {
+        "service": {
+            "name": spec["service"],
+            "namespace": spec["namespace"],
+            "port": webhook_port,
+            "path": path,
+        },
+        "caBundle": base64.b64encode(ca_pem).decode(),
+    }

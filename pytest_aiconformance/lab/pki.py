@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=365)
@@ -52,23 +53,38 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _write_pair(paths: PKIPaths, stem: str, key: CAKey, cert: x509.Certificate) -> None:
+    """``<stem>.crt`` and ``<stem>.key`` in the PKI directory."""
+    _write_cert(paths.file(f"{stem}.crt"), cert)
+    _write_key(paths.file(f"{stem}.key"), key)
+
+
 @dataclass(frozen=True)
 class _CA:
     key: CAKey
     cert: x509.Certificate
 
 
-def _make_ca(common_name: str, dns_names: tuple[str, ...] = (), *, rsa_key: bool = False) -> _CA:
-    key: CAKey = rsa.generate_private_key(65537, 2048) if rsa_key else _key()
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: CertificatePublicKeyTypes
+) -> x509.CertificateBuilder:
+    """A certificate for ``subject``, valid from five minutes ago for ``_VALIDITY``."""
     now = datetime.datetime.now(datetime.UTC)
-    builder = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _make_ca(common_name: str, dns_names: tuple[str, ...] = (), *, rsa_key: bool = False) -> _CA:
+    key: CAKey = rsa.generate_private_key(65537, 2048) if rsa_key else _key()
+    builder = (
+        _builder(_name(common_name), _name(common_name), key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -101,20 +117,13 @@ def _issue(
     client: bool = False,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _key()
-    now = datetime.datetime.now(datetime.UTC)
     usages = []
     if server_names:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
     if client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name, organization))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        _builder(_name(common_name, organization), ca.cert.subject, key.public_key())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
@@ -165,6 +174,15 @@ WEBHOOK_NAMES = ("localhost", "127.0.0.1")
 KUEUE_CA_NAMES = ("kueue-ca",)
 KUEUE_WEBHOOK_NAMES = ("kueue-webhook-service.kueue-system.svc", "localhost", "127.0.0.1")
 
+# Serving certificates issued by the cluster CA: file stem -> (common name, names served).
+SERVING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "apiserver": ("kube-apiserver", APISERVER_NAMES),
+    "metrics-server": ("metrics-server", METRICS_SERVER_NAMES),
+    # kwok serves the simulated kubelets' endpoints (metrics-server scrapes them there).
+    "kwok": ("kwok", ("127.0.0.1", "localhost")),
+    "webhook": ("aic-lab-webhooks", WEBHOOK_NAMES),
+}
+
 # Client identities: file stem -> (common name, organization).
 CLIENTS: dict[str, tuple[str, str | None]] = {
     "admin": ("aic-lab-admin", "system:masters"),
@@ -199,30 +217,12 @@ def generate(directory: Path) -> PKIPaths:
     paths = PKIPaths(directory)
 
     ca = _make_ca("aic-lab-ca")
-    _write_cert(paths.file("ca.crt"), ca.cert)
-    _write_key(paths.file("ca.key"), ca.key)
+    _write_pair(paths, "ca", ca.key, ca.cert)
 
-    key, cert = _issue(ca, "kube-apiserver", server_names=APISERVER_NAMES)
-    _write_cert(paths.file("apiserver.crt"), cert)
-    _write_key(paths.file("apiserver.key"), key)
-
-    key, cert = _issue(ca, "metrics-server", server_names=METRICS_SERVER_NAMES)
-    _write_cert(paths.file("metrics-server.crt"), cert)
-    _write_key(paths.file("metrics-server.key"), key)
-
-    # kwok serves the simulated kubelets' endpoints (metrics-server scrapes them there).
-    key, cert = _issue(ca, "kwok", server_names=("127.0.0.1", "localhost"))
-    _write_cert(paths.file("kwok.crt"), cert)
-    _write_key(paths.file("kwok.key"), key)
-
-    key, cert = _issue(ca, "aic-lab-webhooks", server_names=WEBHOOK_NAMES)
-    _write_cert(paths.file("webhook.crt"), cert)
-    _write_key(paths.file("webhook.key"), key)
-
+    for stem, (common_name, names) in SERVING.items():
+        _write_pair(paths, stem, *_issue(ca, common_name, server_names=names))
     for who, (common_name, organization) in CLIENTS.items():
-        key, cert = _issue(ca, common_name, organization=organization, client=True)
-        _write_cert(paths.file(f"{who}.crt"), cert)
-        _write_key(paths.file(f"{who}.key"), key)
+        _write_pair(paths, who, *_issue(ca, common_name, organization=organization, client=True))
 
     # Service-account tokens are signed by the API server and verified by everyone.
     sa_key = _key()
@@ -235,19 +235,14 @@ def generate(directory: Path) -> PKIPaths:
 
     # Aggregation layer: the API server authenticates to aggregated APIs with this client.
     front = _make_ca("aic-lab-front-proxy-ca")
-    _write_cert(paths.file("front-proxy-ca.crt"), front.cert)
-    _write_key(paths.file("front-proxy-ca.key"), front.key)
-    key, cert = _issue(front, "front-proxy-client", client=True)
-    _write_cert(paths.file("front-proxy-client.crt"), cert)
-    _write_key(paths.file("front-proxy-client.key"), key)
+    _write_pair(paths, "front-proxy-ca", front.key, front.cert)
+    _write_pair(paths, "front-proxy-client", *_issue(front, "front-proxy-client", client=True))
     return paths
 
 
 def generate_kueue(paths: PKIPaths) -> None:
     """Kueue's own webhook CA (RSA: the rotator parses only PKCS#1 CA keys) and serving cert."""
     kueue = _make_ca("kueue-ca", KUEUE_CA_NAMES, rsa_key=True)
-    _write_cert(paths.file("kueue-ca.crt"), kueue.cert)
-    _write_key(paths.file("kueue-ca.key"), kueue.key)
+    _write_pair(paths, "kueue-ca", kueue.key, kueue.cert)
     key, cert = _issue(kueue, "kueue-webhook", server_names=KUEUE_WEBHOOK_NAMES)
-    _write_cert(paths.file("kueue-webhook.crt"), cert)
-    _write_key(paths.file("kueue-webhook.key"), key)
+    _write_pair(paths, "kueue-webhook", key, cert)

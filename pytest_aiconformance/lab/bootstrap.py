@@ -1,0 +1,95 @@
+"""Filling a fresh lab with its objects and waiting until it is usable.
+
+The simulated nodes, the DRA driver's objects and the metrics APIService are applied once the
+API server serves; operators' CRDs must be Established before the operators start; ``up``
+returns only once the nodes are Ready, the default ServiceAccount exists and the metrics API is
+Available.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import objects, pki
+from .build import Progress
+from .kapi import KubeAPI, Obj, condition_true
+from .shape import LabShape
+
+READY_TIMEOUT_S = 60.0
+
+
+def apply_cluster_objects(
+    api: KubeAPI, shape: LabShape, ports: dict[str, int], paths: pki.PKIPaths
+) -> None:
+    """Create the simulated nodes, the DRA driver's objects and the metrics APIService."""
+    docs: list[Obj] = [*objects.nodes(shape), *objects.dra_objects(shape)]
+    if shape.metrics_server:
+        docs += objects.metrics_server_objects(ports["metrics-server"], paths.ca_cert.read_bytes())
+    for doc in docs:
+        api.apply(doc)
+
+
+def apply_crds_and_objects(api: KubeAPI, crds: list[Obj], docs: list[Obj]) -> None:
+    """Apply ``crds`` in parallel, then ``docs`` in order (a namespace before its contents)."""
+    with ThreadPoolExecutor(min(8, len(crds))) as pool:
+        list(pool.map(api.apply, crds))
+    for doc in docs:
+        api.apply(doc)
+
+
+def wait_established(api: KubeAPI, names: set[str]) -> None:
+    """Wait until every CRD named is Established (controller-runtime exits otherwise)."""
+
+    def established(items: list[Obj]) -> bool:
+        done = {i["metadata"]["name"] for i in items if condition_true(i, "Established")}
+        return names <= done
+
+    api.wait_list(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        established,
+        timeout=READY_TIMEOUT_S,
+        what=f"CRDs {', '.join(sorted(names))} Established",
+    )
+
+
+def wait_ready(api: KubeAPI, shape: LabShape, progress: Progress) -> None:
+    """Wait until the lab is usable: nodes Ready, default ServiceAccount, metrics API."""
+    t0 = time.monotonic()
+    expected = {n for group in objects.node_names(shape).values() for n in group}
+
+    def nodes_ready(items: list[Obj]) -> bool:
+        ready = {i["metadata"]["name"] for i in items if condition_true(i, "Ready")}
+        return expected <= ready
+
+    api.wait_list("/api/v1/nodes", nodes_ready, timeout=READY_TIMEOUT_S, what="nodes Ready")
+    # Pods are rejected until the ServiceAccount controller made the default account.
+    api.wait_list(
+        "/api/v1/namespaces/default/serviceaccounts",
+        lambda items: any(i["metadata"]["name"] == "default" for i in items),
+        timeout=READY_TIMEOUT_S,
+        what="the default ServiceAccount",
+    )
+    if shape.metrics_server:
+        api.wait_list(
+            "/apis/apiregistration.k8s.io/v1/apiservices?fieldSelector="
+            "metadata.name%3Dv1beta1.metrics.k8s.io",
+            lambda items: any(condition_true(i, "Available") for i in items),
+            timeout=READY_TIMEOUT_S,
+            what="APIService v1beta1.metrics.k8s.io Available",
+        )
+    progress(f"nodes, service accounts and APIs ready in {time.monotonic() - t0:.1f} s")
+
+
+def release_node_leases(api: KubeAPI, shape: LabShape) -> None:
+    """Delete the simulated nodes' leases so a restarted kwok takes its nodes at once.
+
+    kwok only manages a node while it holds the node's lease; the stopped instance's
+    leases would otherwise block the new one until they expire.
+    """
+    for group in objects.node_names(shape).values():
+        for node in group:
+            api.request(
+                "DELETE",
+                f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}",
+            )

@@ -1,0 +1,114 @@
+"""Process specs of the control plane: etcd, kube-apiserver, controller-manager, scheduler.
+
+All four run from the one ``aiclab`` binary (a multi-call build of the upstream commands),
+bound to 127.0.0.1 on the ports chosen at start.
+"""
+
+from __future__ import annotations
+
+from .spec import ProcessSpec, SpecInputs, insecure_healthz, kubeconfig_flags
+
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+def specs(inputs: SpecInputs) -> list[ProcessSpec]:
+    """The control plane's components, in start order."""
+    return [etcd(inputs), apiserver(inputs), controller_manager(inputs), scheduler(inputs)]
+
+
+def etcd(inputs: SpecInputs) -> ProcessSpec:
+    """A single-member etcd without fsync (the lab's data is disposable)."""
+    etcd_url = inputs.url("etcd", "http")
+    peer_url = inputs.url("etcd-peer", "http")
+    argv = [
+        inputs.binary("aiclab"),
+        "etcd",
+        "--name=aic-lab",
+        f"--data-dir={inputs.state.root / 'etcd'}",
+        f"--listen-client-urls={etcd_url}",
+        f"--advertise-client-urls={etcd_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=aic-lab={peer_url}",
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+    ]
+    return ProcessSpec("etcd", argv, f"{etcd_url}/health", "plain", inputs.ports["etcd"])
+
+
+def apiserver(inputs: SpecInputs) -> ProcessSpec:
+    """kube-apiserver with RBAC, the aggregation layer and (unless switched off) DRA."""
+    f = inputs.pki.file
+    dra_api = inputs.shape.dra_api
+    argv = [
+        inputs.binary("aiclab"),
+        "kube-apiserver",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={inputs.ports['apiserver']}",
+        f"--etcd-servers={inputs.url('etcd', 'http')}",
+        f"--client-ca-file={f('ca.crt')}",
+        f"--tls-cert-file={f('apiserver.crt')}",
+        f"--tls-private-key-file={f('apiserver.key')}",
+        # The Node authorizer watches ResourceSlices and keeps the API server
+        # unready while resource.k8s.io/v1 is off; no kubelet needs it without DRA.
+        "--authorization-mode=" + ("Node,RBAC" if dra_api else "RBAC"),
+        "--enable-admission-plugins=NodeRestriction",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={f('sa.pub')}",
+        f"--service-account-signing-key-file={f('sa.key')}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--allow-privileged=true",
+        f"--requestheader-client-ca-file={f('front-proxy-ca.crt')}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={f('front-proxy-client.crt')}",
+        f"--proxy-client-key-file={f('front-proxy-client.key')}",
+        "--profiling=false",
+        *([] if dra_api else ["--runtime-config=resource.k8s.io/v1=false"]),
+    ]
+    health = f"{inputs.url('apiserver')}/readyz"
+    return ProcessSpec("apiserver", argv, health, "admin", inputs.ports["apiserver"])
+
+
+def controller_manager(inputs: SpecInputs) -> ProcessSpec:
+    """kube-controller-manager, with an HPA tuned to react in seconds."""
+    f = inputs.pki.file
+    kubeconfig = inputs.state.etc / "controller-manager.kubeconfig"
+    argv = [
+        inputs.binary("aiclab"),
+        "kube-controller-manager",
+        *kubeconfig_flags(str(kubeconfig)),
+        "--bind-address=127.0.0.1",
+        f"--secure-port={inputs.ports['controller-manager']}",
+        "--leader-elect=false",
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={f('sa.key')}",
+        f"--root-ca-file={f('ca.crt')}",
+        f"--cluster-signing-cert-file={f('ca.crt')}",
+        f"--cluster-signing-key-file={f('ca.key')}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        # The lab's HPA reacts in seconds, not minutes: tests wait on it.
+        "--horizontal-pod-autoscaler-sync-period=5s",
+        "--horizontal-pod-autoscaler-downscale-stabilization=15s",
+        "--horizontal-pod-autoscaler-cpu-initialization-period=10s",
+        "--horizontal-pod-autoscaler-initial-readiness-delay=5s",
+        "--profiling=false",
+    ]
+    return insecure_healthz("controller-manager", argv, inputs)
+
+
+def scheduler(inputs: SpecInputs) -> ProcessSpec:
+    """kube-scheduler with its default profile."""
+    argv = [
+        inputs.binary("aiclab"),
+        "kube-scheduler",
+        *kubeconfig_flags(str(inputs.state.etc / "scheduler.kubeconfig")),
+        "--bind-address=127.0.0.1",
+        f"--secure-port={inputs.ports['scheduler']}",
+        "--leader-elect=false",
+        "--profiling=false",
+    ]
+    return insecure_healthz("scheduler", argv, inputs)
