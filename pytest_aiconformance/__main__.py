@@ -5,6 +5,9 @@ Outside a checkout there is no pyproject.toml with our ini settings, so this pas
 installed conformance_tests package. Every other argument goes to pytest, with our options'
 values joined to their flags (`--kubeconfig PATH` -> `--kubeconfig=PATH`): pytest picks its
 rootdir before it knows our options and would take PATH for a test path.
+
+`aiconformance validate DIR` is the one exception: it checks a CNCF submission directory
+offline (pytest_aiconformance.validator) and runs no checks.
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ INI_DEFAULTS = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["validate"]:
+        from pytest_aiconformance.validator import main as validate
+
+        return validate(given[1:])
     from pytest_aiconformance.plugin import VALUED_FLAGS
     from pytest_aiconformance.selection import join_values
 
-    args = join_values(list(sys.argv[1:] if argv is None else argv), set(VALUED_FLAGS))
+    args = join_values(given, set(VALUED_FLAGS))
     ini = [item for pair in INI_DEFAULTS for item in ("-o", pair)]
     # This module lives in the plugin's package, so the plugin is imported before pytest can
     # rewrite its asserts; the plugin has none that need rewriting.

@@ -1,6 +1,8 @@
 """The requirement catalog: ids, categories, levels and versions, loaded from one data file.
 
-Keeping it as data means a new checklist version is a YAML edit, not a code change.
+Keeping it as data means a new checklist version is a YAML edit, not a code change. The
+official checklists ship beside it (data/checklists/) for their wording; a unit test keeps
+their ids and levels equal to the catalog's.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -143,3 +146,54 @@ def load_catalog() -> Catalog:
     """The packaged catalog (read once per process; it is immutable data)."""
     text = resources.files("pytest_aiconformance").joinpath("data/catalog.yaml").read_text()
     return parse_catalog(yaml.safe_load(text))
+
+
+# ---------------------------------------------------------------- official checklist texts
+
+CHECKLIST_FILE = "KubernetesAIConformance-{version}.yaml"
+
+
+def template_descriptions(data: Any, source: str) -> dict[str, str]:
+    """Requirement descriptions by id from a parsed official checklist or submission template.
+
+    The one parser of the official files: --aic-template and the packaged checklists both
+    go through it, so both read the same shape the same way.
+    """
+    spec = data.get("spec") if isinstance(data, dict) else None
+    if not isinstance(spec, dict):
+        raise ValueError(f"template {source} has no 'spec' mapping of categories")
+    out: dict[str, str] = {}
+    for items in spec.values():
+        for item in items or []:
+            if isinstance(item, dict) and item.get("id") and item.get("description"):
+                out[str(item["id"])] = str(item["description"]).strip()
+    return out
+
+
+def load_template_descriptions(template: Path) -> dict[str, str]:
+    """Requirement descriptions by id from an official checklist or submission template file."""
+    try:
+        data = yaml.safe_load(Path(template).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"template file not found: {template}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read template {template}: {type(exc).__name__}") from None
+    return template_descriptions(data, str(template))
+
+
+def official_checklist_text(version: str) -> str:
+    """The packaged official checklist of a version, verbatim (copied from the CNCF files)."""
+    name = CHECKLIST_FILE.format(version=version)
+    path = resources.files("pytest_aiconformance").joinpath("data", "checklists", name)
+    if not path.is_file():
+        raise UnknownVersionError(version, load_catalog().known_versions)
+    return path.read_text(encoding="utf-8")
+
+
+def official_descriptions(version: str) -> dict[str, str]:
+    """Official requirement descriptions by id for a checklist version, from the packaged file.
+
+    Lets reports quote the official wording without the user passing --aic-template.
+    """
+    return template_descriptions(yaml.safe_load(official_checklist_text(version)),
+                                 f"packaged checklist {version}")

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance.catalog import load_catalog
+from pytest_aiconformance.catalog import load_catalog, official_descriptions
 from pytest_aiconformance.check_records import CheckSpec, check_results
+from pytest_aiconformance.model import RequirementVerdict, Status
 from pytest_aiconformance.reports import write_reports
 from pytest_aiconformance.reports.meta import RunMeta
+from pytest_aiconformance.reports.submission import write_submission
 from pytest_aiconformance.reports.terminal import format_verdict_table
 from pytest_aiconformance.run_state import RunState
+from pytest_aiconformance.validator import NA_ALLOWED_MUSTS, validate_submission
 from pytest_aiconformance.verdicts import aggregate, must_not_implemented
 
 
@@ -39,10 +42,17 @@ def write_verdicts(state: RunState, specs: dict[str, CheckSpec], junit_path: Pat
         accelerator=settings.accelerator,
         allocation_mode=settings.allocation_mode,
     )
+    environment = info.header_lines() if info else []
+    descriptions = settings.descriptions or official_descriptions(state.version)
     state.report_paths = write_reports(
-        settings.report_dir, verdicts, run, settings.platform,
-        info.header_lines() if info else [], settings.descriptions, junit_path,
+        settings.report_dir, verdicts, run, settings.platform, environment, descriptions,
+        junit_path,
     )
+    if settings.submission is not None:
+        state.submission = write_submission(settings.submission, verdicts, run,
+                                            settings.platform, environment, descriptions,
+                                            settings.report_dir)
+        state.submission_check = validate_submission(state.submission.product_dir)
     state.verdicts = list(verdicts)
     state.must_failures = [v.id for v in must_not_implemented(verdicts) if v.id in selected]
 
@@ -69,3 +79,34 @@ def terminal_summary(tr: pytest.TerminalReporter, state: RunState) -> None:
         tr.write_line(
             f"MUST requirements not Implemented: {', '.join(state.must_failures)}", red=True
         )
+    for verdict in refused_na(state.verdicts):
+        tr.write_line(f"{verdict.id} is N/A ({verdict.reason}): an honest verdict, but the CNCF "
+                      "validator accepts N/A for no MUST but cluster_autoscaling, so a "
+                      "submission will be refused until the platform implements it", yellow=True)
+    if state.submission is not None:
+        _submission_summary(tr, state)
+
+
+def refused_na(verdicts: list[RequirementVerdict]) -> list[RequirementVerdict]:
+    """MUSTs this run found N/A that the program's validator will not accept as N/A."""
+    return [v for v in verdicts if v.level == "MUST" and v.status is Status.NA
+            and v.id not in NA_ALLOWED_MUSTS]
+
+
+def _submission_summary(tr: pytest.TerminalReporter, state: RunState) -> None:
+    """Where the submission is, what to fill in, and what the program's validator would say."""
+    submission = state.submission
+    assert submission is not None
+    tr.write_sep("-", "CNCF submission")
+    tr.write_line(f"submission: {submission.product_yaml}")
+    if submission.missing_metadata:
+        tr.write_line("fill before submitting (PRODUCT.yaml metadata, or --aic-platform): "
+                      + ", ".join(submission.missing_metadata), yellow=True)
+    check = state.submission_check
+    if check is None:
+        return
+    for finding in check.findings:
+        tr.write_line(finding.line(), red=finding.level == "error")
+    verdict = ("the validator's offline rules accept it" if check.ok else
+               "the CNCF validator would refuse it for the errors above")
+    tr.write_line(f"aiconformance validate {submission.product_dir}: {verdict}")

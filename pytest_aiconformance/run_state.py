@@ -12,7 +12,9 @@ from pytest_aiconformance.cluster import Kube
 from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.isolation import RunContext
 from pytest_aiconformance.model import PROP_REQUIREMENT, RequirementVerdict
+from pytest_aiconformance.reports.submission import Submission
 from pytest_aiconformance.settings import Settings
+from pytest_aiconformance.validator import ValidationReport
 
 
 @dataclass
@@ -37,6 +39,8 @@ class RunState:
     verdicts: list[RequirementVerdict] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
     must_failures: list[str] = field(default_factory=list)
+    submission: Submission | None = None
+    submission_check: ValidationReport | None = None
 
     @property
     def is_conformance_run(self) -> bool:

@@ -25,6 +25,12 @@ KEEP_CHOICES = ("never", "on-failure", "always")
 ALLOCATION_CHOICES = ("auto", "dra", "device-plugin")
 
 
+def _known_versions_text() -> str:
+    """'1.33, 1.34 or 1.35': the catalog's versions, so the help never lags behind it."""
+    known = load_catalog().known_versions
+    return " or ".join(filter(None, (", ".join(known[:-1]), known[-1])))
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One option: its flag, ini key, environment variable, default and help."""
@@ -43,8 +49,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--context", "aic_context", "kubeconfig context to use (default: current context)",
                env="AIC_CONTEXT", metavar="NAME"),
     OptionSpec("--aic-version", "aic_version",
-               "checklist version: 1.33, 1.34, 1.35 or 1.36 (default: from the server version, "
-               "newest known if newer)", env="AIC_VERSION", metavar="X.Y"),
+               f"checklist version: {_known_versions_text()} (default: from the server "
+               "version, newest known if newer)", env="AIC_VERSION", metavar="X.Y"),
     OptionSpec("--accelerator", "aic_accelerator", "accelerator profile name (default: nvidia)",
                env="AIC_ACCELERATOR", default="nvidia", metavar="PROFILE"),
     OptionSpec("--allocation-mode", "aic_allocation_mode",
@@ -62,6 +68,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                env="AIC_LAB_SHAPE", metavar="FILE"),
     OptionSpec("--aic-report-dir", "aic_report_dir", "where reports are written",
                env="AIC_REPORT_DIR", default="aic-report", metavar="DIR"),
+    OptionSpec("--aic-submission", "aic_submission",
+               "also write a CNCF submission directory (vX.Y/<product>/ with PRODUCT.yaml, "
+               "per-requirement evidence pages and test artifacts) under DIR",
+               env="AIC_SUBMISSION", metavar="DIR"),
     OptionSpec("--aic-keep-namespaces", "aic_keep_namespaces",
                "keep test namespaces: never, on-failure or always (default: never)",
                env="AIC_KEEP_NAMESPACES", default="never", kind="choice", choices=KEEP_CHOICES),
@@ -129,6 +139,7 @@ class Settings:
     lab: bool
     lab_shape: Path | None
     report_dir: Path
+    submission: Path | None
     keep_namespaces: str
     timeout_scale: float
     cleanup: bool
@@ -258,6 +269,8 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
         lab=values["aic_lab"],
         lab_shape=path_or_none("aic_lab_shape"),
         report_dir=Path(os.path.expanduser(str(values["aic_report_dir"]))),
+        submission=Path(os.path.expanduser(str(values["aic_submission"])))
+        if values["aic_submission"] else None,
         keep_namespaces=str(values["aic_keep_namespaces"]),
         timeout_scale=values["aic_timeout_scale"],
         cleanup=values["aic_cleanup"],

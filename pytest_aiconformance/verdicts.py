@@ -1,7 +1,7 @@
 """Turn check results into one honest verdict per requirement of the selected checklist.
 
 Verdicts are computed once, at session end, from CheckResult rows (which survive
-pytest-xdist), so every report (terminal, results.json, PRODUCT.yaml, evidence.md)
+pytest-xdist), so every report (terminal, verdicts.json, PRODUCT.yaml, evidence.md)
 states the same thing for the same run.
 """
 

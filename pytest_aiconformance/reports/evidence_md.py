@@ -128,31 +128,16 @@ def _check_section(report_dir: Path, check: CheckResult) -> list[str]:
     return out
 
 
-def render_evidence_md(
-    verdicts: Sequence[RequirementVerdict],
-    report_dir: Path,
-    run: RunMeta,
-    platform: PlatformMeta,
-    environment: Sequence[str] = (),
-    descriptions: Mapping[str, str] | None = None,
-) -> str:
-    """The evidence page; `descriptions` maps ids to requirement text (template or summaries)."""
-    descriptions = descriptions or {}
-    product = platform.platformName or "this cluster"
+def _product(platform: PlatformMeta) -> str:
     if platform.platformName and platform.platformVersion:
-        product = f"{platform.platformName} {platform.platformVersion}"
-    date = iso(run.finished or run.started)
-    lines = [
-        f"# Kubernetes AI Conformance evidence: {product}",
-        "",
-        f"Checklist: Kubernetes AI Conformance v{run.checklist_version}. Every status, command and "
-        f"output below was captured by pytest-aiconformance {run.suite_version} during run "
-        f"`{run.run_id or 'unknown'}`; nothing on this page was written by hand.",
-        "",
-        "## Test environment",
-        "",
-        f"- Kubernetes server version: {run.server_version or 'unknown'}",
-    ]
+        return f"{platform.platformName} {platform.platformVersion}"
+    return platform.platformName or "this cluster"
+
+
+def environment_section(run: RunMeta, environment: Sequence[str] = ()) -> list[str]:
+    """Where and when the evidence was captured (the page's 'Test environment')."""
+    lines = ["## Test environment", "",
+             f"- Kubernetes server version: {run.server_version or 'unknown'}"]
     if run.kube_context:
         lines.append(f"- kubeconfig context: `{run.kube_context}`")
     if run.accelerator:
@@ -166,34 +151,73 @@ def render_evidence_md(
     operators = ", ".join(run.operators) if run.operators else "none detected"
     lines.append(f"- Operators detected: {operators}")
     lines.append(f"- Run id: `{run.run_id or 'unknown'}`")
-    lines.append(f"- Date: {date or 'unknown'}")
+    lines.append(f"- Date: {iso(run.finished or run.started) or 'unknown'}")
     if run.started and run.finished:
         lines.append(f"- Started {iso(run.started)}, finished {iso(run.finished)}")
-    lines += ["", "## Summary", "", "| Requirement | Level | Status |", "|---|---|---|"]
+    return [*lines, ""]
+
+
+def _captured_by(run: RunMeta) -> str:
+    return (f"Checklist: Kubernetes AI Conformance v{run.checklist_version}. Every status, "
+            f"command and output below was captured by pytest-aiconformance "
+            f"{run.suite_version} during run `{run.run_id or 'unknown'}`; nothing on this page "
+            "was written by hand.")
+
+
+def requirement_section(v: RequirementVerdict, report_dir: Path, description: str,
+                        heading: str = "##") -> list[str]:
+    """One requirement: its text, verdict and reason, what each check did and captured."""
+    lines = [f"{heading} {requirement_title(v.id)}", ""]
+    cond = ", conditional" if v.conditional else ""
+    lines += [f"Requirement `{v.id}` ({v.level}{cond}, {v.category}): {description}".rstrip(),
+              ""]
+    lines += [f"**Status: {v.status.value}.** {v.reason}", ""]
+    if v.notes:
+        lines += ["Notes:", ""]
+        lines.extend(f"- {note}" for note in v.notes)
+        lines.append("")
+    if not v.checks:
+        return [*lines, "What was done: nothing; " + v.reason[:1].lower() + v.reason[1:], ""]
+    lines += ["What was done:", ""]
+    lines.extend(_check_line(c) for c in v.checks)
+    lines.append("")
+    for check in v.checks:
+        lines += _check_section(report_dir, check)
+    return lines
+
+
+def render_evidence_md(
+    verdicts: Sequence[RequirementVerdict],
+    report_dir: Path,
+    run: RunMeta,
+    platform: PlatformMeta,
+    environment: Sequence[str] = (),
+    descriptions: Mapping[str, str] | None = None,
+) -> str:
+    """The evidence page; `descriptions` maps ids to requirement text (template or summaries)."""
+    descriptions = descriptions or {}
+    lines = [f"# Kubernetes AI Conformance evidence: {_product(platform)}", "",
+             _captured_by(run), "", *environment_section(run, environment)]
+    lines += ["## Summary", "", "| Requirement | Level | Status |", "|---|---|---|"]
     for v in verdicts:
         level = v.level + (" (conditional)" if v.conditional else "")
         lines.append(f"| [{requirement_title(v.id)}](#{_anchor(v.id)}) (`{v.id}`) | {level} "
                      f"| {v.status.value} |")
     lines.append("")
-
     for v in verdicts:
-        lines += [f'<a id="{_anchor(v.id)}"></a>', "", f"## {requirement_title(v.id)}", ""]
-        text = descriptions.get(v.id, "")
-        cond = ", conditional" if v.conditional else ""
-        lines += [f"Requirement `{v.id}` ({v.level}{cond}, {v.category}): {text}".rstrip(), ""]
-        lines += [f"**Status: {v.status.value}.** {v.reason}", ""]
-        if v.notes:
-            lines += ["Notes:", ""]
-            lines.extend(f"- {note}" for note in v.notes)
-            lines.append("")
-        if not v.checks:
-            lines += ["What was done: nothing; " + v.reason[:1].lower() + v.reason[1:], ""]
-            continue
-        lines += ["What was done:", ""]
-        lines.extend(_check_line(c) for c in v.checks)
-        lines.append("")
-        for check in v.checks:
-            lines += _check_section(report_dir, check)
+        lines += [f'<a id="{_anchor(v.id)}"></a>', ""]
+        lines += requirement_section(v, report_dir, descriptions.get(v.id, ""))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_requirement_page(v: RequirementVerdict, report_dir: Path, run: RunMeta,
+                            platform: PlatformMeta, environment: Sequence[str],
+                            description: str) -> str:
+    """A submission's evidence page for one requirement, readable on its own."""
+    lines = [f"# {requirement_title(v.id)}: Kubernetes AI Conformance evidence for "
+             f"{_product(platform)}", "", _captured_by(run), ""]
+    lines += requirement_section(v, report_dir, description, heading="##")
+    lines += environment_section(run, environment)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

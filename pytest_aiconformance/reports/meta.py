@@ -19,7 +19,7 @@ from pytest_aiconformance import __version__
 
 @dataclass(frozen=True)
 class RunMeta:
-    """Facts about one run of the suite, for results.json and evidence.md."""
+    """Facts about one run of the suite, for verdicts.json and evidence.md."""
 
     checklist_version: str  # "1.35"
     server_version: str = ""  # "v1.35.3"
@@ -52,6 +52,7 @@ def iso(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment else ""
 
 
+OPTIONAL_METADATA = ("repoUrl",)  # the only metadata the program does not require
 # PRODUCT.yaml metadata keys in template order, with the template's placeholder for each.
 _PLACEHOLDERS = {
     "platformName": "[Platform Name]",
@@ -95,11 +96,16 @@ class PlatformMeta:
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v})
 
     def product_metadata(self, version: str) -> dict[str, str]:
-        """The metadata block for PRODUCT.yaml, placeholders where unknown."""
+        """The metadata block for PRODUCT.yaml: placeholders where a required value is unknown.
+
+        An unknown optional value stays empty: the program's validator refuses a placeholder
+        in any field, and an empty optional one is accepted.
+        """
         out: dict[str, str] = {}
         for key, placeholder in _PLACEHOLDERS.items():
             value: str = getattr(self, key)
-            out[key] = value or placeholder.format(version=version)
+            optional = key in OPTIONAL_METADATA
+            out[key] = value or ("" if optional else placeholder.format(version=version))
         return out
 
     def to_json(self) -> dict[str, str]:

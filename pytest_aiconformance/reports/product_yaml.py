@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import yaml
 
 from pytest_aiconformance import __version__
 from pytest_aiconformance.catalog import Requirement, UnknownVersionError, load_catalog
+from pytest_aiconformance.catalog import (  # re-exported: the one template parser lives there
+    load_template_descriptions as load_template_descriptions,
+)
 from pytest_aiconformance.model import RequirementVerdict, Status
 from pytest_aiconformance.reports.junit import evidence_ref
 from pytest_aiconformance.reports.meta import PlatformMeta
@@ -21,25 +23,6 @@ from pytest_aiconformance.verdicts import aggregate
 
 ALLOWED_STATUSES = ("Implemented", "Not Implemented", "Partially Implemented", "N/A", "")
 FILL_IN_NOTE = "Status left empty for you to fill in: this run could not decide it."
-
-
-def load_template_descriptions(template: Path) -> dict[str, str]:
-    """Requirement descriptions by id from an official checklist or submission template."""
-    try:
-        data = yaml.safe_load(Path(template).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"template file not found: {template}") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read template {template}: {type(exc).__name__}") from None
-    spec = data.get("spec") if isinstance(data, dict) else None
-    if not isinstance(spec, dict):
-        raise ValueError(f"template {template} has no 'spec' mapping of categories")
-    out: dict[str, str] = {}
-    for items in spec.values():
-        for item in items or []:
-            if isinstance(item, dict) and item.get("id") and item.get("description"):
-                out[str(item["id"])] = str(item["description"]).strip()
-    return out
 
 
 def _catalog_requirements(version: str) -> tuple[Requirement, ...]:
@@ -99,6 +82,7 @@ def render_product_yaml(
     evidence_prefix: str = "junit.xml#",
     summaries: Mapping[str, str] | None = None,
     run_id: str = "",
+    evidence: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """PRODUCT.yaml text for checklist `version`.
 
@@ -139,7 +123,9 @@ def render_product_yaml(
                 raise ValueError(f"status {status!r} of {verdict.id} is not allowed")
             description = descriptions.get(verdict.id) or summaries.get(verdict.id, "")
             refs: list[str] = []
-            for check in verdict.checks:
+            if evidence is not None:
+                refs = list(evidence.get(verdict.id, ()))
+            for check in verdict.checks if evidence is None else ():
                 if check.junit_name:
                     ref = evidence_ref(check.junit_name, evidence_prefix)
                     if ref not in refs:

@@ -2,7 +2,7 @@
 reports, cleanup after a normal run, after SIGINT, and --aic-cleanup after SIGKILL.
 
 Each run is a separate pytest process (the way users run it), pointed at a lab by its
-kubeconfig; the verdicts are read back from results.json.
+kubeconfig; the verdicts are read back from verdicts.json.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 from pytest_aiconformance.cluster import connect
 from pytest_aiconformance.isolation import cluster_scoped_kinds, selector_all_runs
 from pytest_aiconformance.lab import Lab, LabInfo, LabShape
+from pytest_aiconformance.validator import validate_submission
 
 pytestmark = pytest.mark.lab
 
@@ -34,6 +35,17 @@ def _shape(**kw: Any) -> LabShape:
     names = {f.name for f in fields(LabShape)}
     return LabShape(**{k: v for k, v in kw.items() if k in names})
 
+
+PLATFORM = """platformName: Lab
+platformVersion: v1.0
+vendorName: The pytest-aiconformance Project
+websiteUrl: https://example.org
+documentationUrl: https://example.org/docs
+productLogoUrl: https://example.org/logo.svg
+description: The suite's own lab
+contactEmailAddress: lab@example.org
+k8sConformanceUrl: https://github.com/cncf/k8s-conformance/tree/main/v1.35/lab
+"""
 
 CONFORMANT = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True)
 
@@ -63,7 +75,7 @@ def run_suite(info: LabInfo, report: Path, *args: str, timeout: float = 900,
 
 
 def verdicts(report: Path) -> dict[str, dict[str, Any]]:
-    data = json.loads((report / "results.json").read_text())
+    data = json.loads((report / "verdicts.json").read_text())
     return {r["id"]: r for r in data["requirements"]}
 
 
@@ -87,12 +99,16 @@ def test_verdict_matrix_on_conformant_lab(conformant, tmp_path):
     """Control-plane requirements are decided for real; in-container ones stay Not verified."""
     _lab, info = conformant
     report = tmp_path / "report"
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(PLATFORM)
     started = time.monotonic()
-    proc = run_suite(info, report, "--aic-version", "1.35")
+    proc = run_suite(info, report, "--aic-version", "1.35", f"--aic-platform={platform}",
+                     f"--aic-submission={tmp_path / 'submission'}")
     elapsed = time.monotonic() - started
     sys.stderr.write(f"[suite] full run on the lab: {elapsed:.0f}s, exit {proc.returncode}\n")
-    assert (report / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
-    for name in ("junit.xml", "PRODUCT.yaml", "evidence.md", "results.json"):
+    assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    for name in ("junit.xml", "PRODUCT.yaml", "evidence.md", "verdicts.json", "e2e.log",
+                 "results.json"):
         assert (report / name).is_file(), name
     v = verdicts(report)
     assert v["dra_support"]["status"] == "Implemented", v["dra_support"]
@@ -117,6 +133,15 @@ def test_verdict_matrix_on_conformant_lab(conformant, tmp_path):
     # a MUST is not Implemented, so the run must say so with its exit status
     assert proc.returncode == 1
     assert labelled_leftovers(info) == []
+    # The submission: the program's offline rules accept every requirement the lab decides;
+    # the refusals are exactly the MUSTs the lab leaves Not verified.
+    check = validate_submission(tmp_path / "submission")
+    assert check.products == ["v1.35/lab"], check.lines()
+    assert {f.where for f in check.errors} == {
+        "ai_inference", "accelerator_metrics", "ai_service_metrics",
+        "secure_accelerator_access"}, check.lines()
+    assert [f.where for f in check.warnings] == ["cluster_autoscaling"], check.lines()
+    assert "aiconformance validate" in proc.stdout
 
 
 @pytest.mark.parametrize(("shape", "status", "cause"), [

@@ -9,6 +9,7 @@ import pytest
 from fakeapi import FakeApiServer, write_kubeconfig
 
 from conftest import base_args
+from pytest_aiconformance.catalog import load_catalog
 
 CHECK = """
 import pytest
@@ -79,7 +80,7 @@ CASES: dict[str, tuple[Callable[[pytest.Pytester, FakeApiServer], list[str]], st
                         'nodes is forbidden: User "system:anonymous" cannot list resource '
                         '"nodes" in API group "" at the cluster scope'),
     "version": (_version, "ERROR: --aic-version: unknown checklist version '1.2'; "
-                          "known: 1.33, 1.34, 1.35, 1.36"),
+                          f"known: {', '.join(load_catalog().known_versions)}"),
     "accelerator": (_accelerator, "ERROR: --accelerator: unknown accelerator profile 'foo'; "
                                   "known: *nvidia*"),
     "report-dir": (_report_dir, "ERROR: --aic-report-dir: cannot write to */somefile/sub: *"),
@@ -102,4 +103,4 @@ def test_bad_input_one_line(aic: pytest.Pytester, fake: FakeApiServer, case: str
     assert "Traceback" not in text
     assert "INTERNALERROR" not in text
     assert "test_check" not in result.stdout.str().replace("test_check.py", "")
-    assert not (aic.path / "report" / "results.json").exists()
+    assert not (aic.path / "report" / "verdicts.json").exists()

@@ -37,6 +37,7 @@ def _outside(pytester: pytest.Pytester) -> Path:
     (folder / "platform.yaml").write_text("platformName: Lab\n")
     (folder / "template.yaml").write_text("spec: {}\n")
     (folder / "reports").mkdir(exist_ok=True)
+    (folder / "submission").mkdir(exist_ok=True)
     return folder
 
 
@@ -44,7 +45,7 @@ def _value(flag: str, outside: Path) -> tuple[str, bool]:
     """A valid value for the flag, and whether it is a path outside the project."""
     paths = {"--kubeconfig": "kubeconfig", "--aic-lab-shape": "shape.yaml",
              "--aic-platform": "platform.yaml", "--aic-template": "template.yaml",
-             "--aic-report-dir": "reports"}
+             "--aic-report-dir": "reports", "--aic-submission": "submission"}
     if flag in paths:
         return str(outside / paths[flag]), True
     plain = {"--context": "fake", "--aic-version": "1.35", "--accelerator": "amd",
@@ -69,7 +70,7 @@ def checkout(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_every_valued_option_is_covered() -> None:
-    assert len(FLAGS) == 14
+    assert len(FLAGS) == 15
     for flag in FLAGS:
         _value(flag, Path("/x"))  # raises KeyError for an option this file does not know
 

@@ -47,6 +47,9 @@ def suite(aic: pytest.Pytester) -> pytest.Pytester:
     (["-m", "schedulingOrchestration and not must", "--aic-version", "1.36"], set()),
     (["--aic-version", "1.36"],
      ALL - DRA),
+    (["--aic-version", "1.37"], ALL - DRA),
+    (["-m", "should", "--aic-version", "1.37"], IN_135_ONLY_PLUS | IN_136_ONLY),
+    (["-m", "security", "--aic-version", "1.37"], {"test_secure_pass"}),
 ])
 def test_marker_and_version_selection(suite: pytest.Pytester, args: list[str],
                                       expected: set[str]) -> None:
@@ -66,6 +69,21 @@ def test_version_136_deselects_dra(suite: pytest.Pytester) -> None:
     names, out = collected(suite, "--aic-version", "1.36")
     assert not names & DRA
     assert "2 check(s): dra_support is not in checklist version 1.36" in out
+
+
+def test_workload_sandboxing_only_in_137(aic: pytest.Pytester) -> None:
+    aic.makepyfile(test_sandbox="""
+        import pytest
+        @pytest.mark.requirement("workload_sandboxing")
+        def test_sandbox_kernel():
+            pass
+    """)
+    names, out = collected(aic, "--aic-version", "1.36")
+    assert names == set()
+    assert "1 check(s): workload_sandboxing is not in checklist version 1.36" in out
+    names, _ = collected(aic, "-m", "workload_sandboxing and should and security",
+                         "--aic-version", "1.37")
+    assert names == {"test_sandbox_kernel"}
 
 
 def test_strict_markers_clean(suite: pytest.Pytester) -> None:

@@ -1,4 +1,4 @@
-"""Verdict aggregation end to end: dummy checks -> results.json, PRODUCT.yaml, exit status."""
+"""Verdict aggregation end to end: dummy checks -> verdicts.json, PRODUCT.yaml, exit status."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ALLOWED = {"Implemented", "Not Implemented", "Partially Implemented", "N/A", ""}
 
 
 def results(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
-    data = json.loads((pytester.path / "report" / "results.json").read_text())
+    data = json.loads((pytester.path / "report" / "verdicts.json").read_text())
     return {r["id"]: r for r in data["requirements"]}
 
 
@@ -89,7 +89,7 @@ def test_verdicts_134(suite: pytest.Pytester) -> None:
         "junit.xml#TestSecureAcceleratorAccess/NegativeIsolationTest"]
 
 
-@pytest.mark.parametrize("version", ["1.33", "1.34", "1.35", "1.36"])
+@pytest.mark.parametrize("version", load_catalog().known_versions)
 def test_product_yaml_per_version(suite: pytest.Pytester, version: str) -> None:
     result = suite.runpytest(*base_args(suite, "--aic-version", version,
                                         "--aic-platform-name", "Fake Platform"))
@@ -113,11 +113,12 @@ def test_product_yaml_per_version(suite: pytest.Pytester, version: str) -> None:
     assert items["gang_scheduling"]["status"] == "Partially Implemented"
     if version == "1.33":
         assert items["dra_support"]["level"] == "SHOULD"
-    if version in ("1.35", "1.36"):
+    if version in ("1.35", "1.36", "1.37"):
         assert items["gpu_sharing"]["status"] == ""  # plain skip: not verified
-    if version == "1.36":
+    if version in ("1.36", "1.37"):
         assert "dra_support" not in items
         assert items["disaggregated_inference"]["status"] == "Implemented"
+    assert ("workload_sandboxing" in items) == (version == "1.37")
 
 
 @pytest.mark.parametrize(("select", "ret"), [
@@ -153,7 +154,8 @@ def test_terminal_table_and_reports_listed(suite: pytest.Pytester) -> None:
         "*AI conformance verdicts (checklist 1.34)*",
         "*gang_scheduling*MUST*Partially Implemented*",
     ])
-    for name in ("results.json", "PRODUCT.yaml", "evidence.md", "junit.xml"):
+    for name in ("verdicts.json", "PRODUCT.yaml", "evidence.md", "junit.xml", "e2e.log",
+                 "results.json"):
         assert (suite.path / "report" / name).is_file(), name
 
 
@@ -163,6 +165,33 @@ def test_version_from_server(suite: pytest.Pytester, fake: Any) -> None:
     result.stdout.fnmatch_lines(["checklist version: 1.35 (from server v1.35.1)"])
     fake.cluster.git_version = "v1.40.0"
     result = suite.runpytest(*base_args(suite))
-    result.stdout.fnmatch_lines(["checklist version: 1.36 (from server v1.40.0)"])
+    newest = load_catalog().known_versions[-1]
+    result.stdout.fnmatch_lines([f"checklist version: {newest} (from server v1.40.0)"])
     text = Path(suite.path / "report" / "PRODUCT.yaml").read_text()
-    assert "kubernetesVersion: v1.36" in text
+    assert f"kubernetesVersion: v{newest}" in text
+
+
+POD_AUTOSCALING_NA = """
+import pytest
+from pytest_aiconformance.outcomes import not_applicable
+
+@pytest.mark.requirement("pod_autoscaling")
+def test_hpa():
+    not_applicable("the platform does not serve autoscaling/v2")
+
+@pytest.mark.requirement("cluster_autoscaling")
+def test_cas():
+    not_applicable("no cluster autoscaler is deployed")
+"""
+
+
+def test_refused_na_is_announced(aic: pytest.Pytester) -> None:
+    """pod_autoscaling N/A stays N/A, and the user learns the program will refuse it;
+    cluster_autoscaling N/A (which the program accepts) is not announced."""
+    aic.makepyfile(test_na=POD_AUTOSCALING_NA)
+    result = aic.runpytest(*base_args(aic, "--aic-version", "1.36"))
+    assert results(aic)["pod_autoscaling"]["status"] == "N/A"
+    result.stdout.fnmatch_lines([
+        "pod_autoscaling is N/A (*autoscaling/v2*): an honest verdict, but the CNCF validator "
+        "accepts N/A for no MUST but cluster_autoscaling*"])
+    assert "cluster_autoscaling is N/A" not in result.stdout.str()

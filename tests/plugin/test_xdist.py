@@ -14,7 +14,7 @@ from conftest import base_args
 
 
 def verdicts(report: Path) -> list[dict[str, Any]]:
-    data = json.loads((report / "results.json").read_text())
+    data = json.loads((report / "verdicts.json").read_text())
     out = []
     for req in data["requirements"]:
         checks = [{k: v for k, v in c.items() if k != "duration"} for c in req["checks"]]

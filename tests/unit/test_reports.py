@@ -1,4 +1,5 @@
-"""Reports: results.json, PRODUCT.yaml per checklist version, evidence.md, terminal, JUnit."""
+"""Reports: verdicts.json, PRODUCT.yaml per checklist version, evidence.md, terminal, JUnit,
+and the Go-shaped e2e.log / results.json write_reports adds (their formats: test_go_artifacts)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pytest_aiconformance.reports import (
     write_reports,
 )
 from pytest_aiconformance.reports.evidence_md import render_evidence_md
+from pytest_aiconformance.reports.go_artifacts import PACKAGE
 from pytest_aiconformance.reports.junit import rename_testcases_in_text
 from pytest_aiconformance.reports.product_yaml import (
     ALLOWED_STATUSES,
@@ -31,13 +33,13 @@ from pytest_aiconformance.reports.product_yaml import (
     load_template_descriptions,
     render_product_yaml,
 )
-from pytest_aiconformance.reports.results_json import results_document
+from pytest_aiconformance.reports.verdicts_json import verdicts_document
 from pytest_aiconformance.verdicts import aggregate
 
 pytest_plugins = ["pytester"]
 
 REFERENCE = Path(__file__).parents[2] / ".." / "shared" / "reference" / "conformance-versions"
-VERSIONS = ["1.33", "1.34", "1.35", "1.36"]
+VERSIONS = ["1.33", "1.34", "1.35", "1.36", "1.37"]
 START = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
 END = datetime(2026, 3, 1, 10, 12, 30, tzinfo=UTC)
 
@@ -153,7 +155,7 @@ def test_product_yaml_fills_ids_missing_from_verdicts_and_metadata():
         "platformVersion": "v1.9.0",
         "vendorName": "[Vendor Name]",
         "websiteUrl": "[Website URL]",
-        "repoUrl": "[Repository URL]",
+        "repoUrl": "",
         "documentationUrl": "[Documentation URL]",
         "productLogoUrl": "[Product Logo URL]",
         "description": 'Quotes " and: colons #1',
@@ -218,12 +220,12 @@ def test_load_platform_meta_missing_file(tmp_path):
         load_platform_meta(tmp_path / "nope.yaml")
 
 
-# ---------------------------------------------------------------- results.json
+# ---------------------------------------------------------------- verdicts.json
 
-def test_results_json_structure_and_exit():
+def test_verdicts_json_structure_and_exit():
     reqs = load_catalog().requirements("1.35")
     verdicts = aggregate(reqs, sample_results("1.35"))
-    doc = results_document(verdicts, run_meta(), PlatformMeta(platformName="Lab"), ["2 nodes"])
+    doc = verdicts_document(verdicts, run_meta(), PlatformMeta(platformName="Lab"), ["2 nodes"])
     assert list(doc) == ["schema", "run", "platform", "environment", "summary", "exit",
                          "requirements"]
     assert doc["run"] == {
@@ -457,10 +459,12 @@ def test_write_reports_writes_everything(pytester, tmp_path):
     descriptions = load_template_descriptions(official("1.35"))
     paths = write_reports(report_dir, verdicts, run_meta(), PlatformMeta(),
                           ["2 nodes"], descriptions, junit)
-    assert paths == {"results": report_dir / "results.json",
+    assert paths == {"verdicts": report_dir / "verdicts.json",
                      "product": report_dir / "PRODUCT.yaml",
-                     "evidence": report_dir / "evidence.md", "junit": junit}
-    doc = json.loads(paths["results"].read_text())
+                     "evidence": report_dir / "evidence.md",
+                     "e2e": report_dir / "e2e.log", "go_json": report_dir / "results.json",
+                     "junit": junit}
+    doc = json.loads(paths["verdicts"].read_text())
     assert [r["id"] for r in doc["requirements"]] == [
         r.id for r in load_catalog().requirements("1.35")]
     product = yaml.safe_load(paths["product"].read_text())
@@ -468,6 +472,13 @@ def test_write_reports_writes_everything(pytester, tmp_path):
         "Support Dynamic Resource Allocation (DRA) APIs")
     assert "$ kubectl api-resources --api-group=resource.k8s.io" in paths["evidence"].read_text()
     assert ("test_sample", "TestSecureAcceleratorAccess/NegativeIsolationTest") in _cases(junit)
+    e2e = paths["e2e"].read_text()
+    assert "--- SKIP: TestSecureAcceleratorAccess/NegativeIsolationTest (" in e2e
+    assert "    | $ kubectl api-resources --api-group=resource.k8s.io" in e2e
+    events = [json.loads(line) for line in paths["go_json"].read_text().splitlines()]
+    assert events[0]["Time"] == "2026-03-01T10:00:00Z"  # from the run's start
+    assert {(e.get("Test"), e["Action"]) for e in events} >= {
+        ("TestSecureAcceleratorAccess/NegativeIsolationTest", "skip")}
     # Same inputs, same bytes.
     first = {k: p.read_bytes() for k, p in paths.items()}
     write_reports(report_dir, list(reversed(verdicts)), run_meta(), PlatformMeta(),
@@ -479,5 +490,19 @@ def test_write_reports_without_junit(tmp_path):
     verdicts: list[RequirementVerdict] = aggregate(load_catalog().requirements("1.33"), [])
     paths = write_reports(tmp_path / "r", verdicts, run_meta("1.33"), PlatformMeta(), [],
                           {}, tmp_path / "missing.xml")
-    assert sorted(paths) == ["evidence", "product", "results"]
+    assert sorted(paths) == ["e2e", "evidence", "go_json", "product", "verdicts"]
+    assert paths["e2e"].read_text() == f"PASS\nok  \t{PACKAGE}\t0.000s\n"
     assert all(v.status is Status.NOT_VERIFIED for v in verdicts)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_workload_sandboxing_in_every_report_of_137_only(tmp_path, version):
+    verdicts = aggregate(load_catalog().requirements(version), [])
+    paths = write_reports(tmp_path / "r", verdicts, run_meta(version), PlatformMeta(), [],
+                          {}, tmp_path / "missing.xml")
+    texts = {key: path.read_text() for key, path in paths.items()}
+    texts["terminal"] = "\n".join(format_verdict_table(verdicts))
+    for key, text in texts.items():
+        if key in ("e2e", "go_json"):
+            continue  # Go test output lists the checks that ran, and none did
+        assert ("workload_sandboxing" in text) == (version == "1.37"), key

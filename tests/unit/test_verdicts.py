@@ -176,15 +176,24 @@ def test_no_results_reasons():
     assert plain.checks == []
 
 
-def test_checklist_order_every_id_and_foreign_results_ignored():
-    reqs = load_catalog().requirements("1.36")
+@pytest.mark.parametrize("version", ["1.36", "1.37"])
+def test_checklist_order_every_id_and_foreign_results_ignored(version):
+    reqs = load_catalog().requirements(version)
     results = [check("a", Outcome.PASSED, req="robust_controller"),
-               check("z", Outcome.PASSED, req="dra_support")]  # dra_support is not in 1.36
+               check("z", Outcome.PASSED, req="dra_support"),  # dra_support is not in 1.36+
+               check("s", Outcome.NOT_APPLICABLE, "no sandbox RuntimeClass (gVisor, Kata) exists",
+                     req="workload_sandboxing")]  # only in 1.37
     verdicts = aggregate(reqs, results)
     assert [v.id for v in verdicts] == [r.id for r in reqs]
     assert [v.level for v in verdicts] == [r.level for r in reqs]
     assert verdicts[-1].status is Status.IMPLEMENTED
     assert all(v.reason and "\n" not in v.reason for v in verdicts)
+    by_id = {v.id: v for v in verdicts}
+    if version == "1.37":
+        assert by_id["workload_sandboxing"].status is Status.NA
+        assert by_id["workload_sandboxing"].level == "SHOULD"
+    else:
+        assert "workload_sandboxing" not in by_id
 
 
 def test_order_of_results_does_not_matter():

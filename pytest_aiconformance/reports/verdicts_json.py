@@ -1,4 +1,7 @@
-"""results.json: the machine-readable record of a run, for CI and for re-rendering reports.
+"""verdicts.json: the machine-readable record of a run, for CI and for re-rendering reports.
+
+Named so because `results.json` is what CNCF's validator parses as `go test -json` output
+(see `go_artifacts`).
 
 Keys and ordering are fixed (checklist order, checks by nodeid) so two runs of the same
 cluster, serial or under pytest-xdist, differ only in times and durations.
@@ -43,13 +46,13 @@ def verdict_to_json(verdict: RequirementVerdict) -> dict[str, Any]:
     }
 
 
-def results_document(
+def verdicts_document(
     verdicts: Sequence[RequirementVerdict],
     run: RunMeta,
     platform: PlatformMeta,
     environment: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The results.json content as a dict (verdicts stay in the order given: checklist order)."""
+    """The verdicts.json content as a dict (verdicts stay in the order given: checklist order)."""
     failing = must_not_implemented(verdicts)
     return {
         "schema": SCHEMA_VERSION,
@@ -65,11 +68,11 @@ def results_document(
     }
 
 
-def render_results_json(
+def render_verdicts_json(
     verdicts: Sequence[RequirementVerdict],
     run: RunMeta,
     platform: PlatformMeta,
     environment: Sequence[str] = (),
 ) -> str:
-    return json.dumps(results_document(verdicts, run, platform, environment), indent=2,
+    return json.dumps(verdicts_document(verdicts, run, platform, environment), indent=2,
                       ensure_ascii=False) + "\n"
