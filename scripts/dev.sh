@@ -16,7 +16,8 @@ log() { printf '[dev] %s\n' "$*" >&2; }
 venv() {
     local stamp="$VENV/.aic-installed"
     local want
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    # The install is editable: it belongs to this checkout as much as to pyproject.toml.
+    want="$( (cat "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
     if [[ ! -x "$VENV/bin/python" ]]; then
         log "creating virtualenv $VENV"
         mkdir -p "$(dirname "$VENV")"
