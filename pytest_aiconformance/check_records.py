@@ -21,6 +21,7 @@ from pytest_aiconformance.model import (
     PROP_EVIDENCE,
     PROP_JUNIT_NAME,
     PROP_LEVEL,
+    PROP_OUTAGE,
     PROP_OUTCOME,
     PROP_REASON,
     PROP_REQUIREMENT,
@@ -98,6 +99,27 @@ def check_spec(item: pytest.Item) -> CheckSpec | None:
     return CheckSpec(requirement, role, name, title)
 
 
+def uncollected_essentials(items: list[pytest.Item],
+                           known: set[str]) -> dict[str, dict[str, str]]:
+    """Essential checks declared in the modules of these items but not collected (a run given
+    node ids collects only those): requirement -> {module::function: JUnit name}."""
+    found: dict[str, dict[str, str]] = {}
+    modules = {item.nodeid.split("::", 1)[0]: getattr(item, "module", None) for item in items
+               if check_spec(item) is not None}
+    for prefix, module in modules.items():
+        for name, obj in vars(module).items() if module is not None else ():
+            key = f"{prefix}::{name}"
+            marks = [m for m in getattr(obj, "pytestmark", []) if m.name == MARKER]
+            if not name.startswith("test") or not marks or any(
+                    k == key or k.startswith(key + "[") for k in known):
+                continue
+            mark = marks[0]
+            if mark.kwargs.get("role", "essential") == "essential" and mark.args:
+                found.setdefault(str(mark.args[0]), {})[key] = junit_name(
+                    str(mark.args[0]), name, mark.kwargs.get("junit"))
+    return found
+
+
 def add_item_properties(item: pytest.Item, spec: CheckSpec, version: str | None) -> None:
     """Properties every check's JUnit testcase carries (requirement, level, version...)."""
     catalog = load_catalog()
@@ -151,11 +173,17 @@ def skip_message(report: pytest.TestReport) -> str:
     return str(longrepr or "")
 
 
+# `pkg.module.ClusterError: ` before a message: the class says nothing to a user, the
+# message (the API server's own words, where it answered) says everything.
+_EXCEPTION_PREFIX = re.compile(
+    r"^(?:(?:[a-z_]\w*\.)+[A-Z]\w*|[A-Z]\w*(?:Error|Exception|Timeout)): ")
+
+
 def failure_line(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     message = getattr(crash, "message", None) or str(report.longrepr or "failed")
     first = message.strip().splitlines()[0] if message.strip() else "failed"
-    return first[:500]
+    return _EXCEPTION_PREFIX.sub("", first)[:500]
 
 
 @dataclass
@@ -185,13 +213,15 @@ def derive_outcome(record: PhaseRecord) -> tuple[Outcome, str]:
     if outs.get("setup") == "failed":
         return Outcome.ERROR, record.failure
     if outs.get("call") == "failed":
+        if record.props.get(PROP_OUTAGE) == "call":
+            # The API server did not answer within the outage budget: nothing was proven.
+            return Outcome.ERROR, record.failure
         return Outcome.FAILED, record.failure.removeprefix("call: ")
     if "skipped" in (outs.get("setup"), outs.get("call")):
         return classify_skip(record.skip_message)
-    if outs.get("teardown") == "failed":
-        return Outcome.ERROR, record.failure
     if outs.get("call") == "passed":
-        return Outcome.PASSED, ""
+        # What the check proved stands; a teardown problem travels as a note.
+        return Outcome.PASSED, record.failure if outs.get("teardown") == "failed" else ""
     return Outcome.ERROR, "the check did not complete (interrupted?)"
 
 

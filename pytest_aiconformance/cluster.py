@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,9 @@ from tenacity import (
 )
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # connect, read
+# Long waits and outages report on this logger; the plugin shows its records on the terminal.
+PROGRESS_LOGGER = "pytest_aiconformance.progress"
+_log = logging.getLogger(PROGRESS_LOGGER)
 
 
 class ClusterError(Exception):
@@ -51,6 +56,10 @@ class ApiError(ClusterError):
 
 class TransientError(ClusterError):
     """An error worth retrying (throttling, server hiccup, reset connection)."""
+
+
+class Unreachable(ClusterError):
+    """No answer from the API server at all (refused, timed out): an outage, not a verdict."""
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -107,6 +116,9 @@ class Kube:
     context: str = ""
     _api: k8s_client.ApiClient | None = None
     _resources: dict[str, builtins.list[dict[str, Any]]] = field(default_factory=dict)
+    # How long a call waits out an unreachable API server. 0 while the session starts, so a
+    # wrong address is one clear line at once; the run then rides out a restart or outage.
+    outage_budget_s: float = 0.0
 
     def __repr__(self) -> str:
         return f"Kube({self.server})"
@@ -160,7 +172,7 @@ class Kube:
             reason = _connection_reason(exc)
             if isinstance(exc, urllib3.exceptions.ProtocolError):
                 raise TransientError(f"{method} {path}: {reason}") from None
-            raise ClusterError(f"cannot reach API server {self.server}: {reason}") from None
+            raise Unreachable(f"cannot reach API server {self.server}: {reason}") from None
         if stream and 200 <= response.status < 300:
             return response.response
         data = response.read()  # type: ignore[no-untyped-call]
@@ -179,7 +191,9 @@ class Kube:
             err_body = {"message": text.strip()[:300]}
         what = f"{method} {path}"
         if response.status == 429 or response.status >= 500:
-            raise TransientError(f"{what}: {response.status} {response.reason}")
+            said = str((err_body or {}).get("message") or "").strip()
+            raise TransientError(f"{what}: {response.status} {response.reason}"
+                                 + (f": {said}" if said else ""))
         raise ApiError(response.status, str(response.reason), err_body, what)
 
     @retry(
@@ -188,9 +202,24 @@ class Kube:
         wait=wait_exponential(multiplier=0.2, max=3),
         reraise=True,
     )
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _answered(self, method: str, path: str, **kwargs: Any) -> Any:
         """One API call, retrying transient failures a few times."""
         return self._raw(method, path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call; an unreachable server is waited for within the outage budget."""
+        deadline = time.monotonic() + self.outage_budget_s
+        wait = 0.5
+        while True:
+            try:
+                return self._answered(method, path, **kwargs)
+            except Unreachable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                _log.info("%s; retrying for up to %.0fs more", exc, left)
+                time.sleep(min(wait, left))
+                wait = min(wait * 2, 5.0)
 
     # --- discovery --------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pytest_aiconformance import check_records, run_end, selection, session_start
-from pytest_aiconformance.model import PROP_REQUIREMENT
+from pytest_aiconformance.cluster import PROGRESS_LOGGER, Unreachable
+from pytest_aiconformance.model import PROP_OUTAGE, PROP_REQUIREMENT, Role
 from pytest_aiconformance.run_state import RunState
-from pytest_aiconformance.waiting import PROGRESS_LOGGER
 
 STASH_KEY = pytest.StashKey["ConformanceRun"]()
 
@@ -108,7 +108,19 @@ class ConformanceRun:
             if tr is not None and not state.is_worker:
                 for line in state.header_lines():
                     tr.write_line(line)
+        known = {k for checks in state.suite_checks.values() for k in checks}
+        for req, checks in check_records.uncollected_essentials(items, known).items():
+            state.suite_checks.setdefault(req, {}).update(checks)
         selection.mark_and_select(config, state, items)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Every essential check of a collected module, before -m/-k or node ids select some:
+        a requirement whose essential checks did not all run is not decided by this run."""
+        for node in report.result:
+            spec = check_records.check_spec(node) if isinstance(node, pytest.Item) else None
+            if spec is not None and spec.role is Role.ESSENTIAL:
+                self.state.suite_checks.setdefault(spec.requirement, {})[node.nodeid] = \
+                    spec.junit_name
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -130,6 +142,8 @@ class ConformanceRun:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         if call.when == "teardown":
             check_records.attach_evidence(item, self.state.settings.report_dir)
+        if call.excinfo is not None and call.excinfo.errisinstance(Unreachable):
+            item.user_properties.append((PROP_OUTAGE, call.when))
         report = yield
         check_records.record_phase(item, report)
         return report

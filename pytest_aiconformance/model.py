@@ -42,6 +42,7 @@ PROP_REASON = "reason"
 PROP_JUNIT_NAME = "junit_name"
 PROP_EVIDENCE = "evidence_file"
 PROP_TITLE = "title"
+PROP_OUTAGE = "api_outage"  # the phase in which the API server could not be reached
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,4 @@ class RequirementVerdict:
     conditional: bool = False
     checks: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # essential checks this run did not run

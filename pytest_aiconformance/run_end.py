@@ -27,7 +27,8 @@ def write_verdicts(state: RunState, specs: dict[str, CheckSpec], junit_path: Pat
     results = check_results(state.records, specs)
     selected = {r.requirement for r in results}
     verdicts = aggregate(load_catalog().requirements(state.version), results,
-                         selected_ids=selected, suite_ids=state.suite_ids)
+                         selected_ids=selected, suite_ids=state.suite_ids,
+                         expected=state.suite_checks)
     info = state.info
     settings = state.settings
     run = RunMeta(

@@ -35,6 +35,8 @@ class RunState:
     records: dict[str, PhaseRecord] = field(default_factory=dict)  # controller: nodeid -> phases
     deselected: dict[str, str] = field(default_factory=dict)  # nodeid -> reason
     suite_ids: set[str] | None = None  # requirement ids the collected suite checks
+    # requirement id -> its collected essential checks (nodeid -> JUnit name), for partial runs
+    suite_checks: dict[str, dict[str, str]] = field(default_factory=dict)
     junit_default: bool = False  # we pointed --junitxml at the report dir
     verdicts: list[RequirementVerdict] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)

@@ -47,6 +47,7 @@ def mark_and_select(config: pytest.Config, state: RunState, items: list[pytest.I
     if workeroutput is not None:
         workeroutput["aic"] = {
             "suite_ids": sorted(suite_ids),
+            "suite_checks": state.suite_checks,
             "deselected": dict(state.deselected),
             "version": state.version,
             "version_source": state.version_source,
@@ -62,6 +63,8 @@ def merge_worker_output(state: RunState, output: dict[str, Any]) -> None:
     if "suite_ids" in aic:
         state.suite_ids = (state.suite_ids or set()) | set(aic["suite_ids"])
     state.deselected.update(aic.get("deselected") or {})
+    for req, checks in (aic.get("suite_checks") or {}).items():
+        state.suite_checks.setdefault(req, {}).update(checks)
     if state.version is None and aic.get("version"):
         state.version = str(aic["version"])
         state.version_source = str(aic.get("version_source") or "")

@@ -24,7 +24,10 @@ from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import LAB_CONTEXT, ClusterTarget, Settings
 
 Say = Callable[[str], None]
-LAB_KEEP_ENV = "AIC_LAB_KEEP"  # leave a lab this session started running at the end
+LAB_KEEP_ENV = "AIC_LAB_KEEP"
+# Once connected, how long any API call waits out an unreachable server (an apiserver
+# restart, an etcd leader change), before the check errors; scaled by --aic-timeout-scale.
+OUTAGE_BUDGET_S = 90.0  # leave a lab this session started running at the end
 
 
 def start(state: RunState, say: Say) -> None:
@@ -90,6 +93,7 @@ def connect_and_discover(state: RunState) -> None:
         info = discover(kube)
     except ClusterError as exc:
         raise pytest.UsageError(str(exc)) from None
+    kube.outage_budget_s = state.settings.timeout(OUTAGE_BUDGET_S)
     state.kube = kube
     state.info = info
     state.context = RunContext(kube, state.run_id, state.settings.timeout_scale)

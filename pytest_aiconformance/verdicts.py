@@ -8,13 +8,12 @@ states the same thing for the same run.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pytest_aiconformance.catalog import Requirement
 from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role, Status
 from pytest_aiconformance.outcomes import Outcome
 
-_FAILED = (Outcome.FAILED, Outcome.ERROR)
 _UNOBSERVED = (Outcome.NOT_OBSERVABLE, Outcome.UNKNOWN_HARDWARE, Outcome.SKIPPED)
 _REASON_LIMIT = 240
 
@@ -88,7 +87,7 @@ def _no_results_reason(req_id: str, selected_ids: set[str] | None,
 
 
 def _verdict(req: Requirement, status: Status, reason: str, checks: list[CheckResult],
-             notes: list[str]) -> RequirementVerdict:
+             notes: list[str], missing: Sequence[str] = ()) -> RequirementVerdict:
     return RequirementVerdict(
         id=req.id,
         category=req.category,
@@ -98,70 +97,79 @@ def _verdict(req: Requirement, status: Status, reason: str, checks: list[CheckRe
         conditional=req.conditional,
         checks=checks,
         notes=[sentence(n) for n in notes if one_line(n)],
+        missing=list(missing),
     )
 
 
-def _decide(req: Requirement, checks: list[CheckResult]) -> RequirementVerdict:
-    """The rules of issue 2 item 8 for one requirement that has at least one result."""
-    if all(c.outcome is Outcome.NOT_APPLICABLE for c in checks):
+def _essential_notes(checks: Iterable[CheckResult]) -> list[str]:
+    return [f"Essential check {describe_check(c)}" for c in checks]
+
+
+def _decide(req: Requirement, checks: list[CheckResult],
+            missing: Sequence[str] = ()) -> RequirementVerdict:
+    """The verdict of one requirement that has at least one result (rules in `aggregate`)."""
+    essential = [c for c in checks if c.role is Role.ESSENTIAL]
+    supporting = [c for c in checks if c.role is not Role.ESSENTIAL]
+    not_run = (f"Essential checks of this requirement were not run (deselected or not "
+               f"collected): {', '.join(missing)}") if missing else ""
+    if all(c.outcome is Outcome.NOT_APPLICABLE for c in checks) and not missing:
         notes = [describe_check(c) for c in checks]
         why = one_line(checks[0].reason) or check_label(checks[0])
         return _verdict(req, Status.NA, f"Not applicable: {why}", checks, notes)
 
-    essential = [c for c in checks if c.role is Role.ESSENTIAL]
-    supporting = [c for c in checks if c.role is not Role.ESSENTIAL]
-    sup_failed = [c for c in supporting if c.outcome in _FAILED]
-    sup_skipped = [c for c in supporting if c.outcome.is_skip]
+    sup_failed = [c for c in supporting if c.outcome is Outcome.FAILED]
+    sup_other = [c for c in supporting if c.outcome is not Outcome.FAILED
+                 and c.outcome is not Outcome.PASSED]
     ess_na = [c for c in essential if c.outcome is Outcome.NOT_APPLICABLE]
     deciding = [c for c in essential if c.outcome is not Outcome.NOT_APPLICABLE]
     passed = [c for c in deciding if c.outcome is Outcome.PASSED]
-    failed = [c for c in deciding if c.outcome in _FAILED]
+    failed = [c for c in deciding if c.outcome is Outcome.FAILED]
+    # An error is the check's own problem (API outage, broken fixture), not the platform's.
+    errored = [c for c in deciding if c.outcome is Outcome.ERROR]
     unobserved = [c for c in deciding if c.outcome in _UNOBSERVED]
 
-    # Notes every verdict carries: supporting problems and essentials that did not apply.
-    side_notes = [f"Supporting check {describe_check(c)}" for c in sup_failed]
-    side_notes += [f"Supporting check {describe_check(c)}" for c in sup_skipped]
-    side_notes += [f"Essential check {describe_check(c)}" for c in ess_na]
+    # Notes every verdict carries: supporting failures and skips, essentials that did not
+    # apply, and checks that passed with a teardown problem.
+    side_notes = [f"Supporting check {describe_check(c)}" for c in sup_failed + sup_other]
+    side_notes += _essential_notes(ess_na)
+    side_notes += [f"'{check_label(c)}' passed; {one_line(c.reason)}" for c in checks
+                   if c.outcome is Outcome.PASSED and one_line(c.reason)]
+    if not_run:
+        side_notes.append(not_run)
 
+    if failed:
+        status = Status.PARTIALLY if passed else Status.NOT_IMPLEMENTED
+        lead = (f"{len(passed)} of {len(deciding)} essential checks passed; " if passed
+                else "")
+        return _verdict(req, status, lead + describe_check(failed[0]), checks,
+                        _essential_notes(failed[1:] + errored + unobserved) + side_notes,
+                        missing)
     if not essential:
         return _verdict(req, Status.NOT_VERIFIED,
                         "No essential check ran for this requirement; supporting checks alone "
-                        "cannot decide it", checks, side_notes
-                        + [f"Supporting check {describe_check(c)}" for c in supporting
-                           if c.outcome is Outcome.PASSED])
+                        "cannot decide it", checks,
+                        side_notes + [f"Supporting check {describe_check(c)}"
+                                      for c in supporting if c.outcome is Outcome.PASSED],
+                        missing)
+    if errored or unobserved:
+        first = (errored + unobserved)[0]
+        notes = _essential_notes([c for c in errored + unobserved if c is not first] + passed)
+        return _verdict(req, Status.NOT_VERIFIED, describe_check(first), checks,
+                        notes + side_notes, missing)
+    if missing:
+        return _verdict(req, Status.NOT_VERIFIED, not_run, checks,
+                        _essential_notes(passed) + side_notes[:-1], missing)
     if not deciding:
         # Every essential check found the requirement not applicable.
-        if sup_failed:
-            return _verdict(req, Status.NOT_VERIFIED,
-                            f"Essential checks found it not applicable but supporting check "
-                            f"{describe_check(sup_failed[0])}", checks, side_notes)
         return _verdict(req, Status.NA,
                         f"Not applicable: {one_line(ess_na[0].reason) or check_label(ess_na[0])}",
                         checks, side_notes)
-
-    extra_failures = [f"Essential check {describe_check(c)}" for c in failed[1:]]
-    if passed and failed:
-        return _verdict(req, Status.PARTIALLY,
-                        f"{len(passed)} of {len(deciding)} essential checks passed; "
-                        f"{describe_check(failed[0])}", checks,
-                        extra_failures + [f"Essential check {describe_check(c)}"
-                                          for c in unobserved] + side_notes)
-    if failed:
-        return _verdict(req, Status.NOT_IMPLEMENTED, describe_check(failed[0]), checks,
-                        extra_failures + [f"Essential check {describe_check(c)}"
-                                          for c in unobserved] + side_notes)
-    if unobserved:
-        notes = [f"Essential check {describe_check(c)}" for c in unobserved[1:]]
-        notes += [f"Essential check {describe_check(c)}" for c in passed]
-        return _verdict(req, Status.NOT_VERIFIED, describe_check(unobserved[0]), checks,
-                        notes + side_notes)
     titles = "; ".join(check_label(c) for c in passed)
-    if sup_failed:
-        return _verdict(req, Status.PARTIALLY,
-                        f"Every essential check passed but supporting check "
-                        f"{describe_check(sup_failed[0])}", checks, side_notes)
     lead = "The essential check" if len(passed) == 1 else f"All {len(passed)} essential checks"
-    return _verdict(req, Status.IMPLEMENTED, f"{lead} passed: {titles}", checks, side_notes)
+    reason = f"{lead} passed: {titles}"
+    if sup_failed:
+        reason += f" (supporting check {describe_check(sup_failed[0])})"
+    return _verdict(req, Status.IMPLEMENTED, reason, checks, side_notes)
 
 
 def aggregate(
@@ -170,24 +178,28 @@ def aggregate(
     selected_ids: set[str] | None = None,
     *,
     suite_ids: set[str] | None = None,
+    expected: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[RequirementVerdict]:
     """One verdict per requirement, in checklist order.
 
     Rules, per requirement (essential checks decide, supporting checks add evidence):
-    - every check not applicable (or every essential one, with no supporting failure) -> N/A,
-      the reasons in the notes;
-    - essential checks passed, none failed, none unobserved -> Implemented; supporting checks
-      that were skipped are listed in the notes;
-    - but a failed supporting check caps it at Partially Implemented and is named in the reason
-      (it never disappears into an Implemented);
-    - some essential checks passed and some failed (or errored) -> Partially Implemented;
-    - essential checks failed and none passed -> Not Implemented;
-    - otherwise (an essential check not observable, on unknown hardware or plainly skipped, none
-      failed; or no essential check at all) -> Not verified, naming what could not be observed.
-      A skipped check is never a pass.
-    - no result at all -> Not verified: "no check was run" when the requirement's checks were
-      deselected (not in `selected_ids`), "not checked by this suite" when the suite has none
-      (not in `suite_ids`, or neither set given).
+    - an essential check failed -> Partially Implemented when another essential check passed,
+      else Not Implemented (a failure is proof, whatever else did not run);
+    - otherwise an essential check that errored (the check could not run: API outage, broken
+      set-up), was not observable, ran on unknown hardware or was plainly skipped -> Not
+      verified, naming it; a skipped check is never a pass, and an error is not the platform's
+      failure;
+    - otherwise an essential check of the requirement that this run did not run (deselected
+      by -m/-k, or not collected) -> Not verified, naming the missing checks: a partial run
+      does not decide a requirement;
+    - otherwise every essential check not applicable (or every check) -> N/A, reasons in notes;
+    - otherwise (every essential check passed) -> Implemented. Supporting checks never decide:
+      a failed or skipped one is named in the notes (a failed one in the reason too).
+    - no essential check ran at all -> Not verified; no result at all -> Not verified: "no
+      check was run" when the requirement's checks were deselected (not in `selected_ids`),
+      "not checked by this suite" when the suite has none (not in `suite_ids`).
+    `expected` maps a requirement id to its essential checks (nodeid, or module::function for
+    every parameter of a function, -> name).
     Results for ids outside `requirements` are ignored (checks of other checklist versions).
     """
     by_id: dict[str, list[CheckResult]] = {}
@@ -199,8 +211,11 @@ def aggregate(
         if not checks:
             verdicts.append(_verdict(req, Status.NOT_VERIFIED,
                                      _no_results_reason(req.id, selected_ids, suite_ids), [], []))
-        else:
-            verdicts.append(_decide(req, checks))
+            continue
+        ran = {c.nodeid for c in checks}
+        missing = sorted(name for key, name in (expected or {}).get(req.id, {}).items()
+                         if key not in ran and not any(n.startswith(key + "[") for n in ran))
+        verdicts.append(_decide(req, checks, missing))
     return verdicts
 
 
@@ -210,12 +225,14 @@ def must_not_implemented(verdicts: Iterable[RequirementVerdict]) -> list[Require
     A MUST counts unless it is Implemented; a conditional MUST that is N/A (its condition does
     not hold, e.g. no cluster autoscaler) does not count, as the checklist allows that. A MUST
     that no check of this run decided (deselected, or not checked by the suite) does not count
-    either: a run of `-m gang_scheduling` judges gang scheduling only.
+    either: a run of `-m gang_scheduling` judges gang scheduling only, and a MUST left Not
+    verified because some of its essential checks were deselected was not decided.
     """
     return [
         v for v in verdicts
         if v.level == "MUST" and v.checks and v.status is not Status.IMPLEMENTED
         and not (v.status is Status.NA and v.conditional)
+        and not (v.status is Status.NOT_VERIFIED and v.missing)
     ]
 
 

@@ -14,14 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_aiconformance.cluster import ApiError, Kube, TransientError
+from pytest_aiconformance.cluster import PROGRESS_LOGGER, ApiError, Kube, TransientError
 
 Obj = dict[str, Any]
 
 
 PROGRESS_EVERY_S = 30.0  # how often a long wait says what it is waiting for
-# Long waits report on this logger; the plugin shows its records on the terminal.
-PROGRESS_LOGGER = "pytest_aiconformance.progress"
 _progress = logging.getLogger(PROGRESS_LOGGER)
 
 

@@ -232,10 +232,10 @@ class Handler(BaseHTTPRequestHandler):
 class FakeApiServer:
     """Serves a FakeCluster on 127.0.0.1:<ephemeral port> in a daemon thread."""
 
-    def __init__(self, cluster: FakeCluster | None = None) -> None:
+    def __init__(self, cluster: FakeCluster | None = None, port: int = 0) -> None:
         self.cluster = cluster or FakeCluster()
         handler = type("BoundHandler", (Handler,), {"cluster": self.cluster})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

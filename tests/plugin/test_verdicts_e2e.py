@@ -130,8 +130,9 @@ def test_product_yaml_per_version(suite: pytest.Pytester, version: str) -> None:
     ("test_metrics_plain_skip", 1),
     # Essential pass + unobservable: Not verified MUST -> non-zero.
     ("test_service_metrics_pass or test_service_metrics_unobservable", 1),
-    # Supporting unobservable alone on a MUST: Not verified -> non-zero.
-    ("test_dra_supporting_unobservable", 1),
+    # Supporting unobservable alone, its essential check deselected: a partial run does not
+    # decide the MUST (Not verified, naming the missing check), so it does not fail the run.
+    ("test_dra_supporting_unobservable", 0),
 ])
 def test_exit_status_counts_selected_musts(suite: pytest.Pytester, select: str,
                                            ret: int) -> None:
@@ -195,3 +196,54 @@ def test_refused_na_is_announced(aic: pytest.Pytester) -> None:
         "pod_autoscaling is N/A (*autoscaling/v2*): an honest verdict, but the CNCF validator "
         "accepts N/A for no MUST but cluster_autoscaling*"])
     assert "cluster_autoscaling is N/A" not in result.stdout.str()
+
+
+PARTIAL = """
+import pytest
+
+@pytest.mark.requirement("secure_accelerator_access")
+def test_capacity_enforced():
+    '''N+1 pods on N accelerators leave one Pending.'''
+
+@pytest.mark.gpu
+@pytest.mark.requirement("secure_accelerator_access", junit="PositiveAccessTest")
+def test_positive_access():
+    '''A pod sees exactly its device.'''
+
+@pytest.mark.parametrize("scheduler", ["volcano", "kueue"])
+@pytest.mark.requirement("gang_scheduling")
+def test_gang_bound(scheduler):
+    '''Bound together.'''
+"""
+
+
+@pytest.mark.parametrize(("select", "missing"), [
+    (["-m", "not gpu"], {"secure_accelerator_access": ["TestSecureAcceleratorAccess/"
+                                                       "PositiveAccessTest"]}),
+    (["-k", "capacity or volcano"], {
+        "secure_accelerator_access": ["TestSecureAcceleratorAccess/PositiveAccessTest"],
+        "gang_scheduling": ["TestGangScheduling/GangBound/kueue"]}),
+])
+def test_partial_run_does_not_decide(aic: pytest.Pytester, select: list[str],
+                                     missing: dict[str, list[str]]) -> None:
+    """A requirement whose essential checks were not all selected is Not verified, naming the
+    missing ones, and is not counted as a failed MUST."""
+    aic.makepyfile(test_partial=PARTIAL)
+    result = aic.runpytest(*base_args(aic, "--aic-version", "1.35", *select))
+    assert result.ret == 0, result.stdout.str()
+    got = results(aic)
+    for req, names in missing.items():
+        assert got[req]["status"] == "Not verified", got[req]
+        assert got[req]["reason"] == ("Essential checks of this requirement were not run "
+                                      f"(deselected or not collected): {', '.join(names)}.")
+    product = yaml.safe_load((aic.path / "report" / "PRODUCT.yaml").read_text())
+    statuses = {i["id"]: i["status"] for cat in product["spec"].values() for i in cat}
+    assert statuses["secure_accelerator_access"] == ""
+
+
+def test_node_id_selection_is_partial_too(aic: pytest.Pytester) -> None:
+    aic.makepyfile(test_partial=PARTIAL)
+    result = aic.runpytest(*base_args(aic, "--aic-version", "1.35",
+                                      "test_partial.py::test_capacity_enforced"))
+    assert result.ret == 0, result.stdout.str()
+    assert results(aic)["secure_accelerator_access"]["status"] == "Not verified"

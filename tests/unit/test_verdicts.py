@@ -54,15 +54,16 @@ def test_supporting_not_observable_is_listed_in_notes_of_implemented():
     ]
 
 
-def test_failed_supporting_check_caps_at_partially():
+def test_failed_supporting_check_does_not_cap_implemented():
+    """Essential checks decide; a failed supporting check is named in reason and notes."""
     v = one([
         check("a", Outcome.PASSED),
-        check("s", Outcome.FAILED, "AssertionError: label missing", Role.SUPPORTING),
+        check("s", Outcome.FAILED, "label missing", Role.SUPPORTING),
     ])
-    assert v.status is Status.PARTIALLY
-    assert v.reason == ("Every essential check passed but supporting check 'check s' failed: "
-                        "AssertionError: label missing.")
-    assert v.notes == ["Supporting check 'check s' failed: AssertionError: label missing."]
+    assert v.status is Status.IMPLEMENTED
+    assert v.reason == ("The essential check passed: check a (supporting check 'check s' "
+                        "failed: label missing).")
+    assert v.notes == ["Supporting check 'check s' failed: label missing."]
 
 
 def test_some_passed_some_failed_is_partially():
@@ -82,10 +83,47 @@ def test_failed_and_none_passed_is_not_implemented():
     assert v.notes == ["Essential check 'check b' could not run (error): fixture broke."]
 
 
-def test_error_alone_is_not_implemented():
-    v = one([check("a", Outcome.ERROR, "ApiException 403")])
+def test_error_is_not_verified_never_not_implemented():
+    """An error is the check's problem (API outage, set-up), not the platform's failure."""
+    v = one([check("a", Outcome.ERROR, "cannot reach API server: connection refused")])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == ("'check a' could not run (error): cannot reach API server: "
+                        "connection refused.")
+    v = one([check("a", Outcome.PASSED), check("b", Outcome.ERROR, "connection reset")])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.notes == ["Essential check 'check a' passed."]
+    assert must_not_implemented([v]) == [v]  # a MUST that could not be proven still counts
+
+
+def test_pass_with_teardown_problem_stays_a_pass_with_a_note():
+    v = one([check("a", Outcome.PASSED, "teardown: namespace still terminating")])
+    assert v.status is Status.IMPLEMENTED
+    assert v.notes == ["'check a' passed; teardown: namespace still terminating."]
+
+
+def test_partial_run_does_not_decide():
+    """Essential checks that were deselected or not collected leave it Not verified."""
+    ct = "conformance_tests/test_x.py::test_"
+    expected = {"gang_scheduling": {f"{ct}a": "TestX/a",
+                                    f"{ct}b": "TestX/b",
+                                    f"{ct}c": "TestX/c"}}
+    [v] = aggregate([REQ], [check("a", Outcome.PASSED)], expected=expected)
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == ("Essential checks of this requirement were not run (deselected or not "
+                        "collected): TestX/b, TestX/c.")
+    assert v.missing == ["TestX/b", "TestX/c"]
+    assert v.notes == ["Essential check 'check a' passed."]
+    assert must_not_implemented([v]) == []  # not decided by this run: not a failure either
+    # a failure among what ran is proof enough
+    [v] = aggregate([REQ], [check("a", Outcome.FAILED, "split")], expected=expected)
     assert v.status is Status.NOT_IMPLEMENTED
-    assert v.reason == "'check a' could not run (error): ApiException 403."
+    assert v.notes[-1] == ("Essential checks of this requirement were not run (deselected or not "
+                           "collected): TestX/b, TestX/c.")
+    # all ran: decided as usual
+    every = [check(n, Outcome.PASSED) for n in "abc"]
+    [v] = aggregate([REQ], every, expected=expected)
+    assert v.status is Status.IMPLEMENTED
+    assert v.missing == []
 
 
 def test_failure_beats_unobservable():
@@ -140,14 +178,15 @@ def test_essential_na_with_passing_supporting_is_na():
     assert v.notes == ["Essential check 'check a' is not applicable: HPA not supported."]
 
 
-def test_essential_na_with_failed_supporting_is_not_verified():
+def test_essential_na_with_failed_supporting_is_na_with_the_failure_noted():
     v = one([
         check("a", Outcome.NOT_APPLICABLE, "HPA not supported"),
         check("s", Outcome.FAILED, "boom", Role.SUPPORTING),
     ])
-    assert v.status is Status.NOT_VERIFIED
-    assert v.reason == ("Essential checks found it not applicable but supporting check "
-                        "'check s' failed: boom.")
+    assert v.status is Status.NA
+    assert v.reason == "Not applicable: HPA not supported."
+    assert v.notes == ["Supporting check 'check s' failed: boom.",
+                       "Essential check 'check a' is not applicable: HPA not supported."]
 
 
 def test_only_supporting_checks_cannot_decide():
