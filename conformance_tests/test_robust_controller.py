@@ -1,12 +1,12 @@
 """robust_controller: an AI operator (KubeRay) runs reliably: CRDs, webhook, reconciliation.
 
-Essential: the operator's CRDs are Established and its pods Ready (or, for an operator run
-outside the cluster, its reconciliation below is the proof); a RayCluster that passes the
+Supporting: the operator's CRDs are Established and its pods Ready (presence; an operator run
+outside the cluster has no pods). Essential (operation): a RayCluster that passes the
 CRD schema but breaks the operator's admission rule (duplicate worker group names) is
 denied by the operator's validating webhook, named in the error, with server-side dry run
 (nothing is stored), while the same object made valid passes the same dry run; a valid
 RayCluster is reconciled to ready with its head, workers and head service; a deleted head
-pod is recreated by the operator. Supporting: a Ray task runs on the cluster (exec).
+pod is recreated by the operator. Supporting too: a Ray task runs on the cluster (exec).
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def ray_cluster(cluster: str, namespace: str, groups: list[str], image: str) -> 
     }
 
 
-@pytest.mark.requirement(REQ)
+# Supporting: CRDs and served APIs show presence, not operation; the webhook and the
+# reconciliation checks prove the controller answers.
+@pytest.mark.requirement(REQ, role="supporting")
 def test_operator_installed(kube, operators, evidence):
     """The operator's CRDs are Established and its pods (if in-cluster) are Ready."""
     rows = []

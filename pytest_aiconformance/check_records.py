@@ -26,6 +26,7 @@ from pytest_aiconformance.model import (
     PROP_REASON,
     PROP_REQUIREMENT,
     PROP_ROLE,
+    PROP_SETUP_ASSERT,
     PROP_TITLE,
     PROP_VERSION,
     CheckResult,
@@ -175,8 +176,9 @@ def skip_message(report: pytest.TestReport) -> str:
 
 # `pkg.module.ClusterError: ` before a message: the class says nothing to a user, the
 # message (the API server's own words, where it answered) says everything.
-_EXCEPTION_PREFIX = re.compile(
-    r"^(?:(?:[a-z_]\w*\.)+[A-Z]\w*|[A-Z]\w*(?:Error|Exception|Timeout)): ")
+# (Our exceptions show module-qualified; a builtin other than AssertionError, e.g. TypeError,
+# names a bug in a check and stays.)
+_EXCEPTION_PREFIX = re.compile(r"^(?:(?:[a-z_]\w*\.)+[A-Z]\w*|AssertionError): ")
 
 
 def failure_line(report: pytest.TestReport) -> str:
@@ -211,6 +213,8 @@ def derive_outcome(record: PhaseRecord) -> tuple[Outcome, str]:
     """The check's outcome and reason from the phases seen so far (the only such rule)."""
     outs = record.outcomes
     if outs.get("setup") == "failed":
+        if record.props.get(PROP_SETUP_ASSERT):
+            return Outcome.FAILED, record.failure
         return Outcome.ERROR, record.failure
     if outs.get("call") == "failed":
         if record.props.get(PROP_OUTAGE) == "call":

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from pytest_aiconformance import check_records, run_end, selection, session_start
-from pytest_aiconformance.cluster import PROGRESS_LOGGER, Unreachable
-from pytest_aiconformance.model import PROP_OUTAGE, PROP_REQUIREMENT, Role
+from pytest_aiconformance.cluster import PROGRESS_LOGGER, ClusterError, Unreachable
+from pytest_aiconformance.model import PROP_OUTAGE, PROP_REQUIREMENT, PROP_SETUP_ASSERT, Role
 from pytest_aiconformance.run_state import RunState
 
 STASH_KEY = pytest.StashKey["ConformanceRun"]()
@@ -144,6 +144,12 @@ class ConformanceRun:
             check_records.attach_evidence(item, self.state.settings.report_dir)
         if call.excinfo is not None and call.excinfo.errisinstance(Unreachable):
             item.user_properties.append((PROP_OUTAGE, call.when))
+        elif (call.when == "setup" and call.excinfo is not None
+              and call.excinfo.errisinstance((AssertionError, ClusterError))):
+            # A fixture's assertion ("KubeRay is not installed", a reconcile that timed out)
+            # or the API server's refusal (a webhook that does not answer) is a finding about
+            # the platform, like one in the check's body; only no answer at all is an error.
+            item.user_properties.append((PROP_SETUP_ASSERT, "true"))
         report = yield
         check_records.record_phase(item, report)
         return report

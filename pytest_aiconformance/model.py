@@ -43,6 +43,7 @@ PROP_JUNIT_NAME = "junit_name"
 PROP_EVIDENCE = "evidence_file"
 PROP_TITLE = "title"
 PROP_OUTAGE = "api_outage"  # the phase in which the API server could not be reached
+PROP_SETUP_ASSERT = "setup_assertion"  # a fixture asserted something about the platform
 
 
 @dataclass(frozen=True)

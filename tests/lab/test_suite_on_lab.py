@@ -190,6 +190,25 @@ def test_lab_without_operators_fails_gang_and_robust_controller(tmp_path):
         lab.down(lambda m: None)
 
 
+def test_stopped_operators_fail_gang_and_robust_controller(conformant, tmp_path):
+    """KubeRay and Kueue stopped, their CRDs and webhook configurations still in place:
+    presence is not operation, so both MUSTs are Not Implemented, naming the webhook."""
+    lab, info = conformant
+    lab.stop_component("kuberay")
+    lab.stop_component("kueue")
+    try:
+        run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
+                  files=["test_gang_scheduling.py", "test_robust_controller.py"])
+        v = verdicts(tmp_path / "r")
+        for rid in ("gang_scheduling", "robust_controller"):
+            assert v[rid]["status"] == "Not Implemented", v[rid]
+            assert "webhook" in v[rid]["reason"], v[rid]["reason"]
+            assert "pytest_aiconformance" not in v[rid]["reason"], v[rid]["reason"]
+    finally:
+        lab.start_component("kuberay")
+        lab.start_component("kueue")
+
+
 def test_scheduler_stopped_mid_run_fails_within_timeout(conformant, tmp_path):
     """With the scheduler stopped, the capacity check fails within its own (scaled) deadline."""
     lab, info = conformant
@@ -207,6 +226,32 @@ def test_scheduler_stopped_mid_run_fails_within_timeout(conformant, tmp_path):
         assert elapsed < 120
     finally:
         lab.start_component("scheduler")
+
+
+def test_apiserver_restart_mid_run_changes_no_verdict(conformant, tmp_path):
+    """The API server goes away for ~10 s while checks run: every call waits it out, and the
+    verdicts are those of an undisturbed run of the same checks."""
+    lab, info = conformant
+    files = ["test_dra_support.py", "test_gang_scheduling.py"]
+    calm = run_suite(info, tmp_path / "calm", files=files)
+    expected = {k: v["status"] for k, v in verdicts(tmp_path / "calm").items()}
+    assert expected["dra_support"] == "Implemented", calm.stdout[-2000:]
+    assert expected["gang_scheduling"] == "Implemented", calm.stdout[-2000:]
+    proc = _start_suite(info, tmp_path / "stormy", files)
+    try:
+        _wait_for_labelled_namespace(info, 120)
+        lab.stop_component("apiserver")
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 10:  # the outage: nothing to wait for but time
+            assert proc.poll() is None, "the run ended during the outage"
+            time.sleep(0.5)
+    finally:
+        lab.start_component("apiserver")
+    out, _ = proc.communicate(timeout=600)
+    got = {k: v["status"] for k, v in verdicts(tmp_path / "stormy").items()}
+    assert got == expected, out[-4000:]
+    assert "cannot reach API server" in out  # the wait was said on the terminal
+    assert labelled_leftovers(info) == []
 
 
 def _wait_for_labelled_namespace(info: LabInfo, deadline: float) -> str:

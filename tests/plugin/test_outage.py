@@ -96,3 +96,39 @@ def test_outage_is_not_verified_and_reasons_quote_the_server(aic: pytest.Pyteste
         "'The operator's webhook refuses an invalid object.' failed: POST /apis/ray.io/v1/")
     assert 'failed calling webhook "vraycluster.kb.io"' in got["robust_controller"]["reason"]
     assert "ClusterError" not in json.dumps(data)
+
+
+FIXTURES = """
+import pytest
+
+@pytest.fixture
+def operator():
+    assert False, "KubeRay is not installed (ray.io/v1 RayCluster is not served)"
+
+@pytest.fixture
+def broken():
+    raise TypeError("unsupported operand")
+
+@pytest.mark.requirement("robust_controller")
+def test_reconciled(operator):
+    '''A RayCluster is reconciled.'''
+
+@pytest.mark.requirement("gang_scheduling")
+def test_gang(broken):
+    '''A gang is bound together.'''
+"""
+
+
+def test_fixture_assertion_is_a_finding_a_broken_fixture_an_error(aic: pytest.Pytester) -> None:
+    import json
+
+    aic.makepyfile(test_checks=FIXTURES)
+    aic.runpytest(*base_args(aic, "--aic-version", "1.35"))
+    data = json.loads((aic.path / "report" / "verdicts.json").read_text())
+    got = {r["id"]: r for r in data["requirements"]}
+    assert got["robust_controller"]["status"] == "Not Implemented"
+    assert "KubeRay is not installed" in got["robust_controller"]["reason"]
+    assert got["gang_scheduling"]["status"] == "Not verified"
+    assert got["gang_scheduling"]["reason"] == (
+        "'A gang is bound together.' could not run (error): setup: TypeError: unsupported "
+        "operand.")
