@@ -51,7 +51,9 @@ class ApiError(ClusterError):
         self.reason = reason
         self.body = body or {}
         self.message = str(self.body.get("message") or reason)
-        super().__init__(f"{what}: {status} {reason}: {self.message}")
+        # The server's own words first: they name the cause (a webhook that does not answer,
+        # a quota, a missing permission); the request comes after, for the record.
+        super().__init__(f"{self.message} ({what}: {status} {reason})")
 
 
 class TransientError(ClusterError):
@@ -192,8 +194,8 @@ class Kube:
         what = f"{method} {path}"
         if response.status == 429 or response.status >= 500:
             said = str((err_body or {}).get("message") or "").strip()
-            raise TransientError(f"{what}: {response.status} {response.reason}"
-                                 + (f": {said}" if said else ""))
+            where = f"{what}: {response.status} {response.reason}"
+            raise TransientError(f"{said} ({where})" if said else where)
         raise ApiError(response.status, str(response.reason), err_body, what)
 
     @retry(
@@ -210,15 +212,18 @@ class Kube:
         """One API call; an unreachable server is waited for within the outage budget."""
         deadline = time.monotonic() + self.outage_budget_s
         wait = 0.5
+        next_say = 0.0
         while True:
             try:
                 return self._answered(method, path, **kwargs)
             except Unreachable as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if now >= deadline:
                     raise
-                _log.info("%s; retrying for up to %.0fs more", exc, left)
-                time.sleep(min(wait, left))
+                if now >= next_say:  # say it once, then every 10 s
+                    _log.info("%s; retrying for up to %.0fs more", exc, deadline - now)
+                    next_say = now + 10.0
+                time.sleep(min(wait, deadline - now))
                 wait = min(wait * 2, 5.0)
 
     # --- discovery --------------------------------------------------------------------

@@ -5,6 +5,7 @@ run_end). plugin.py registers one per process once the options are resolved.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Generator
@@ -22,14 +23,22 @@ STASH_KEY = pytest.StashKey["ConformanceRun"]()
 
 
 class _TerminalLines(logging.Handler):
-    """Long waits' progress records, as `[aic] ...` lines on the terminal."""
+    """Long waits' and outages' progress records, as `[aic] ...` lines on the terminal.
 
-    def __init__(self, tr: Any) -> None:
+    They happen while a check runs, when pytest captures output: capture is suspended for
+    the line (as pytest's own live logging does), or it would only show up on a failure.
+    """
+
+    def __init__(self, tr: Any, capman: Any) -> None:
         super().__init__(logging.INFO)
         self.tr = tr
+        self.capman = capman
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.tr.write_line(f"\n[aic] {record.getMessage()}", flush=True)
+        suspended = self.capman.global_and_fixture_disabled() if self.capman is not None \
+            else contextlib.nullcontext()
+        with suspended:
+            self.tr.write_line(f"\n[aic] {record.getMessage()}", flush=True)
 
 
 class ConformanceRun:
@@ -66,7 +75,8 @@ class ConformanceRun:
         session_start.start(self.state, self._say)
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None and not self.state.is_worker and self._progress is None:
-            self._progress = _TerminalLines(tr)
+            self._progress = _TerminalLines(
+                tr, self.config.pluginmanager.get_plugin("capturemanager"))
             logger = logging.getLogger(PROGRESS_LOGGER)
             logger.addHandler(self._progress)
             logger.setLevel(logging.INFO)

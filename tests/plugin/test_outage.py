@@ -132,3 +132,18 @@ def test_fixture_assertion_is_a_finding_a_broken_fixture_an_error(aic: pytest.Py
     assert got["gang_scheduling"]["reason"] == (
         "'A gang is bound together.' could not run (error): setup: TypeError: unsupported "
         "operand.")
+
+
+def test_progress_reaches_the_terminal_while_output_is_captured(aic: pytest.Pytester) -> None:
+    """Long waits and outages speak while the check runs, not only in a failure report."""
+    aic.makepyfile(test_wait="""
+import logging
+import pytest
+
+@pytest.mark.requirement("gang_scheduling")
+def test_waits(kube):
+    logging.getLogger("pytest_aiconformance.progress").info("waiting 30s/180s for pods")
+""")
+    result = aic.runpytest_subprocess(*base_args(aic, "--aic-version", "1.35"))
+    result.stdout.fnmatch_lines(["[[]aic] waiting 30s/180s for pods"])
+    result.assert_outcomes(passed=1)
