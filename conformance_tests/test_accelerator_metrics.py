@@ -3,10 +3,15 @@
 The exporter named by the accelerator profile (dcgm-exporter, AMD device-metrics-exporter,
 Intel XPU Manager) is found by its Service and scraped through the API server's pod proxy;
 the page must parse as Prometheus exposition text. Essential: utilisation and memory-used
-metrics exist per device and carry a device label (UUID / gpu / card id); temperature, power,
-memory totals and interconnect are SHOULD quantities, written as evidence lines. Essential
-(real accelerators): utilisation of the device on the loaded node rises between a sample
-before and a sample during a short load that requests one accelerator.
+metrics exist per device and carry a device label (UUID / gpu / card id); per device the
+first of the profile's names with a sample counts (MIG instances export only
+DCGM_FI_PROF_GR_ENGINE_ACTIVE, a ratio compared in percent); temperature, power, memory totals
+and interconnect are SHOULD quantities, written as evidence lines. Essential (real
+accelerators): utilisation of the device on the loaded node rises between a sample before and
+a sample during a short load that requests one accelerator; where the profile pins no load
+(accelerators.yaml `load`), that check is supporting on the run and skips (unknown hardware).
+Supporting: the platform's Prometheus (--aic-prometheus, else the one the Prometheus or
+VictoriaMetrics operator runs) holds the exporter's per-device utilisation series.
 Unknown accelerator -> unknown hardware. No exporter -> failure (a MUST). Simulated nodes run
 no exporter and no load -> not observable.
 """
@@ -21,8 +26,10 @@ from pytest_aiconformance.kit import (
     ParseError,
     Target,
     get_table,
+    make_supporting,
     metrics_queries,
     name,
+    not_observable,
     parse_exposition,
     probing,
     unknown_hardware,
@@ -116,12 +123,11 @@ def test_device_metrics_exported(kube, cluster_info, aic_settings, evidence):
 
 
 def load_pod(namespace: str, alloc, seconds: int, runtime_class: str | None,
-             image: str) -> dict[str, Any]:
-    """A bounded CUDA load (nbody benchmark, repeated until ``seconds`` have passed)."""
+             image: str, command: str) -> dict[str, Any]:
+    """A bounded load (the profile's command, e.g. CUDA nbody, repeated for ``seconds``)."""
     ctr = workloads.container(
         "load", ["sh", "-c", f"end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt "
-                             f"$end ]; do /tmp/sample --benchmark --numbodies=1048576 "
-                             "2>&1 | tail -1; done"],
+                             f"$end ]; do {command} 2>&1 | tail -1; done"],
         image=image, **probing.accelerator_request(alloc))
     return workloads.pod("gpu-load", namespace, [ctr], claim_templates=(
         {"accel": "one-device"} if alloc.mode == "dra" else None), runtime_class=runtime_class)
@@ -130,12 +136,16 @@ def load_pod(namespace: str, alloc, seconds: int, runtime_class: str | None,
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
 def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespace, run_context,
-                                      evidence, timeout):
+                                      evidence, timeout, request):
     """Device utilisation rises between a sample before and a sample during a short load."""
+    load = aic_settings.profile.load
+    if load is None or load.image not in aic_settings.images:
+        make_supporting(request.node)
+        evidence.note(f"supporting on this run: profile {aic_settings.profile.name} pins no "
+                      "load (accelerators.yaml load, an images.yaml key)")
+        unknown_hardware(f"no load image is pinned for profile {aic_settings.profile.name}, "
+                         "so utilisation under load cannot be driven")
     profile, names, svc, pods = _exporter_on(kube, cluster_info, aic_settings)
-    if profile.name != "nvidia":
-        unknown_hardware(f"no load image is pinned for profile {profile.name} (gpu-load runs "
-                         "a CUDA sample)")
     alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       aic_settings.allocation_mode)
     if alloc.mode == "dra":
@@ -145,7 +155,7 @@ def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespac
         parse_exposition(scrape(kube, p, port)), names) for p in pods}
     rtc = profile.runtime_class if profile.runtime_class in cluster_info.runtime_classes else None
     run_context.create(load_pod(namespace, alloc, LOAD_SECONDS, rtc,
-                                aic_settings.image("gpu-load")))
+                                aic_settings.image(load.image), load.command))
     running = watch_until(kube, Target("v1", "Pod", namespace, name="gpu-load"),
                           lambda objs: any(o.get("status", {}).get("phase") == "Running"
                                            for o in objs.values()),
@@ -154,18 +164,44 @@ def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespac
     exporter = next((p for p in pods if p["spec"]["nodeName"] == node), None)
     assert exporter is not None, f"no {names.exporter} pod on {node}, where the load runs"
     before = before_all.get(node, {})
-    evidence.command(f"# {names.utilization[0]} on {node} before the load",
+    evidence.command(f"# utilisation % ({', '.join(names.utilization)}) on {node} before the "
+                     "load",
                      "\n".join(f"{d}: {v:g}" for d, v in sorted(before.items())) or "(none)")
     during, moved = metrics_queries.poll(
         lambda: metrics_queries.utilisation_by_device(
             parse_exposition(scrape(kube, exporter, port)), names),
         lambda now: metrics_queries.utilisation_moved(before, now)[0],
         timeout=timeout(LOAD_SECONDS - 10), interval=5)
-    evidence.command(f"# {names.utilization[0]} on {node} during the load",
+    evidence.command(f"# utilisation % ({', '.join(names.utilization)}) on {node} during the "
+                     "load",
                      "\n".join(f"{d}: {v:g}" for d, v in sorted(during.items())) or "(none)")
     evidence.command(f"kubectl get pods -n {namespace} -o wide", get_table(
         list(running.values()), [("NAME", name), ("NODE", lambda o: o["spec"]["nodeName"])]))
     ok, reason = metrics_queries.utilisation_moved(before, during)
     evidence.note(reason)
     assert moved, reason
+    assert ok, reason
+
+
+@pytest.mark.requirement(REQ, role="supporting")
+def test_device_metrics_in_prometheus(kube, cluster_info, aic_settings, evidence):
+    """The platform's Prometheus collected the exporter's per-device utilisation series."""
+    _profile, names = metric_names(aic_settings.profile)
+    accelerator_nodes(cluster_info)
+    monitoring = metrics_queries.find_monitoring(kube, aic_settings.prometheus)
+    if monitoring.endpoint is None:
+        not_observable(f"no Prometheus-compatible query API to ask: {monitoring.reason}; name "
+                       "one with --aic-prometheus")
+    promql = '{__name__=~"' + "|".join(names.utilization) + '"}'
+    result = metrics_queries.instant_query(kube, monitoring.endpoint, promql)
+    labels = [names.host_label, *names.device_labels, names.instance_label]
+    rows = [[str(s.metric.get("__name__"))]
+            + [str(s.metric.get(lbl, "")) for lbl in labels if lbl] + [f"{s.value:g}"]
+            for s in result.series[:12]]
+    evidence.command(f"curl -s '{monitoring.endpoint.api_path()}' --data-urlencode "
+                     f"'query={promql}'",
+                     "\n".join(" ".join(r) for r in rows) or "(empty)",
+                     f"query API: {monitoring.endpoint.describe()}")
+    ok, reason = metrics_queries.collected_utilisation(result, names)
+    evidence.note(reason)
     assert ok, reason

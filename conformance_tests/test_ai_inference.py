@@ -1,6 +1,7 @@
 """ai_inference: a Gateway API implementation routes inference traffic (a MUST).
 
-Control plane: a GatewayClass is Accepted by its controller; a Gateway of that class is
+Control plane: a GatewayClass is Accepted by its controller (the one named by
+--aic-gateway-class, else the first Accepted one by name); a Gateway of that class is
 Programmed; an HTTPRoute is Accepted with its references resolved (all observed by watches).
 Data plane, from a client pod inside the cluster (one pod, a bounded loop of curl requests):
 - a path match (/v1/completions) reaches backend A and a header match (/v1/chat/completions
@@ -48,6 +49,7 @@ MODEL_HEADER = "x-ai-eg-model"
 N_SPLIT = 200
 WEIGHTS = {"a": 4, "b": 1}
 PORT = 5678
+WARMUP_S = 60  # per route, before --aic-timeout-scale
 
 
 def require_gateway_api(kube) -> None:
@@ -58,14 +60,27 @@ def require_gateway_api(kube) -> None:
             "(install a Gateway API implementation, e.g. Envoy Gateway, with its CRDs)")
 
 
-def accepted_class(kube, evidence, timeout) -> dict[str, Any]:
-    """The first GatewayClass (by name) its controller Accepted; waits briefly for one."""
+def accepted_class(kube, evidence, timeout, wanted: str | None = None) -> dict[str, Any]:
+    """The GatewayClass to use, Accepted by its controller: ``wanted`` (--aic-gateway-class),
+    else the first Accepted one by name; waits briefly for it."""
     classes = kube.items(GW, "GatewayClass")
     evidence.command("kubectl get gatewayclass", get_table(classes, [
         ("NAME", name), ("CONTROLLER", lambda o: o["spec"].get("controllerName", "")),
         ("ACCEPTED", lambda o: condition(o, "Accepted"))]))
     if not classes:
         raise AssertionError("no Gateway API implementation found: no GatewayClass exists")
+    if wanted is not None:
+        if wanted not in {name(c) for c in classes}:
+            raise AssertionError(
+                f"GatewayClass {wanted} (--aic-gateway-class) does not exist; GatewayClasses: "
+                f"{', '.join(sorted(name(c) for c in classes))}")
+        found = watch_until(
+            kube, Target(GW, "GatewayClass", name=wanted),
+            lambda objs: any(condition_true(o, "Accepted") for o in objs.values()),
+            timeout=timeout(30), expected=f"GatewayClass {wanted} Accepted=True",
+            describe=lambda objs: "; ".join(f"{name(o)} Accepted={condition(o, 'Accepted')}"
+                                            for o in objs.values()))
+        return next(iter(found.values()))
     found = watch_until(
         kube, Target(GW, "GatewayClass"),
         lambda objs: any(condition_true(o, "Accepted") for o in objs.values()),
@@ -190,7 +205,7 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
     ns = ""
     try:
         require_gateway_api(kube)
-        gwc = accepted_class(kube, run, timeout)
+        gwc = accepted_class(kube, run, timeout, aic_settings.gateway_class)
         ns = run_context.namespace("ai-inference", check=REQ)
         body_a, body_b = f"backend-a-{run_context.run_id}", f"backend-b-{run_context.run_id}"
         model_b = f"model-b-{run_context.run_id}"
@@ -237,9 +252,10 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
             traffic.Case("nopath", f"{base}/not-routed-{run_context.run_id}", 2),
             traffic.Case("noheader", f"{base}/v1/chat/completions", 2),
         ]
-        script = (traffic.warmup_script(f"{base}/v1/completions", body_a)
+        warmup = timeout(WARMUP_S)
+        script = (traffic.warmup_script(f"{base}/v1/completions", body_a, seconds=warmup)
                   + traffic.warmup_script(f"{base}/v1/chat/completions", body_b,
-                                          ((MODEL_HEADER, model_b),))
+                                          ((MODEL_HEADER, model_b),), seconds=warmup)
                   + traffic.client_script(cases))
         pod = traffic.client_pod("client", ns, script, aic_settings.image("curl"))
         probing.run_probe(kube, run_context, ns, pod, timeout=timeout(300))
@@ -251,7 +267,7 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
         bad = traffic.warmups_ok(log)
         if bad:
             raise AssertionError("routes never answered from the expected backend within "
-                                 f"60 s: {'; '.join(bad)}")
+                                 f"{warmup:.0f} s: {'; '.join(bad)}")
         run.answers = traffic.parse_client_log(log)
     except pytest.skip.Exception as exc:
         run.skip = str(exc.msg)
@@ -271,12 +287,13 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
 
 
 @pytest.mark.requirement(REQ)
-def test_gateway_class_accepted(kube, evidence, timeout):
+def test_gateway_class_accepted(kube, evidence, timeout, aic_settings):
     """A Gateway API implementation is installed and has Accepted a GatewayClass."""
     require_gateway_api(kube)
-    gwc = accepted_class(kube, evidence, timeout)
-    evidence.note(f"GatewayClass {name(gwc)} (controller {gwc['spec'].get('controllerName')}) "
-                  "is Accepted")
+    gwc = accepted_class(kube, evidence, timeout, aic_settings.gateway_class)
+    chosen = " (--aic-gateway-class)" if aic_settings.gateway_class else ""
+    evidence.note(f"GatewayClass {name(gwc)}{chosen} (controller "
+                  f"{gwc['spec'].get('controllerName')}) is Accepted")
 
 
 @pytest.mark.requirement(REQ)

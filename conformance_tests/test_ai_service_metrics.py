@@ -1,13 +1,16 @@
 """ai_service_metrics: the platform's monitoring discovers and collects workload metrics (a MUST).
 
-A workload (prometheus-example-app) exposes http_requests_total on /metrics. A ServiceMonitor
-is built from the platform Prometheus's own serviceMonitorSelector and
-serviceMonitorNamespaceSelector, and copies the Service's run-id label onto every series
+A workload (prometheus-example-app) exposes http_requests_total on /metrics. A scrape object
+is built from the platform collector's own selectors: a ServiceMonitor from a Prometheus's
+serviceMonitorSelector / serviceMonitorNamespaceSelector (Prometheus Operator), or a
+VMServiceScrape from a VMAgent's serviceScrapeSelector / serviceScrapeNamespaceSelector
+(VictoriaMetrics operator); it copies the Service's run-id label onto every series
 (targetLabels), so the series are this run's and nobody else's. A client pod sends exactly N
-requests; the counter the platform's Prometheus collected must then equal N, no more, no
-less. Prometheus is queried through the API server's service proxy (no port-forward).
-No Prometheus Operator stack is a failure (a MUST); simulated nodes cannot run the workload or
-Prometheus, so there the collection is not observable.
+requests; the counter the platform collected must then equal N, no more, no less. The query
+API is the one --aic-prometheus names, else the Prometheus's `prometheus-operated` Service or
+the VMSingle the VMAgent writes to, reached through the API server's service proxy (no
+port-forward). No monitoring operator is a failure (a MUST); simulated nodes cannot run the
+workload or the collector, so there the collection is not observable.
 """
 
 from __future__ import annotations
@@ -18,14 +21,11 @@ import pytest
 
 from pytest_aiconformance.kit import (
     RUN_LABEL,
-    ApiError,
-    PrometheusAPIError,
     Target,
     get_table,
     metrics_queries,
     name,
     not_observable,
-    parse_query_response,
     probing,
     table,
     traffic,
@@ -38,31 +38,32 @@ pytestmark = pytest.mark.needs_containers
 
 
 REQ = "ai_service_metrics"
-MON = "monitoring.coreos.com/v1"
 N_REQUESTS = 37
 PORT = 8080
 
 
-def find_prometheus(kube) -> dict[str, Any]:
-    if not kube.serves(MON, "Prometheus") or not kube.serves(MON, "ServiceMonitor"):
-        raise AssertionError(
-            f"no platform monitoring found: {MON} Prometheus/ServiceMonitor are not served "
-            "(no Prometheus Operator, e.g. kube-prometheus-stack)")
-    proms = kube.items(MON, "Prometheus")
-    if not proms:
-        raise AssertionError("the Prometheus Operator CRDs exist but no Prometheus object does")
-    return sorted(proms, key=lambda p: (p["metadata"]["namespace"], name(p)))[0]
+def find_monitoring(kube, aic_settings):
+    """The collector that discovers our scrape object, and where it answers queries."""
+    monitoring = metrics_queries.find_monitoring(kube, aic_settings.prometheus)
+    if monitoring.collector is None:
+        raise AssertionError(monitoring.reason)
+    if monitoring.endpoint is None:
+        raise AssertionError(f"no query API for the platform's monitoring: {monitoring.reason}")
+    return monitoring
 
 
-def query(kube, prom: dict[str, Any], promql: str):
-    """An instant query through the API server's service proxy to prometheus-operated."""
-    ns = prom["metadata"]["namespace"]
-    path = f"/api/v1/namespaces/{ns}/services/prometheus-operated:web/proxy/api/v1/query"
-    try:
-        body = kube.request("GET", path, query={"query": promql})
-    except ApiError as exc:
-        raise PrometheusAPIError("http", exc.message, exc.status) from None
-    return parse_query_response(body)
+def selectors_table(monitoring) -> str:
+    obj = monitoring.collector
+    spec = obj.get("spec") or {}
+    keys = (("serviceMonitorSelector", "serviceMonitorNamespaceSelector")
+            if monitoring.kind == "Prometheus" else
+            ("serviceScrapeSelector", "serviceScrapeNamespaceSelector"))
+    columns = [("NAMESPACE", lambda o: o["metadata"]["namespace"]), ("NAME", name),
+               (keys[0].upper(), lambda o: spec.get(keys[0])),
+               (keys[1].upper(), lambda o: spec.get(keys[1]))]
+    if monitoring.kind == "VMAgent":
+        columns.append(("SELECTALLBYDEFAULT", lambda o: spec.get("selectAllByDefault", False)))
+    return get_table([obj], columns)
 
 
 def require_data_plane(kube, what: str) -> None:
@@ -97,18 +98,17 @@ def workload(namespace: str, image: str) -> list[dict[str, Any]]:
 @pytest.mark.requirement(REQ)
 def test_collected_counter_equals_requests(kube, namespace, run_context, evidence, timeout,
                                           aic_settings):
-    """The platform's Prometheus discovers a workload and collects exactly the N requests sent."""
-    prom = find_prometheus(kube)
-    pid = f"{prom['metadata']['namespace']}/{name(prom)}"
-    evidence.command("kubectl get prometheus -A", get_table([prom], [
-        ("NAMESPACE", lambda o: o["metadata"]["namespace"]), ("NAME", name),
-        ("SERVICEMONITORSELECTOR", lambda o: o["spec"].get("serviceMonitorSelector")),
-        ("NAMESPACESELECTOR", lambda o: o["spec"].get("serviceMonitorNamespaceSelector"))]))
+    """The platform's monitoring discovers a workload and collects exactly the N requests sent."""
+    monitoring = find_monitoring(kube, aic_settings)
+    pid = monitoring.ident
+    endpoint = monitoring.endpoint
+    evidence.command(f"kubectl get {monitoring.kind.lower()} -A", selectors_table(monitoring))
+    evidence.note(monitoring.reason)
     try:
-        plan = metrics_queries.plan_service_monitor(prom, namespace)
+        plan = monitoring.plan(namespace)
     except metrics_queries.UnsatisfiableSelector as exc:
-        raise AssertionError(f"Prometheus {pid} cannot discover workload ServiceMonitors: "
-                             f"{exc}") from None
+        kinds = "ServiceMonitors" if monitoring.kind == "Prometheus" else "VMServiceScrapes"
+        raise AssertionError(f"{pid} cannot discover workload {kinds}: {exc}") from None
     evidence.note(plan.explanation)
     require_data_plane(kube, "a workload's metrics being scraped and collected")
     if plan.namespace_labels:
@@ -119,8 +119,9 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
     sm = metrics_queries.service_monitor(
         f"aic-{namespace}"[:63], plan, namespace, {"app": "inference-app"}, "web", [RUN_LABEL])
     run_context.create(sm)
-    evidence.yaml("ServiceMonitor built from the Prometheus selectors", sm,
-                  f"kubectl get servicemonitor -n {plan.monitor_namespace} {name(sm)} -o yaml")
+    evidence.yaml(f"{plan.kind} built from the {monitoring.kind} selectors", sm,
+                  f"kubectl get {plan.kind.lower()} -n {plan.monitor_namespace} {name(sm)} "
+                  "-o yaml")
     watch_until(kube, Target("apps/v1", "Deployment", namespace, name="inference-app"),
                 lambda objs: any(o.get("status", {}).get("readyReplicas", 0) >= 1
                                  for o in objs.values()),
@@ -129,13 +130,13 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
     run_label = metrics_queries.prometheus_label_name(RUN_LABEL)
     up_query = f'up{{namespace="{namespace}",{run_label}="{run_context.run_id}"}}'
     up, discovered = metrics_queries.poll(
-        lambda: query(kube, prom, up_query),
+        lambda: metrics_queries.instant_query(kube, endpoint, up_query),
         lambda r: any(s.value == 1 for s in r.series),
         timeout=timeout(180), interval=5)
-    evidence.command(f"curl -s '<prometheus>/api/v1/query' --data-urlencode 'query={up_query}'",
+    evidence.command(f"curl -s '{endpoint.api_path()}' --data-urlencode 'query={up_query}'",
                      "\n".join(f"{dict(s.metric)} {s.value:g}" for s in up.series) or "(empty)",
-                     "through the API server service proxy")
-    assert discovered, f"Prometheus {pid} did not discover the workload (up == 1) within the wait"
+                     f"query API: {endpoint.describe()}")
+    assert discovered, f"{pid} did not discover the workload (up == 1) within the wait"
 
     url = f"http://inference-app.{namespace}.svc:{PORT}/"
     script = traffic.client_script([traffic.Case("req", url, N_REQUESTS)])
@@ -153,16 +154,16 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
     counter_query = (f'http_requests_total{{namespace="{namespace}",code="200",'
                      f'{run_label}="{run_context.run_id}"}}')
     result, _ = metrics_queries.poll(
-        lambda: query(kube, prom, counter_query),
+        lambda: metrics_queries.instant_query(kube, endpoint, counter_query),
         lambda r: metrics_queries.counter_matches(r, run_label, run_context.run_id,
                                                   N_REQUESTS).final,
         timeout=timeout(180), interval=5)
     evidence.command(
-        f"curl -s '<prometheus>/api/v1/query' --data-urlencode 'query={counter_query}'",
+        f"curl -s '{endpoint.api_path()}' --data-urlencode 'query={counter_query}'",
         table([[dict(s.metric).get("__name__"), dict(s.metric).get("pod"),
                 dict(s.metric).get(run_label), f"{s.value:g}"] for s in result.series],
               ["NAME", "POD", run_label, "VALUE"]) or "(empty)",
-        "through the API server service proxy")
+        f"query API: {endpoint.describe()}")
     check = metrics_queries.counter_matches(result, run_label, run_context.run_id, N_REQUESTS)
     evidence.note(check.reason)
     assert check.ok, check.reason

@@ -40,9 +40,11 @@ def _autoscaler(kube, cluster_info, aic_settings) -> str:
 
 
 def _node_rows(nodes: list[dict[str, Any]], resource: str) -> str:
+    """Nodes with their allocatable accelerators (blank under DRA: devices are in slices)."""
     return get_table(sorted(nodes, key=name), [
         ("NAME", name),
-        ("ACCELERATORS", lambda o: o.get("status", {}).get("allocatable", {}).get(resource, "")),
+        ("ACCELERATORS", lambda o: o.get("status", {}).get("allocatable", {}).get(resource, "")
+         if resource else ""),
         ("CREATED", lambda o: o["metadata"].get("creationTimestamp", "")),
     ])
 
@@ -53,20 +55,22 @@ def test_scale_up_and_down(kube, cluster_info, aic_settings, namespace, run_cont
     """A pending accelerator pod gets a new node; the node goes away when the pod is gone."""
     evidence.note(f"autoscaler: {_autoscaler(kube, cluster_info, aic_settings)}")
     alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
-                                      "device-plugin")
+                                      aic_settings.allocation_mode)
     before_nodes = kube.items("v1", "Node")
     before = {name(n) for n in before_nodes}
     evidence.command("kubectl get nodes  # before", _node_rows(before_nodes, alloc.resource))
-    free = sum(max(0, f) for f in
-               probing.free_per_node(kube, cluster_info, alloc.resource).values())
+    # A busy cluster (nothing free) needs no filling: the one pod already cannot fit.
+    free = sum(max(0, f) for f in probing.free_accelerators(kube, cluster_info, alloc).values())
     count = free + 1
-    evidence.note(f"{free} free {alloc.resource} in the cluster; creating {count} pods that "
-                  "each request one, so one cannot fit on any existing node")
+    evidence.note(f"{free} free {alloc.unit} in the cluster; creating {count} pods that "
+                  f"each request one ({alloc.describe()}), so one cannot fit on any existing "
+                  "node")
+    for obj in probing.claim_objects(alloc, namespace):
+        run_context.create(obj)
     for i in range(count):
-        run_context.create(workloads.pod(
-            f"scale-{i}", namespace,
-            [workloads.container("ctr", ["sleep", "3600"], image=aic_settings.image("probe"),
-                                 resources_={"limits": {alloc.resource: "1"}})],
+        run_context.create(probing.accelerator_pod(
+            f"scale-{i}", namespace, alloc,
+            workloads.container("ctr", ["sleep", "3600"], image=aic_settings.image("probe")),
             restart_policy="Always", labels={"app": "scale"}))
 
     def landed_on_new_node(objs: dict[str, dict[str, Any]]) -> bool:

@@ -1,11 +1,22 @@
 """gang_scheduling: a gang scheduler binds every member of a job together, or none.
 
-Volcano: a Volcano Job whose PodGroup has minMember N is bound together and completes;
-a gang one member larger than the free accelerators of a node stays entirely unbound for a
-whole observation window although single members would fit, and the PodGroup says why.
-Kueue: a Job is admitted only when quota covers all of its pods (all-or-nothing admission
-of accelerator pods, with quota equal to the real free capacity); a larger one stays
-suspended with Kueue's reason. Gang membership is proven from the objects themselves.
+Judged per solution (Volcano, Kueue, KAI Scheduler, scheduler-plugins Coscheduling): each
+has two halves, parametrized by `scheduler` and marked `solution="scheduler"`, and any one
+solution that passes both proves the requirement (the others' failures become notes). A
+solution that is not installed is not applicable; none installed at all is the failure.
+
+- Bound together: a gang of 2 members that fits (one accelerator each, on a node with 2 free;
+  else a CPU-only gang) is bound and completes, and the scheduler's own objects show it as one
+  gang of 2.
+- Stays unbound: a gang one member larger than the free accelerators of a node, pinned to it,
+  stays entirely unbound for a whole observation window although each member would fit
+  alone, and the scheduler says why in its own words.
+
+Kueue's gang is an admission decision, so its negative gives the ClusterQueue quota for the
+whole gang: quota never blocks it, and with a quota-only admission Kueue would admit the Job
+and the node would take the members that fit (the check fails). Kueue holds the gang out
+only through Topology-Aware Scheduling, which admits all members onto the node's free
+capacity or none (required topology at the node level).
 """
 
 from __future__ import annotations
@@ -16,10 +27,13 @@ import pytest
 
 from pytest_aiconformance.kit import (
     POD_WIDE,
+    ApiError,
     Target,
     condition_true,
+    gang_scheduling,
     get_table,
     not_applicable,
+    not_observable,
     probing,
     table,
     watch_until,
@@ -27,22 +41,17 @@ from pytest_aiconformance.kit import (
 )
 
 REQ = "gang_scheduling"
-VC_BATCH = "batch.volcano.sh/v1alpha1"
-VC_SCHED = "scheduling.volcano.sh/v1beta1"
-KUEUE = "kueue.x-k8s.io/v1beta1"
-GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
-SCHEDULERS = ("volcano", "kueue")
+G = gang_scheduling
+SCHEDULERS = tuple(s.name for s in G.SOLUTIONS)
 
 
 def present(kube, scheduler: str, operators=None) -> bool:
-    """Whether the scheduler's APIs are served; with --aic-install, Volcano is installed when
+    """Whether the solution's APIs are served; with --aic-install, Volcano is installed when
     no gang scheduler is present at all."""
     if operators is not None and operators.install and not any(
             present(kube, s) for s in SCHEDULERS):
         operators.ensure("volcano")
-    if scheduler == "volcano":
-        return kube.serves(VC_SCHED, "PodGroup") and kube.serves(VC_BATCH, "Job")
-    return kube.serves(KUEUE, "ClusterQueue") and kube.serves(KUEUE, "Workload")
+    return all(kube.serves(api, kind) for api, kind in G.BY_NAME[scheduler].apis)
 
 
 def require_scheduler(kube, scheduler: str, operators) -> None:
@@ -53,200 +62,291 @@ def require_scheduler(kube, scheduler: str, operators) -> None:
     others = [s for s in SCHEDULERS if s != scheduler and present(kube, s)]
     if others:
         not_applicable(f"{scheduler} is not installed ({', '.join(others)} is)")
-    raise AssertionError("no gang scheduler found: neither Volcano nor Kueue APIs are served")
+    raise AssertionError(G.none_found())
 
 
-def free_units(kube, cluster_info, profile) -> tuple[str, str, int]:
-    """The node with the fewest free accelerators (at least one), and how many are free."""
-    alloc = probing.choose_allocation(cluster_info, profile, "device-plugin")
-    free = {n: f for n, f in probing.free_per_node(kube, cluster_info, alloc.resource).items()
-            if f >= 1}
-    best = min(((n, f) for n, f in free.items()), key=lambda kv: (kv[1], kv[0]), default=None)
-    assert best, f"no node has a free {alloc.resource}"
-    return alloc.resource, best[0], best[1]
+def free_units(kube, cluster_info, profile) -> tuple[str, dict[str, int]]:
+    """The extended resource gangs are sized in, and its free units per node; ("", {}) when
+    no node advertises one (a CPU-only or DRA-only cluster)."""
+    try:
+        alloc = probing.choose_allocation(cluster_info, profile, "device-plugin")
+    except AssertionError:
+        return "", {}
+    return alloc.resource, probing.free_per_node(kube, cluster_info, alloc.resource)
 
 
-def vcjob(name: str, namespace: str, members: int, resource: str, node: str,
-          queue: str, image: str) -> dict[str, Any]:
-    ctr = workloads.container("worker", ["sh", "-c", "echo member $HOSTNAME; sleep 2"],
-                              image=image, resources_={"limits": {resource: "1"}})
-    pod = workloads.pod(name, namespace, [ctr], node_selector={"kubernetes.io/hostname": node})
-    return {
-        "apiVersion": VC_BATCH, "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "schedulerName": "volcano", "minAvailable": members, "queue": queue,
-            "tasks": [{"name": "worker", "replicas": members,
-                       "template": {"metadata": {"labels": {"gang": name}},
-                                    "spec": pod["spec"]}}],
-        },
-    }
+def bound_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
+    resource, free = free_units(kube, cluster_info, aic_settings.profile)
+    tolerations = workloads.pod("x", "x", [])["spec"]["tolerations"]
+    nodes = G.schedulable_nodes(kube.items("v1", "Node"), tolerations)
+    plan = G.bound_together_plan(free, resource, nodes)
+    if plan is None:
+        not_observable(f"no node has 2 free {resource or 'accelerators'} and no node takes a "
+                       "CPU-only gang (none is Ready, uncordoned and untainted for it)")
+    evidence.note(plan.why)
+    return plan
 
+
+def oversized_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
+    resource, free = free_units(kube, cluster_info, aic_settings.profile)
+    plan = G.oversized_plan(free, resource)
+    if plan is None:
+        not_observable(f"no node has a free {resource or 'accelerator (extended resource)'}: "
+                       "an oversized gang is sized one member above a node's free accelerators")
+    evidence.note(plan.why)
+    return plan
+
+
+def pods_table(pods: dict[str, dict[str, Any]]) -> str:
+    return get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]), POD_WIDE)
+
+
+def observe_unbound(kube, namespace: str, name: str, plan: G.GangPlan, evidence, timeout,
+                    *, created: bool = True) -> dict[str, dict[str, Any]]:
+    """The observation window: no member may be bound while the gang cannot fit (after its
+    members exist, when the workload creates them at once)."""
+    target = Target("v1", "Pod", namespace, label_selector=f"{G.GANG_LABEL}={name}")
+    if created:
+        watch_until(kube, target, lambda objs: len(objs) == plan.members, timeout=timeout(60),
+                    expected=f"all {plan.members} member pods to be created")
+    window = timeout(20)
+    pods = watch_until(kube, target, lambda objs: bool(G.bound_members(objs)), timeout=window,
+                       invert=True, expected=f"no member of the {plan.members}-member gang may be "
+                       f"bound while {plan.node} has {plan.free} free {plan.resource}")
+    evidence.command(f"kubectl get pods -n {namespace} -o wide  # after a {window:.0f}s window",
+                     pods_table(pods) if pods else "No resources found")
+    return pods
+
+
+def wait_completed(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
+                   timeout) -> dict[str, dict[str, Any]]:
+    pods = watch_until(
+        kube, Target("v1", "Pod", namespace, label_selector=f"{G.GANG_LABEL}={name}"),
+        lambda objs: G.all_completed(objs, plan.members), timeout=timeout(180),
+        expected=f"all {plan.members} gang members to be bound and complete",
+    )
+    evidence.command(f"kubectl get pods -n {namespace} -o wide", pods_table(pods))
+    nodes = {p["spec"].get("nodeName") for p in pods.values()}
+    assert nodes == {plan.node}, f"members ran on {sorted(map(str, nodes))}, not {plan.node}"
+    return pods
+
+
+# Supporting: served APIs show a scheduler is installed, not that it schedules gangs.
+@pytest.mark.requirement(REQ, role="supporting", junit="SchedulerAvailable")
+def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
+    """At least one gang scheduler (Volcano, Kueue, KAI, Coscheduling) serves its APIs."""
+    found = [s for s in SCHEDULERS if present(kube, s, operators)]
+    rows = []
+    for sol in G.SOLUTIONS:
+        detected = cluster_info.operators.get(sol.operator)
+        rows.append([sol.name, "yes" if present(kube, sol.name) else "no",
+                     detected.summary() if detected else "-"])
+    evidence.command("; ".join(f"kubectl api-resources --api-group={g}"
+                               for sol in G.SOLUTIONS for g in sol.groups),
+                     table(rows, ["SOLUTION", "APIS SERVED", "DETECTED"]))
+    assert found, G.none_found()
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.requirement(REQ, solution="scheduler")
+def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namespace, run_context,
+                             evidence, timeout, operators):
+    """A gang of 2 members is bound together and completes."""
+    require_scheduler(kube, scheduler, operators)
+    plan = bound_plan(kube, cluster_info, aic_settings, evidence)
+    image = aic_settings.image("probe")
+    run = {"volcano": _volcano, "kueue": _kueue, "kai": _kai, "coscheduling": _coscheduling}
+    run[scheduler](kube, run_context, namespace, evidence, timeout, plan, image, fits=True)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.requirement(REQ, solution="scheduler")
+def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_settings, namespace,
+                                      run_context, evidence, timeout, operators):
+    """A gang one member larger than free capacity stays entirely unbound, with a reason."""
+    require_scheduler(kube, scheduler, operators)
+    plan = oversized_plan(kube, cluster_info, aic_settings, evidence)
+    image = aic_settings.image("probe")
+    run = {"volcano": _volcano, "kueue": _kueue, "kai": _kai, "coscheduling": _coscheduling}
+    run[scheduler](kube, run_context, namespace, evidence, timeout, plan, image, fits=False)
+
+
+# --- Volcano ----------------------------------------------------------------------------------
 
 def volcano_queue(kube, run_context) -> str:
-    if kube.get_or_none(VC_SCHED, "Queue", "default") is not None:
+    if kube.get_or_none(G.VOLCANO_SCHEDULING, "Queue", "default") is not None:
         return "default"
     name = f"aic-{run_context.run_id}"
-    run_context.create({"apiVersion": VC_SCHED, "kind": "Queue", "metadata": {"name": name},
-                        "spec": {"weight": 1, "reclaimable": True}})
+    if kube.get_or_none(G.VOLCANO_SCHEDULING, "Queue", name) is None:
+        run_context.create({"apiVersion": G.VOLCANO_SCHEDULING, "kind": "Queue",
+                            "metadata": {"name": name},
+                            "spec": {"weight": 1, "reclaimable": True}})
     return name
 
 
-def podgroup_of(kube, namespace: str, job: str) -> dict[str, Any] | None:
-    for pg in kube.items(VC_SCHED, "PodGroup", namespace):
+def volcano_podgroup(kube, namespace: str, job: str) -> dict[str, Any] | None:
+    for pg in kube.items(G.VOLCANO_SCHEDULING, "PodGroup", namespace):
         owners = pg["metadata"].get("ownerReferences", [])
         if any(o.get("kind") == "Job" and o.get("name") == job for o in owners):
             return pg
     return None
 
 
-def pg_table(pg: dict[str, Any]) -> str:
-    st = pg.get("status", {})
-    return table([[pg["metadata"]["name"], st.get("phase", ""), pg["spec"].get("minMember"),
-                   st.get("running", 0), st.get("succeeded", 0)]],
-                 ["NAME", "STATUS", "MINMEMBER", "RUNNINGS", "SUCCEEDED"])
-
-
-# Supporting: served APIs show a scheduler is installed, not that it schedules gangs.
-@pytest.mark.requirement(REQ, role="supporting", junit="SchedulerAvailable")
-def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
-    """At least one gang scheduler (Volcano or Kueue) is installed and its APIs served."""
-    found = [s for s in SCHEDULERS if present(kube, s, operators)]
-    rows = [[s, "yes" if present(kube, s) else "no",
-             cluster_info.operators.get(s).summary() if cluster_info.operators.get(s) else "-"]
-            for s in SCHEDULERS]
-    evidence.command("kubectl api-resources --api-group=scheduling.volcano.sh; "
-                     "kubectl api-resources --api-group=kueue.x-k8s.io",
-                     table(rows, ["SCHEDULER", "APIS SERVED", "DETECTED"]))
-    assert found, "no gang scheduler found: neither Volcano nor Kueue APIs are served"
-
-
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
-@pytest.mark.requirement(REQ)
-def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namespace, run_context,
-                             evidence, timeout, operators):
-    """An N-member gang is bound together and completes."""
-    require_scheduler(kube, scheduler, operators)
-    resource, node, free = free_units(kube, cluster_info, aic_settings.profile)
-    members = min(2, free) if free >= 2 else 1
-    if scheduler == "kueue":
-        _kueue_gang(kube, run_context, namespace, evidence, timeout, resource, node, members,
-                    quota=free, expect_admitted=True, image=aic_settings.image("probe"))
-        return
-    queue = volcano_queue(kube, run_context)
-    job = vcjob("gang-ok", namespace, members, resource, node, queue,
-                aic_settings.image("probe"))
-    evidence.yaml(f"Volcano Job with minAvailable {members}", job)
+def _volcano(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, image: str,
+             *, fits: bool) -> None:
+    """Volcano Job with minAvailable = members; its PodGroup is the gang."""
+    name = "gang-ok" if fits else "gang-big"
+    job = G.volcano_job(name, namespace, plan, volcano_queue(kube, run_context), image)
+    evidence.yaml(f"Volcano Job with minAvailable {plan.members}", job)
     run_context.create(job)
-    pods = watch_until(
-        kube, Target("v1", "Pod", namespace, label_selector="gang=gang-ok"),
-        lambda objs: len(objs) == members and all(
-            o.get("status", {}).get("phase") == "Succeeded" for o in objs.values()),
-        timeout=timeout(180), expected=f"all {members} gang members to run and complete",
-    )
-    pg = podgroup_of(kube, namespace, "gang-ok")
+    if fits:
+        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
+    else:
+        observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    pg = volcano_podgroup(kube, namespace, name)
     assert pg is not None, "the Volcano Job has no PodGroup"
-    evidence.command(f"kubectl get podgroups -n {namespace}", pg_table(pg))
-    evidence.command(f"kubectl get pods -n {namespace} -o wide",
-                     get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
-                               POD_WIDE))
-    assert pg["spec"].get("minMember") == members, f"PodGroup minMember is "\
-        f"{pg['spec'].get('minMember')}, not {members}: the pods are not one gang"
-    groups = {o["metadata"].get("annotations", {}).get(GROUP_ANNOTATION) for o in pods.values()}
-    assert groups == {pg["metadata"]["name"]}, f"members belong to PodGroups {groups}"
-    job_state = kube.get(VC_BATCH, "Job", "gang-ok", namespace).get("status", {})
-    evidence.note(f"Volcano Job state: {job_state.get('state', {}).get('phase')}; "
-                  f"succeeded {job_state.get('succeeded')}")
-
-
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
-@pytest.mark.requirement(REQ)
-def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_settings, namespace,
-                                      run_context, evidence, timeout, operators):
-    """A gang one member larger than free capacity stays entirely unbound, with a reason."""
-    require_scheduler(kube, scheduler, operators)
-    resource, node, free = free_units(kube, cluster_info, aic_settings.profile)
-    members = free + 1
-    evidence.note(f"{node} has {free} free {resource}: each of the {members} members would "
-                  "fit alone, the gang as a whole cannot")
-    if scheduler == "kueue":
-        _kueue_gang(kube, run_context, namespace, evidence, timeout, resource, node, members,
-                    quota=free, expect_admitted=False,
-                    image=aic_settings.image("probe"))
+    status = pg.get("status", {})
+    evidence.command(f"kubectl get podgroups -n {namespace}", table(
+        [[pg["metadata"]["name"], status.get("phase", ""), pg["spec"].get("minMember"),
+          status.get("running", 0), status.get("succeeded", 0)]],
+        ["NAME", "STATUS", "MINMEMBER", "RUNNINGS", "SUCCEEDED"]))
+    assert pg["spec"].get("minMember") == plan.members, (
+        f"PodGroup minMember is {pg['spec'].get('minMember')}, not {plan.members}: the pods "
+        "are not one gang")
+    if fits:
+        groups = {o["metadata"].get("annotations", {}).get(G.VOLCANO_GROUP_ANNOTATION)
+                  for o in pods.values()}
+        assert groups == {pg["metadata"]["name"]}, f"members belong to PodGroups {groups}"
+        job_state = kube.get(G.VOLCANO_BATCH, "Job", name, namespace).get("status", {})
+        evidence.note(f"Volcano Job state: {job_state.get('state', {}).get('phase')}; "
+                      f"succeeded {job_state.get('succeeded')}")
         return
-    queue = volcano_queue(kube, run_context)
-    run_context.create(vcjob("gang-big", namespace, members, resource, node, queue,
-                             aic_settings.image("probe")))
-    target = Target("v1", "Pod", namespace, label_selector="gang=gang-big")
-    watch_until(kube, target, lambda objs: len(objs) == members, timeout=timeout(60),
-                expected=f"Volcano to create all {members} member pods")
-    window = timeout(20)
-    pods = watch_until(kube, target,
-                       lambda objs: any(o["spec"].get("nodeName") for o in objs.values()),
-                       timeout=window, invert=True,
-                       expected="no gang member may be bound while the gang cannot fit")
-    evidence.command(f"kubectl get pods -n {namespace} -o wide  # after a {window:.0f}s window",
-                     get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
-                               POD_WIDE))
-    pg = podgroup_of(kube, namespace, "gang-big")
-    assert pg is not None, "the Volcano Job has no PodGroup"
-    evidence.yaml("PodGroup status (the scheduler's own reason)", pg.get("status", {}),
+    evidence.yaml("PodGroup status (the scheduler's own reason)", status,
                   f"kubectl get podgroup {pg['metadata']['name']} -n {namespace} -o yaml")
-    assert pg["spec"].get("minMember") == members
-    reasons = " ".join(f"{c.get('reason', '')} {c.get('message', '')}"
-                       for c in pg.get("status", {}).get("conditions", []) or [])
-    assert "NotEnoughResources" in reasons or "Unschedulable" in reasons, (
-        f"PodGroup gives no unschedulable reason: {reasons or 'no conditions'}"
-    )
+    assert G.volcano_refusal(pg), (
+        f"PodGroup gives no unschedulable reason: {status.get('conditions') or 'no conditions'}")
 
 
-def _kueue_gang(kube, run_context, namespace, evidence, timeout, resource: str, node: str,
-                members: int, *, quota: int, expect_admitted: bool, image: str) -> None:
-    """Kueue: quota equal to the real free capacity; admission must be all-or-nothing."""
-    flavor = f"aic-{run_context.run_id}-{namespace[-2:].strip('-')}"
-    run_context.create({"apiVersion": KUEUE, "kind": "ResourceFlavor", "metadata":
-                        {"name": flavor}, "spec": {"nodeLabels": {"kubernetes.io/hostname": node}}})
-    run_context.create({"apiVersion": KUEUE, "kind": "ClusterQueue", "metadata": {"name": flavor},
-                        "spec": {"namespaceSelector": {}, "resourceGroups": [{
-                            "coveredResources": [resource, "cpu"],
-                            "flavors": [{"name": flavor, "resources": [
-                                {"name": resource, "nominalQuota": quota},
-                                {"name": "cpu", "nominalQuota": "100"}]}]}]}})
-    run_context.create({"apiVersion": KUEUE, "kind": "LocalQueue",
-                        "metadata": {"name": "lq", "namespace": namespace},
-                        "spec": {"clusterQueue": flavor}})
-    ctr = workloads.container("worker", ["sh", "-c", "sleep 2"], image=image,
-                              resources_={"requests": {"cpu": "10m"},
-                                          "limits": {resource: "1"}})
-    pod = workloads.pod("x", namespace, [ctr])
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": "gang", "namespace": namespace,
-                        "labels": {"kueue.x-k8s.io/queue-name": "lq"}},
-           "spec": {"parallelism": members, "completions": members, "suspend": True,
-                    "template": {"metadata": {"labels": {"gang": "gang"}},
-                                 "spec": pod["spec"]}}}
+# --- Kueue ------------------------------------------------------------------------------------
+
+def _kueue(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, image: str,
+           *, fits: bool) -> None:
+    """Kueue with Topology-Aware Scheduling: quota for the whole gang, the node decides."""
+    objs = G.kueue_objects(namespace, namespace, plan, "lq")
+    for obj in objs:
+        run_context.create(obj)
+    evidence.yaml(f"Topology, ResourceFlavor, ClusterQueue (quota for all {plan.members} "
+                  "members) and LocalQueue", objs)
+    watch_until(kube, Target(G.KUEUE, "ClusterQueue", name=namespace),
+                lambda cqs: any(condition_true(o, "Active") for o in cqs.values()),
+                timeout=timeout(60), expected="the ClusterQueue to become Active")
+    name = "gang-ok" if fits else "gang-big"
+    job = G.kueue_job(name, namespace, plan, "lq", image)
+    evidence.yaml(f"Job of {plan.members} pods, one node required", job)
     run_context.create(job)
-
-    def admitted(objs: dict[str, dict[str, Any]]) -> bool:
-        return any(condition_true(o, "Admitted") for o in objs.values())
-
-    target = Target(KUEUE, "Workload", namespace)
-    if expect_admitted:
-        watch_until(kube, target, admitted, timeout=timeout(120),
-                    expected=f"Kueue to admit the {members}-pod Job")
-        pods = watch_until(kube, Target("v1", "Pod", namespace, label_selector="gang=gang"),
-                           lambda objs: len(objs) == members and all(
-                               o["spec"].get("nodeName") for o in objs.values()),
-                           timeout=timeout(120), expected=f"all {members} pods bound")
-        evidence.command(f"kubectl get pods -n {namespace} -o wide",
-                         get_table(list(pods.values()), POD_WIDE))
+    workloads_ = Target(G.KUEUE, "Workload", namespace)
+    if fits:
+        admitted = watch_until(
+            kube, workloads_, lambda objs: any(condition_true(o, "Admitted")
+                                               for o in objs.values()),
+            timeout=timeout(120), expected=f"Kueue to admit the {plan.members}-pod Job")
+        wait_completed(kube, namespace, name, plan, evidence, timeout)
+        [wl] = admitted.values()
+        counts = [ps.get("count") for ps in wl["spec"].get("podSets", [])]
+        evidence.yaml("Workload admission (one unit for the whole Job)",
+                      wl.get("status", {}).get("admission", {}),
+                      f"kubectl get workloads -n {namespace} -o yaml")
+        assert counts == [plan.members], f"the Workload's pod sets count {counts}, not one of "\
+            f"{plan.members}: the Job was not admitted as one gang"
         return
-    wl = watch_until(kube, target, admitted, timeout=timeout(20), invert=True,
-                     expected="the oversized Job must not be admitted")
-    pods = kube.items("v1", "Pod", namespace, label_selector="gang=gang")
-    assert not pods, f"{len(pods)} pods of the unadmitted Job exist"
-    conds = [c for o in wl.values() for c in o.get("status", {}).get("conditions", []) or []]
-    evidence.yaml("Workload conditions (Kueue's own reason)", conds,
+    watch_until(kube, workloads_, lambda objs: bool(objs), timeout=timeout(60),
+                expected="Kueue to create the Job's Workload")
+    observe_unbound(kube, namespace, name, plan, evidence, timeout, created=False)
+    wls = kube.items(G.KUEUE, "Workload", namespace)
+    evidence.yaml("Workload conditions (Kueue's own reason)",
+                  [w.get("status", {}).get("conditions", []) for w in wls],
                   f"kubectl get workloads -n {namespace} -o yaml")
-    assert any(c.get("type") == "QuotaReserved" and c.get("status") == "False" for c in conds), \
-        f"Kueue gives no QuotaReserved=False reason: {conds}"
+    assert not any(condition_true(w, "Admitted") for w in wls), \
+        "Kueue admitted the Job although the node cannot take the whole gang"
+    assert G.kueue_refusal(wls), f"Kueue gives no QuotaReserved=False reason: " \
+        f"{[w.get('status', {}).get('conditions') for w in wls]}"
+
+
+# --- KAI Scheduler ----------------------------------------------------------------------------
+
+def kai_queue(kube, run_context, namespace: str) -> str:
+    if kube.get_or_none(G.KAI_QUEUES, "Queue", G.KAI_DEFAULT_QUEUE) is not None:
+        return G.KAI_DEFAULT_QUEUE
+    for obj in G.kai_queues(namespace):
+        run_context.create(obj)
+    return namespace
+
+
+def _kai(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, image: str,
+         *, fits: bool) -> None:
+    """A batch Job for kai-scheduler; KAI's podgrouper makes its PodGroup the gang."""
+    name = "gang-ok" if fits else "gang-big"
+    job = G.kai_job(name, namespace, plan, kai_queue(kube, run_context, namespace), image)
+    evidence.yaml(f"Job for kai-scheduler, {G.KAI_MIN_MEMBER_ANNOTATION} {plan.members}", job)
+    run_context.create(job)
+    target = Target("v1", "Pod", namespace, label_selector=f"{G.GANG_LABEL}={name}")
+    if fits:
+        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
+    else:
+        pods = watch_until(
+            kube, target, lambda objs: len(objs) == plan.members and all(
+                o["metadata"].get("annotations", {}).get(G.KAI_POD_GROUP_ANNOTATION)
+                for o in objs.values()),
+            timeout=timeout(60), expected=f"all {plan.members} members, each in a PodGroup")
+        observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    groups = {o["metadata"].get("annotations", {}).get(G.KAI_POD_GROUP_ANNOTATION)
+              for o in pods.values()}
+    [group] = groups if len(groups) == 1 else [None]
+    assert group, f"members belong to PodGroups {sorted(map(str, groups))}"
+    pg = kube.get(G.KAI_SCHEDULING, "PodGroup", str(group), namespace)
+    evidence.yaml("KAI PodGroup", {"spec": pg.get("spec", {}), "status": pg.get("status", {})},
+                  f"kubectl get podgroup {pg['metadata']['name']} -n {namespace} -o yaml")
+    assert pg["spec"].get("minMember") == plan.members, (
+        f"PodGroup minMember is {pg['spec'].get('minMember')}, not {plan.members}: the pods "
+        f"are not one gang (does this KAI read {G.KAI_MIN_MEMBER_ANNOTATION}?)")
+    if not fits:
+        assert G.kai_refusal(pg), ("PodGroup gives no unschedulable reason: "
+                                   f"{pg.get('status', {}).get('schedulingConditions')}")
+
+
+# --- scheduler-plugins Coscheduling -----------------------------------------------------------
+
+def coscheduling_scheduler(kube, evidence) -> str:
+    try:
+        deps = kube.items("apps/v1", "Deployment", label_selector="component=scheduler")
+    except ApiError as exc:
+        if exc.status != 403:
+            raise
+        deps = []
+    scheduler, how = G.coscheduling_scheduler(deps)
+    evidence.note(f"schedulerName {scheduler}: {how}")
+    return scheduler
+
+
+def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan,
+                  image: str, *, fits: bool) -> None:
+    """A PodGroup of minMember = members and its member pods."""
+    name = "gang-ok" if fits else "gang-big"
+    objs = G.coscheduling_objects(name, namespace, plan, coscheduling_scheduler(kube, evidence),
+                                  image)
+    evidence.yaml(f"PodGroup with minMember {plan.members} and its first member", objs[:2])
+    for obj in objs:
+        run_context.create(obj)
+    if fits:
+        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
+    else:
+        pods = observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    pg = kube.get(G.COSCHEDULING, "PodGroup", name, namespace)
+    evidence.yaml("PodGroup", {"spec": pg.get("spec", {}), "status": pg.get("status", {})},
+                  f"kubectl get podgroup {name} -n {namespace} -o yaml")
+    assert pg["spec"].get("minMember") == plan.members
+    if not fits:
+        refusals = G.pod_refusals(pods)
+        evidence.note(f"the scheduler's own reasons: {refusals or 'none'}")
+        assert refusals, "no member says why it is not scheduled (PodScheduled=False, " \
+            "Unschedulable)"

@@ -2,8 +2,10 @@
 
 Essential: an autoscaling/v2 HPA on a Deployment whose pods request an accelerator scales
 up under CPU load and back down once the load stops (short behaviour windows keep this to
-seconds); the scheduler still enforces accelerator capacity, so the replica beyond it stays
-Pending. Supporting: the custom/external metrics path, when an adapter serves those APIs.
+seconds); the scheduler still enforces accelerator capacity, so the replica beyond the free
+accelerators of one node stays Pending (extended resource or DRA claim, as --allocation-mode
+says; not observable when every accelerator is already allocated). Supporting: the
+custom/external metrics path, when an adapter serves those APIs.
 Load: on simulated nodes the pods' usage annotation drives the simulated CPU usage; on real
 nodes the pods burn CPU until a kill-switch file is created in each of them (exec).
 """
@@ -58,15 +60,16 @@ def hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
     }
 
 
-def deployment(name: str, namespace: str, resource: str, node: str, load: bool,
+def deployment(name: str, namespace: str, alloc, node: str, load: bool,
                image: str) -> dict[str, Any]:
+    """Replicas pinned to `node`, each asking for one accelerator (its own claim under DRA)."""
     ctr = workloads.container("server", ["sh", "-c", BURN], image=image,
                               resources_={"requests": {"cpu": "100m"},
-                                          "limits": {resource: "1", "cpu": "200m"}})
-    pod = workloads.pod(name, namespace, [ctr], restart_policy="Always",
-                        node_selector={"kubernetes.io/hostname": node},
-                        annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
-                        labels={"app": name})
+                                          "limits": {"cpu": "200m"}})
+    pod = probing.accelerator_pod(name, namespace, alloc, ctr, restart_policy="Always",
+                                  node_selector={"kubernetes.io/hostname": node},
+                                  annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
+                                  labels={"app": name})
     template = {"metadata": {"labels": {"app": name},
                              "annotations": pod["metadata"]["annotations"]},
                 "spec": pod["spec"]}
@@ -102,16 +105,22 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
     """An HPA scales accelerator pods up under load, enforces capacity, and scales back down."""
     _require_hpa(kube)
     alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
-                                      "device-plugin")
-    per_node = probing.capacity(cluster_info, alloc.resource)
-    node, units = min(per_node.items(), key=lambda kv: (kv[1], kv[0]))
+                                      aic_settings.allocation_mode)
+    per_node = probing.allocatable_per_node(kube, cluster_info, alloc)
+    free = probing.free_accelerators(kube, cluster_info, alloc)
+    probing.require_free_accelerator(free, per_node, alloc,
+                                     "no replica could be placed to scale")
+    node, units = min(((n, f) for n, f in free.items() if f > 0),
+                      key=lambda kv: (kv[1], kv[0]))
     simulated = probing.node_is_simulated(kube.get("v1", "Node", node))
     max_replicas = units + 1
-    evidence.note(f"Deployment 'inference' pinned to {node} ({units} x {alloc.resource}); "
-                  f"each replica requests one; HPA maxReplicas {max_replicas}, so the last "
-                  f"replica must stay Pending. Load: "
+    evidence.note(f"Deployment 'inference' pinned to {node} ({units} free {alloc.unit}); "
+                  f"each replica requests one ({alloc.describe()}); HPA maxReplicas "
+                  f"{max_replicas}, so the last replica must stay Pending. Load: "
                   f"{'simulated usage annotation' if simulated else 'CPU burn in each pod'}")
-    run_context.create(deployment("inference", namespace, alloc.resource, node, load=True,
+    for obj in probing.claim_objects(alloc, namespace):
+        run_context.create(obj)
+    run_context.create(deployment("inference", namespace, alloc, node, load=True,
                                   image=aic_settings.image("probe")))
     run_context.create(hpa("inference", namespace, max_replicas))
     pods_target = Target("v1", "Pod", namespace, label_selector="app=inference")
@@ -120,12 +129,12 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
         bound = [o for o in objs.values() if o["spec"].get("nodeName")
                  and not o["metadata"].get("deletionTimestamp")]
         pending = [o for o in objs.values() if not o["spec"].get("nodeName")
-                   and f"Insufficient {alloc.resource}" in str(o.get("status", {}))]
+                   and alloc.refusal in str(o.get("status", {}))]
         return len(bound) == units and len(pending) == 1
 
     pods = watch_until(kube, pods_target, scaled_up, timeout=timeout(180),
                        expected=f"HPA to scale to {max_replicas} replicas with {units} bound "
-                                f"and 1 Pending for Insufficient {alloc.resource}")
+                                f"and 1 Pending for '{alloc.refusal}'")
     hpa_obj = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "inference", namespace)
     evidence.command(f"kubectl get hpa -n {namespace}",
                      table([hpa_row(hpa_obj)], ["NAME", "TARGETS", "MINPODS", "MAXPODS",

@@ -1,7 +1,9 @@
 """secure_accelerator_access: a container sees exactly the accelerators allocated to it.
 
 Scheduler half (decided by the control plane, provable on the lab): N+1 one-accelerator pods
-on a node with N free accelerators leave exactly one Pending with `Insufficient <resource>`.
+on a node with N free accelerators leave exactly one Pending, refused by the scheduler with
+`Insufficient <resource>` (device plugin) or `cannot allocate all claims` (DRA); on a cluster
+whose every accelerator is already allocated this half is not observable.
 Probe half (needs running containers): a pod with one device counts exactly one numbered
 device node; a pod without a request on the same node counts zero; a second container in a
 pod holding a claim counts zero; two one-device pods see different device UUIDs; a pod with
@@ -48,39 +50,42 @@ def unschedulable_reason(pod: dict[str, Any]) -> str:
 
 
 @pytest.mark.requirement(REQ)
-def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_context, evidence,
+def test_capacity_enforced(kube, cluster_info, allocation, namespace, run_context, evidence,
                            timeout, probe_image):
     """N+1 one-accelerator pods on N free accelerators leave exactly one Pending."""
-    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
-                                      "device-plugin")
-    per_node = probing.capacity(cluster_info, alloc.resource)
-    free = probing.free_per_node(kube, cluster_info, alloc.resource)
+    alloc = allocation
+    per_node = probing.allocatable_per_node(kube, cluster_info, alloc)
+    free = probing.free_accelerators(kube, cluster_info, alloc)
+    probing.require_free_accelerator(
+        free, per_node, alloc, "no node has one free to fill and overfill")
     candidates = {n: f for n, f in free.items() if f > 0}
-    assert candidates, f"no node has a free {alloc.resource} (allocatable: {per_node})"
     node, n_free = min(candidates.items(), key=lambda kv: (kv[1], kv[0]))
-    evidence.command(
-        f"kubectl get node {node} -o jsonpath='{{.status.allocatable.{alloc.resource}}}'",
-        str(per_node[node]),
-    )
-    evidence.note(f"{alloc.resource} on {node}: {per_node[node]} allocatable, {n_free} free; "
-                  f"creating {n_free + 1} pods that each request one, pinned to that node")
+    if alloc.mode == "device-plugin":
+        evidence.command(
+            f"kubectl get node {node} -o jsonpath='{{.status.allocatable.{alloc.resource}}}'",
+            str(per_node[node]),
+        )
+    source = "in its ResourceSlices" if alloc.mode == "dra" else "allocatable"
+    evidence.note(f"{alloc.unit} on {node}: {per_node[node]} {source}, {n_free} free; "
+                  f"creating {n_free + 1} pods that each request one ({alloc.describe()}), "
+                  "pinned to that node")
+    for obj in probing.claim_objects(alloc, namespace):
+        run_context.create(obj)
     for i in range(n_free + 1):
-        run_context.create(workloads.pod(
-            f"gpu-{i}", namespace,
-            [workloads.container("ctr", ["sleep", "3600"], image=probe_image,
-                                 resources_={"limits": {alloc.resource: "1"}})],
+        run_context.create(probing.accelerator_pod(
+            f"gpu-{i}", namespace, alloc,
+            workloads.container("ctr", ["sleep", "3600"], image=probe_image),
             node_selector={"kubernetes.io/hostname": node}, restart_policy="Always",
         ))
 
     def settled(objs: dict[str, dict[str, Any]]) -> bool:
         bound = [o for o in objs.values() if o["spec"].get("nodeName")]
-        refused = [o for o in objs.values() if f"Insufficient {alloc.resource}"
-                   in unschedulable_reason(o)]
+        refused = [o for o in objs.values() if alloc.refusal in unschedulable_reason(o)]
         return len(bound) == n_free and len(refused) == 1
 
     pods = watch_until(kube, Target("v1", "Pod", namespace), settled, timeout=timeout(90),
                        expected=f"{n_free} pods bound and 1 unschedulable for "
-                                f"Insufficient {alloc.resource}")
+                                f"'{alloc.refusal}'")
     evidence.command(f"kubectl get pods -n {namespace} -o wide",
                      get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
                                POD_WIDE))
@@ -89,7 +94,7 @@ def test_capacity_enforced(kube, cluster_info, aic_settings, namespace, run_cont
     assert all(o["spec"]["nodeName"] == node for o in pods.values() if o["spec"].get("nodeName"))
     pending_name = pending[0]["metadata"]["name"]
     wait_for_event(kube, namespace, "FailedScheduling", involved=pending_name,
-                   contains=f"Insufficient {alloc.resource}", timeout=timeout(30))
+                   contains=alloc.refusal, timeout=timeout(30))
     events = kube.items("v1", "Event", namespace,
                         field_selector=f"involvedObject.name={pending_name}")
     evidence.command(f"kubectl get events -n {namespace} --field-selector "

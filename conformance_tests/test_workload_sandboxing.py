@@ -77,8 +77,10 @@ def test_sandbox_runs_own_kernel(kube, aic_settings, namespace, run_context, evi
         not_applicable("no sandbox RuntimeClass (gVisor, Kata) exists")
 
     image = aic_settings.image("probe")
-    # The probe pods' own tolerations decide, with the class's, which tainted nodes are usable.
-    tolerations = _probe_pod("sandbox-control", namespace, image, None)["spec"]["tolerations"]
+    # The probe pods' tolerations (as built, and the run's for tainted accelerator pools)
+    # decide, with the class's, which tainted nodes are usable.
+    tolerations = [*_probe_pod("sandbox-control", namespace, image, None)["spec"]["tolerations"],
+                   *run_context.tolerations]
     nodes = kube.items("v1", "Node")
     real = [n for n in nodes if not probing.node_is_simulated(n)]
     by_name = {str(c["metadata"]["name"]): c for c in classes}

@@ -1,15 +1,17 @@
 """Accelerator profiles (NVIDIA, AMD, Intel, the example DRA driver) loaded from one data file.
 
 Checks stay vendor-neutral by asking a profile for resource names, device globs, labels, tools
-and metric names; a new vendor is a YAML row, not a code change.
+and metric names; a new vendor is a YAML row, not a code change. `detect_profile` picks the
+profile a cluster's nodes call for (extended resources, DRA drivers, vendor node labels), so
+a run without --accelerator probes the hardware that is there.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -23,6 +25,7 @@ _PROFILE_KEYS = frozenset(
         "extended_resource_patterns",
         "vendor_domains",
         "tolerations",
+        "detection_labels",
         "dra",
         "device_files",
         "node_labels",
@@ -31,6 +34,7 @@ _PROFILE_KEYS = frozenset(
         "injected_env_prefix",
         "tool",
         "driver_version_file",
+        "load",
         "metrics",
     }
 )
@@ -49,11 +53,14 @@ _LABEL_KEYS = frozenset(
     }
 )
 _TOOL_KEYS = frozenset({"command", "list_args", "query_args", "version_args", "uuid_regex"})
+_LOAD_KEYS = frozenset({"image", "command"})
 _ENV_KEYS = frozenset({"name", "value"})
 _METRIC_KEYS = frozenset(
     {
         "exporter",
         "utilization",
+        "ratio_metrics",
+        "instance_label",
         "memory_used",
         "memory_free",
         "memory_total",
@@ -155,8 +162,20 @@ class DeviceTool:
 
 
 @dataclass(frozen=True)
+class LoadSpec:
+    """A short accelerator load: the images.yaml key of its image and the command to repeat."""
+
+    image: str
+    command: str
+
+
+@dataclass(frozen=True)
 class MetricNames:
-    """Exporter metric names per quantity (first name preferred) and the labels they carry."""
+    """Exporter metric names per quantity (first name preferred) and the labels they carry.
+
+    ``ratio_metrics`` are exported as 0-1 ratios (utilisation is compared in percent);
+    ``instance_label`` names a partition of a device (a MIG GPU instance), each its own device.
+    """
 
     exporter: str
     utilization: tuple[str, ...]
@@ -170,6 +189,8 @@ class MetricNames:
     host_label: str | None
     model_label: str | None
     driver_version_label: str | None
+    ratio_metrics: tuple[str, ...] = ()
+    instance_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,12 +212,22 @@ class AcceleratorProfile:
     tool: DeviceTool | None
     driver_version_file: str | None
     metrics: MetricNames | None
+    detection_labels: tuple[str, ...] = ()
+    load: LoadSpec | None = None
 
     def matches_resource(self, resource: str) -> bool:
         """Whether an extended resource name (e.g. nvidia.com/mig-1g.10gb) belongs here."""
         if resource in self.extended_resources:
             return True
         return any(fnmatch.fnmatchcase(resource, p) for p in self.extended_resource_patterns)
+
+    def detection_label(self, labels: Mapping[str, str]) -> str | None:
+        """The first detection label (`key` or `key=value`) these node labels carry, or None."""
+        for wanted in self.detection_labels:
+            key, sep, value = wanted.partition("=")
+            if key in labels and (not sep or labels[key] == value):
+                return wanted
+        return None
 
     def is_device_file(self, path: str) -> bool:
         """Whether a path counts as one device (matches the glob and is no control node)."""
@@ -313,7 +344,16 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
             driver_version_label=_opt_str(
                 f"{where}.driver_version_label", m["driver_version_label"]
             ),
+            ratio_metrics=_strs(f"{where}.ratio_metrics", m["ratio_metrics"]),
+            instance_label=_opt_str(f"{where}.instance_label", m["instance_label"]),
         )
+
+    load: LoadSpec | None = None
+    if data["load"] is not None:
+        raw_load = _mapping(f"{name}.load", data["load"])
+        _check_keys(f"{name}.load", raw_load, _LOAD_KEYS)
+        load = LoadSpec(_str(f"{name}.load.image", raw_load["image"]),
+                        _str(f"{name}.load.command", raw_load["command"]))
 
     prefix = _opt_str(f"{name}.injected_env_prefix", data["injected_env_prefix"])
     if prefix is not None and not _ENV_PREFIX_RE.match(prefix):
@@ -352,6 +392,8 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
         tool=tool,
         driver_version_file=_opt_str(f"{name}.driver_version_file", data["driver_version_file"]),
         metrics=metrics,
+        detection_labels=_strs(f"{name}.detection_labels", data["detection_labels"]),
+        load=load,
     )
 
 
@@ -445,3 +487,130 @@ def profile_for_dra_driver(driver: str) -> AcceleratorProfile | None:
         if driver in profile.dra.drivers:
             return profile
     return None
+
+
+def default_profile() -> AcceleratorProfile:
+    """The first profile of the table (nvidia): used when nothing on the cluster names one."""
+    return _packaged_profiles()[0]
+
+
+# --- which profile a cluster calls for ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeEvidence:
+    """What one node shows of its accelerators: extended resources (name -> allocatable),
+    DRA devices per driver from ResourceSlices naming it, and its labels."""
+
+    name: str
+    resources: Mapping[str, str] = field(default_factory=dict)
+    dra_devices: Mapping[str, int] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VendorFinding:
+    """One profile's devices on the cluster and the signals that showed them."""
+
+    profile: AcceleratorProfile
+    devices: int
+    nodes: tuple[str, ...]
+    signals: tuple[str, ...]
+
+    def describe(self) -> str:
+        count = len(self.nodes)
+        where = f" on {count} node{'' if count == 1 else 's'}" if count else ""
+        return (f"{self.profile.name} {self.devices} device{'' if self.devices == 1 else 's'}"
+                f"{where} via {', '.join(self.signals)}")
+
+
+@dataclass(frozen=True)
+class ProfileDetection:
+    """Every vendor found, most devices first (ties in the table's order)."""
+
+    findings: tuple[VendorFinding, ...]
+
+    @property
+    def chosen(self) -> AcceleratorProfile | None:
+        return self.findings[0].profile if self.findings else None
+
+    def source(self) -> str:
+        """How the profile was chosen, for the report header."""
+        if not self.findings:
+            return ("default: no accelerator of a known vendor found in extended resources, "
+                    "DRA drivers or node labels; choose one with --accelerator")
+        if len(self.findings) == 1:
+            return f"detected: {self.findings[0].describe()}"
+        return (f"detected: most devices among {len(self.findings)} vendors: "
+                + "; ".join(f.describe() for f in self.findings)
+                + "; choose another with --accelerator")
+
+
+def _count(text: str | None) -> int:
+    try:
+        return max(int(str(text)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _node_vendors(node: NodeEvidence) -> dict[str, tuple[int, list[str]]]:
+    """Profile name -> (devices, signals) on one node, from its strongest signal.
+
+    Extended resources decide where there are any (the device plugin counts the devices);
+    else DRA devices; else vendor labels (count label, else one device). A node's simulated
+    or secondary DRA driver does not outvote the devices its device plugin advertises.
+    """
+    found: dict[str, tuple[int, list[str]]] = {}
+
+    def add(profile: AcceleratorProfile, devices: int, signal: str) -> None:
+        before, signals = found.get(profile.name, (0, []))
+        found[profile.name] = (before + devices, [*signals, signal])
+
+    for resource, quantity in sorted(node.resources.items()):
+        resource_profile = profile_for_resource(resource)
+        if resource_profile is not None:
+            add(resource_profile, _count(quantity), resource)
+    if found:
+        return found
+    for driver, devices in sorted(node.dra_devices.items()):
+        driver_profile = profile_for_dra_driver(driver)
+        if driver_profile is not None and devices > 0:
+            add(driver_profile, devices, f"DRA driver {driver}")
+    if found:
+        return found
+    for profile in _packaged_profiles():
+        label = profile.detection_label(node.labels)
+        if label is not None:
+            count_label = profile.node_labels.count
+            count = _count(node.labels.get(count_label)) if count_label else 0
+            add(profile, count or 1, f"node label {label}")
+    return found
+
+
+def detect_profile(nodes: Iterable[NodeEvidence],
+                   unplaced_dra: Mapping[str, int] | None = None) -> ProfileDetection:
+    """The profiles the cluster's accelerators call for, most devices first.
+
+    ``unplaced_dra`` counts DRA devices per driver in ResourceSlices that name no node
+    (network-attached devices): they count for their driver's profile.
+    """
+    devices: dict[str, int] = {}
+    where: dict[str, list[str]] = {}
+    signals: dict[str, dict[str, None]] = {}
+    for node in nodes:
+        for name, (count, node_signals) in _node_vendors(node).items():
+            devices[name] = devices.get(name, 0) + count
+            where.setdefault(name, []).append(node.name)
+            signals.setdefault(name, {}).update(dict.fromkeys(node_signals))
+    for driver, count in sorted((unplaced_dra or {}).items()):
+        driver_profile = profile_for_dra_driver(driver)
+        if driver_profile is not None and count > 0:
+            devices[driver_profile.name] = devices.get(driver_profile.name, 0) + count
+            where.setdefault(driver_profile.name, [])
+            signals.setdefault(driver_profile.name, {})[f"DRA driver {driver}"] = None
+    order = {p.name: i for i, p in enumerate(_packaged_profiles())}
+    ranked = sorted(devices, key=lambda name: (-devices[name], order[name]))
+    profiles = load_profiles()
+    return ProfileDetection(tuple(
+        VendorFinding(profiles[name], devices[name], tuple(where[name]),
+                      tuple(signals[name])) for name in ranked))

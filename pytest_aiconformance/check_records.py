@@ -27,6 +27,7 @@ from pytest_aiconformance.model import (
     PROP_REQUIREMENT,
     PROP_ROLE,
     PROP_SETUP_ASSERT,
+    PROP_SOLUTION,
     PROP_TITLE,
     PROP_VERSION,
     CheckResult,
@@ -48,6 +49,7 @@ class CheckSpec:
     role: Role
     junit_name: str
     title: str
+    solution: str = ""  # the value of the parameter that `solution=` names, if any
 
 
 def camel(text: str) -> str:
@@ -97,7 +99,30 @@ def check_spec(item: pytest.Item) -> CheckSpec | None:
                       callspec.id if callspec is not None else None)
     doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
     title = marker.kwargs.get("title") or (doc.splitlines()[0] if doc else item.name)
-    return CheckSpec(requirement, role, name, title)
+    return CheckSpec(requirement, role, name, title, _solution(item, marker, callspec))
+
+
+def _solution(item: pytest.Item, marker: pytest.Mark, callspec: object) -> str:
+    """`solution="<param>"` names the parameter whose value is the alternative solution the
+    check exercises (verdicts: any one complete solution proves the requirement)."""
+    param = marker.kwargs.get("solution")
+    if param is None:
+        return ""
+    params = getattr(callspec, "params", None) or {}
+    if not isinstance(param, str) or param not in params:
+        raise pytest.UsageError(
+            f"{item.nodeid}: solution={param!r} must name a parameter of this check "
+            f"(parametrized: {', '.join(sorted(params)) or 'none'})"
+        )
+    return str(params[param])
+
+
+def make_supporting(item: pytest.Item) -> None:
+    """On this cluster the check can only add evidence (e.g. the vendor has no load image to
+    run): its role becomes supporting for this run, so it cannot leave the requirement Not
+    verified. Call it before skipping; the verdict reads the role the reports carry."""
+    item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != PROP_ROLE]
+    item.user_properties.append((PROP_ROLE, Role.SUPPORTING.value))
 
 
 def uncollected_essentials(items: list[pytest.Item],
@@ -133,6 +158,7 @@ def add_item_properties(item: pytest.Item, spec: CheckSpec, version: str | None)
         (PROP_ROLE, spec.role.value),
         (PROP_JUNIT_NAME, spec.junit_name),
         (PROP_TITLE, spec.title),
+        *([(PROP_SOLUTION, spec.solution)] if spec.solution else []),
     ]
     have = {k for k, _ in item.user_properties}
     item.user_properties.extend((k, v) for k, v in props if k not in have)
@@ -278,6 +304,7 @@ def check_results(records: Mapping[str, PhaseRecord],
             title=props.get(PROP_TITLE) or (spec.title if spec else nodeid),
             evidence_file=props.get(PROP_EVIDENCE, ""),
             duration=round(record.duration, 3),
+            solution=props.get(PROP_SOLUTION) or (spec.solution if spec else ""),
         ))
     results.sort(key=lambda r: r.nodeid)
     return results

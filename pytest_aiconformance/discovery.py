@@ -17,6 +17,8 @@ class AcceleratorNode:
     resources: dict[str, str]  # extended resource -> allocatable
     labels: dict[str, str]
     dra_devices: int = 0
+    # spec.taints as read: GPU pools are often tainted (AKS sku=gpu, GKE nvidia.com/gpu=present)
+    taints: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -33,12 +35,25 @@ class ClusterInfo:
     device_classes: list[str] = field(default_factory=list)
     resource_slices: int = 0
     dra_drivers: list[str] = field(default_factory=list)
+    # For choosing the accelerator profile: DRA devices per driver (all slices, and per node
+    # named by a slice), and every node's labels (vendor labels where no device is published).
+    dra_driver_devices: dict[str, int] = field(default_factory=dict)
+    dra_node_devices: dict[str, dict[str, int]] = field(default_factory=dict)
+    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     runtime_classes: list[str] = field(default_factory=list)
     operators: dict[str, Detection] = field(default_factory=dict)
 
     @property
     def serves_dra(self) -> bool:
         return "resource.k8s.io/v1" in self.group_versions
+
+    def accelerator_taints(self) -> list[dict[str, str]]:
+        """Every distinct taint on an accelerator node, in node order."""
+        seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        for node in self.accelerator_nodes:
+            for taint in node.taints:
+                seen.setdefault(tuple(sorted(taint.items())), taint)
+        return list(seen.values())
 
     def header_lines(self) -> list[str]:
         lines = [f"cluster: {self.server} Kubernetes {self.git_version}, {self.nodes} nodes"]
@@ -47,7 +62,8 @@ class ClusterInfo:
             for node in self.accelerator_nodes:
                 res = ", ".join(f"{k}={v}" for k, v in sorted(node.resources.items()))
                 dra = f", {node.dra_devices} DRA devices" if node.dra_devices else ""
-                parts.append(f"{node.name} ({res}{dra})")
+                taints = "".join(f", taint {_taint_text(t)}" for t in node.taints)
+                parts.append(f"{node.name} ({res}{dra}{taints})")
             lines.append("accelerator nodes: " + "; ".join(parts))
         else:
             lines.append("accelerator nodes: none found")
@@ -61,6 +77,12 @@ class ClusterInfo:
         found = [d.summary() for d in self.operators.values() if d.present]
         lines.append("operators: " + ("; ".join(found) if found else "none detected"))
         return lines
+
+
+def _taint_text(taint: dict[str, str]) -> str:
+    """kubectl's form: key[=value]:Effect."""
+    value = f"={taint['value']}" if taint.get("value") else ""
+    return f"{taint.get('key', '')}{value}:{taint.get('effect', '')}"
 
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
@@ -83,6 +105,19 @@ def explain_api_error(kube: Kube, exc: ApiError, doing: str) -> str:
     if exc.status == 403:
         return f"forbidden while {doing}: {exc.message}"
     return f"{doing}: {exc}"
+
+
+def _count_dra_devices(info: ClusterInfo, spec: dict[str, Any]) -> None:
+    """Add one ResourceSlice's devices to its driver's counts (cluster-wide and per node)."""
+    driver = str(spec.get("driver") or "")
+    if not driver:
+        return
+    devices = len(spec.get("devices") or [])
+    info.dra_driver_devices[driver] = info.dra_driver_devices.get(driver, 0) + devices
+    node = spec.get("nodeName")
+    if node:
+        per_driver = info.dra_node_devices.setdefault(str(node), {})
+        per_driver[driver] = per_driver.get(driver, 0) + devices
 
 
 def discover(kube: Kube) -> ClusterInfo:
@@ -118,15 +153,20 @@ def discover(kube: Kube) -> ClusterInfo:
                 node = spec.get("nodeName")
                 if node:
                     per_node[node] = per_node.get(node, 0) + len(spec.get("devices", []))
+                _count_dra_devices(info, spec)
             info.dra_drivers = sorted(d for d in drivers if d)
         for node in nodes:
+            info.node_labels[node["metadata"]["name"]] = dict(
+                node["metadata"].get("labels") or {})
             alloc = node.get("status", {}).get("allocatable", {})
             res = {k: str(v) for k, v in alloc.items() if is_accelerator_resource(k)}
             name = node["metadata"]["name"]
             if res or per_node.get(name):
+                taints = [{k: str(v) for k, v in t.items() if k in ("key", "value", "effect")}
+                          for t in node.get("spec", {}).get("taints") or []]
                 info.accelerator_nodes.append(
                     AcceleratorNode(name, res, node["metadata"].get("labels", {}),
-                                    per_node.get(name, 0))
+                                    per_node.get(name, 0), taints)
                 )
         if "node.k8s.io/v1" in groups:
             doing = "listing RuntimeClasses"

@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube, TransientError
 from pytest_aiconformance.waiting import Target, WaitTimeout, wait_deleted
+from pytest_aiconformance.workloads import merge_tolerations
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "pytest-aiconformance"
@@ -46,6 +47,9 @@ class RunContext:
     kube: Kube
     run_id: str
     timeout_scale: float = 1.0
+    # Tolerations of the taints found on the cluster's accelerator nodes (a tainted GPU pool):
+    # every pod the run creates carries them, as it carries the run's labels.
+    tolerations: list[dict[str, str]] = field(default_factory=list)
     created: list[Created] = field(default_factory=list)
     terminating: list[Created] = field(default_factory=list)  # namespaces still going
     _counter: int = 0
@@ -68,6 +72,10 @@ class RunContext:
         template = out.get("spec", {}).get("template")
         if isinstance(template, dict):
             template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        if self.tolerations:
+            for spec in _pod_specs(out):
+                spec["tolerations"] = merge_tolerations(spec.get("tolerations") or [],
+                                                        self.tolerations)
         return out
 
     def create(self, obj: dict[str, Any], check: str | None = None) -> dict[str, Any]:
@@ -176,6 +184,20 @@ def cluster_scoped_kinds(kube: Kube) -> list[tuple[str, str]]:
             if ("/" not in res["name"] and not res.get("namespaced")
                     and res.get("kind") != "Namespace" and {"list", "delete"} <= verbs):
                 found.append((api_version, str(res["kind"])))
+    return found
+
+
+def _pod_specs(obj: Any) -> list[dict[str, Any]]:
+    """Every pod spec inside an object (a Pod's, a Job's or a RayCluster's templates...)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(obj, dict):
+        if isinstance(obj.get("containers"), list):
+            found.append(obj)
+        for value in obj.values():
+            found.extend(_pod_specs(value))
+    elif isinstance(obj, list):
+        for value in obj:
+            found.extend(_pod_specs(value))
     return found
 
 

@@ -5,7 +5,9 @@ shape without touching a check. Fixtures come from the plugin by name: `kube` (K
 `cluster_info` (ClusterInfo), `aic_settings` (Settings: profile, allocation_mode, image(),
 timeout()), `run_context` (RunContext: labelled creates, torn down), `namespace` (a fresh
 labelled namespace), `evidence` (EvidenceRecorder), `timeout` (scaled seconds), `operators`
-(OperatorManager) and `checklist_version`. Markers: `requirement(id, role=, junit=, title=)`,
+(OperatorManager) and `checklist_version`. Markers: `requirement(id, role=, junit=, title=,
+solution=)` (`solution` names the parameter whose value is the alternative solution a check
+exercises, e.g. one gang scheduler: any one solution passing all its checks decides),
 `needs_containers`, `pod_security(level)`, `gpu`.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from pytest_aiconformance import (
     driver_versions,
+    gang_scheduling,
     inference_serving,
     metrics_queries,
     nic_discovery,
@@ -23,6 +26,7 @@ from pytest_aiconformance import (
     workloads,
 )
 from pytest_aiconformance.accelerators import AcceleratorProfile, profile_for_dra_driver
+from pytest_aiconformance.check_records import make_supporting
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
 from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.evidence import EvidenceRecorder
@@ -71,12 +75,14 @@ __all__ = [
     # builders, probes and check logic (modules)
     "driver_versions",
     "events_table",
+    "gang_scheduling",
     "get_table",
     "inference_serving",
+    # outcomes other than pass and fail
+    "make_supporting",
     "metrics_queries",
     "name",
     "nic_discovery",
-    # outcomes other than pass and fail
     "not_applicable",
     "not_observable",
     "parse_exposition",

@@ -1,24 +1,49 @@
 """Decisions of the metrics checks, kept pure: selectors, counters, device metrics, utilisation.
 
-- ServiceMonitor discovery: labels that satisfy the Prometheus CR's own selectors (the
+- Which monitoring: the Prometheus Operator's Prometheus (scrapes ServiceMonitors) or the
+  VictoriaMetrics operator's VMAgent (scrapes VMServiceScrapes), and where to query it:
+  `--aic-prometheus` (a URL, or namespace/service:port behind the API server's service proxy),
+  else the Prometheus CR's `prometheus-operated` Service, else a VMSingle's Service.
+- Scrape-object discovery: labels that satisfy the collector's own selectors (the
   prometheus-operator rule: a null selector matches nothing, an empty one matches all; a null
-  namespace selector means "the Prometheus object's own namespace only").
+  namespace selector means "the Prometheus object's own namespace only"; VMAgent: both null
+  follows selectAllByDefault, a null object selector takes every object of the selected
+  namespaces).
 - The exactly-N check: the collected counter of this run's series equals N, no more, no less.
-- Accelerator metrics: utilisation and memory per device with a device label; the SHOULD
-  quantities as evidence lines; utilisation moving between a sample before and during load.
+- Accelerator metrics: utilisation and memory per device with a device label (per device the
+  first profile name with a sample: MIG instances export only the profiling ratio); the SHOULD
+  quantities as evidence lines; utilisation, in percent, moving between a sample before and
+  during load.
+
+The I/O here is `find_monitoring` (listing the operators' objects) and `instant_query`, which
+both metrics checks use to find and ask the query API.
 """
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pytest_aiconformance.accelerators import MetricNames
-from pytest_aiconformance.parsers import Exposition, QueryResult, Sample
+from pytest_aiconformance.cluster import ApiError, Kube
+from pytest_aiconformance.parsers import (
+    Exposition,
+    PrometheusAPIError,
+    QueryResult,
+    Sample,
+    parse_query_response,
+)
 
 T = TypeVar("T")
+
+MON = "monitoring.coreos.com/v1"  # Prometheus Operator: Prometheus, ServiceMonitor
+VM = "operator.victoriametrics.com/v1beta1"  # VictoriaMetrics operator: VMAgent, VMServiceScrape
 
 
 class UnsatisfiableSelector(ValueError):
@@ -62,13 +87,16 @@ def labels_satisfying(selector: Mapping[str, Any] | None) -> dict[str, str] | No
 
 @dataclass(frozen=True)
 class MonitorPlan:
-    """Where and how to create a ServiceMonitor so that a given Prometheus picks it up."""
+    """Where and how to create a scrape object (a ServiceMonitor, or a VMServiceScrape for a
+    VMAgent) so that a given collector picks it up."""
 
-    prometheus: str  # namespace/name
+    prometheus: str  # namespace/name of the collector (Prometheus or VMAgent)
     monitor_namespace: str
     monitor_labels: dict[str, str]
     namespace_labels: dict[str, str]  # labels our workload namespace must carry
     explanation: str
+    kind: str = "ServiceMonitor"
+    api_version: str = MON
 
 
 def plan_service_monitor(prometheus: Mapping[str, Any], workload_namespace: str) -> MonitorPlan:
@@ -98,13 +126,53 @@ def plan_service_monitor(prometheus: Mapping[str, Any], workload_namespace: str)
                        "serviceMonitorNamespaceSelector")
 
 
+def plan_vm_service_scrape(vmagent: Mapping[str, Any], workload_namespace: str) -> MonitorPlan:
+    """Read a VMAgent's serviceScrapeSelector / serviceScrapeNamespaceSelector.
+
+    VictoriaMetrics operator rules (api/operator/v1beta1 CommonScrapeParams): both null ->
+    selectAllByDefault decides (true: every VMServiceScrape, false: none); a null namespace
+    selector -> the VMAgent's own namespace only; a null object selector -> every object of
+    the selected namespaces. Raises UnsatisfiableSelector when the VMAgent selects none.
+    """
+    meta = vmagent.get("metadata", {})
+    spec = vmagent.get("spec", {}) or {}
+    agent_ns = str(meta.get("namespace", ""))
+    ident = f"{agent_ns}/{meta.get('name', '')}"
+    selector = spec.get("serviceScrapeSelector")
+    ns_selector = spec.get("serviceScrapeNamespaceSelector")
+
+    def plan(namespace: str, labels: dict[str, str], ns_labels: dict[str, str],
+             why: str) -> MonitorPlan:
+        return MonitorPlan(ident, namespace, labels, ns_labels, why, "VMServiceScrape", VM)
+
+    if selector is None and ns_selector is None:
+        if not spec.get("selectAllByDefault"):
+            raise UnsatisfiableSelector(
+                f"VMAgent {ident} has neither serviceScrapeSelector nor "
+                "serviceScrapeNamespaceSelector and selectAllByDefault is false: it selects no "
+                "VMServiceScrape")
+        return plan(workload_namespace, {}, {},
+                    "selectAllByDefault: true and no scrape selectors: every VMServiceScrape "
+                    f"is selected; it goes into {workload_namespace}")
+    labels = labels_satisfying(selector) or {}
+    if ns_selector is None:
+        return plan(agent_ns, labels, {},
+                    f"serviceScrapeNamespaceSelector is null (own namespace only): the "
+                    f"VMServiceScrape goes into {agent_ns} and selects namespace "
+                    f"{workload_namespace}; labels {labels or '{}'} from serviceScrapeSelector")
+    ns_labels = labels_satisfying(ns_selector) or {}
+    return plan(workload_namespace, labels, ns_labels,
+                f"VMServiceScrape labels {labels or '{}'} from serviceScrapeSelector; namespace "
+                f"labels {ns_labels or '{}'} from serviceScrapeNamespaceSelector")
+
+
 def service_monitor(name: str, plan: MonitorPlan, workload_namespace: str,
                     selector: Mapping[str, str], port: str, target_labels: Sequence[str],
                     interval: str = "5s") -> dict[str, Any]:
-    """A monitoring.coreos.com/v1 ServiceMonitor following a plan."""
+    """The plan's scrape object: a ServiceMonitor, or a VMServiceScrape (same spec fields)."""
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
+        "apiVersion": plan.api_version,
+        "kind": plan.kind,
         "metadata": {"name": name, "namespace": plan.monitor_namespace,
                      "labels": dict(plan.monitor_labels)},
         "spec": {
@@ -114,6 +182,190 @@ def service_monitor(name: str, plan: MonitorPlan, workload_namespace: str,
             "endpoints": [{"port": port, "path": "/metrics", "interval": interval}],
         },
     }
+
+
+# --- which monitoring, and where to query it ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryEndpoint:
+    """A Prometheus-compatible query API: a Service behind the API server's service proxy, or
+    a URL the test runner reaches itself; ``prefix`` comes before ``/api/v1/query``."""
+
+    source: str  # how it was chosen, for evidence
+    namespace: str = ""
+    service: str = ""
+    port: str = ""
+    prefix: str = ""
+    url: str = ""  # scheme://host[:port][/prefix] when reached directly
+
+    def api_path(self, api: str = "/api/v1/query") -> str:
+        """The URL (direct) or API server path (service proxy) of one query API call."""
+        if self.url:
+            return self.url.rstrip("/") + api
+        return (f"/api/v1/namespaces/{self.namespace}/services/{self.service}:{self.port}"
+                f"/proxy{self.prefix}{api}")
+
+    def describe(self) -> str:
+        where = self.url or f"service {self.namespace}/{self.service}:{self.port}{self.prefix}"
+        return f"{where} ({self.source})"
+
+
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_SERVICE_REF = re.compile(rf"^({_DNS_LABEL})/({_DNS_LABEL}):([0-9]{{1,5}}|[a-z0-9-]{{1,15}})"
+                          r"(/[^\s?#]*)?$")
+PROMETHEUS_FORMS = "http(s)://HOST[:PORT][/PATH] or NAMESPACE/SERVICE:PORT[/PATH]"
+
+
+def parse_prometheus_option(text: str, source: str = "--aic-prometheus") -> QueryEndpoint:
+    """``--aic-prometheus``: a URL, or ``namespace/service:port`` (a port name or number) with an
+    optional path prefix (e.g. vmselect's ``/select/0/prometheus``). ValueError, one line."""
+    value = text.strip()
+    if value.startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(value)
+        if not parts.hostname or parts.query or parts.fragment or any(
+                c.isspace() for c in value):
+            raise ValueError(f"expected {PROMETHEUS_FORMS}, got {text!r}")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {text!r}") from None
+        return QueryEndpoint(source, url=value.rstrip("/"))
+    match = _SERVICE_REF.match(value)
+    if match is None:
+        raise ValueError(f"expected {PROMETHEUS_FORMS}, got {text!r}")
+    namespace, service, port, prefix = match.groups()
+    if port.isdigit() and not 0 < int(port) < 65536:
+        raise ValueError(f"port {port} out of range in {text!r}")
+    if not port.isdigit() and (not re.search("[a-z]", port) or port.startswith("-")
+                               or port.endswith("-")):
+        raise ValueError(f"{port!r} is neither a port number nor a port name in {text!r}")
+    return QueryEndpoint(source, namespace, service, port, (prefix or "").rstrip("/"))
+
+
+def _ident(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """The platform's monitoring as this run uses it: the collector that discovers scrape
+    objects (a Prometheus or a VMAgent), the query endpoint, and why (or why not)."""
+
+    kind: str  # "Prometheus", "VMAgent" or "" (none found)
+    collector: Mapping[str, Any] | None
+    endpoint: QueryEndpoint | None
+    reason: str
+
+    @property
+    def ident(self) -> str:
+        if self.collector is None:
+            return ""
+        namespace, name = _ident(self.collector)
+        return f"{self.kind} {namespace}/{name}"
+
+    def plan(self, workload_namespace: str) -> MonitorPlan:
+        """Where our scrape object goes (UnsatisfiableSelector when none can be selected)."""
+        if self.collector is None:
+            raise UnsatisfiableSelector(self.reason)
+        if self.kind == "VMAgent":
+            return plan_vm_service_scrape(self.collector, workload_namespace)
+        return plan_service_monitor(self.collector, workload_namespace)
+
+
+def _vmsingle_for(vmagent: Mapping[str, Any] | None,
+                  vmsingles: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The VMSingle the VMAgent remote-writes to (its Service in a remoteWrite URL), else the
+    first one."""
+    ordered = sorted(vmsingles, key=_ident)
+    urls = [str(rw.get("url", "")) for rw in ((vmagent or {}).get("spec", {}) or {}).get(
+        "remoteWrite") or []]
+    for single in ordered:
+        namespace, name = _ident(single)
+        if any(re.search(rf"//vmsingle-{re.escape(name)}(\.{re.escape(namespace)})?[.:/]", u)
+               for u in urls):
+            return single
+    return ordered[0] if ordered else None
+
+
+def choose_monitoring(prometheuses: Sequence[Mapping[str, Any]],
+                      vmagents: Sequence[Mapping[str, Any]],
+                      vmsingles: Sequence[Mapping[str, Any]] = (),
+                      option: QueryEndpoint | None = None) -> Monitoring:
+    """The collector (first Prometheus, else first VMAgent, by namespace/name) and where to
+    query: ``option`` (--aic-prometheus) wins; a Prometheus is queried at its
+    ``prometheus-operated:web`` Service; a VMAgent at the VMSingle it writes to (a cluster
+    VMCluster's vmselect has to be named with --aic-prometheus)."""
+    if prometheuses:
+        prom = sorted(prometheuses, key=_ident)[0]
+        namespace, name = _ident(prom)
+        endpoint = option or QueryEndpoint(f"Prometheus {namespace}/{name}", namespace,
+                                           "prometheus-operated", "web")
+        return Monitoring("Prometheus", prom, endpoint,
+                          f"Prometheus {namespace}/{name} (Prometheus Operator) discovers "
+                          f"ServiceMonitors; queried at {endpoint.describe()}")
+    if vmagents:
+        agent = sorted(vmagents, key=_ident)[0]
+        namespace, name = _ident(agent)
+        single = _vmsingle_for(agent, vmsingles)
+        found: QueryEndpoint | None = option
+        if found is None and single is not None:
+            s_ns, s_name = _ident(single)
+            found = QueryEndpoint(f"VMSingle {s_ns}/{s_name}", s_ns, f"vmsingle-{s_name}",
+                                  "http")
+        where = (f"queried at {found.describe()}" if found else
+                 "no VMSingle to query: name the query API (e.g. a VMCluster's vmselect) with "
+                 "--aic-prometheus")
+        return Monitoring("VMAgent", agent, found,
+                          f"VMAgent {namespace}/{name} (VictoriaMetrics operator) discovers "
+                          f"VMServiceScrapes; {where}")
+    return Monitoring("", None, option,
+                      "no Prometheus (Prometheus Operator, monitoring.coreos.com/v1) and no "
+                      "VMAgent (VictoriaMetrics operator, operator.victoriametrics.com/v1beta1) "
+                      "object exists to discover the workload")
+
+
+def find_monitoring(kube: Kube, option: QueryEndpoint | None = None) -> Monitoring:
+    """List the operators' collectors the cluster serves and choose (`choose_monitoring`);
+    when none exists the reason says which CRDs are served."""
+    prom_served = kube.serves(MON, "Prometheus") and kube.serves(MON, "ServiceMonitor")
+    vm_served = kube.serves(VM, "VMAgent") and kube.serves(VM, "VMServiceScrape")
+    found = choose_monitoring(
+        kube.items(MON, "Prometheus") if prom_served else [],
+        kube.items(VM, "VMAgent") if vm_served else [],
+        kube.items(VM, "VMSingle") if vm_served and kube.serves(VM, "VMSingle") else [],
+        option)
+    if found.collector is not None:
+        return found
+    crds = [what for served, what in ((prom_served, "the Prometheus Operator's CRDs"),
+                                      (vm_served, "the VictoriaMetrics operator's CRDs"))
+            if served]
+    detail = (f"{' and '.join(crds)} exist but no Prometheus or VMAgent object does" if crds
+              else f"neither {MON} Prometheus/ServiceMonitor nor {VM} VMAgent/VMServiceScrape "
+                   "is served (no Prometheus Operator, e.g. kube-prometheus-stack, and no "
+                   "VictoriaMetrics operator)")
+    return Monitoring("", None, option, f"no platform monitoring found: {detail}")
+
+
+def instant_query(kube: Kube, endpoint: QueryEndpoint, promql: str,
+                  timeout: float = 10.0) -> QueryResult:
+    """One instant query: through the API server's service proxy, or straight to a URL."""
+    if not endpoint.url:
+        try:
+            body = kube.request("GET", endpoint.api_path(), query={"query": promql})
+        except ApiError as exc:
+            raise PrometheusAPIError("http", exc.message, exc.status) from None
+        return parse_query_response(body)
+    url = endpoint.api_path() + "?" + urllib.parse.urlencode({"query": promql})
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return parse_query_response(response.read(), response.status)
+    except urllib.error.HTTPError as exc:
+        return parse_query_response(exc.read(), exc.code)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise PrometheusAPIError("http", f"cannot reach {endpoint.url}: {reason}") from None
 
 
 def prometheus_label_name(label: str) -> str:
@@ -179,7 +431,7 @@ class DeviceMetric:
 
     quantity: str
     names: tuple[str, ...]
-    found: str | None  # the metric name found
+    found: str | None  # the metric name(s) found, comma-separated when devices differ
     samples: tuple[Sample, ...]
     device_label: str | None  # the device label every sample carries, if any
 
@@ -195,17 +447,60 @@ MUST_QUANTITIES = ("utilization", "memory_used")
 SHOULD_QUANTITIES = ("memory_free", "memory_total", "temperature", "power", "interconnect")
 
 
+def device_key(sample: Sample, device_label: str, instance_label: str | None = None) -> str:
+    """The device a sample is about: its device label's value, plus the partition (a MIG GPU
+    instance) when the sample names one, since each partition is its own device."""
+    key = sample.labels[device_label]
+    instance = sample.labels.get(instance_label) if instance_label else None
+    return f"{key}/{instance_label}={instance}" if instance else key
+
+
+def _per_device(expo: Exposition, names: Sequence[str], device_labels: Sequence[str],
+                instance_label: str | None
+                ) -> tuple[str | None, dict[str, tuple[str, tuple[Sample, ...]]]]:
+    """The device label every sample of the first name found carries, and per device the
+    first name (in profile order) with samples for it: (label, {device: (name, samples)}).
+    Later names add the devices the earlier ones lack (samples without the label count for
+    none)."""
+    found = [(name, expo.find(name)) for name in names]
+    found = [(name, samples) for name, samples in found if samples]
+    chosen: dict[str, tuple[str, tuple[Sample, ...]]] = {}
+    if not found:
+        return None, chosen
+    label = next((lbl for lbl in device_labels
+                  if all(s.labels.get(lbl) for s in found[0][1])), None)
+    if label is None:
+        return None, chosen
+    for name, samples in found:
+        groups: dict[str, list[Sample]] = {}
+        for s in samples:
+            if s.labels.get(label):
+                groups.setdefault(device_key(s, label, instance_label), []).append(s)
+        for key, group in groups.items():
+            chosen.setdefault(key, (name, tuple(group)))
+    return label, chosen
+
+
 def find_quantity(expo: Exposition, quantity: str, names: Iterable[str],
-                  device_labels: Sequence[str]) -> DeviceMetric:
-    """The first profile name with samples; the device label all its samples carry."""
+                  device_labels: Sequence[str], instance_label: str | None = None
+                  ) -> DeviceMetric:
+    """Per device the first profile name with samples; the device label all samples carry.
+
+    Without a common device label the first name with samples is reported as found, with no
+    device label (the check then says the samples lack one).
+    """
     names = tuple(names)
-    for name in names:
-        samples = expo.find(name)
-        if samples:
-            label = next((lbl for lbl in device_labels
-                          if all(s.labels.get(lbl) for s in samples)), None)
-            return DeviceMetric(quantity, names, name, samples, label)
-    return DeviceMetric(quantity, names, None, (), None)
+    label, chosen = _per_device(expo, names, device_labels, instance_label)
+    if label is None:
+        for name in names:
+            samples = expo.find(name)
+            if samples:
+                return DeviceMetric(quantity, names, name, samples, None)
+        return DeviceMetric(quantity, names, None, (), None)
+    used = [n for n in names if any(name == n for name, _ in chosen.values())]
+    samples = tuple(s for n in used for name, group in chosen.values() if name == n
+                    for s in group)
+    return DeviceMetric(quantity, names, ", ".join(used), samples, label)
 
 
 @dataclass(frozen=True)
@@ -226,7 +521,8 @@ class DeviceMetricsReport:
 
 def check_device_metrics(expo: Exposition, metrics: MetricNames) -> DeviceMetricsReport:
     """Utilisation and memory-used metrics exist per device and carry a device label."""
-    found = {q: find_quantity(expo, q, getattr(metrics, q), metrics.device_labels)
+    found = {q: find_quantity(expo, q, getattr(metrics, q), metrics.device_labels,
+                              metrics.instance_label)
              for q in MUST_QUANTITIES + SHOULD_QUANTITIES}
     problems = []
     for q in MUST_QUANTITIES:
@@ -239,7 +535,8 @@ def check_device_metrics(expo: Exposition, metrics: MetricNames) -> DeviceMetric
     util = found["utilization"]
     devices: tuple[str, ...] = ()
     if util.found and util.device_label:
-        devices = tuple(sorted({s.labels[util.device_label] for s in util.samples}))
+        devices = tuple(sorted({device_key(s, util.device_label, metrics.instance_label)
+                                for s in util.samples}))
     if problems:
         return DeviceMetricsReport(False, "; ".join(problems), found, devices)
     return DeviceMetricsReport(
@@ -248,15 +545,34 @@ def check_device_metrics(expo: Exposition, metrics: MetricNames) -> DeviceMetric
 
 
 def utilisation_by_device(expo: Exposition, metrics: MetricNames) -> dict[str, float]:
-    """Utilisation per device (first profile name that has samples, first device label)."""
-    dm = find_quantity(expo, "utilization", metrics.utilization, metrics.device_labels)
-    if dm.found is None or dm.device_label is None:
-        return {}
+    """Utilisation in percent per device (per device the first profile name with a sample;
+    ratio metrics are scaled to percent, so GPU_UTIL and GR_ENGINE_ACTIVE compare alike)."""
+    _label, chosen = _per_device(expo, metrics.utilization, metrics.device_labels,
+                                 metrics.instance_label)
     out: dict[str, float] = {}
-    for s in dm.samples:
-        dev = s.labels[dm.device_label]
-        out[dev] = max(out.get(dev, 0.0), s.value)
+    for dev, (name, samples) in chosen.items():
+        scale = 100.0 if name in metrics.ratio_metrics else 1.0
+        out[dev] = max(s.value for s in samples) * scale
     return out
+
+
+def collected_utilisation(result: QueryResult, metrics: MetricNames) -> tuple[bool, str]:
+    """The platform's Prometheus holds utilisation series of the profile's names, each with a
+    device label (the exporter's pages were scraped and collected)."""
+    names = set(metrics.utilization)
+    series = [s for s in result.series if s.metric.get("__name__") in names]
+    if not series:
+        return False, (f"no series of {', '.join(metrics.utilization)} in the platform's "
+                       f"Prometheus ({len(result.series)} other series)")
+    labelled = [s for s in series if any(s.metric.get(lbl) for lbl in metrics.device_labels)]
+    if not labelled:
+        return False, (f"{len(series)} utilisation series without a device label "
+                       f"({', '.join(metrics.device_labels)})")
+    hosts = sorted({str(s.metric.get(metrics.host_label or "", "")) for s in labelled} - {""})
+    where = f" from {', '.join(hosts[:8])}" if hosts else ""
+    found = sorted({str(s.metric.get("__name__")) for s in labelled})
+    return True, (f"{len(labelled)} utilisation series ({', '.join(found)}) with a device "
+                  f"label collected{where}")
 
 
 def utilisation_moved(before: Mapping[str, float], during: Mapping[str, float],

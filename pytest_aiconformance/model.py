@@ -44,6 +44,7 @@ PROP_EVIDENCE = "evidence_file"
 PROP_TITLE = "title"
 PROP_OUTAGE = "api_outage"  # the phase in which the API server could not be reached
 PROP_SETUP_ASSERT = "setup_assertion"  # a fixture asserted something about the platform
+PROP_SOLUTION = "solution"  # the alternative solution a parametrized check exercises
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class CheckResult:
     title: str = ""
     evidence_file: str = ""  # relative to the report dir
     duration: float = 0.0
+    # The alternative solution this check exercises (e.g. one gang scheduler), "" if none:
+    # a requirement is proven by any one solution whose essential checks all passed.
+    solution: str = ""
 
 
 @dataclass

@@ -138,9 +138,10 @@ def pytest_configure(config: pytest.Config) -> None:
     catalog = load_catalog()
     config.addinivalue_line(
         "markers",
-        "requirement(id, role='essential', junit=None, title=None): the AI conformance "
-        "requirement a check decides; role 'supporting' adds evidence without deciding; "
-        "junit names the case when it is not the function's name in CamelCase",
+        "requirement(id, role='essential', junit=None, title=None, solution=None): the AI "
+        "conformance requirement a check decides; role 'supporting' adds evidence without "
+        "deciding; junit names the case when it is not the function's name in CamelCase; "
+        "solution names the parametrize argument whose values are alternative solutions",
     )
     config.addinivalue_line("markers", "must: checks of MUST requirements")
     config.addinivalue_line("markers", "should: checks of SHOULD requirements")

@@ -56,4 +56,7 @@ class RunState:
             lines.append(f"checklist version: {self.version} ({self.version_source})")
         if self.info is not None:
             lines.extend(self.info.header_lines())
+        if self.settings.profile_source:
+            lines.append(f"accelerator profile: {self.settings.profile.name} "
+                         f"({self.settings.profile_source})")
         return lines

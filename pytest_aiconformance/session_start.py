@@ -1,5 +1,6 @@
-"""Session start and cleanup: the lab (if asked), connection, discovery and checklist version
-at the start; at the end, removing what the run created; and the `--aic-cleanup` command.
+"""Session start and cleanup: the lab (if asked), connection, discovery, the accelerator
+profile (detected from the cluster unless one was given) and checklist version at the start;
+at the end, removing what the run created; and the `--aic-cleanup` command.
 
 Every failure at the start is a usage problem for the user, raised as pytest.UsageError with
 one line, so pytest exits non-zero without a traceback.
@@ -16,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from pytest_aiconformance.accelerators import NodeEvidence, ProfileDetection, detect_profile
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog
 from pytest_aiconformance.cluster import ClusterError, connect
-from pytest_aiconformance.discovery import discover
+from pytest_aiconformance.discovery import ClusterInfo, discover
 from pytest_aiconformance.isolation import RunContext, sweep
 from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import LAB_CONTEXT, ClusterTarget, Settings
+from pytest_aiconformance.workloads import tolerations_for
 
 Say = Callable[[str], None]
 LAB_KEEP_ENV = "AIC_LAB_KEEP"
@@ -94,15 +97,37 @@ def connect_and_discover(state: RunState) -> None:
     except ClusterError as exc:
         raise pytest.UsageError(str(exc)) from None
     kube.outage_budget_s = state.settings.timeout(OUTAGE_BUDGET_S)
+    if not state.settings.profile_source:
+        # Settings were resolved before connecting: the profile comes from what was found.
+        detection = profile_detection(info)
+        state.settings = dataclasses.replace(
+            state.settings, profile=detection.chosen or state.settings.profile,
+            profile_source=detection.source())
     state.kube = kube
     state.info = info
-    state.context = RunContext(kube, state.run_id, state.settings.timeout_scale)
+    state.context = RunContext(kube, state.run_id, state.settings.timeout_scale,
+                               tolerations=tolerations_for(info.accelerator_taints()))
     if state.version is None:
         try:
             state.version = load_catalog().version_for_server(info.major, info.minor)
         except UnknownVersionError as exc:
             raise pytest.UsageError(f"{exc}; choose one with --aic-version") from None
         state.version_source = f"from server {info.git_version}"
+
+
+def profile_detection(info: ClusterInfo) -> ProfileDetection:
+    """The accelerator profiles the discovered nodes call for (most devices first)."""
+    resources = {node.name: node.resources for node in info.accelerator_nodes}
+    names = sorted(set(info.node_labels) | set(resources) | set(info.dra_node_devices))
+    placed: dict[str, int] = {}
+    for per_driver in info.dra_node_devices.values():
+        for driver, count in per_driver.items():
+            placed[driver] = placed.get(driver, 0) + count
+    unplaced = {driver: total - placed.get(driver, 0)
+                for driver, total in info.dra_driver_devices.items()}
+    return detect_profile(
+        (NodeEvidence(name, resources.get(name, {}), info.dra_node_devices.get(name, {}),
+                      info.node_labels.get(name, {})) for name in names), unplaced)
 
 
 def _say_stderr(line: str) -> None:

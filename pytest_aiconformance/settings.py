@@ -8,6 +8,7 @@ now, and the results travel in Settings, so nothing later re-reads them or the e
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance.accelerators import AcceleratorProfile, get_profile
+from pytest_aiconformance.accelerators import AcceleratorProfile, default_profile, get_profile
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog, normalize_version
 from pytest_aiconformance.images import Image, ImageConfigError, UnknownImageError, load_images
+from pytest_aiconformance.metrics_queries import QueryEndpoint, parse_prometheus_option
 from pytest_aiconformance.reports.meta import PlatformMeta, load_platform_meta
 from pytest_aiconformance.reports.product_yaml import load_template_descriptions
 
@@ -51,8 +53,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--aic-version", "aic_version",
                f"checklist version: {_known_versions_text()} (default: from the server "
                "version, newest known if newer)", env="AIC_VERSION", metavar="X.Y"),
-    OptionSpec("--accelerator", "aic_accelerator", "accelerator profile name (default: nvidia)",
-               env="AIC_ACCELERATOR", default="nvidia", metavar="PROFILE"),
+    OptionSpec("--accelerator", "aic_accelerator",
+               "accelerator profile name (default: detected from the accelerator nodes' "
+               "extended resources, DRA drivers or vendor labels; nvidia when none is found)",
+               env="AIC_ACCELERATOR", metavar="PROFILE"),
     OptionSpec("--allocation-mode", "aic_allocation_mode",
                "how checks request accelerators (default: auto: DRA when the accelerator's "
                "DeviceClass exists, else the device plugin's extended resource)",
@@ -64,8 +68,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--aic-lab", "aic_lab",
                "run against the local lab (started for the session, or reused if running)",
                env="AIC_LAB", default=False, kind="bool"),
-    OptionSpec("--aic-lab-shape", "aic_lab_shape", "YAML file describing the lab's nodes",
-               env="AIC_LAB_SHAPE", metavar="FILE"),
+    OptionSpec("--aic-lab-shape", "aic_lab_shape",
+               "the lab's shape: a named one (dra-only, tainted-gpus, mig, busy, amd) or a YAML "
+               "file describing the lab's nodes", env="AIC_LAB_SHAPE", metavar="NAME|FILE"),
     OptionSpec("--aic-report-dir", "aic_report_dir", "where reports are written",
                env="AIC_REPORT_DIR", default="aic-report", metavar="DIR"),
     OptionSpec("--aic-submission", "aic_submission",
@@ -95,6 +100,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--aic-autoscaler", "aic_autoscaler",
                "the platform provides a cluster autoscaler even if none is detected",
                env="AIC_AUTOSCALER", default=False, kind="bool"),
+    OptionSpec("--aic-prometheus", "aic_prometheus",
+               "the platform's own Prometheus-compatible query API, queried instead of the "
+               "one found from the Prometheus or VictoriaMetrics operator: a URL, or "
+               "NAMESPACE/SERVICE:PORT[/PATH] through the API server's service proxy",
+               env="AIC_PROMETHEUS", metavar="URL|NS/SVC:PORT"),
+    OptionSpec("--aic-gateway-class", "aic_gateway_class",
+               "the GatewayClass ai_inference uses (default: the first Accepted one by name)",
+               env="AIC_GATEWAY_CLASS", metavar="NAME"),
 )
 
 KUBECONFIG_HELP = "kubeconfig file of the cluster under test (default: $KUBECONFIG, ~/.kube/config)"
@@ -148,10 +161,15 @@ class Settings:
     template: Path | None = None
     images: dict[str, Image] = field(default_factory=dict)
     autoscaler: bool = False
+    # How the profile was chosen ("--accelerator", "AIC_ACCELERATOR", "ini aic_accelerator",
+    # "detected: ..."); empty until the session detects it from the cluster after discovery.
+    profile_source: str = ""
+    prometheus: QueryEndpoint | None = None  # --aic-prometheus
+    gateway_class: str | None = None  # --aic-gateway-class
 
     @property
     def accelerator(self) -> str:
-        """The accelerator profile's name (as given to --accelerator)."""
+        """The accelerator profile's name (given to --accelerator, or detected)."""
         return self.profile.name
 
     def timeout(self, seconds: float) -> float:
@@ -178,17 +196,18 @@ def _to_bool(name: str, value: Any) -> bool:
     raise pytest.UsageError(f"{name}: expected true or false, got {value!r}")
 
 
-def _raw(config: pytest.Config, spec: OptionSpec) -> Any:
-    """The option's value from the command line, else environment, else ini, else default."""
+def _raw(config: pytest.Config, spec: OptionSpec) -> tuple[Any, str]:
+    """The option's value from the command line, else environment, else ini, else default;
+    with where it came from (the flag, the variable, `ini <key>`, or "" for the default)."""
     value = config.getoption(spec.dest, default=None)
     if value not in (None, False):
-        return value
+        return value, spec.flag
     if spec.env and os.environ.get(spec.env) is not None:
-        return os.environ[spec.env]
+        return os.environ[spec.env], spec.env
     ini = config.getini(spec.dest)
     if ini not in (None, "", []):
-        return ini
-    return spec.default
+        return ini, f"ini {spec.dest}"
+    return spec.default, ""
 
 
 def kubeconfig_from(config: pytest.Config, dest: str) -> Path | None:
@@ -206,8 +225,9 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
     `target` replaces the cluster the options name (an xdist worker gets its controller's).
     """
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for spec in OPTIONS:
-        raw = _raw(config, spec)
+        raw, sources[spec.dest] = _raw(config, spec)
         if spec.kind == "bool":
             raw = _to_bool(spec.flag, raw)
         elif spec.kind == "float":
@@ -235,11 +255,15 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
                 f"known: {known}"
             ) from None
 
-    accelerator = str(values["aic_accelerator"])
-    try:
-        profile = get_profile(accelerator)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--accelerator: {str(exc).splitlines()[0]}") from None
+    # Not given: the first profile stands in until the session detects one after discovery.
+    accelerator = str(values["aic_accelerator"] or "")
+    profile, profile_source = default_profile(), ""
+    if accelerator:
+        try:
+            profile = get_profile(accelerator)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--accelerator: {str(exc).splitlines()[0]}") from None
+        profile_source = sources["aic_accelerator"]
 
     if values["aic_install"] and shutil.which("helm") is None:
         raise pytest.UsageError(
@@ -267,7 +291,7 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
         allocation_mode=str(values["aic_allocation_mode"]),
         install=values["aic_install"],
         lab=values["aic_lab"],
-        lab_shape=path_or_none("aic_lab_shape"),
+        lab_shape=_lab_shape(values["aic_lab_shape"]),
         report_dir=Path(os.path.expanduser(str(values["aic_report_dir"]))),
         submission=Path(os.path.expanduser(str(values["aic_submission"])))
         if values["aic_submission"] else None,
@@ -279,7 +303,50 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
         template=template,
         images=_images(),
         autoscaler=values["aic_autoscaler"],
+        profile_source=profile_source,
+        prometheus=_prometheus(values["aic_prometheus"]),
+        gateway_class=_gateway_class(values["aic_gateway_class"]),
     )
+
+
+def _lab_shape(raw: Any) -> Path | None:
+    """--aic-lab-shape NAME|FILE as the YAML file to load: a named shape is a packaged file."""
+    if not raw:
+        return None
+    # The lab package is heavy: imported only when a shape is given.
+    from pytest_aiconformance.lab.errors import LabError
+    from pytest_aiconformance.lab.shape import shape_file
+
+    try:
+        return shape_file(str(raw))
+    except LabError as exc:
+        raise pytest.UsageError(f"--aic-lab-shape: {exc}") from None
+
+
+def _prometheus(raw: Any) -> QueryEndpoint | None:
+    """--aic-prometheus, checked before any cluster I/O."""
+    if not raw:
+        return None
+    try:
+        return parse_prometheus_option(str(raw))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--aic-prometheus: {exc}") from None
+
+
+# A Kubernetes object name (DNS-1123 subdomain), as a GatewayClass name must be.
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _gateway_class(raw: Any) -> str | None:
+    """--aic-gateway-class, checked to be an object name before any cluster I/O."""
+    if not raw:
+        return None
+    name = str(raw).strip()
+    if len(name) > 253 or not _OBJECT_NAME.match(name):
+        raise pytest.UsageError(
+            f"--aic-gateway-class: {name!r} is not a Kubernetes object name (lower case "
+            "letters, digits, '-' and '.')")
+    return name
 
 
 def _platform(path: Path | None, values: dict[str, Any]) -> PlatformMeta:

@@ -244,15 +244,20 @@ def first_raw(answers: Sequence[Answer], limit: int = 12) -> str:
 
 
 def warmup_script(url: str, expect_body: str, headers: Sequence[tuple[str, str]] = (),
-                  tries: int = 60) -> str:
-    """sh that retries one request (1 s apart, at most ``tries``) until the expected backend
-    answers, and prints ``WARMUP ok=<0|1> tries=<n>``: routes reach proxies eventually, so the
-    measured requests start only once the configuration has arrived."""
+                  seconds: float = 60.0) -> str:
+    """sh that retries one request (1 s apart) until the expected backend answers or
+    ``seconds`` have passed (pass the wait after --aic-timeout-scale), and prints
+    ``WARMUP ok=<0|1> tries=<n> seconds=<limit> url=<url>``: routes reach proxies eventually,
+    so the measured requests start only once the configuration has arrived. The limit is a
+    deadline, not a count of tries: a try that hangs (curl --max-time 3) spends the same clock.
+    At least one request is always sent."""
+    limit = max(1, math.ceil(seconds))
     hdr = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers)
-    return (f"n=0; ok=0; while [ $n -lt {tries} ]; do n=$((n+1)); "
+    return (f"end=$(( $(date +%s) + {limit} )); n=0; ok=0; while :; do n=$((n+1)); "
             f"if curl -s --max-time 3 {hdr} {shlex.quote(url)} | grep -qx "
-            f"{shlex.quote(expect_body)}; then ok=1; break; fi; sleep 1; done; "
-            f"echo WARMUP ok=$ok tries=$n url={shlex.quote(url)}\n")
+            f"{shlex.quote(expect_body)}; then ok=1; break; fi; "
+            f"[ $(date +%s) -lt $end ] || break; sleep 1; done; "
+            f"echo WARMUP ok=$ok tries=$n seconds={limit} url={shlex.quote(url)}\n")
 
 
 def client_pod(name: str, namespace: str, script: str, image: str) -> dict[str, Any]:

@@ -105,17 +105,72 @@ def _essential_notes(checks: Iterable[CheckResult]) -> list[str]:
     return [f"Essential check {describe_check(c)}" for c in checks]
 
 
+def _function(check: CheckResult) -> str:
+    """The check function a result belongs to: its node id without the parameters."""
+    return check.nodeid.split("[", 1)[0]
+
+
+def _complete_solutions(essential: Sequence[CheckResult]) -> list[str]:
+    """Solutions whose essential checks all passed, one for every check function that some
+    solution ran (a solution that ran only one half of a pair proves nothing), sorted."""
+    tied = [c for c in essential if c.solution]
+    functions = {_function(c) for c in tied}
+    by_solution: dict[str, list[CheckResult]] = {}
+    for c in tied:
+        by_solution.setdefault(c.solution, []).append(c)
+    return sorted(s for s, group in by_solution.items()
+                  if all(c.outcome is Outcome.PASSED for c in group)
+                  and {_function(c) for c in group} == functions)
+
+
+def _solution_notes(others: Sequence[CheckResult], also_complete: Sequence[str]) -> list[str]:
+    """What the solutions that did not decide showed: one note per solution that does not
+    apply here, else one per check of it that did not pass."""
+    by_solution: dict[str, list[CheckResult]] = {}
+    for c in others:
+        by_solution.setdefault(c.solution, []).append(c)
+    notes = []
+    for solution, group in sorted(by_solution.items()):
+        if solution in also_complete:
+            notes.append(f"Solution {solution} also passed all its essential checks")
+        elif all(c.outcome is Outcome.NOT_APPLICABLE for c in group):
+            why = one_line(group[0].reason) or check_label(group[0])
+            notes.append(f"Solution {solution} is not applicable: {why}")
+        else:
+            notes += [f"Solution {solution}: {describe_check(c)}" for c in group
+                      if c.outcome is not Outcome.PASSED]
+    return notes
+
+
 def _decide(req: Requirement, checks: list[CheckResult],
             missing: Sequence[str] = ()) -> RequirementVerdict:
     """The verdict of one requirement that has at least one result (rules in `aggregate`)."""
-    essential = [c for c in checks if c.role is Role.ESSENTIAL]
-    supporting = [c for c in checks if c.role is not Role.ESSENTIAL]
-    not_run = (f"Essential checks of this requirement were not run (deselected or not "
-               f"collected): {', '.join(missing)}") if missing else ""
     if all(c.outcome is Outcome.NOT_APPLICABLE for c in checks) and not missing:
         notes = [describe_check(c) for c in checks]
         why = one_line(checks[0].reason) or check_label(checks[0])
         return _verdict(req, Status.NA, f"Not applicable: {why}", checks, notes)
+    essential = [c for c in checks if c.role is Role.ESSENTIAL]
+    complete = _complete_solutions(essential)
+    if complete and not missing:
+        # One solution proves the requirement: the others' checks do not decide, they inform.
+        chosen = complete[0]
+        others = [c for c in essential if c.solution and c.solution != chosen]
+        skip = {id(c) for c in others}
+        return _judge(req, checks, [c for c in checks if id(c) not in skip], (),
+                      solution=chosen, solution_notes=_solution_notes(others, complete[1:]))
+    notes = [f"Solution {s} passed all its essential checks that ran" for s in complete]
+    return _judge(req, checks, checks, missing, solution_notes=notes)
+
+
+def _judge(req: Requirement, checks: list[CheckResult], considered: list[CheckResult],
+           missing: Sequence[str], *, solution: str = "",
+           solution_notes: Sequence[str] = ()) -> RequirementVerdict:
+    """The usual rules over `considered` (all checks, or those of the proving solution and
+    those tied to none); the verdict lists every check."""
+    essential = [c for c in considered if c.role is Role.ESSENTIAL]
+    supporting = [c for c in considered if c.role is not Role.ESSENTIAL]
+    not_run = (f"Essential checks of this requirement were not run (deselected or not "
+               f"collected): {', '.join(missing)}") if missing else ""
 
     sup_failed = [c for c in supporting if c.outcome is Outcome.FAILED]
     sup_other = [c for c in supporting if c.outcome is not Outcome.FAILED
@@ -124,6 +179,10 @@ def _decide(req: Requirement, checks: list[CheckResult],
     deciding = [c for c in essential if c.outcome is not Outcome.NOT_APPLICABLE]
     passed = [c for c in deciding if c.outcome is Outcome.PASSED]
     failed = [c for c in deciding if c.outcome is Outcome.FAILED]
+    # While checks were not run, a solution's failure proves nothing: one of the checks not
+    # run may belong to another solution that proves the requirement.
+    held = [c for c in failed if c.solution] if missing else []
+    failed = [c for c in failed if not (missing and c.solution)]
     # An error is the check's own problem (API outage, broken fixture), not the platform's.
     errored = [c for c in deciding if c.outcome is Outcome.ERROR]
     unobserved = [c for c in deciding if c.outcome in _UNOBSERVED]
@@ -134,6 +193,7 @@ def _decide(req: Requirement, checks: list[CheckResult],
     side_notes += _essential_notes(ess_na)
     side_notes += [f"'{check_label(c)}' passed; {one_line(c.reason)}" for c in checks
                    if c.outcome is Outcome.PASSED and one_line(c.reason)]
+    side_notes += solution_notes
     if not_run:
         side_notes.append(not_run)
 
@@ -142,7 +202,7 @@ def _decide(req: Requirement, checks: list[CheckResult],
         lead = (f"{len(passed)} of {len(deciding)} essential checks passed; " if passed
                 else "")
         return _verdict(req, status, lead + describe_check(failed[0]), checks,
-                        _essential_notes(failed[1:] + errored + unobserved) + side_notes,
+                        _essential_notes(failed[1:] + held + errored + unobserved) + side_notes,
                         missing)
     if not essential:
         return _verdict(req, Status.NOT_VERIFIED,
@@ -153,12 +213,13 @@ def _decide(req: Requirement, checks: list[CheckResult],
                         missing)
     if errored or unobserved:
         first = (errored + unobserved)[0]
-        notes = _essential_notes([c for c in errored + unobserved if c is not first] + passed)
+        notes = _essential_notes([c for c in errored + unobserved if c is not first] + passed
+                                 + held)
         return _verdict(req, Status.NOT_VERIFIED, describe_check(first), checks,
                         notes + side_notes, missing)
     if missing:
         return _verdict(req, Status.NOT_VERIFIED, not_run, checks,
-                        _essential_notes(passed) + side_notes[:-1], missing)
+                        _essential_notes(passed + held) + side_notes[:-1], missing)
     if not deciding:
         # Every essential check found the requirement not applicable.
         return _verdict(req, Status.NA,
@@ -166,7 +227,7 @@ def _decide(req: Requirement, checks: list[CheckResult],
                         checks, side_notes)
     titles = "; ".join(check_label(c) for c in passed)
     lead = "The essential check" if len(passed) == 1 else f"All {len(passed)} essential checks"
-    reason = f"{lead} passed: {titles}"
+    reason = f"{lead} passed{f' with solution {solution}' if solution else ''}: {titles}"
     if sup_failed:
         reason += f" (supporting check {describe_check(sup_failed[0])})"
     return _verdict(req, Status.IMPLEMENTED, reason, checks, side_notes)
@@ -198,6 +259,14 @@ def aggregate(
     - no essential check ran at all -> Not verified; no result at all -> Not verified: "no
       check was run" when the requirement's checks were deselected (not in `selected_ids`),
       "not checked by this suite" when the suite has none (not in `suite_ids`).
+    Alternative solutions (checks with a `solution`, e.g. one gang scheduler each): a solution
+    is complete when its essential checks all passed and it ran every check function that
+    some solution ran. With a complete solution and no essential check left unrun, the other
+    solutions' checks do not decide (their failures, skips and absence become notes) and the
+    rules above apply to the complete solution's checks plus those tied to no solution (the
+    first complete solution by name; the others are noted). Otherwise the rules apply to all
+    checks, except that while an essential check was not run a failure tied to a solution is
+    no proof (the check not run may be another solution's).
     `expected` maps a requirement id to its essential checks (nodeid, or module::function for
     every parameter of a function, -> name).
     Results for ids outside `requirements` are ignored (checks of other checklist versions).

@@ -1,11 +1,14 @@
 """Builders for the workloads checks create: restricted pods that request accelerators.
 
-Pods are plain dicts so that evidence can show them as YAML.
+Pods are plain dicts so that evidence can show them as YAML. Every pod tolerates the taints
+accelerator nodes carry: the vendors' usual ones (the profiles' table), the ones the session
+found on this cluster's accelerator nodes (discovery hands them over), and kwok's.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_aiconformance.accelerators import accelerator_tolerations
@@ -13,6 +16,43 @@ from pytest_aiconformance.accelerators import accelerator_tolerations
 # Simulated (kwok) nodes carry this taint; vendors' accelerator taints come from the profiles.
 SIMULATED_NODE_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists",
                              "effect": "NoSchedule"}
+# Taints that report a node's condition or lifecycle, not a pool's policy: a pod must never
+# tolerate them (it would land on a node that is not ready, cordoned or being removed).
+_CONDITION_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/",
+                             "ToBeDeletedByClusterAutoscaler",
+                             "DeletionCandidateOfClusterAutoscaler", "karpenter.sh/disrupt")
+
+
+def toleration_for(taint: Mapping[str, Any]) -> dict[str, str] | None:
+    """The toleration of exactly this taint (key, value, effect); None for condition taints."""
+    key = str(taint.get("key", ""))
+    if not key or key.startswith(_CONDITION_TAINT_PREFIXES):
+        return None
+    tol = {"key": key, "operator": "Exists"}
+    if taint.get("value"):
+        tol = {"key": key, "operator": "Equal", "value": str(taint["value"])}
+    if taint.get("effect"):
+        tol["effect"] = str(taint["effect"])
+    return tol
+
+
+def tolerations_for(taints: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Tolerations of these taints (the accelerator nodes' ones, from discovery)."""
+    return [t for t in (toleration_for(taint) for taint in taints) if t is not None]
+
+
+def merge_tolerations(*groups: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
+    """The tolerations of every group, each once, in order."""
+    seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for tol in (t for group in groups for t in group):
+        seen.setdefault(tuple(sorted(tol.items())), dict(tol))
+    return list(seen.values())
+
+
+def tolerations() -> list[dict[str, str]]:
+    """What every pod tolerates as built: the profiles' taints and kwok's (the run context
+    adds the taints found on the cluster's accelerator nodes when it creates the pod)."""
+    return merge_tolerations(accelerator_tolerations(), [SIMULATED_NODE_TOLERATION])
 
 RESTRICTED_CONTAINER: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -50,7 +90,7 @@ def pod(name: str, namespace: str, containers: list[dict[str, Any]], *,
         "restartPolicy": restart_policy,
         "terminationGracePeriodSeconds": 0,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "tolerations": [*accelerator_tolerations(), dict(SIMULATED_NODE_TOLERATION)],
+        "tolerations": tolerations(),
         "containers": containers,
     }
     if claim_templates:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import LabError
 from .lab import Lab
-from .shape import LabShape
+from .shape import MIG_STRATEGIES, VENDORS, LabShape, shape_names
 from .spec import COMPONENTS
 
 
@@ -37,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the lab binaries (cached)")
     up = sub.add_parser("up", help="start the lab (or reuse it); print the kubeconfig path")
-    up.add_argument("--shape", type=Path, help="YAML file with the lab shape")
+    up.add_argument(
+        "--shape",
+        metavar="NAME|FILE",
+        help=f"a named shape ({', '.join(shape_names())}) or a YAML file; options below go on top",
+    )
     up.add_argument("--gpu-nodes", type=int)
     up.add_argument("--gpus-per-node", type=int)
     up.add_argument("--time-sliced-nodes", type=int)
@@ -56,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
         help="run the KubeRay operator with its CRDs and validating webhook (port 9443)",
     )
     up.add_argument("--kueue", action="store_true", help="run Kueue with its CRDs and webhooks")
+    up.add_argument(
+        "--no-extended-resources",
+        action="store_true",
+        help="GPUs only through the simulated DRA driver (no device-plugin resource)",
+    )
+    up.add_argument("--gpu-taint", metavar="KEY[=VALUE]:EFFECT", help="taint every GPU node")
+    up.add_argument("--vendor", choices=VENDORS)
+    up.add_argument("--dra-driver", metavar="NAME", help="simulated DRA driver and DeviceClass")
+    up.add_argument("--mig", choices=MIG_STRATEGIES, help="partition every GPU with MIG")
+    up.add_argument("--busy", action="store_true", help="lab-owned pods hold every GPU")
     sub.add_parser("down", help="stop every lab process")
     sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
     for verb in ("stop", "start"):
@@ -65,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _shape(args: argparse.Namespace) -> LabShape:
-    shape = LabShape.from_yaml(args.shape) if args.shape else LabShape()
+    shape = LabShape.load(args.shape) if args.shape else LabShape()
     changes: dict[str, object] = {}
     for name in (
         "gpu_nodes",
@@ -73,6 +87,9 @@ def _shape(args: argparse.Namespace) -> LabShape:
         "time_sliced_nodes",
         "time_slice_replicas",
         "cpu_nodes",
+        "gpu_taint",
+        "vendor",
+        "dra_driver",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -87,6 +104,12 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["kuberay"] = True
     if args.kueue:
         changes["kueue"] = True
+    if args.no_extended_resources:
+        changes["extended_resources"] = False
+    if args.mig:
+        changes.update(mig=True, mig_strategy=args.mig)
+    if args.busy:
+        changes["busy"] = True
     return shape.replace(**changes)
 
 

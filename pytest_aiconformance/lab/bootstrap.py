@@ -3,7 +3,7 @@
 The simulated nodes, the DRA driver's objects and the metrics APIService are applied once the
 API server serves; operators' CRDs must be Established before the operators start; ``up``
 returns only once the nodes are Ready, the default ServiceAccount exists and the metrics API is
-Available.
+Available, and, in a ``busy`` lab, once the pods holding every GPU are Running.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .kapi import KubeAPI, Obj, condition_true
 from .shape import LabShape
 
 READY_TIMEOUT_S = 60.0
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
 
 def apply_cluster_objects(
@@ -59,10 +60,15 @@ def wait_ready(api: KubeAPI, shape: LabShape, progress: Progress) -> None:
     expected = {n for group in objects.node_names(shape).values() for n in group}
 
     def nodes_ready(items: list[Obj]) -> bool:
-        ready = {i["metadata"]["name"] for i in items if condition_true(i, "Ready")}
+        # Ready, and the node lifecycle controller has lifted its not-ready taint: until then
+        # the scheduler refuses every pod that does not tolerate it.
+        ready = {i["metadata"]["name"] for i in items if condition_true(i, "Ready")
+                 and not any(t.get("key") == NOT_READY_TAINT
+                             for t in (i.get("spec") or {}).get("taints") or [])}
         return expected <= ready
 
-    api.wait_list("/api/v1/nodes", nodes_ready, timeout=READY_TIMEOUT_S, what="nodes Ready")
+    api.wait_list("/api/v1/nodes", nodes_ready, timeout=READY_TIMEOUT_S,
+                  what="nodes Ready and schedulable")
     # Pods are rejected until the ServiceAccount controller made the default account.
     api.wait_list(
         "/api/v1/namespaces/default/serviceaccounts",
@@ -79,6 +85,39 @@ def wait_ready(api: KubeAPI, shape: LabShape, progress: Progress) -> None:
             what="APIService v1beta1.metrics.k8s.io Available",
         )
     progress(f"nodes, service accounts and APIs ready in {time.monotonic() - t0:.1f} s")
+
+
+def occupy_gpus(api: KubeAPI, shape: LabShape, progress: Progress) -> None:
+    """Busy lab: pods pinned to each GPU node take all its GPUs and DRA devices.
+
+    They go through the scheduler (it allocates their claims), so the cluster ends up exactly
+    like one whose tenants hold every accelerator.
+    """
+    docs = objects.busy_objects(shape)
+    if not docs:
+        return
+    t0 = time.monotonic()
+    namespace = objects.BUSY_NAMESPACE
+    api.apply(objects.busy_namespace())
+    # Pods are rejected until the ServiceAccount controller made the namespace's account.
+    api.wait_list(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts",
+        lambda items: any(i["metadata"]["name"] == "default" for i in items),
+        timeout=READY_TIMEOUT_S,
+        what=f"the default ServiceAccount of {namespace}",
+    )
+    for doc in docs:
+        api.apply(doc)
+    pods = {d["metadata"]["name"] for d in docs if d["kind"] == "Pod"}
+
+    def running(items: list[Obj]) -> bool:
+        up = {i["metadata"]["name"] for i in items
+              if (i.get("status") or {}).get("phase") == "Running"}
+        return pods <= up
+
+    api.wait_list(f"/api/v1/namespaces/{namespace}/pods", running, timeout=READY_TIMEOUT_S,
+                  what=f"pods holding every GPU Running in {namespace}")
+    progress(f"{len(pods)} pods hold every GPU ({namespace}) after {time.monotonic() - t0:.1f} s")
 
 
 def release_node_leases(api: KubeAPI, shape: LabShape) -> None:

@@ -29,6 +29,8 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "Node": ("nodes", False),
     "Service": ("services", True),
     "Secret": ("secrets", True),
+    "Pod": ("pods", True),
+    "ResourceClaim": ("resourceclaims", True),
     "APIService": ("apiservices", False),
     "DeviceClass": ("deviceclasses", False),
     "ResourceSlice": ("resourceslices", False),

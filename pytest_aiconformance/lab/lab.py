@@ -289,6 +289,7 @@ class Lab:
         names_up = ", ".join(s.name for s in started)
         progress(f"{names_up} ready in {time.monotonic() - t0:.1f} s")
         bootstrap.wait_ready(api, inputs.shape, progress)
+        bootstrap.occupy_gpus(api, inputs.shape, progress)
 
 
 def _specs(inputs: SpecInputs) -> list[ProcessSpec]:

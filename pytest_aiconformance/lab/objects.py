@@ -21,6 +21,9 @@ from .kapi import Obj
 from .shape import LabShape
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# Lab-owned pods that hold every GPU in a `busy` lab live here (never the suite's namespaces).
+BUSY_NAMESPACE = "aic-lab-busy"
+BUSY_LABELS = {"app.kubernetes.io/managed-by": "aic-lab", "aic.lab/role": "busy"}
 # Stable namespace for the simulated devices' UUIDs: same node and index, same UUID.
 _UUID_NAMESPACE = uuid.UUID("6f1d3c1e-51d5-4c1b-9a55-6c9f3b1a2e42")
 
@@ -49,9 +52,8 @@ def _profile(profiles: dict[str, Any], name: str) -> dict[str, Any]:
     return {**merged, **profile, "labels": merged_labels}
 
 
-def _node(templates: dict[str, Any], profile: str, name: str, gpus: int) -> Obj:
+def _node(templates: dict[str, Any], prof: dict[str, Any], name: str) -> Obj:
     node: Obj = copy.deepcopy(templates["base"])
-    prof = _profile(templates["profiles"], profile)
     node["metadata"]["name"] = name
     node["metadata"]["labels"].update(prof.get("labels", {}))
     node["metadata"]["labels"]["kubernetes.io/hostname"] = name
@@ -60,10 +62,13 @@ def _node(templates: dict[str, Any], profile: str, name: str, gpus: int) -> Obj:
     node["metadata"]["annotations"]["metrics.k8s.io/resource-metrics-path"] = (
         f"/metrics/nodes/{name}/metrics/resource"
     )
-    if gpus:
-        for field in ("capacity", "allocatable"):
-            node["status"][field] = {**node["status"][field], GPU_RESOURCE: str(gpus)}
     return node
+
+
+def _add_resources(node: Obj, resources_: dict[str, int]) -> None:
+    for field in ("capacity", "allocatable"):
+        extra = {k: str(v) for k, v in resources_.items()}
+        node["status"][field] = {**node["status"][field], **extra}
 
 
 def node_names(shape: LabShape) -> dict[str, list[str]]:
@@ -75,46 +80,99 @@ def node_names(shape: LabShape) -> dict[str, list[str]]:
     }
 
 
+def gpu_resources(shape: LabShape, time_sliced: bool = False) -> dict[str, int]:
+    """The extended resources one GPU node of ``shape`` advertises (the device plugin's)."""
+    if not shape.extended_resources:
+        return {}
+    templates = load_data("nodes.yaml")
+    resource = str(_profile(templates["profiles"], _gpu_profile(shape))["resource"])
+    gpus = shape.gpus_per_node
+    if time_sliced:
+        return {resource: gpus * shape.time_slice_replicas}
+    if shape.mig:
+        mig = templates["mig"]
+        instances = gpus * int(mig["instancesPerGpu"])
+        if shape.mig_strategy == "mixed":
+            return {resource: 0, f"nvidia.com/mig-{mig['profile']}": instances}
+        return {resource: instances}
+    return {resource: gpus}
+
+
+def _gpu_profile(shape: LabShape) -> str:
+    return "gpu-amd" if shape.vendor == "amd" else "gpu"
+
+
 def nodes(shape: LabShape) -> list[Obj]:
     """Every simulated Node of ``shape``, with status (capacity) filled in."""
     templates = load_data("nodes.yaml")
+    profiles = templates["profiles"]
     names = node_names(shape)
     result: list[Obj] = []
-    for name in names["gpu"]:
-        node = _node(templates, "gpu", name, shape.gpus_per_node)
-        node["metadata"]["labels"]["nvidia.com/gpu.count"] = str(shape.gpus_per_node)
-        result.append(node)
-    for name in names["gpu-time-sliced"]:
-        advertised = shape.gpus_per_node * shape.time_slice_replicas
-        node = _node(templates, "gpu-time-sliced", name, advertised)
-        labels = node["metadata"]["labels"]
-        labels["nvidia.com/gpu.count"] = str(shape.gpus_per_node)  # physical GPUs
-        labels["nvidia.com/gpu.replicas"] = str(shape.time_slice_replicas)
-        result.append(node)
+    for role, profile in (("gpu", _gpu_profile(shape)), ("gpu-time-sliced", "gpu-time-sliced")):
+        prof = _profile(profiles, profile)
+        for name in names[role]:
+            node = _node(templates, prof, name)
+            labels = node["metadata"]["labels"]
+            if prof.get("countLabel"):
+                labels[prof["countLabel"]] = str(shape.gpus_per_node)  # physical GPUs
+            if role == "gpu-time-sliced":
+                labels["nvidia.com/gpu.replicas"] = str(shape.time_slice_replicas)
+            elif shape.mig:
+                labels.update(_mig_labels(templates["mig"], shape))
+            if not shape.extended_resources and prof.get("devicePluginLabel"):
+                labels[prof["devicePluginLabel"]] = "false"
+            _add_resources(node, gpu_resources(shape, role == "gpu-time-sliced"))
+            if shape.taint:
+                node["spec"] = {"taints": [shape.taint]}
+            result.append(node)
     for name in names["cpu"]:
-        result.append(_node(templates, "cpu", name, 0))
+        result.append(_node(templates, _profile(profiles, "cpu"), name))
     return result
+
+
+def _mig_labels(mig: dict[str, Any], shape: LabShape) -> dict[str, str]:
+    count = str(shape.gpus_per_node * int(mig["instancesPerGpu"]))
+    labels = {**mig["labels"], **mig[shape.mig_strategy]["labels"]}
+    return {k: count if v == "<count>" else str(v) for k, v in labels.items()}
+
+
+def _driver(shape: LabShape) -> dict[str, Any]:
+    drivers: dict[str, Any] = load_data("dra.yaml")["drivers"]
+    return dict(drivers[shape.dra_driver])
+
+
+def dra_devices_per_node(shape: LabShape) -> int:
+    """Devices the simulated DRA driver publishes per GPU node (0 without DRA)."""
+    if not shape.dra:
+        return 0
+    per_node = _driver(shape)["devicesPerNode"]
+    return shape.gpus_per_node if per_node is None else int(per_node)
 
 
 def dra_objects(shape: LabShape) -> list[Obj]:
     """DeviceClass and one ResourceSlice per GPU node (none when DRA is off)."""
     if not shape.dra:
         return []
-    spec = load_data("dra.yaml")
-    driver = str(spec["driver"])
-    objs: list[Obj] = [copy.deepcopy(spec["deviceClass"])]
+    spec = _driver(shape)
+    driver = shape.dra_driver
+    device_class: Obj = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": driver},
+        "spec": {"selectors": [{"cel": {"expression": spec["selector"]}}]},
+    }
+    objs: list[Obj] = [device_class]
     names = node_names(shape)
     for node in names["gpu"] + names["gpu-time-sliced"]:
         devices = []
-        for index in range(int(spec["devicesPerNode"])):
+        for index in range(dra_devices_per_node(shape)):
             device = copy.deepcopy(spec["device"])
             device["name"] = f"gpu-{index}"
-            device_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
-            device["attributes"] = {
-                "index": {"int": index},
-                "uuid": {"string": f"gpu-{device_uuid}"},
-                **device["attributes"],
-            }
+            attributes: dict[str, Any] = {spec["indexAttribute"]: {"int": index}}
+            if spec["uuidPrefix"] is not None:
+                device_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
+                attributes["uuid"] = {"string": f"{spec['uuidPrefix']}{device_uuid}"}
+            device["attributes"] = {**attributes, **device["attributes"]}
             devices.append(device)
         objs.append(
             {
@@ -130,6 +188,59 @@ def dra_objects(shape: LabShape) -> list[Obj]:
             }
         )
     return objs
+
+
+def busy_namespace() -> Obj:
+    """The namespace of the pods that hold every GPU of a ``busy`` lab."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": BUSY_NAMESPACE, "labels": dict(BUSY_LABELS)}}
+
+
+def busy_objects(shape: LabShape) -> list[Obj]:
+    """Per GPU node a pod pinned there holding all its GPUs and DRA devices (``busy`` only).
+
+    The scheduler places them and allocates their claims, as it would a tenant's workload,
+    so a check sees them exactly like the workloads of a full production cluster.
+    """
+    if not shape.busy:
+        return []
+    names = node_names(shape)
+    devices = dra_devices_per_node(shape)
+    objs: list[Obj] = []
+    for role in ("gpu", "gpu-time-sliced"):
+        limits = {k: str(v) for k, v in gpu_resources(shape, role == "gpu-time-sliced").items()
+                  if v}
+        for node in names[role]:
+            name = f"busy-{node}"
+            meta = {"name": name, "namespace": BUSY_NAMESPACE, "labels": dict(BUSY_LABELS)}
+            container: Obj = {"name": "hold", "image": "registry.k8s.io/pause:3.10",
+                              "resources": {"limits": limits}}
+            pod_spec: Obj = {
+                "nodeSelector": {"kubernetes.io/hostname": node},
+                "tolerations": [{"operator": "Exists"}],
+                "terminationGracePeriodSeconds": 0,
+                "containers": [container],
+            }
+            if devices:
+                objs.append(_busy_claim(meta, shape.dra_driver, devices))
+                container["resources"]["claims"] = [{"name": "gpus"}]
+                pod_spec["resourceClaims"] = [{"name": "gpus", "resourceClaimName": name}]
+            objs.append({"apiVersion": "v1", "kind": "Pod", "metadata": dict(meta),
+                         "spec": pod_spec})
+    return objs
+
+
+def _busy_claim(meta: Obj, device_class: str, count: int) -> Obj:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": dict(meta),
+        "spec": {"devices": {"requests": [{
+            "name": "gpus",
+            "exactly": {"deviceClassName": device_class, "allocationMode": "ExactCount",
+                        "count": count},
+        }]}},
+    }
 
 
 def metrics_server_objects(port: int, ca_pem: bytes) -> list[Obj]:

@@ -1,19 +1,55 @@
 """The shape of a lab: how many simulated nodes of each kind and which capabilities are on.
 
 A shape is a value: two labs are interchangeable exactly when their shapes are equal, which is
-how ``Lab.up`` decides between reusing a running lab and refusing.
+how ``Lab.up`` decides between reusing a running lab and refusing.  Named shapes
+(``data/shapes/<name>.yaml``) mimic real platforms, so checks can be proven on them: GPUs only
+through DRA, tainted GPU pools, MIG, every GPU busy, AMD.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import LabError
+
+VENDORS = ("nvidia", "amd")
+MIG_STRATEGIES = ("mixed", "single")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# A taint key is a qualified name (optional DNS prefix); a value a label value.
+_TAINT = re.compile(
+    r"^(?P<key>([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)"
+    r"(=(?P<value>([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?))?:(?P<effect>[A-Za-z]+)$"
+)
+_SHAPES_DIR = ("data", "shapes")
+
+
+def parse_taint(text: str) -> dict[str, str]:
+    """``key[=value]:Effect`` (kubectl taint's form) as a Node ``spec.taints`` entry."""
+    match = _TAINT.match(text)
+    if match is None or match["effect"] not in TAINT_EFFECTS:
+        raise LabError(
+            f"lab shape: gpu_taint must look like key[=value]:Effect with Effect one of "
+            f"{', '.join(TAINT_EFFECTS)}, got {text!r}"
+        )
+    taint = {"key": match["key"], "effect": match["effect"]}
+    if match["value"]:
+        taint["value"] = match["value"]
+    return taint
+
+
+@cache
+def dra_drivers() -> tuple[str, ...]:
+    """The simulated DRA drivers the lab can publish (``data/dra.yaml``)."""
+    text = resources.files(__package__).joinpath("data", "dra.yaml").read_text(encoding="utf-8")
+    return tuple(yaml.safe_load(text)["drivers"])
 
 
 @dataclass(frozen=True)
@@ -24,12 +60,20 @@ class LabShape:
     they advertise ``gpus_per_node * time_slice_replicas`` ``nvidia.com/gpu`` and carry the
     sharing-strategy and replicas labels.
 
-    ``dra`` publishes a simulated DRA driver (DeviceClass ``gpu.example.com`` and one
-    ResourceSlice per GPU node); without it the cluster has DRA but no driver, like a 1.35
-    cluster where no vendor driver is installed.  ``dra_api=False`` additionally switches the
+    ``dra`` publishes a simulated DRA driver (``dra_driver``: DeviceClass and driver
+    ``gpu.example.com`` by default, or the NVIDIA / AMD driver names, and one ResourceSlice per
+    GPU node); without it the cluster has DRA but no driver, like a 1.35 cluster where no
+    vendor driver is installed.  ``dra_api=False`` additionally switches the
     ``resource.k8s.io/v1`` API group off.  Kubernetes 1.35 locks DRA on, and its scheduler
     waits for the DRA informers before scheduling anything, so such a lab schedules no pods:
     use it only for checks that look at the served APIs.
+
+    Platform traits: ``extended_resources=False`` leaves GPUs to DRA alone (nodes advertise no
+    device-plugin resource); ``gpu_taint`` (``key[=value]:Effect``) taints every GPU node;
+    ``vendor`` picks NVIDIA or AMD resource names and labels; ``mig`` partitions every GPU
+    like the GPU Operator's ``all-1g.10gb`` MIG config with ``mig_strategy`` mixed or single;
+    ``busy`` makes lab-owned pods (namespace ``aic-lab-busy``) hold every GPU and every DRA
+    device before ``up`` returns.
 
     ``kuberay`` runs the KubeRay operator (v1.5.0) as a host process with its CRDs and its
     validating webhook for RayClusters (served on port 9443 of every interface: controller-runtime
@@ -47,6 +91,13 @@ class LabShape:
     dra_api: bool = True
     kuberay: bool = False
     kueue: bool = False
+    extended_resources: bool = True
+    gpu_taint: str = ""
+    vendor: str = "nvidia"
+    dra_driver: str = "gpu.example.com"
+    mig: bool = False
+    mig_strategy: str = "mixed"
+    busy: bool = False
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes"):
@@ -58,13 +109,48 @@ class LabShape:
             raise LabError(
                 f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}"
             )
-        for field in ("dra", "metrics_server", "dra_api", "kuberay", "kueue"):
+        for field in ("dra", "metrics_server", "dra_api", "kuberay", "kueue",
+                      "extended_resources", "mig", "busy"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.dra and not self.dra_api:
             raise LabError(
                 "lab shape: dra (the simulated driver) needs dra_api (resource.k8s.io/v1)"
             )
+        self._check_platform_traits()
+
+    def _check_platform_traits(self) -> None:
+        """The vendor, taint, MIG and DRA-only switches: valid values and combinations."""
+        for field, choices in (("vendor", VENDORS), ("mig_strategy", MIG_STRATEGIES),
+                               ("dra_driver", dra_drivers())):
+            if getattr(self, field) not in choices:
+                raise LabError(
+                    f"lab shape: {field} must be one of {', '.join(choices)}, "
+                    f"got {getattr(self, field)!r}"
+                )
+        if not isinstance(self.gpu_taint, str):
+            raise LabError(f"lab shape: gpu_taint must be a string, got {self.gpu_taint!r}")
+        if self.gpu_taint:
+            parse_taint(self.gpu_taint)
+        if not self.extended_resources and not self.dra:
+            raise LabError(
+                "lab shape: extended_resources=false leaves GPUs to DRA alone, so it needs dra"
+            )
+        if self.mig and self.vendor != "nvidia":
+            raise LabError("lab shape: mig is NVIDIA's (vendor must be nvidia)")
+        if self.mig and not self.extended_resources:
+            raise LabError(
+                "lab shape: mig needs extended_resources (the device plugin advertises MIG)"
+            )
+        if self.mig and self.time_sliced_nodes:
+            raise LabError("lab shape: mig and time_sliced_nodes do not combine here")
+        if self.vendor != "nvidia" and self.time_sliced_nodes:
+            raise LabError("lab shape: time_sliced_nodes are NVIDIA's (vendor must be nvidia)")
+
+    @property
+    def taint(self) -> dict[str, str] | None:
+        """The GPU nodes' taint as a Node ``spec.taints`` entry, or None."""
+        return parse_taint(self.gpu_taint) if self.gpu_taint else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, for the state file and YAML."""
@@ -98,6 +184,11 @@ class LabShape:
         # Accept both snake_case and dashed keys, as the CLI options are dashed.
         return cls.from_dict({str(k).replace("-", "_"): v for k, v in data.items()})
 
+    @classmethod
+    def load(cls, name_or_file: str | Path) -> LabShape:
+        """A named shape (``dra-only``) or a YAML file."""
+        return cls.from_yaml(shape_file(name_or_file))
+
     def replace(self, **changes: Any) -> LabShape:
         """A copy with some fields changed (shape options on top of a YAML file)."""
         return dataclasses.replace(self, **changes)
@@ -115,8 +206,42 @@ class LabShape:
             f"cpu_nodes={self.cpu_nodes}",
             f"dra={'on' if self.dra else 'off'}",
             *([] if self.dra_api else ["dra_api=off"]),
+            *([f"dra_driver={self.dra_driver}"] if self.dra and
+              self.dra_driver != LabShape.dra_driver else []),
             f"metrics_server={'on' if self.metrics_server else 'off'}",
             *(["kuberay=on"] if self.kuberay else []),
             *(["kueue=on"] if self.kueue else []),
+            *([] if self.vendor == "nvidia" else [f"vendor={self.vendor}"]),
+            *([] if self.extended_resources else ["extended_resources=off"]),
+            *([f"gpu_taint={self.gpu_taint}"] if self.gpu_taint else []),
+            *([f"mig={self.mig_strategy}"] if self.mig else []),
+            *(["busy=on"] if self.busy else []),
         ]
         return " ".join(parts)
+
+
+def shape_names() -> list[str]:
+    """The named shapes shipped with the package (``data/shapes/<name>.yaml``)."""
+    folder = resources.files(__package__).joinpath(*_SHAPES_DIR)
+    return sorted(f.name.removesuffix(".yaml") for f in folder.iterdir()
+                  if f.name.endswith(".yaml"))
+
+
+def shape_file(name_or_file: str | Path) -> Path:
+    """The YAML file of a named shape, or the file given; one-line LabError otherwise.
+
+    An existing file wins over a name; a value that looks like a path (a separator or a
+    .yaml/.yml suffix) is never taken for a name.
+    """
+    text = str(name_or_file)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    if "/" in text or "\\" in text or path.suffix in (".yaml", ".yml"):
+        raise LabError(f"file not found: {path}")
+    names = shape_names()
+    if text not in names:
+        raise LabError(
+            f"unknown lab shape {text!r}; known: {', '.join(names)} (or a YAML file)"
+        )
+    return Path(str(resources.files(__package__).joinpath(*_SHAPES_DIR, f"{text}.yaml")))

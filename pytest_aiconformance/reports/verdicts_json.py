@@ -21,7 +21,8 @@ SCHEMA_VERSION = 1
 
 
 def check_to_json(check: CheckResult) -> dict[str, Any]:
-    return {
+    """One check; `solution` only for a check tied to an alternative solution."""
+    out: dict[str, Any] = {
         "nodeid": check.nodeid,
         "junit_name": check.junit_name,
         "title": check.title,
@@ -31,6 +32,9 @@ def check_to_json(check: CheckResult) -> dict[str, Any]:
         "duration": round(check.duration, 3),
         "evidence_file": check.evidence_file,
     }
+    if check.solution:
+        out["solution"] = check.solution
+    return out
 
 
 def verdict_to_json(verdict: RequirementVerdict) -> dict[str, Any]:

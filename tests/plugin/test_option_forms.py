@@ -51,7 +51,9 @@ def _value(flag: str, outside: Path) -> tuple[str, bool]:
     plain = {"--context": "fake", "--aic-version": "1.35", "--accelerator": "amd",
              "--allocation-mode": "dra", "--aic-keep-namespaces": "always",
              "--aic-timeout-scale": "2", "--aic-platform-name": "Lab",
-             "--aic-platform-version": "1.0", "--aic-vendor": "ACME"}
+             "--aic-platform-version": "1.0", "--aic-vendor": "ACME",
+             "--aic-prometheus": "monitoring/prometheus-operated:web",
+             "--aic-gateway-class": "envoy-gateway"}
     return plain[flag], False
 
 
@@ -70,7 +72,7 @@ def checkout(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_every_valued_option_is_covered() -> None:
-    assert len(FLAGS) == 15
+    assert len(FLAGS) == 17
     for flag in FLAGS:
         _value(flag, Path("/x"))  # raises KeyError for an option this file does not know
 
@@ -111,3 +113,41 @@ def test_installed_command_joins_values(checkout: pytest.Pytester) -> None:
     assert result.ret == 0, out
     assert "test_gang_scheduling.py::test_gang_scheduler_available" in out
     assert "test_project_internal" not in out
+
+
+CHECK_WITH_CLUSTER = """
+import pytest
+
+@pytest.mark.requirement("gang_scheduling")
+def test_check(kube):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--aic-prometheus", "prometheus-operated:9090",
+     "ERROR: --aic-prometheus: expected http(s)://HOST[:PORT][/PATH] or "
+     "NAMESPACE/SERVICE:PORT[/PATH], got 'prometheus-operated:9090'"),
+    ("--aic-prometheus", "monitoring/prometheus:99999",
+     "ERROR: --aic-prometheus: port 99999 out of range in 'monitoring/prometheus:99999'"),
+    ("--aic-gateway-class", "Envoy_Gateway",
+     "ERROR: --aic-gateway-class: 'Envoy_Gateway' is not a Kubernetes object name (lower case "
+     "letters, digits, '-' and '.')"),
+])
+def test_bad_value_is_one_error_line_before_any_cluster_io(
+        pytester: pytest.Pytester, flag: str, value: str, expected: str) -> None:
+    """A malformed value stops the run with one line and exit 4; the cluster is never asked."""
+    from test_bad_input import closed_port
+
+    pytester.makefile(".toml", pyproject=project_ini())
+    write_kubeconfig(pytester.path / "kubeconfig", f"http://127.0.0.1:{closed_port()}")
+    pytester.makepyfile(test_check=CHECK_WITH_CLUSTER)
+    result = pytester.runpytest("-p", "no:cacheprovider",
+                                f"--kubeconfig={pytester.path / 'kubeconfig'}",
+                                f"--aic-report-dir={pytester.path / 'report'}", f"{flag}={value}")
+    lines = result.stdout.lines + result.stderr.lines
+    errors = [line for line in lines if line.startswith("ERROR")]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, "\n".join(lines)
+    assert errors == [expected]
+    assert "cannot reach API server" not in "\n".join(lines)
+    assert "Traceback" not in "\n".join(lines)

@@ -247,3 +247,83 @@ def test_node_id_selection_is_partial_too(aic: pytest.Pytester) -> None:
                                       "test_partial.py::test_capacity_enforced"))
     assert result.ret == 0, result.stdout.str()
     assert results(aic)["secure_accelerator_access"]["status"] == "Not verified"
+
+
+SOLUTIONS = """
+import pytest
+from pytest_aiconformance.outcomes import not_applicable
+
+SCHEDULERS = ["alpha", "beta", "gamma"]
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.requirement("gang_scheduling", solution="scheduler")
+def test_bound(scheduler):
+    '''Bound together.'''
+    if scheduler == "gamma":
+        not_applicable("gamma is not installed (alpha, beta are)")
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.requirement("gang_scheduling", solution="scheduler")
+def test_unbound(scheduler):
+    '''Stays unbound.'''
+    if scheduler == "gamma":
+        not_applicable("gamma is not installed (alpha, beta are)")
+    assert scheduler != "alpha", "2 of 3 members were bound"
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_one_complete_solution_decides(aic: pytest.Pytester, xdist: list[str]) -> None:
+    """beta passes both halves: Implemented, alpha's failure and gamma's absence are notes;
+    the solution survives pytest-xdist into verdicts.json and the JUnit properties."""
+    aic.makepyfile(test_solutions=SOLUTIONS)
+    result = aic.runpytest_subprocess(*base_args(aic, "--aic-version", "1.35", *xdist))
+    # pytest's own failure (test_unbound[alpha]); the MUST is Implemented, so not counted
+    assert result.ret == 1, result.stdout.str() + result.stderr.str()
+    assert "MUST requirements not Implemented" not in result.stdout.str()
+    gang = results(aic)["gang_scheduling"]
+    assert gang["status"] == "Implemented"
+    assert gang["reason"] == ("All 2 essential checks passed with solution beta: Bound together.; "
+                              "Stays unbound.")
+    assert gang["notes"] == [
+        "Solution alpha: 'Stays unbound.' failed: 2 of 3 members were bound.",
+        "Solution gamma is not applicable: gamma is not installed (alpha, beta are).",
+    ]
+    assert [(c["junit_name"], c["solution"], c["outcome"]) for c in gang["checks"]] == [
+        ("TestGangScheduling/Bound/alpha", "alpha", "passed"),
+        ("TestGangScheduling/Bound/beta", "beta", "passed"),
+        ("TestGangScheduling/Bound/gamma", "gamma", "not applicable"),
+        ("TestGangScheduling/Unbound/alpha", "alpha", "failed"),
+        ("TestGangScheduling/Unbound/beta", "beta", "passed"),
+        ("TestGangScheduling/Unbound/gamma", "gamma", "not applicable"),
+    ]
+    junit = (aic.path / "report" / "junit.xml").read_text()
+    assert junit.count('<property name="solution" value="beta" />') == 2, junit
+
+
+def test_no_complete_solution_uses_the_usual_rules(aic: pytest.Pytester) -> None:
+    aic.makepyfile(test_solutions=SOLUTIONS)
+    result = aic.runpytest(*base_args(aic, "--aic-version", "1.35", "-k", "not beta"))
+    gang = results(aic)["gang_scheduling"]
+    assert gang["status"] == "Not verified"  # beta's checks were deselected: not decided
+    assert gang["reason"] == ("Essential checks of this requirement were not run (deselected or "
+                              "not collected): TestGangScheduling/Bound/beta, "
+                              "TestGangScheduling/Unbound/beta.")
+    assert "Essential check 'Stays unbound.' failed: 2 of 3 members were bound." in gang["notes"]
+    assert result.ret == 1  # pytest's own failure (test_unbound[alpha]); the MUST is not counted
+
+
+def test_solution_must_name_a_parameter(aic: pytest.Pytester) -> None:
+    aic.makepyfile(test_bad="""
+import pytest
+
+@pytest.mark.requirement("gang_scheduling", solution="scheduler")
+def test_x():
+    pass
+""")
+    result = aic.runpytest(*base_args(aic, "--aic-version", "1.35"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x: solution='scheduler' must name a parameter of this "
+                                 "check (parametrized: none)*"])

@@ -11,9 +11,13 @@ import yaml
 
 from pytest_aiconformance import images as images_mod
 from pytest_aiconformance.accelerators import (
+    LoadSpec,
+    NodeEvidence,
     ProfileDataError,
     UnknownAcceleratorError,
     accelerator_tolerations,
+    default_profile,
+    detect_profile,
     get_profile,
     is_accelerator_resource,
     load_profiles,
@@ -66,7 +70,9 @@ def test_nvidia_profile_names():
     assert p.node_labels.mig_strategy == "nvidia.com/mig.strategy"
     assert p.node_labels.driver_version == "nvidia.com/cuda.driver-version.full"
     assert p.metrics is not None
-    assert p.metrics.utilization == ("DCGM_FI_DEV_GPU_UTIL",)
+    assert p.metrics.utilization == ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE")
+    assert p.metrics.ratio_metrics == ("DCGM_FI_PROF_GR_ENGINE_ACTIVE",)
+    assert p.metrics.instance_label == "GPU_I_ID"
     assert p.metrics.memory_used == ("DCGM_FI_DEV_FB_USED",)
     assert p.metrics.memory_free == ("DCGM_FI_DEV_FB_FREE",)
     assert p.metrics.temperature == ("DCGM_FI_DEV_GPU_TEMP",)
@@ -74,6 +80,11 @@ def test_nvidia_profile_names():
     assert "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL" in p.metrics.interconnect
     assert p.metrics.device_labels == ("UUID", "gpu", "device")
     assert p.metrics.host_label == "Hostname"
+    assert p.load == LoadSpec("gpu-load", "/tmp/sample --benchmark --numbodies=1048576")
+    assert p.detection_labels == (
+        "nvidia.com/gpu.present=true", "feature.node.kubernetes.io/pci-10de.present=true",
+        "feature.node.kubernetes.io/pci-0302_10de.present=true",
+        "feature.node.kubernetes.io/pci-0300_10de.present=true")
 
 
 def test_amd_and_intel_rows():
@@ -86,12 +97,20 @@ def test_amd_and_intel_rows():
     assert amd.metrics.utilization[0] == "gpu_gfx_activity"
     assert amd.metrics.memory_used[0] == "gpu_used_vram"
     assert amd.metrics.memory_total[0] == "gpu_total_vram"
+    assert amd.metrics.ratio_metrics == ()
+    assert amd.metrics.instance_label is None
+    assert amd.load is None
+    assert amd.detection_labels == ("amd.com/gpu.family", "beta.amd.com/gpu.family",
+                                    "amd.com/gpu.device-id",
+                                    "feature.node.kubernetes.io/amd-gpu=true")
     intel = get_profile("intel")
     assert intel.extended_resources == ("gpu.intel.com/i915", "gpu.intel.com/xe")
     assert intel.dra.device_classes == ("gpu.intel.com",)
     assert intel.dra.driver_version_attribute is None
     assert intel.metrics is not None
     assert "xpum_memory_used_bytes" in intel.metrics.memory_used
+    assert intel.detection_labels == ("intel.feature.node.kubernetes.io/gpu=true",)
+    assert intel.load is None
 
 
 def test_dra_example_row_has_env_not_device_files():
@@ -105,6 +124,8 @@ def test_dra_example_row_has_env_not_device_files():
     assert p.runtime_class is None
     assert p.probe_env() == {"ENV_PREFIX": "GPU_DEVICE_"}
     assert not p.is_device_file("/dev/nvidia0")
+    assert p.detection_labels == ()
+    assert p.load is None
 
 
 def test_unknown_profile_error_lists_known_names_on_one_line():
@@ -203,6 +224,27 @@ def test_profile_bad_uuid_regex_is_rejected():
     data["profiles"]["nvidia"]["tool"]["uuid_regex"] = "(GPU"
     with pytest.raises(ProfileDataError, match=r"nvidia.tool.uuid_regex"):
         parse_profiles(data)
+
+
+def test_profile_load_needs_image_and_command():
+    data = raw_profiles()
+    data["profiles"]["nvidia"]["load"] = {"image": "gpu-load"}
+    with pytest.raises(ProfileDataError, match=r"nvidia.load: missing keys command"):
+        parse_profiles(data)
+
+
+def test_profile_missing_ratio_metrics_is_rejected():
+    data = raw_profiles()
+    del data["profiles"]["intel"]["metrics"]["ratio_metrics"]
+    with pytest.raises(ProfileDataError, match=r"intel.metrics: missing keys ratio_metrics"):
+        parse_profiles(data)
+
+
+def test_every_load_image_is_pinned():
+    # A load names an images.yaml key: the check reads it with Settings.image().
+    loads = {p.name: p.load.image for p in load_profiles().values() if p.load is not None}
+    assert loads == {"nvidia": "gpu-load"}
+    assert set(loads.values()) <= set(load_images())
 
 
 def test_profile_bad_env_prefix_is_rejected():
@@ -353,3 +395,91 @@ def test_vendor_domains_and_tolerations_from_the_table() -> None:
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
         {"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
     ]
+
+
+# --- which profile the cluster calls for ---------------------------------------------------
+
+
+def node(name, resources=None, dra=None, labels=None):
+    return NodeEvidence(name, resources or {}, dra or {}, labels or {})
+
+
+def test_default_profile_is_the_first_row():
+    assert default_profile().name == "nvidia"
+
+
+def test_nvidia_nodes_detect_nvidia():
+    found = detect_profile([node("g1", {"nvidia.com/gpu": "8"}),
+                            node("g2", {"nvidia.com/mig-1g.10gb": "7"}), node("cpu")])
+    assert found.chosen is not None
+    assert found.chosen.name == "nvidia"
+    assert found.source() == ("detected: nvidia 15 devices on 2 nodes via nvidia.com/gpu, "
+                              "nvidia.com/mig-1g.10gb")
+
+
+def test_amd_nodes_detect_amd():
+    found = detect_profile([node("m1", {"amd.com/gpu": "8"},
+                                 labels={"amd.com/gpu.family": "AI"})])
+    assert found.chosen is not None
+    assert found.chosen.name == "amd"
+    assert found.source() == "detected: amd 8 devices on 1 node via amd.com/gpu"
+
+
+def test_dra_only_nodes_detect_by_driver():
+    found = detect_profile([node("m1", dra={"gpu.amd.com": 8}),
+                            node("m2", dra={"gpu.amd.com": 8, "unknown.example.org": 4})])
+    assert found.chosen is not None
+    assert found.chosen.name == "amd"
+    assert found.source() == "detected: amd 16 devices on 2 nodes via DRA driver gpu.amd.com"
+
+
+def test_device_plugin_resources_outrank_a_nodes_dra_driver():
+    # The lab: nvidia.com/gpu from the device plugin plus the simulated example driver's
+    # 8 devices on the same node. The node's devices are the device plugin's.
+    found = detect_profile([node("aic-gpu-0", {"nvidia.com/gpu": "1"},
+                                 dra={"gpu.example.com": 8})])
+    assert [(f.profile.name, f.devices) for f in found.findings] == [("nvidia", 1)]
+
+
+def test_labels_detect_where_nothing_is_published():
+    found = detect_profile([
+        node("n1", labels={"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": "4"}),
+        node("n2", labels={"feature.node.kubernetes.io/amd-gpu": "true"}),
+        node("n3", labels={"nvidia.com/gpu.present": "false"}),
+    ])
+    assert [(f.profile.name, f.devices, f.nodes) for f in found.findings] == [
+        ("nvidia", 4, ("n1",)), ("amd", 1, ("n2",))]
+    assert found.findings[1].signals == ("node label feature.node.kubernetes.io/amd-gpu=true",)
+
+
+def test_several_vendors_most_devices_wins_and_the_header_names_them():
+    found = detect_profile([node("g1", {"nvidia.com/gpu": "2"}),
+                            node("m1", {"amd.com/gpu": "8"}),
+                            node("i1", {"gpu.intel.com/xe": "1"})])
+    assert found.chosen is not None
+    assert found.chosen.name == "amd"
+    assert found.source() == (
+        "detected: most devices among 3 vendors: amd 8 devices on 1 node via amd.com/gpu; "
+        "nvidia 2 devices on 1 node via nvidia.com/gpu; intel 1 device on 1 node via "
+        "gpu.intel.com/xe; choose another with --accelerator")
+
+
+def test_a_tie_goes_to_the_tables_order():
+    found = detect_profile([node("m1", {"amd.com/gpu": "4"}), node("g1", {"nvidia.com/gpu": "4"})])
+    assert [f.profile.name for f in found.findings] == ["nvidia", "amd"]
+
+
+def test_unplaced_dra_devices_count_for_their_driver():
+    found = detect_profile([node("g1", {"nvidia.com/gpu": "2"})],
+                           unplaced_dra={"gpu.intel.com": 3, "gpu.nvidia.com": 0})
+    assert [(f.profile.name, f.devices, f.nodes) for f in found.findings] == [
+        ("intel", 3, ()), ("nvidia", 2, ("g1",))]
+
+
+def test_nothing_found_leaves_the_choice_to_the_default():
+    found = detect_profile([node("cpu", labels={"kubernetes.io/os": "linux"}),
+                            node("tpu", {"google.com/tpu": "4"})])
+    assert found.chosen is None
+    assert found.source() == ("default: no accelerator of a known vendor found in extended "
+                              "resources, DRA drivers or node labels; choose one with "
+                              "--accelerator")

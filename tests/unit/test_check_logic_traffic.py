@@ -9,6 +9,7 @@ assembled from those recordings the way the client script frames them.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,47 @@ def test_client_script_rejects_bad_labels():
 def test_warmup_lines():
     log = "WARMUP ok=1 tries=1 url=a\nWARMUP ok=0 tries=60 url=b\n"
     assert traffic.warmups_ok(log) == ["WARMUP ok=0 tries=60 url=b"]
+
+
+def fake_curl(tmp_path, body_on_call: int | None) -> dict[str, str]:
+    """A curl that prints ``body-a`` from call ``body_on_call`` on (never when None)."""
+    fake = tmp_path / "curl"
+    answer = "" if body_on_call is None else (
+        f'[ "$(wc -l < "$CALLS")" -ge {body_on_call} ] && echo body-a\n')
+    fake.write_text("#!/bin/sh\necho \"$@\" >> \"$CALLS\"\n" + answer + "exit 0\n")
+    fake.chmod(0o755)
+    return {"PATH": f"{tmp_path}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls")}
+
+
+def test_warmup_stops_at_the_expected_backend(tmp_path):
+    env = fake_curl(tmp_path, 3)
+    script = traffic.warmup_script("http://x/v1/chat", "body-a", (("x-ai-eg-model", "m b"),),
+                                   seconds=30)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                         env=env, timeout=20)
+    assert out.stdout == "WARMUP ok=1 tries=3 seconds=30 url=http://x/v1/chat\n"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["-s --max-time 3 -H x-ai-eg-model: m b http://x/v1/chat"] * 3
+    assert traffic.warmups_ok(out.stdout) == []
+
+
+def test_warmup_gives_up_at_its_deadline(tmp_path):
+    env = fake_curl(tmp_path, None)
+    started = time.monotonic()
+    out = subprocess.run(["sh", "-c", traffic.warmup_script("http://x/", "body-a", seconds=1)],
+                         capture_output=True, text=True, check=True, env=env, timeout=20)
+    elapsed = time.monotonic() - started
+    line = out.stdout.strip()
+    tries = int(line.split()[2].removeprefix("tries="))
+    assert line == f"WARMUP ok=0 tries={tries} seconds=1 url=http://x/"
+    assert 1 <= tries <= 3
+    assert elapsed < 4
+    assert traffic.warmups_ok(out.stdout) == [line]
+
+
+@pytest.mark.parametrize(("seconds", "limit"), [(60, 60), (60 * 0.3, 18), (60 * 2.5, 150),
+                                                (0.2, 1)])
+def test_warmup_deadline_follows_the_scaled_wait(seconds, limit):
+    script = traffic.warmup_script("http://x/", "b", seconds=seconds)
+    assert script.startswith(f"end=$(( $(date +%s) + {limit} ));")
+    assert f"seconds={limit} url=" in script

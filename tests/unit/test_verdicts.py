@@ -23,10 +23,10 @@ SHOULD = Requirement(id="gpu_sharing", category="accelerators", level="SHOULD", 
 
 
 def check(name: str, outcome: Outcome, reason: str = "", role: Role = Role.ESSENTIAL,
-          req: str = "gang_scheduling") -> CheckResult:
+          req: str = "gang_scheduling", solution: str = "") -> CheckResult:
     return CheckResult(nodeid=f"conformance_tests/test_x.py::test_{name}", requirement=req,
                        role=role, outcome=outcome, reason=reason, junit_name=f"TestX/{name}",
-                       title=f"check {name}")
+                       title=f"check {name}", solution=solution)
 
 
 def one(results: list[CheckResult], req: Requirement = REQ) -> RequirementVerdict:
@@ -264,3 +264,131 @@ def test_one_line_and_sentence():
     assert sentence("failed: it broke") == "Failed: it broke."
     assert sentence("done?") == "Done?"
     assert sentence("") == ""
+
+
+# --- alternative solutions (issue 13): one complete solution proves the requirement --------
+
+def gang(solution: str, bound: Outcome, unbound: Outcome, reason: str = "") -> list[CheckResult]:
+    """A solution's two halves, parametrized by the solution like test_gang_scheduling's."""
+    return [check(f"bound[{solution}]", bound, reason if bound is not Outcome.PASSED else "",
+                  solution=solution),
+            check(f"unbound[{solution}]", unbound,
+                  reason if unbound is not Outcome.PASSED else "", solution=solution)]
+
+
+P, F, NA = Outcome.PASSED, Outcome.FAILED, Outcome.NOT_APPLICABLE
+
+
+def test_one_complete_solution_proves_it_and_the_others_become_notes():
+    v = one([*gang("kueue", P, P),
+             *gang("volcano", P, F, "3 of 4 gang members were bound"),
+             *gang("kai", NA, NA, "kai is not installed (kueue, volcano is)"),
+             check("available", P, role=Role.SUPPORTING)])
+    assert v.status is Status.IMPLEMENTED
+    assert v.reason == ("All 2 essential checks passed with solution kueue: check bound[kueue]; "
+                        "check unbound[kueue].")
+    assert v.notes == [
+        "Solution kai is not applicable: kai is not installed (kueue, volcano is).",
+        "Solution volcano: 'check unbound[volcano]' failed: 3 of 4 gang members were bound.",
+    ]
+    assert len(v.checks) == 7
+    assert must_not_implemented([v]) == []
+
+
+def test_a_solution_must_pass_both_halves():
+    """A half that was not observable leaves its solution incomplete: the usual rules decide."""
+    v = one([*gang("kueue", P, Outcome.NOT_OBSERVABLE, "no node has a free nvidia.com/gpu"),
+             *gang("volcano", NA, NA, "volcano is not installed (kueue is)")])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == ("'check unbound[kueue]' could not be observed here: no node has a free "
+                        "nvidia.com/gpu.")
+    assert v.notes == [
+        "Essential check 'check bound[kueue]' passed.",
+        "Essential check 'check bound[volcano]' is not applicable: volcano is not installed "
+        "(kueue is).",
+        "Essential check 'check unbound[volcano]' is not applicable: volcano is not installed "
+        "(kueue is).",
+    ]
+    # a failed half: the usual rules, over every check
+    v = one([*gang("kueue", P, F, "2 of 3 members were bound"),
+             *gang("volcano", NA, NA, "volcano is not installed (kueue is)")])
+    assert v.status is Status.PARTIALLY
+    assert v.reason == ("1 of 2 essential checks passed; 'check unbound[kueue]' failed: 2 of 3 "
+                        "members were bound.")
+
+
+def test_no_solution_installed_is_the_checks_failure():
+    none = "no gang scheduler found: none of Volcano, Kueue APIs are served"
+    v = one([*gang("kueue", F, F, none), *gang("volcano", F, F, none)])
+    assert v.status is Status.NOT_IMPLEMENTED
+    assert v.reason == f"'check bound[kueue]' failed: {none}."
+    assert v.notes == [f"Essential check 'check {n}' failed: {none}." for n in
+                       ("bound[volcano]", "unbound[kueue]", "unbound[volcano]")]
+    assert [x.id for x in must_not_implemented([v])] == ["gang_scheduling"]
+
+
+def test_a_failure_tied_to_no_solution_still_decides():
+    v = one([*gang("kueue", P, P), check("webhook", F, "the webhook refused the Job")])
+    assert v.status is Status.PARTIALLY
+    assert v.reason == ("2 of 3 essential checks passed; 'check webhook' failed: the webhook "
+                        "refused the Job.")
+    v = one([*gang("kueue", P, P), check("webhook", Outcome.ERROR, "connection reset")])
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == "'check webhook' could not run (error): connection reset."
+
+
+def test_two_complete_solutions_name_the_first_and_note_the_other():
+    v = one([*gang("volcano", P, P), *gang("kueue", P, P)])
+    assert v.status is Status.IMPLEMENTED
+    assert v.reason == ("All 2 essential checks passed with solution kueue: check bound[kueue]; "
+                        "check unbound[kueue].")
+    assert v.notes == ["Solution volcano also passed all its essential checks."]
+
+
+def test_every_solution_not_applicable_is_na():
+    v = one([*gang("kueue", NA, NA, "kueue is not installed"),
+             check("available", NA, "nothing installed", role=Role.SUPPORTING)])
+    assert v.status is Status.NA
+    assert v.reason == "Not applicable: nothing installed."  # the first check by node id
+
+
+def test_partial_run_rules_hold_for_solutions():
+    """A partial run does not decide, and a solution's failure is no proof while another
+    solution's checks were not run."""
+    ct = "conformance_tests/test_x.py::test_"
+    expected = {"gang_scheduling": {f"{ct}{h}[{s}]": f"TestX/{h}/{s}"
+                                    for h in ("bound", "unbound") for s in ("kueue", "volcano")}}
+    [v] = aggregate([REQ], gang("kueue", P, P), expected=expected)
+    assert v.status is Status.NOT_VERIFIED
+    assert v.reason == ("Essential checks of this requirement were not run (deselected or not "
+                        "collected): TestX/bound/volcano, TestX/unbound/volcano.")
+    assert v.notes == ["Essential check 'check bound[kueue]' passed.",
+                       "Essential check 'check unbound[kueue]' passed.",
+                       "Solution kueue passed all its essential checks that ran."]
+    assert must_not_implemented([v]) == []
+    # kueue failed, volcano was deselected: volcano might prove it
+    [v] = aggregate([REQ], gang("kueue", P, F, "members were bound"), expected=expected)
+    assert v.status is Status.NOT_VERIFIED
+    assert v.missing == ["TestX/bound/volcano", "TestX/unbound/volcano"]
+    assert v.notes == ["Essential check 'check bound[kueue]' passed.",
+                       "Essential check 'check unbound[kueue]' failed: members were bound."]
+    # a failure tied to no solution is proof whatever did not run
+    expected["gang_scheduling"][f"{ct}webhook"] = "TestX/webhook"
+    [v] = aggregate([REQ], [*gang("kueue", P, F, "members were bound"),
+                            check("webhook", F, "refused")], expected=expected)
+    assert v.status is Status.PARTIALLY
+    assert v.reason == "1 of 3 essential checks passed; 'check webhook' failed: refused."
+    assert v.notes[0] == "Essential check 'check unbound[kueue]' failed: members were bound."
+    # everything ran: decided by the complete solution
+    every = [*gang("kueue", P, P), *gang("volcano", F, F, "no"), check("webhook", P)]
+    [v] = aggregate([REQ], every, expected=expected)
+    assert v.status is Status.IMPLEMENTED
+    assert v.missing == []
+
+
+def test_solution_in_verdicts_json():
+    from pytest_aiconformance.reports.verdicts_json import check_to_json
+
+    tied, plain = gang("kueue", P, P)[0], check("a", P)
+    assert check_to_json(tied)["solution"] == "kueue"
+    assert "solution" not in check_to_json(plain)

@@ -1,0 +1,345 @@
+"""Gang scheduling: the solutions' API facts, the gangs' sizes and objects, and the readings of
+what each scheduler says, as pure functions (the check in conformance_tests drives them).
+
+API facts, and where they were read:
+- Volcano: Job `batch.volcano.sh/v1alpha1`, PodGroup and Queue `scheduling.volcano.sh/v1beta1`;
+  members carry the annotation `scheduling.k8s.io/group-name`.
+- Kueue: `kueue.x-k8s.io/v1beta1` (served by 0.14 to 0.17). Topology-Aware Scheduling (beta,
+  on by default since 0.14: pkg/features/kube_features.go): a `Topology` of node-label levels,
+  a ResourceFlavor naming it in `topologyName` (which then needs a nodeLabel), and the pod
+  template annotation `kueue.x-k8s.io/podset-required-topology` (apis/kueue/v1beta1/
+  topology_types.go). A refused workload says "topology ... doesn't allow to fit".
+- KAI Scheduler (github.com/kai-scheduler/KAI-Scheduler): PodGroup `scheduling.run.ai/v2alpha2`
+  and Queue `scheduling.run.ai/v2` (deployments/kai-scheduler/crds); pods use schedulerName
+  `kai-scheduler` and the queue label `kai.scheduler/queue` (default leaf queue
+  `default-queue`, docs/quickstart); KAI's podgrouper annotates each pod with its PodGroup,
+  `pod-group-name`, and makes a batch Job one gang of `kai.scheduler/batch-min-member` members
+  (docs/batch); an unschedulable PodGroup gets `status.schedulingConditions` of type
+  `UnschedulableOnNodePool` ("Resources were found for 2 pods while 3 are required for gang
+  scheduling").
+- scheduler-plugins Coscheduling (sigs.k8s.io/scheduler-plugins): PodGroup
+  `scheduling.x-k8s.io/v1alpha1` (`minMember`, `scheduleTimeoutSeconds`), pods labelled
+  `scheduling.x-k8s.io/pod-group` (apis/scheduling/v1alpha1/types.go); its Helm chart runs it as
+  a second scheduler whose Deployment and profile are both named `scheduler-plugins-scheduler`
+  (manifests/install/charts/as-a-second-scheduler); installed as the only scheduler, its
+  profile is `default-scheduler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_aiconformance import workloads
+
+Obj = dict[str, Any]
+
+VOLCANO_BATCH = "batch.volcano.sh/v1alpha1"
+VOLCANO_SCHEDULING = "scheduling.volcano.sh/v1beta1"
+VOLCANO_GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
+KUEUE = "kueue.x-k8s.io/v1beta1"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_REQUIRED_TOPOLOGY = "kueue.x-k8s.io/podset-required-topology"
+KAI_SCHEDULING = "scheduling.run.ai/v2alpha2"
+KAI_QUEUES = "scheduling.run.ai/v2"
+KAI_SCHEDULER = "kai-scheduler"
+KAI_QUEUE_LABEL = "kai.scheduler/queue"
+KAI_DEFAULT_QUEUE = "default-queue"
+KAI_POD_GROUP_ANNOTATION = "pod-group-name"
+KAI_MIN_MEMBER_ANNOTATION = "kai.scheduler/batch-min-member"
+KAI_UNSCHEDULABLE = "UnschedulableOnNodePool"
+COSCHEDULING = "scheduling.x-k8s.io/v1alpha1"
+COSCHEDULING_LABEL = "scheduling.x-k8s.io/pod-group"
+COSCHEDULING_IMAGE = "scheduler-plugins/kube-scheduler"  # the chart's scheduler image
+DEFAULT_SCHEDULER = "default-scheduler"
+HOSTNAME = "kubernetes.io/hostname"
+GANG_LABEL = "gang"
+CPU_REQUEST = "10m"  # what a member asks for besides its accelerator
+GANG_COMMAND = ["sh", "-c", "echo member $HOSTNAME; sleep 2"]
+
+
+@dataclass(frozen=True)
+class Solution:
+    """One gang scheduling solution: the parameter id of its checks and the APIs it serves."""
+
+    name: str
+    title: str
+    operator: str  # its key in data/operators.yaml
+    apis: tuple[tuple[str, str], ...]  # (apiVersion, kind), all served when it is installed
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted({api.split("/", 1)[0] for api, _ in self.apis})
+
+
+SOLUTIONS = (
+    Solution("volcano", "Volcano", "volcano",
+             ((VOLCANO_SCHEDULING, "PodGroup"), (VOLCANO_BATCH, "Job"))),
+    Solution("kueue", "Kueue", "kueue", ((KUEUE, "ClusterQueue"), (KUEUE, "Workload"))),
+    Solution("kai", "KAI Scheduler", "kai-scheduler",
+             ((KAI_SCHEDULING, "PodGroup"), (KAI_QUEUES, "Queue"))),
+    Solution("coscheduling", "scheduler-plugins Coscheduling", "scheduler-plugins",
+             ((COSCHEDULING, "PodGroup"),)),
+)
+BY_NAME = {s.name: s for s in SOLUTIONS}
+
+
+def none_found() -> str:
+    """The failure when no solution is installed: gang scheduling itself is missing."""
+    return ("no gang scheduler found: none of " + ", ".join(s.title for s in SOLUTIONS)
+            + " serves its APIs")
+
+
+# --- sizes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GangPlan:
+    """A gang: how many members, pinned to which node, each asking for one unit of what."""
+
+    members: int
+    node: str
+    resource: str  # the extended resource each member takes one of; "" for a CPU-only gang
+    free: int  # free units of it on the node when planned (0 for a CPU-only gang)
+    why: str  # the sizing, for the evidence
+
+    def resources(self) -> dict[str, Any]:
+        """A member container's resources."""
+        out: dict[str, Any] = {"requests": {"cpu": CPU_REQUEST}}
+        if self.resource:
+            out["limits"] = {self.resource: "1"}
+        return out
+
+    def covered(self) -> list[str]:
+        """What a queue's quota has to cover for the gang."""
+        return [self.resource, "cpu"] if self.resource else ["cpu"]
+
+
+def bound_together_plan(free: Mapping[str, int], resource: str,
+                        cpu_nodes: Sequence[str]) -> GangPlan | None:
+    """A gang of two that fits: on the node with the fewest (at least two) free units, else
+    a CPU-only gang on the first schedulable node; None when neither exists.
+
+    Never a one-member "gang": that would be bound together by any scheduler.
+    """
+    fits = sorted((f, n) for n, f in free.items() if f >= 2)
+    if fits:
+        units, node = fits[0]
+        return GangPlan(2, node, resource, units,
+                        f"{node} has {units} free {resource}: a gang of 2 members, one "
+                        f"{resource} each")
+    if cpu_nodes:
+        what = resource or "accelerators"
+        return GangPlan(2, cpu_nodes[0], "", 0,
+                        f"no node has 2 free {what}: a CPU-only gang of 2 members on "
+                        f"{cpu_nodes[0]} (the requirement is about gang scheduling, not "
+                        "accelerators)")
+    return None
+
+
+def oversized_plan(free: Mapping[str, int], resource: str) -> GangPlan | None:
+    """A gang one member larger than the free units of the node with the fewest (at least
+    one) free: each member would fit alone, the gang cannot. None when no unit is free."""
+    fits = sorted((f, n) for n, f in free.items() if f >= 1)
+    if not fits:
+        return None
+    units, node = fits[0]
+    return GangPlan(units + 1, node, resource, units,
+                    f"{node} has {units} free {resource}: each of the {units + 1} members "
+                    "would fit alone, the gang as a whole cannot")
+
+
+def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    """Whether one of the tolerations tolerates the taint (Kubernetes' matching rules)."""
+    for tol in tolerations:
+        if tol.get("effect") and tol.get("effect") != taint.get("effect"):
+            continue
+        if not tol.get("key"):
+            if tol.get("operator") == "Exists":
+                return True
+            continue
+        if tol.get("key") != taint.get("key"):
+            continue
+        if tol.get("operator") == "Exists" or tol.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def schedulable_nodes(nodes: Iterable[Obj], tolerations: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Ready, uncordoned nodes whose scheduling taints our pods tolerate, by name."""
+    out = []
+    for node in nodes:
+        conditions = node.get("status", {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        taints = [t for t in node.get("spec", {}).get("taints") or []
+                  if t.get("effect") in ("NoSchedule", "NoExecute")]
+        if ready and not node.get("spec", {}).get("unschedulable") and all(
+                tolerates(tolerations, t) for t in taints):
+            out.append(str(node["metadata"]["name"]))
+    return sorted(out)
+
+
+# --- objects --------------------------------------------------------------------------------
+
+
+def member_spec(plan: GangPlan, image: str, scheduler: str | None = None) -> Obj:
+    """A member pod's spec: restricted, pinned to the plan's node, one unit each."""
+    ctr = workloads.container("worker", GANG_COMMAND, image=image, resources_=plan.resources())
+    pod = workloads.pod("member", "unused", [ctr], node_selector={HOSTNAME: plan.node},
+                        scheduler_name=scheduler)
+    spec: Obj = pod["spec"]
+    return spec
+
+
+def volcano_job(name: str, namespace: str, plan: GangPlan, queue: str, image: str) -> Obj:
+    """A Volcano Job whose one task has `members` replicas and minAvailable `members`."""
+    return {
+        "apiVersion": VOLCANO_BATCH, "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "schedulerName": "volcano", "minAvailable": plan.members, "queue": queue,
+            "tasks": [{"name": "worker", "replicas": plan.members,
+                       "template": {"metadata": {"labels": {GANG_LABEL: name}},
+                                    "spec": member_spec(plan, image)}}],
+        },
+    }
+
+
+def kueue_objects(name: str, namespace: str, plan: GangPlan, local_queue: str) -> list[Obj]:
+    """Topology (node level), a ResourceFlavor on the plan's node naming it, a ClusterQueue
+    whose quota covers the whole gang, and a LocalQueue: quota never blocks the gang, so only
+    an all-or-nothing decision against the node's free capacity can keep it out."""
+    quota = [{"name": plan.resource, "nominalQuota": plan.members}] if plan.resource else []
+    return [
+        {"apiVersion": KUEUE, "kind": "Topology", "metadata": {"name": name},
+         "spec": {"levels": [{"nodeLabel": HOSTNAME}]}},
+        {"apiVersion": KUEUE, "kind": "ResourceFlavor", "metadata": {"name": name},
+         "spec": {"nodeLabels": {HOSTNAME: plan.node}, "topologyName": name}},
+        {"apiVersion": KUEUE, "kind": "ClusterQueue", "metadata": {"name": name},
+         "spec": {"namespaceSelector": {}, "resourceGroups": [{
+             "coveredResources": plan.covered(),
+             "flavors": [{"name": name, "resources": [
+                 *quota, {"name": "cpu", "nominalQuota": "100"}]}]}]}},
+        {"apiVersion": KUEUE, "kind": "LocalQueue",
+         "metadata": {"name": local_queue, "namespace": namespace},
+         "spec": {"clusterQueue": name}},
+    ]
+
+
+def kueue_job(name: str, namespace: str, plan: GangPlan, local_queue: str, image: str) -> Obj:
+    """A suspended batch/v1 Job of `members` pods that must share one node (required topology
+    at the node level), queued in the LocalQueue."""
+    spec = member_spec(plan, image)
+    spec.pop("nodeSelector", None)  # the ResourceFlavor pins the node; Kueue injects it
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {KUEUE_QUEUE_LABEL: local_queue}},
+            "spec": {"parallelism": plan.members, "completions": plan.members,
+                     "backoffLimit": 0, "suspend": True,
+                     "template": {"metadata": {"labels": {GANG_LABEL: name},
+                                               "annotations": {KUEUE_REQUIRED_TOPOLOGY: HOSTNAME}},
+                                  "spec": spec}}}
+
+
+def kai_queues(name: str) -> list[Obj]:
+    """A parent and a leaf KAI Queue without quota limits (when there is no default-queue)."""
+    unlimited = {"quota": -1, "limit": -1, "overQuotaWeight": 1}
+    resources = {r: dict(unlimited) for r in ("cpu", "gpu", "memory")}
+    return [
+        {"apiVersion": KAI_QUEUES, "kind": "Queue", "metadata": {"name": f"{name}-parent"},
+         "spec": {"resources": resources}},
+        {"apiVersion": KAI_QUEUES, "kind": "Queue", "metadata": {"name": name},
+         "spec": {"parentQueue": f"{name}-parent", "resources": resources}},
+    ]
+
+
+def kai_job(name: str, namespace: str, plan: GangPlan, queue: str, image: str) -> Obj:
+    """A batch/v1 Job of `members` pods for kai-scheduler, made one gang of `members`."""
+    labels = {KAI_QUEUE_LABEL: queue}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels),
+                         "annotations": {KAI_MIN_MEMBER_ANNOTATION: str(plan.members)}},
+            "spec": {"parallelism": plan.members, "completions": plan.members,
+                     "backoffLimit": 0,
+                     "template": {"metadata": {"labels": {GANG_LABEL: name, **labels}},
+                                  "spec": member_spec(plan, image, KAI_SCHEDULER)}}}
+
+
+def coscheduling_objects(name: str, namespace: str, plan: GangPlan, scheduler: str,
+                         image: str) -> list[Obj]:
+    """A PodGroup of minMember `members`, then its members: plain pods labelled with it."""
+    objs: list[Obj] = [{"apiVersion": COSCHEDULING, "kind": "PodGroup",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "spec": {"minMember": plan.members, "scheduleTimeoutSeconds": 10}}]
+    for i in range(plan.members):
+        objs.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": f"{name}-{i}", "namespace": namespace,
+                                  "labels": {GANG_LABEL: name, COSCHEDULING_LABEL: name}},
+                     "spec": member_spec(plan, image, scheduler)})
+    return objs
+
+
+def coscheduling_scheduler(deployments: Iterable[Obj]) -> tuple[str, str]:
+    """The schedulerName that runs Coscheduling, and how it was found: the chart's second
+    scheduler (its Deployment's name is its profile's), else the default scheduler."""
+    for dep in sorted(deployments, key=lambda d: str(d["metadata"]["name"])):
+        containers = dep.get("spec", {}).get("template", {}).get("spec", {}).get(
+            "containers") or []
+        if any(COSCHEDULING_IMAGE in str(c.get("image", "")) for c in containers):
+            meta = dep["metadata"]
+            return (str(meta["name"]), f"scheduler-plugins runs as a second scheduler: "
+                    f"Deployment {meta.get('namespace', '')}/{meta['name']}")
+    return (DEFAULT_SCHEDULER, "no scheduler-plugins Deployment found: Coscheduling is taken "
+            "to run in the default scheduler's profile")
+
+
+# --- what happened, and what the scheduler said ---------------------------------------------
+
+
+def bound_members(pods: Mapping[str, Obj]) -> list[str]:
+    """Names of the members a node was assigned to."""
+    return sorted(str(p["metadata"]["name"]) for p in pods.values()
+                  if p.get("spec", {}).get("nodeName"))
+
+
+def all_completed(pods: Mapping[str, Obj], members: int) -> bool:
+    return len(pods) == members and all(
+        p.get("status", {}).get("phase") == "Succeeded" for p in pods.values())
+
+
+def _said(conditions: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [" ".join(str(c.get(k, "")) for k in ("type", "reason", "message")
+                     if c.get(k)).strip() for c in conditions]
+
+
+def volcano_refusal(podgroup: Obj) -> str:
+    """Volcano's own reason for not scheduling a PodGroup ("" when it gave none)."""
+    said = _said(podgroup.get("status", {}).get("conditions") or [])
+    return "; ".join(s for s in said if "NotEnoughResources" in s or "Unschedulable" in s)
+
+
+def kai_refusal(podgroup: Obj) -> str:
+    """KAI's own reason for not scheduling a PodGroup ("" when it gave none)."""
+    conds = [c for c in podgroup.get("status", {}).get("schedulingConditions") or []
+             if c.get("type") == KAI_UNSCHEDULABLE or c.get("reason") == "Unschedulable"]
+    return "; ".join(_said(conds))
+
+
+def kueue_refusal(workloads_: Iterable[Obj]) -> str:
+    """Kueue's own reason for not reserving quota (QuotaReserved=False; "" when none)."""
+    conds = [c for w in workloads_ for c in w.get("status", {}).get("conditions") or []
+             if c.get("type") == "QuotaReserved" and c.get("status") == "False"]
+    return "; ".join(_said(conds))
+
+
+def pod_refusals(pods: Mapping[str, Obj]) -> str:
+    """The scheduler's own reason on members it did not place (PodScheduled=False,
+    Unschedulable; "" when none says so)."""
+    out = []
+    for pod in sorted(pods.values(), key=lambda p: str(p["metadata"]["name"])):
+        for c in pod.get("status", {}).get("conditions") or []:
+            if (c.get("type") == "PodScheduled" and c.get("status") == "False"
+                    and c.get("reason") == "Unschedulable"):
+                out.append(f"{pod['metadata']['name']}: {c.get('message', 'Unschedulable')}")
+    return "; ".join(out)

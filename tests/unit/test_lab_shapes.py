@@ -1,0 +1,403 @@
+"""Named lab shapes and the platform traits they switch on, with no lab process: parsing,
+naming, the objects each trait makes, and what the checks' allocation logic reads from them
+(capacity from ResourceSlices and claims, tolerations from the nodes' taints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance import probing, workloads
+from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.discovery import AcceleratorNode, ClusterInfo
+from pytest_aiconformance.isolation import RunContext
+from pytest_aiconformance.lab import LabError, LabShape, objects
+from pytest_aiconformance.lab.__main__ import main as lab_main
+from pytest_aiconformance.lab.shape import parse_taint, shape_file, shape_names
+from pytest_aiconformance.settings import _lab_shape
+
+NAMES = ["amd", "busy", "dra-only", "mig", "tainted-gpus"]
+
+
+# --- names and files ------------------------------------------------------------------------
+
+def test_named_shapes_are_packaged() -> None:
+    assert shape_names() == NAMES
+    for name in NAMES:
+        assert shape_file(name).is_file()
+        assert shape_file(name).name == f"{name}.yaml"
+
+
+def test_each_named_shape_says_what_it_mimics() -> None:
+    base = {"gpu_nodes": 2, "gpus_per_node": 1, "cpu_nodes": 1}
+    assert LabShape.load("dra-only") == LabShape(**{**base, "gpus_per_node": 2},
+                                                 extended_resources=False,
+                                                 dra_driver="gpu.nvidia.com")
+    assert LabShape.load("tainted-gpus") == LabShape(**base, gpu_taint="sku=gpu:NoSchedule")
+    assert LabShape.load("mig") == LabShape(**{**base, "gpu_nodes": 1}, mig=True,
+                                            mig_strategy="mixed")
+    assert LabShape.load("busy") == LabShape(**base, busy=True)
+    assert LabShape.load("amd") == LabShape(**base, vendor="amd", dra_driver="gpu.amd.com")
+
+
+def test_a_file_wins_over_a_name_and_paths_are_never_names(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "busy").write_text("gpu_nodes: 3\n")
+    assert shape_file("busy") == Path("busy")
+    assert LabShape.load("busy") == LabShape(gpu_nodes=3)
+    with pytest.raises(LabError, match=r"^file not found: missing\.yaml$"):
+        shape_file("missing.yaml")
+    with pytest.raises(LabError, match=r"^file not found: sub/busy$"):
+        shape_file("sub/busy")
+
+
+def test_unknown_name_is_one_line_listing_the_known_ones() -> None:
+    with pytest.raises(LabError) as err:
+        shape_file("dra_only")
+    assert str(err.value) == ("unknown lab shape 'dra_only'; known: amd, busy, dra-only, mig, "
+                              "tainted-gpus (or a YAML file)")
+
+
+def test_aic_lab_shape_option_resolves_names(tmp_path: Path) -> None:
+    assert _lab_shape("mig") == shape_file("mig")
+    own = tmp_path / "own.yaml"
+    own.write_text("gpu_nodes: 1\n")
+    assert _lab_shape(str(own)) == own
+    assert _lab_shape("") is None
+    with pytest.raises(pytest.UsageError) as err:
+        _lab_shape("gpu-only")
+    assert str(err.value) == ("--aic-lab-shape: unknown lab shape 'gpu-only'; known: amd, busy, "
+                              "dra-only, mig, tainted-gpus (or a YAML file)")
+    with pytest.raises(pytest.UsageError, match=r"^--aic-lab-shape: file not found: "):
+        _lab_shape(str(tmp_path / "nope.yaml"))
+
+
+def test_cli_takes_a_name_with_options_on_top(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_aiconformance.lab import __main__ as cli
+
+    seen: list[LabShape] = []
+
+    def fake_up(self: Any, shape: LabShape, progress: Any) -> Any:
+        seen.append(shape)
+        raise LabError("stop here")
+
+    monkeypatch.setattr(cli.Lab, "up", fake_up)
+    assert lab_main(["up", "--shape", "tainted-gpus", "--gpu-nodes", "1", "--busy"]) == 1
+    assert seen == [LabShape.load("tainted-gpus").replace(gpu_nodes=1, busy=True)]
+    assert lab_main(["up", "--mig", "single", "--no-extended-resources"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "error: lab shape: mig needs extended_resources (the device plugin " \
+                      "advertises MIG)"
+    assert lab_main(["up", "--shape", "h100"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: unknown lab shape 'h100'; known: amd, busy, dra-only, mig, tainted-gpus "
+        "(or a YAML file)"]
+
+
+# --- validation -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "taint"), [
+    ("sku=gpu:NoSchedule", {"key": "sku", "value": "gpu", "effect": "NoSchedule"}),
+    ("nvidia.com/gpu=present:NoSchedule",
+     {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}),
+    ("nvidia.com/gpu:NoExecute", {"key": "nvidia.com/gpu", "effect": "NoExecute"}),
+    ("dedicated=:PreferNoSchedule", {"key": "dedicated", "effect": "PreferNoSchedule"}),
+])
+def test_taints_in_kubectls_form(text: str, taint: dict[str, str]) -> None:
+    assert parse_taint(text) == taint
+    assert LabShape(gpu_taint=text).taint == taint
+
+
+@pytest.mark.parametrize("text", ["sku=gpu", "sku=gpu:NoScheduling", ":NoSchedule",
+                                  "a b:NoSchedule", "sku=gpu:"])
+def test_malformed_taints_are_refused(text: str) -> None:
+    with pytest.raises(LabError, match=r"^lab shape: gpu_taint must look like key\[=value\]"):
+        LabShape(gpu_taint=text)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"vendor": "intel"}, "lab shape: vendor must be one of nvidia, amd, got 'intel'"),
+    ({"mig_strategy": "none"}, "lab shape: mig_strategy must be one of mixed, single, "
+                               "got 'none'"),
+    ({"dra_driver": "gpu.intel.com"}, "lab shape: dra_driver must be one of gpu.example.com, "
+                                      "gpu.nvidia.com, gpu.amd.com, got 'gpu.intel.com'"),
+    ({"extended_resources": False, "dra": False},
+     "lab shape: extended_resources=false leaves GPUs to DRA alone, so it needs dra"),
+    ({"mig": True, "vendor": "amd"}, "lab shape: mig is NVIDIA's (vendor must be nvidia)"),
+    ({"mig": True, "time_sliced_nodes": 1},
+     "lab shape: mig and time_sliced_nodes do not combine here"),
+    ({"vendor": "amd", "time_sliced_nodes": 1},
+     "lab shape: time_sliced_nodes are NVIDIA's (vendor must be nvidia)"),
+    ({"busy": "yes"}, "lab shape: busy must be true or false"),
+    ({"gpu_taint": 3}, "lab shape: gpu_taint must be a string, got 3"),
+])
+def test_bad_combinations_are_one_line(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(LabError) as err:
+        LabShape(**changes)
+    assert str(err.value) == message
+
+
+def test_state_files_of_older_labs_still_load() -> None:
+    old = {f.name: getattr(LabShape(), f.name) for f in dataclasses.fields(LabShape)
+           if f.name in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes",
+                         "time_slice_replicas", "cpu_nodes", "dra", "metrics_server",
+                         "dra_api", "kuberay", "kueue")}
+    assert LabShape.from_dict(old) == LabShape()
+    assert LabShape.from_dict(LabShape.load("amd").to_dict()) == LabShape.load("amd")
+
+
+def test_describe_names_the_traits() -> None:
+    assert LabShape.load("dra-only").describe() == (
+        "gpu_nodes=2 gpus_per_node=2 time_sliced_nodes=0 cpu_nodes=1 dra=on "
+        "dra_driver=gpu.nvidia.com metrics_server=on extended_resources=off")
+    assert LabShape.load("mig").describe().endswith("metrics_server=on mig=mixed")
+    assert LabShape.load("amd").describe().endswith("vendor=amd")
+
+
+# --- the objects each trait makes -----------------------------------------------------------
+
+def _nodes(shape: LabShape) -> dict[str, dict[str, Any]]:
+    return {n["metadata"]["name"]: n for n in objects.nodes(shape)}
+
+
+def test_dra_only_nodes_advertise_no_gpu_and_slices_one_device_per_gpu() -> None:
+    shape = LabShape.load("dra-only")
+    nodes = _nodes(shape)
+    gpu = nodes["aic-gpu-0"]
+    assert not any(k.startswith("nvidia.com/") for k in gpu["status"]["allocatable"])
+    assert gpu["metadata"]["labels"]["nvidia.com/gpu.deploy.device-plugin"] == "false"
+    assert gpu["metadata"]["labels"]["nvidia.com/gpu.count"] == "2"
+    device_class, *slices = objects.dra_objects(shape)
+    assert device_class["metadata"]["name"] == "gpu.nvidia.com"
+    assert device_class["spec"]["selectors"] == [{"cel": {"expression": (
+        "device.driver == 'gpu.nvidia.com' && "
+        "device.attributes['gpu.nvidia.com'].type == 'gpu'")}}]
+    assert [s["spec"]["nodeName"] for s in slices] == ["aic-gpu-0", "aic-gpu-1"]
+    devices = slices[0]["spec"]["devices"]
+    assert [d["name"] for d in devices] == ["gpu-0", "gpu-1"]
+    assert devices[1]["attributes"]["index"] == {"int": 1}
+    assert devices[1]["attributes"]["type"] == {"string": "gpu"}
+    assert devices[1]["attributes"]["uuid"]["string"].startswith("GPU-")
+    assert objects.busy_objects(shape) == []
+
+
+def test_tainted_gpu_pool_taints_gpu_nodes_only() -> None:
+    nodes = _nodes(LabShape.load("tainted-gpus").replace(time_sliced_nodes=1))
+    taint = [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}]
+    assert {n: node.get("spec", {}).get("taints") for n, node in nodes.items()} == {
+        "aic-gpu-0": taint, "aic-gpu-1": taint, "aic-gpu-ts-0": taint, "aic-cpu-0": None}
+
+
+def test_amd_nodes_and_driver() -> None:
+    shape = LabShape.load("amd")
+    gpu = _nodes(shape)["aic-gpu-0"]
+    labels = gpu["metadata"]["labels"]
+    assert gpu["status"]["allocatable"]["amd.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in gpu["status"]["capacity"]
+    assert labels["amd.com/gpu.product-name"] == "AMD_Instinct_MI300X_OAM"
+    assert labels["amd.com/gpu.family"] == "AI"
+    assert labels["aic.lab/role"] == "gpu"
+    assert not any(k.startswith("nvidia.com/") for k in labels)
+    device_class, *slices = objects.dra_objects(shape)
+    assert device_class["metadata"]["name"] == "gpu.amd.com"
+    device = slices[0]["spec"]["devices"][0]
+    assert device["attributes"]["cardIndex"] == {"int": 0}
+    assert "uuid" not in device["attributes"]  # the ROCm driver publishes none
+
+
+@pytest.mark.parametrize(("strategy", "resources", "labels"), [
+    ("mixed", {"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "14"},
+     {"nvidia.com/mig.strategy": "mixed", "nvidia.com/mig-1g.10gb.count": "14",
+      "nvidia.com/gpu.count": "2", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}),
+    ("single", {"nvidia.com/gpu": "14"},
+     {"nvidia.com/mig.strategy": "single", "nvidia.com/gpu.count": "14",
+      "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"}),
+])
+def test_mig_strategies(strategy: str, resources: dict[str, str],
+                        labels: dict[str, str]) -> None:
+    shape = LabShape.load("mig").replace(gpus_per_node=2, mig_strategy=strategy)
+    gpu = _nodes(shape)["aic-gpu-0"]
+    gpu_resources = {k: v for k, v in gpu["status"]["allocatable"].items()
+                     if k.startswith("nvidia.com/")}
+    assert gpu_resources == resources
+    got = gpu["metadata"]["labels"]
+    assert {k: got[k] for k in labels} == labels
+    assert got["nvidia.com/mig.capable"] == "true"
+    assert got["nvidia.com/mig.config"] == "all-1g.10gb"
+
+
+def test_busy_pods_hold_every_gpu_and_device() -> None:
+    shape = LabShape.load("busy").replace(gpu_nodes=1, time_sliced_nodes=1)
+    docs = objects.busy_objects(shape)
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("ResourceClaim", "busy-aic-gpu-0"), ("Pod", "busy-aic-gpu-0"),
+        ("ResourceClaim", "busy-aic-gpu-ts-0"), ("Pod", "busy-aic-gpu-ts-0")]
+    assert {d["metadata"]["namespace"] for d in docs} == {"aic-lab-busy"}
+    claim, pod = docs[0], docs[1]
+    assert claim["spec"]["devices"]["requests"][0]["exactly"] == {
+        "deviceClassName": "gpu.example.com", "allocationMode": "ExactCount", "count": 8}
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "aic-gpu-0"}
+    assert pod["spec"]["resourceClaims"] == [{"name": "gpus",
+                                              "resourceClaimName": "busy-aic-gpu-0"}]
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "limits": {"nvidia.com/gpu": "1"}, "claims": [{"name": "gpus"}]}
+    shared = docs[3]["spec"]["containers"][0]["resources"]["limits"]
+    assert shared == {"nvidia.com/gpu": "4"}  # 1 GPU x 4 time-slice replicas
+    no_dra = objects.busy_objects(shape.replace(dra=False))
+    assert [d["kind"] for d in no_dra] == ["Pod", "Pod"]
+    mixed = objects.busy_objects(LabShape.load("mig").replace(busy=True, dra=False))
+    assert mixed[0]["spec"]["containers"][0]["resources"]["limits"] == {
+        "nvidia.com/mig-1g.10gb": "7"}  # the 0 nvidia.com/gpu is not asked for
+
+
+# --- what the checks read from such clusters ------------------------------------------------
+
+class FakeKube:
+    """Lists and gets of the kinds the allocation logic reads, from a fixed set of objects."""
+
+    def __init__(self, objs: list[dict[str, Any]]) -> None:
+        self.objs = objs
+
+    def items(self, api_version: str, kind: str, namespace: str | None = None,
+              label_selector: str | None = None,
+              field_selector: str | None = None) -> list[dict[str, Any]]:
+        return [o for o in self.objs if o["kind"] == kind]
+
+    def get_or_none(self, api_version: str, kind: str, name: str,
+                    namespace: str | None = None) -> dict[str, Any] | None:
+        return next((o for o in self.objs if o["kind"] == kind
+                     and o["metadata"]["name"] == name), None)
+
+
+def _allocated(claim: dict[str, Any], node: str, devices: list[str]) -> dict[str, Any]:
+    driver = claim["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"]
+    return {**claim, "status": {"allocation": {"devices": {"results": [
+        {"request": "gpus", "driver": driver, "pool": node, "device": d} for d in devices]}}}}
+
+
+def _info(shape: LabShape) -> ClusterInfo:
+    info = ClusterInfo(server="https://lab", git_version="v1.35.4", major=1, minor=35,
+                       group_versions=["v1", "resource.k8s.io/v1"], nodes=3)
+    for node in objects.nodes(shape):
+        res = {k: v for k, v in node["status"]["allocatable"].items() if "/" in k}
+        if node["metadata"]["labels"]["aic.lab/role"] == "gpu":
+            info.accelerator_nodes.append(AcceleratorNode(
+                node["metadata"]["name"], res, node["metadata"]["labels"],
+                objects.dra_devices_per_node(shape), node.get("spec", {}).get("taints", [])))
+    info.device_classes = [shape.dra_driver] if shape.dra else []
+    return info
+
+
+def test_dra_capacity_is_the_class_devices_minus_allocated_claims() -> None:
+    shape = LabShape.load("dra-only")
+    info = _info(shape)
+    alloc = probing.choose_allocation(info, get_profile("nvidia"), "auto")
+    assert (alloc.mode, alloc.device_class) == ("dra", "gpu.nvidia.com")
+    assert alloc.refusal == "cannot allocate all claims"
+    claim = objects._busy_claim({"name": "c", "namespace": "t"}, "gpu.nvidia.com", 1)
+    kube = FakeKube([*objects.dra_objects(shape), _allocated(claim, "aic-gpu-1", ["gpu-0"])])
+    assert probing.allocatable_per_node(kube, info, alloc) == {"aic-gpu-0": 2, "aic-gpu-1": 2}
+    assert probing.free_accelerators(kube, info, alloc) == {"aic-gpu-0": 2, "aic-gpu-1": 1}
+
+
+def test_device_class_selects_by_driver_and_attribute() -> None:
+    shape = LabShape.load("dra-only")
+    slices = objects.dra_objects(shape)[1:]
+    slices[0]["spec"]["devices"][1]["attributes"]["type"] = {"string": "mig"}
+    older = {**slices[1], "spec": {**slices[1]["spec"], "pool": {
+        "name": "aic-gpu-1", "generation": 0, "resourceSliceCount": 1}}}
+    kube = FakeKube([objects.dra_objects(shape)[0], *slices, older])
+    devices = probing.class_devices(kube, "gpu.nvidia.com")
+    assert {n: sorted(d[2] for d in devs) for n, devs in devices.items()} == {
+        "aic-gpu-0": ["gpu-0"], "aic-gpu-1": ["gpu-0", "gpu-1"]}
+    selector = probing.parse_device_class({"spec": {"selectors": [{"cel": {"expression":
+        'device.driver == "gpu.amd.com" && device.attributes["gpu.amd.com"].cardIndex == 0'}}]}})
+    assert selector == probing.DeviceSelector(frozenset({"gpu.amd.com"}),
+                                              (("gpu.amd.com", "cardIndex", "0"),))
+    # a class whose CEL names no driver: the profile's drivers' devices, never another's
+    vague = {**objects.dra_objects(shape)[0], "spec": {"selectors": [{"cel": {
+        "expression": "device.attributes['gpu.nvidia.com'].type == 'gpu'"}}]}}
+    other = {**slices[0], "spec": {**slices[0]["spec"], "driver": "gpu.example.com"}}
+    kube = FakeKube([vague, other, slices[1]])
+    devices = probing.class_devices(kube, "gpu.nvidia.com", ("gpu.nvidia.com",))
+    assert {n: len(d) for n, d in devices.items()} == {"aic-gpu-1": 2}
+
+
+def test_busy_cluster_is_not_observable_in_both_modes() -> None:
+    shape = LabShape.load("busy")
+    info = _info(shape)
+    docs = objects.busy_objects(shape)
+    held = [_allocated(d, d["metadata"]["name"].removeprefix("busy-"),
+                       [f"gpu-{i}" for i in range(8)]) for d in docs if d["kind"] ==
+            "ResourceClaim"]
+    kube = FakeKube([*objects.dra_objects(shape), *held])
+    alloc = probing.choose_allocation(info, get_profile("dra-example"), "auto")
+    total = probing.allocatable_per_node(kube, info, alloc)
+    free = probing.free_accelerators(kube, info, alloc)
+    assert free == {"aic-gpu-0": 0, "aic-gpu-1": 0}
+    with pytest.raises(pytest.skip.Exception) as err:
+        probing.require_free_accelerator(free, total, alloc, "nothing to fill")
+    assert str(err.value) == (
+        "not observable here: every device of DeviceClass gpu.example.com is allocated "
+        "(aic-gpu-0: 8 of 8 in use, aic-gpu-1: 8 of 8 in use), so nothing to fill")
+    with pytest.raises(AssertionError, match=r"^no node offers a nvidia\.com/gpu$"):
+        probing.require_free_accelerator({}, {}, probing.Allocation(
+            "device-plugin", get_profile("nvidia"), resource="nvidia.com/gpu"), "x")
+    probing.require_free_accelerator({"a": 1}, {"a": 2}, alloc, "x")  # one free: go on
+
+
+def test_mig_mixed_picks_the_mig_resource_not_the_zero_gpu() -> None:
+    info = _info(LabShape.load("mig").replace(dra=False))
+    alloc = probing.choose_allocation(info, get_profile("nvidia"), "auto")
+    assert alloc.resource == "nvidia.com/mig-1g.10gb"
+    assert alloc.refusal == "Insufficient nvidia.com/mig-1g.10gb"
+
+
+def test_accelerator_pod_asks_the_chosen_way() -> None:
+    profile = get_profile("nvidia")
+    ctr = workloads.container("c", ["sleep", "1"], image="x",
+                              resources_={"limits": {"cpu": "200m"}})
+    plugin = probing.Allocation("device-plugin", profile, resource="nvidia.com/gpu")
+    pod = probing.accelerator_pod("p", "ns", plugin, ctr)
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": "200m", "nvidia.com/gpu": "1"}}
+    assert "resourceClaims" not in pod["spec"]
+    assert probing.claim_objects(plugin, "ns") == []
+    dra = probing.Allocation("dra", profile, device_class="gpu.nvidia.com")
+    pod = probing.accelerator_pod("p", "ns", dra, ctr, claim_template="one")
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": "200m"}, "claims": [{"name": "accel"}]}
+    assert pod["spec"]["resourceClaims"] == [{"name": "accel",
+                                              "resourceClaimTemplateName": "one"}]
+    assert [o["kind"] for o in probing.claim_objects(dra, "ns")] == ["ResourceClaimTemplate"]
+    assert ctr["resources"] == {"limits": {"cpu": "200m"}}  # the caller's container untouched
+
+
+def test_pods_tolerate_the_taints_found_on_accelerator_nodes() -> None:
+    info = _info(LabShape.load("tainted-gpus"))
+    for node in info.accelerator_nodes:
+        node.taints.append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"})
+    info.accelerator_nodes[0].taints.append({"key": "pool", "effect": "NoExecute"})
+    assert info.accelerator_taints() == [
+        {"key": "sku", "value": "gpu", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        {"key": "pool", "effect": "NoExecute"}]
+    before = workloads.pod("p", "ns", [])["spec"]["tolerations"]
+    ctx = RunContext(None, "r1", tolerations=workloads.tolerations_for(
+        info.accelerator_taints()))
+    # the run context adds the nodes' taints to every pod spec it creates (a node's condition
+    # is never tolerated), templates included; the builder's own list is left as it was
+    nodes = [{"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+             {"key": "pool", "operator": "Exists", "effect": "NoExecute"}]
+    assert ctx.labelled(workloads.pod("p", "ns", []))["spec"]["tolerations"] == [*before, *nodes]
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+           "spec": {"template": {"spec": workloads.pod("p", "ns", [])["spec"]}}}
+    assert ctx.labelled(job)["spec"]["template"]["spec"]["tolerations"] == [*before, *nodes]
+    assert workloads.pod("p", "ns", [])["spec"]["tolerations"] == before
