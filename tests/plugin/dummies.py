@@ -96,3 +96,13 @@ EXPECTED_134 = {
 }
 
 NODE = "test_checks.py::"
+
+
+# One check that needs the cluster connection (for bad-input and option tests).
+KUBE_CHECK = """
+import pytest
+
+@pytest.mark.requirement("gang_scheduling")
+def test_check(kube):
+    pass
+"""

@@ -6,18 +6,11 @@ import socket
 from collections.abc import Callable
 
 import pytest
+from dummies import KUBE_CHECK
 from fakeapi import FakeApiServer, write_kubeconfig
 
 from conftest import base_args
 from pytest_aiconformance.catalog import load_catalog
-
-CHECK = """
-import pytest
-
-@pytest.mark.requirement("gang_scheduling")
-def test_check(kube):
-    pass
-"""
 
 
 def closed_port() -> int:
@@ -90,7 +83,7 @@ CASES: dict[str, tuple[Callable[[pytest.Pytester, FakeApiServer], list[str]], st
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_one_line(aic: pytest.Pytester, fake: FakeApiServer, case: str) -> None:
     make_args, expected = CASES[case]
-    aic.makepyfile(test_check=CHECK)
+    aic.makepyfile(test_check=KUBE_CHECK)
     result = aic.runpytest(*make_args(aic, fake))
     lines = result.stdout.lines + result.stderr.lines
     text = "\n".join(lines)

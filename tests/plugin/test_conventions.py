@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from dummies import KUBE_CHECK
 
 from conftest import base_args
 
@@ -52,13 +53,6 @@ def test_parametrized_checks_get_distinct_names_and_evidence(aic: pytest.Pyteste
                      "mode device plugin"}
 
 
-CHECK = """
-import pytest
-
-@pytest.mark.requirement("gang_scheduling")
-def test_check(kube):
-    pass
-"""
 
 
 @pytest.mark.parametrize(("flag", "content", "expected"), [
@@ -79,7 +73,7 @@ def test_malformed_files_fail_before_any_cluster_io(aic: pytest.Pytester, flag: 
 
     write_kubeconfig(aic.path / "kubeconfig", f"http://127.0.0.1:{closed_port()}")
     (aic.path / "platform.yaml").write_text(content)
-    aic.makepyfile(test_check=CHECK)
+    aic.makepyfile(test_check=KUBE_CHECK)
     result = aic.runpytest(*base_args(aic, f"{flag}={aic.path / 'platform.yaml'}"))
     lines = result.stdout.lines + result.stderr.lines
     errors = [line for line in lines if line.startswith("ERROR")]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dummies import KUBE_CHECK
 from fakeapi import write_kubeconfig
 
 from conftest import project_ini
@@ -115,13 +116,6 @@ def test_installed_command_joins_values(checkout: pytest.Pytester) -> None:
     assert "test_project_internal" not in out
 
 
-CHECK_WITH_CLUSTER = """
-import pytest
-
-@pytest.mark.requirement("gang_scheduling")
-def test_check(kube):
-    pass
-"""
 
 
 @pytest.mark.parametrize(("flag", "value", "expected"), [
@@ -141,7 +135,7 @@ def test_bad_value_is_one_error_line_before_any_cluster_io(
 
     pytester.makefile(".toml", pyproject=project_ini())
     write_kubeconfig(pytester.path / "kubeconfig", f"http://127.0.0.1:{closed_port()}")
-    pytester.makepyfile(test_check=CHECK_WITH_CLUSTER)
+    pytester.makepyfile(test_check=KUBE_CHECK)
     result = pytester.runpytest("-p", "no:cacheprovider",
                                 f"--kubeconfig={pytester.path / 'kubeconfig'}",
                                 f"--aic-report-dir={pytester.path / 'report'}", f"{flag}={value}")
