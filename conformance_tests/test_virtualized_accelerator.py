@@ -44,7 +44,7 @@ def survey(kube, evidence) -> list[virtualization.VirtualizedResource]:
 
 @pytest.mark.requirement(REQ)
 def test_virtualized_devices_offered(kube, evidence):
-    """Some node offers vGPU, VFIO passthrough or SR-IOV virtual-function accelerators."""
+    """Some node offers vGPU, VFIO or SR-IOV virtual-function accelerators as devices."""
     found = survey(kube, evidence)
     for item in found:
         evidence.note(item.describe())
@@ -53,6 +53,11 @@ def test_virtualized_devices_offered(kube, evidence):
         f"and the {virtualization.VGPU_PRESENT_LABEL} label, "
         f"{virtualization.WORKLOAD_CONFIG_LABEL}=vm-vgpu|vm-passthrough, KubeVirt VFIO "
         "resources, SR-IOV virtual functions as extended resources or DRA devices)")
+    # A label says what a node is configured for; only a device a pod can get is an offer.
+    devices = [f for f in found if f.via != "node label"]
+    assert devices, ("only node labels claim virtualization "
+                     f"({virtualization.summarize(found)}); no node offers a virtualized "
+                     "device as an extended resource or DRA device")
 
 
 @pytest.mark.gpu

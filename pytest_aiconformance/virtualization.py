@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_aiconformance.accelerators import profile_for_resource, vendor_domains
+from pytest_aiconformance.nic_discovery import NIC_DRIVER, NIC_RESOURCE
 
 WORKLOAD_CONFIG_LABEL = "nvidia.com/gpu.workload.config"
 VGPU_PRESENT_LABEL = "nvidia.com/vgpu.present"
@@ -73,8 +74,10 @@ def classify_virtualization(nodes: Sequence[Mapping[str, Any]],
         labels = meta.get("labels", {}) or {}
         alloc = (node.get("status", {}) or {}).get("allocatable", {}) or {}
         for res, value in sorted(alloc.items()):
-            if profile_for_resource(res) is not None:
-                continue  # a plain device (or a share or partition of one) of a known vendor
+            if profile_for_resource(res) is not None or NIC_RESOURCE.match(res):
+                # A plain device (or a share or partition of one) of a known vendor; or a
+                # network card's virtual function, which is no accelerator.
+                continue
             count = _count(value)
             if count <= 0:
                 continue
@@ -101,6 +104,8 @@ def classify_virtualization(nodes: Sequence[Mapping[str, Any]],
         spec = sl.get("spec", {}) or {}
         slice_node = str(spec.get("nodeName", "") or "")
         driver = str(spec.get("driver", ""))
+        if NIC_DRIVER.search(driver):
+            continue  # SR-IOV network cards published through DRA are no accelerators
         for device in spec.get("devices", []) or []:
             attrs = device.get("attributes", {}) or {}
             if any(_truthy(attrs.get(a)) for a in _VF_ATTRIBUTES):

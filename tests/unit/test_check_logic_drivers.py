@@ -157,3 +157,16 @@ def test_sriov_virtual_function_dra_devices():
 
 def test_zero_allocatable_is_not_an_offer():
     assert virt.classify_virtualization([node({}, {"nvidia.com/GRID_T4-1Q": "0"})]) == []
+
+
+def test_network_card_virtual_functions_are_not_accelerators():
+    nodes = [node({}, {"intel.com/sriov_netdevice": "8", "nvidia.com/hostdev": "4",
+                       "openshift.io/mlxnics": "2"}, name="nic")]
+    slices = [{"spec": {"nodeName": "nic", "driver": "sriovnetwork.k8snetworkplumbingwg.io",
+                        "devices": [{"name": "vf-0", "attributes": {"sriov": {"bool": True}}}]}},
+              {"spec": {"nodeName": "nic", "driver": "dra.net",
+                        "devices": [{"name": "eth1", "attributes": {"sriov": {"bool": True}}}]}}]
+    assert virt.classify_virtualization(nodes, slices) == []
+    # an accelerator vendor's VF stays an offer next to them
+    nodes[0]["status"]["allocatable"]["amd.com/gpu_vf"] = "2"
+    assert [f.name for f in virt.classify_virtualization(nodes, slices)] == ["amd.com/gpu_vf"]
