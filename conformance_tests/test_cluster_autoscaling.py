@@ -1,9 +1,11 @@
 """cluster_autoscaling: accelerator node groups grow for pending pods and shrink when idle.
 
-A conditional MUST: it runs when a cluster autoscaler is detected (its status ConfigMap or
-Deployment) or declared with --aic-autoscaler, and is N/A otherwise. One more one-accelerator
-pod than the cluster has free accelerators: the pod that cannot fit must run on a node that
-did not exist before; once the workload is deleted, that same node must go away. Clouds take
+A conditional MUST: it runs when a node autoscaler is detected (cluster-autoscaler by its
+status ConfigMap or Deployment, Karpenter, an OpenShift ClusterAutoscaler) or declared with
+--aic-autoscaler, and is N/A otherwise. One more one-accelerator pod than the cluster has free
+accelerators (one pod asking for the profile's resource when the accelerator node group
+scales from zero): the pod that cannot fit must run on a node that did not exist before;
+once the workload is deleted, that same node must go away. Clouds take
 15-20 minutes for this: the waits are long by default and scale with --aic-timeout-scale.
 """
 
@@ -29,14 +31,49 @@ SCALE_UP_S = 900
 SCALE_DOWN_S = 1200
 
 
+OPENSHIFT = "autoscaling.openshift.io/v1"
+KARPENTER = "karpenter.sh/v1"
+
+
 def _autoscaler(kube, cluster_info, aic_settings) -> str:
+    """The node autoscaler the platform runs: cluster-autoscaler (however labelled: its status
+    ConfigMap counts too), Karpenter (with its NodePools), or OpenShift's ClusterAutoscaler."""
+    found = []
     detection = cluster_info.operators.get("cluster-autoscaler")
     if detection is not None and detection.present:
-        return detection.summary()
+        found.append(detection.summary())
+    karpenter = cluster_info.operators.get("karpenter")
+    if karpenter is not None and karpenter.present:
+        pools = kube.items(KARPENTER, "NodePool") if kube.serves(KARPENTER, "NodePool") else []
+        found.append(f"{karpenter.summary()}; NodePools: "
+                     f"{', '.join(name(p) for p in pools) or 'none'}")
+    if kube.serves(OPENSHIFT, "ClusterAutoscaler"):
+        enabled = kube.items(OPENSHIFT, "ClusterAutoscaler")
+        if enabled:
+            machines = kube.items("autoscaling.openshift.io/v1beta1", "MachineAutoscaler") \
+                if kube.serves("autoscaling.openshift.io/v1beta1", "MachineAutoscaler") else []
+            found.append(f"OpenShift ClusterAutoscaler {', '.join(name(a) for a in enabled)} "
+                         f"with {len(machines)} MachineAutoscaler(s)")
+    if found:
+        return "; ".join(found)
     if aic_settings.autoscaler:
         return "declared with --aic-autoscaler"
-    not_applicable("no cluster autoscaler detected (no cluster-autoscaler-status ConfigMap or "
-                   "Deployment); pass --aic-autoscaler if the platform provides one elsewhere")
+    not_applicable("no cluster autoscaler detected (no cluster-autoscaler Deployment or status "
+                   "ConfigMap, no Karpenter, no OpenShift ClusterAutoscaler); pass "
+                   "--aic-autoscaler if the platform provides one elsewhere")
+
+
+def _allocation(cluster_info, aic_settings, evidence):
+    """How the pods ask for an accelerator; with no accelerator node at all (a node group that
+    scales from zero) the profile's extended resource, which only a new node can offer."""
+    profile = aic_settings.profile
+    if (not cluster_info.accelerator_nodes and not cluster_info.device_classes
+            and aic_settings.allocation_mode != "dra" and profile.extended_resources):
+        resource = profile.extended_resources[0]
+        evidence.note(f"no node offers an accelerator yet: the accelerator node group scales "
+                      f"from zero, so the pod asks for {resource}, which only a new node has")
+        return probing.Allocation("device-plugin", profile, resource=resource)
+    return probing.choose_allocation(cluster_info, profile, aic_settings.allocation_mode)
 
 
 def _node_rows(nodes: list[dict[str, Any]], resource: str) -> str:
@@ -54,8 +91,7 @@ def test_scale_up_and_down(kube, cluster_info, aic_settings, namespace, run_cont
                            timeout):
     """A pending accelerator pod gets a new node; the node goes away when the pod is gone."""
     evidence.note(f"autoscaler: {_autoscaler(kube, cluster_info, aic_settings)}")
-    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
-                                      aic_settings.allocation_mode)
+    alloc = _allocation(cluster_info, aic_settings, evidence)
     before_nodes = kube.items("v1", "Node")
     before = {name(n) for n in before_nodes}
     evidence.command("kubectl get nodes  # before", _node_rows(before_nodes, alloc.resource))
