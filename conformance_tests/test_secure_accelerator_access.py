@@ -22,6 +22,7 @@ from pytest_aiconformance.kit import (
     condition_true,
     events_table,
     get_table,
+    not_applicable,
     probing,
     wait_for_event,
     watch_until,
@@ -179,11 +180,16 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
     profile = allocation.profile
     if profile.tool is None:
         pytest.skip(f"unknown hardware: profile {profile.name} has no tool that lists UUIDs")
-    nodes = [n.name for n in cluster_info.accelerator_nodes
-             if int(n.resources.get(allocation.resource or "", "0") or 0) >= 2
-             or n.dra_devices >= 2]
+    candidates = [n for n in cluster_info.accelerator_nodes
+                  if int(n.resources.get(allocation.resource or "", "0") or 0) >= 2
+                  or n.dra_devices >= 2]
+    shared = {n.name: why for n in candidates if (why := probing.shared_devices(n, profile))}
+    for node_name, why in sorted(shared.items()):
+        evidence.note(f"{node_name} left out: its devices are shared ({why})")
+    nodes = [n.name for n in candidates if n.name not in shared]
     if not nodes:
-        pytest.skip("not applicable: no node has two accelerators to compare")
+        not_applicable("no node has two unshared accelerators to compare"
+                       + (f" (shared: {', '.join(sorted(shared))})" if shared else ""))
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
     uuids = {}

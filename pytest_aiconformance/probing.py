@@ -18,7 +18,7 @@ from typing import Any
 from pytest_aiconformance import workloads
 from pytest_aiconformance.accelerators import AcceleratorProfile
 from pytest_aiconformance.cluster import Kube
-from pytest_aiconformance.discovery import ClusterInfo
+from pytest_aiconformance.discovery import AcceleratorNode, ClusterInfo
 from pytest_aiconformance.isolation import RunContext
 from pytest_aiconformance.outcomes import not_observable, unknown_hardware
 from pytest_aiconformance.parsers import parse_key_values
@@ -402,3 +402,17 @@ def require_free_accelerator(free: dict[str, int], total: dict[str, int],
         return
     in_use = ", ".join(f"{n}: {t} of {t} in use" for n, t in sorted(total.items()) if t)
     not_observable(f"every {alloc.unit} is allocated ({in_use}), so {purpose}")
+
+
+def shared_devices(node: AcceleratorNode, profile: AcceleratorProfile) -> str:
+    """Why a node's accelerators are shared between pods (time-slicing, MPS), or "": two pods
+    there may rightly see the same device, so such a node cannot show distinct devices."""
+    labels = profile.node_labels
+    strategy = node.labels.get(labels.sharing_strategy or "", "")
+    if strategy and strategy != "none":
+        return f"{labels.sharing_strategy}={strategy}"
+    replicas = node.labels.get(labels.replicas or "", "")
+    if replicas.isdigit() and int(replicas) > 1:
+        return f"{labels.replicas}={replicas}"
+    shared = sorted(r for r in node.resources if r.endswith(".shared"))
+    return f"advertises {shared[0]}" if shared else ""

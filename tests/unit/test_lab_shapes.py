@@ -401,3 +401,15 @@ def test_pods_tolerate_the_taints_found_on_accelerator_nodes() -> None:
            "spec": {"template": {"spec": workloads.pod("p", "ns", [])["spec"]}}}
     assert ctx.labelled(job)["spec"]["template"]["spec"]["tolerations"] == [*before, *nodes]
     assert workloads.pod("p", "ns", [])["spec"]["tolerations"] == before
+
+
+def test_shared_devices_are_recognised() -> None:
+    """A time-sliced node's pods may rightly share one device: no distinct-device proof there."""
+    nvidia = get_profile("nvidia")
+    info = _info(LabShape(gpu_nodes=1, time_sliced_nodes=1, gpus_per_node=2))
+    reasons = {n.name: probing.shared_devices(n, nvidia) for n in info.accelerator_nodes}
+    assert sorted(reasons.values()) == ["", "nvidia.com/gpu.sharing-strategy=time-slicing"]
+    plain = AcceleratorNode("n", {"nvidia.com/gpu.shared": "8"}, {})
+    assert probing.shared_devices(plain, nvidia) == "advertises nvidia.com/gpu.shared"
+    replicas = AcceleratorNode("r", {"nvidia.com/gpu": "8"}, {"nvidia.com/gpu.replicas": "4"})
+    assert probing.shared_devices(replicas, nvidia) == "nvidia.com/gpu.replicas=4"
