@@ -3,8 +3,9 @@
 Advertisement half (control plane, provable on the lab): a node advertises more schedulable
 units than it has physical devices (time-slicing replicas or MIG partitions), and more
 one-unit pods than physical devices run on it at once.
-In-container half (needs running containers): time-sliced pods on one device all report
-the same physical UUID; MIG pods report distinct MIG UUIDs.
+In-container half (needs running containers): time-sliced pods holding one device at the same
+time (their run times must overlap, or nothing is shown) all report the same physical UUID;
+MIG pods report distinct MIG UUIDs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pytest_aiconformance.kit import (
 )
 
 REQ = "gpu_sharing"
+HOLD_S = 20  # how long each identity probe keeps its device after reading its UUID
 
 
 @dataclass(frozen=True)
@@ -138,17 +140,23 @@ def test_shared_device_identity(kube, cluster_info, aic_settings, namespace, run
     run_context.create(probing.probe_configmap(namespace))
     alloc = probing.Allocation("device-plugin", profile, resource=target.resource)
     count = min(target.units, max(2, target.physical + 1))
+    # The pods hold their device side by side (each stays HOLD_S after probing): one physical
+    # device seen by pods that ran one after another would prove no sharing.
+    pods = [probing.probe_pod(f"share-{i}", namespace, [probing.probe_container(
+        "prober", ["device_uuids.sh"], profile, alloc=alloc, image=aic_settings.image("probe"),
+        hold_s=HOLD_S)], alloc=alloc, node_name=target.name) for i in range(count)]
+    results = probing.run_probes(kube, run_context, namespace, pods, timeout=timeout(300))
     seen: dict[str, list[str]] = {}
-    for i in range(count):
-        name = f"share-{i}"
-        pod = probing.probe_pod(name, namespace, [probing.probe_container(
-            "prober", ["device_uuids.sh"], profile, alloc=alloc,
-            image=aic_settings.image("probe"))], alloc=alloc,
-            node_name=target.name)
-        out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+    for (out, pod) in results:
+        name = pod["metadata"]["name"]
         seen[name] = out["prober"].get("UUID", [])
         evidence.log(f"{name}", kube.logs(namespace, name, "prober"),
                      f"kubectl logs {name} -n {namespace}")
+    evidence.command(f"kubectl get pods -n {namespace} -o wide",
+                     get_table([p for _, p in results], POD_WIDE))
+    assert probing.ran_together([p for _, p in results]), (
+        f"the {count} pods did not hold the shared device at the same time: each ran after "
+        "another had finished, so their UUIDs prove nothing about sharing")
     for name, uuids in seen.items():
         assert len(uuids) == 1, f"{name} sees UUIDs {uuids}, expected exactly one"
     distinct = {u[0] for u in seen.values()}

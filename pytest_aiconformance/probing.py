@@ -22,7 +22,7 @@ from pytest_aiconformance.discovery import AcceleratorNode, ClusterInfo
 from pytest_aiconformance.isolation import RunContext
 from pytest_aiconformance.outcomes import not_observable, unknown_hardware
 from pytest_aiconformance.parsers import parse_key_values
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.waiting import Obj, Target, watch_until
 
 SIMULATED_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -131,22 +131,47 @@ def accelerator_request(alloc: Allocation, claim: str = "accel") -> dict[str, An
 def run_probe(kube: Kube, ctx: RunContext, namespace: str, pod: dict[str, Any],
               *, timeout: float) -> dict[str, dict[str, list[str]]]:
     """Run a probe pod to completion; KEY=VALUE output per container (values listed)."""
-    ctx.create(pod)
-    name = pod["metadata"]["name"]
-    done = watch_until(
-        kube, Target("v1", "Pod", namespace, name=name),
-        lambda objs: any(o.get("status", {}).get("phase") in ("Succeeded", "Failed")
-                         for o in objs.values()),
-        timeout=timeout, expected=f"probe pod {name} to finish",
-    )
-    phase = next(iter(done.values()))["status"]["phase"]
-    out: dict[str, dict[str, list[str]]] = {}
-    for container in pod["spec"]["containers"]:
-        text = kube.logs(namespace, name, container["name"])
-        out[container["name"]] = parse_key_values(text)
-    if phase != "Succeeded":
-        raise AssertionError(f"probe pod {name} ended {phase}; output: {out}")
-    return out
+    return run_probes(kube, ctx, namespace, [pod], timeout=timeout)[0][0]
+
+
+def run_probes(kube: Kube, ctx: RunContext, namespace: str, pods: list[dict[str, Any]],
+               *, timeout: float) -> list[tuple[dict[str, dict[str, list[str]]], Obj]]:
+    """Run probe pods side by side to completion; per pod its KEY=VALUE output per container
+    and its final Pod object (whose container states say when each ran)."""
+    for pod in pods:
+        ctx.create(pod)
+    names = {pod["metadata"]["name"] for pod in pods}
+
+    def finished(objs: dict[str, Obj]) -> bool:
+        done = {o["metadata"]["name"] for o in objs.values()
+                if o.get("status", {}).get("phase") in ("Succeeded", "Failed")}
+        return names <= done
+
+    done = watch_until(kube, Target("v1", "Pod", namespace), finished, timeout=timeout,
+                       expected=f"probe pod(s) {', '.join(sorted(names))} to finish")
+    by_name = {o["metadata"]["name"]: o for o in done.values()}
+    results = []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        out = {c["name"]: parse_key_values(kube.logs(namespace, name, c["name"]))
+               for c in pod["spec"]["containers"]}
+        phase = by_name[name]["status"]["phase"]
+        if phase != "Succeeded":
+            raise AssertionError(f"probe pod {name} ended {phase}; output: {out}")
+        results.append((out, by_name[name]))
+    return results
+
+
+def ran_together(pods: list[Obj]) -> bool:
+    """Whether every pod's first container was running while all the others were: the last
+    one started before the first one finished."""
+    spans = []
+    for pod in pods:
+        states = pod.get("status", {}).get("containerStatuses") or [{}]
+        ended = states[0].get("state", {}).get("terminated") or {}
+        spans.append((str(ended.get("startedAt", "")), str(ended.get("finishedAt", ""))))
+    return all(s and f for s, f in spans) and max(s for s, _ in spans) < min(
+        f for _, f in spans)
 
 
 PROBE_CONFIGMAP = "aic-probes"
@@ -171,9 +196,11 @@ def probe_configmap(namespace: str) -> dict[str, Any]:
 def probe_container(name: str, scripts: list[str], profile: AcceleratorProfile,
                     *, image: str, alloc: Allocation | None = None,
                     extra_env: dict[str, str] | None = None,
-                    restricted: bool = True) -> dict[str, Any]:
-    """A container that runs the given probe scripts and exits."""
-    command = "; ".join(f"sh /probes/{s}" for s in scripts) + "; true"
+                    restricted: bool = True, hold_s: int = 0) -> dict[str, Any]:
+    """A container that runs the given probe scripts and exits (after `hold_s` seconds, so
+    that probes started together can be shown to have run at the same time)."""
+    command = "; ".join(f"sh /probes/{s}" for s in scripts) + (
+        f"; sleep {hold_s}; true" if hold_s else "; true")
     env = profile.probe_env()
     env.update(extra_env or {})
     fields = accelerator_request(alloc) if alloc else {}

@@ -413,3 +413,18 @@ def test_shared_devices_are_recognised() -> None:
     assert probing.shared_devices(plain, nvidia) == "advertises nvidia.com/gpu.shared"
     replicas = AcceleratorNode("r", {"nvidia.com/gpu": "8"}, {"nvidia.com/gpu.replicas": "4"})
     assert probing.shared_devices(replicas, nvidia) == "nvidia.com/gpu.replicas=4"
+
+
+def _ran(started: str, finished: str) -> dict[str, object]:
+    return {"status": {"containerStatuses": [{"state": {"terminated": {
+        "startedAt": started, "finishedAt": finished, "exitCode": 0}}}]}}
+
+
+def test_ran_together_needs_every_pod_running_at_once() -> None:
+    together = [_ran("2026-11-30T07:00:01Z", "2026-11-30T07:00:21Z"),
+                _ran("2026-11-30T07:00:03Z", "2026-11-30T07:00:23Z")]
+    assert probing.ran_together(together)
+    one_after_another = [_ran("2026-11-30T07:00:01Z", "2026-11-30T07:00:02Z"),
+                         _ran("2026-11-30T07:00:05Z", "2026-11-30T07:00:06Z")]
+    assert not probing.ran_together(one_after_another)
+    assert not probing.ran_together([{"status": {}}, *together])  # no record: no proof
