@@ -35,6 +35,9 @@ class Allocation:
     profile: AcceleratorProfile
     resource: str = ""  # extended resource name (device-plugin)
     device_class: str = ""  # DeviceClass (dra)
+    # The vendor's RuntimeClass where the cluster has it: pods that get a device run under it,
+    # as the vendor's device plugin or DRA driver expects (e.g. `nvidia` with the GPU Operator).
+    runtime_class: str = ""
 
     def describe(self) -> str:
         if self.mode == "dra":
@@ -63,6 +66,9 @@ class Allocation:
 def choose_allocation(info: ClusterInfo, profile: AcceleratorProfile,
                       mode: str) -> Allocation:
     """Pick DRA or the device plugin as the option says."""
+    runtime_class = profile.runtime_class or ""
+    if runtime_class not in info.runtime_classes:
+        runtime_class = ""
     dra_class = next((c for c in profile.dra.device_classes if c in info.device_classes), "")
     # A resource every node advertises as 0 (nvidia.com/gpu under MIG mixed) is not offered.
     advertised = {r for n in info.accelerator_nodes for r, v in n.resources.items()
@@ -76,13 +82,13 @@ def choose_allocation(info: ClusterInfo, profile: AcceleratorProfile,
                 f"--allocation-mode=dra but no DeviceClass of profile {profile.name} exists "
                 f"({', '.join(profile.dra.device_classes) or 'none known'})"
             )
-        return Allocation("dra", profile, device_class=dra_class)
+        return Allocation("dra", profile, device_class=dra_class, runtime_class=runtime_class)
     if not resource:
         raise AssertionError(
             f"no node advertises an accelerator of profile {profile.name} "
             f"({', '.join(profile.extended_resources)}) and no DeviceClass of it exists"
         )
-    return Allocation("device-plugin", profile, resource=resource)
+    return Allocation("device-plugin", profile, resource=resource, runtime_class=runtime_class)
 
 
 def _units(value: str) -> int:
@@ -217,6 +223,8 @@ def probe_pod(name: str, namespace: str, containers: list[dict[str, Any]], *,
     templates = {"accel": claim_template} if alloc and alloc.mode == "dra" and claim_template \
         else None
     selector = {"kubernetes.io/hostname": node_name} if node_name else None
+    if alloc is not None and alloc.runtime_class:
+        kwargs.setdefault("runtime_class", alloc.runtime_class)
     pod = workloads.pod(name, namespace, containers, claim_templates=templates,
                         node_selector=selector, **kwargs)
     pod["spec"]["volumes"] = [{"name": "probes", "configMap": {"name": PROBE_CONFIGMAP}}]
@@ -281,6 +289,8 @@ def accelerator_pod(name: str, namespace: str, alloc: Allocation, ctr: dict[str,
     else:
         res["limits"] = {**res.get("limits", {}), alloc.resource: "1"}
     ctr["resources"] = res
+    if alloc.runtime_class:
+        kwargs.setdefault("runtime_class", alloc.runtime_class)
     return workloads.pod(name, namespace, [ctr], claim_templates=templates, **kwargs)
 
 

@@ -428,3 +428,17 @@ def test_ran_together_needs_every_pod_running_at_once() -> None:
                          _ran("2026-11-30T07:00:05Z", "2026-11-30T07:00:06Z")]
     assert not probing.ran_together(one_after_another)
     assert not probing.ran_together([{"status": {}}, *together])  # no record: no proof
+
+
+def test_pods_with_a_device_use_the_vendors_runtime_class_where_it_exists() -> None:
+    info = _info(LabShape(gpu_nodes=1, cpu_nodes=0))
+    nvidia = get_profile("nvidia")
+    alloc = probing.choose_allocation(info, nvidia, "device-plugin")
+    assert alloc.runtime_class == ""  # the lab has no RuntimeClass nvidia
+    info.runtime_classes = ["nvidia"]
+    alloc = probing.choose_allocation(info, nvidia, "device-plugin")
+    assert alloc.runtime_class == "nvidia"
+    ctr = workloads.container("c", ["true"], image="busybox")
+    assert probing.accelerator_pod("p", "ns", alloc, ctr)["spec"]["runtimeClassName"] == "nvidia"
+    assert probing.probe_pod("q", "ns", [ctr], alloc=alloc)["spec"]["runtimeClassName"] == "nvidia"
+    assert "runtimeClassName" not in probing.probe_pod("r", "ns", [ctr])["spec"]
