@@ -4,7 +4,9 @@ Essential: some node offers a virtualized accelerator: a vGPU (mediated device r
 the vGPU-guest label, the GPU Operator's vm-vgpu workload config), a VFIO passthrough device
 (vm-passthrough, KubeVirt VFIO resources) or an SR-IOV virtual function (DRA devices marked
 as VFs, VF resources). Essential (real accelerators): a pod requesting one schedulable
-virtualized device runs on it and sees exactly one device node.
+virtualized device runs on it and sees exactly one device node; where the devices are
+offered only through DRA (which this check does not claim) or the profile names no device
+files, that half is not observed (Not verified), so the offer alone never makes a pass.
 
 Decision: with no virtualization present the platform does not offer it, so the verdict is
 Not Implemented (the check fails with what was looked for); it is never a pass, and not N/A,
@@ -15,7 +17,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aiconformance.kit import not_applicable, probing, table, virtualization
+from pytest_aiconformance.kit import (
+    not_applicable,
+    not_observable,
+    probing,
+    table,
+    unknown_hardware,
+    virtualization,
+)
 
 pytestmark = pytest.mark.needs_containers
 
@@ -67,17 +76,26 @@ def test_pod_runs_on_virtualized_device(kube, aic_settings, namespace, run_conte
     """A pod requesting one virtualized device runs on it and sees exactly one device node."""
     found = survey(kube, evidence)
     schedulable = [f for f in found if f.schedulable_resource]
+    devices = [f for f in found if f.via != "node label"]
+    if devices and not schedulable:
+        # Offered, but only as DRA devices this check cannot claim generically: the offer
+        # alone must not make the requirement pass, so the pod half stays undecided.
+        not_observable("virtualized devices are offered only as DRA devices "
+                       f"({virtualization.summarize(devices)}); this check requests "
+                       "extended resources, so a pod running on one was not observed")
     if not schedulable:
         not_applicable("no virtualized accelerator is offered as a schedulable resource "
-                       f"(found: {virtualization.summarize(found)}); see "
-                       "TestVirtualizedAccelerator/VirtualizedDevicesOffered")
+                       f"(found: {virtualization.summarize(found)}); the offer "
+                       "check decides: TestVirtualizedAccelerator/VirtualizedDevicesOffered")
     target = sorted(schedulable, key=lambda f: (f.node, f.name))[0]
     probing.require_running_containers(kube, [target.node])
     profile = aic_settings.profile
     glob, control = DEVICE_GLOBS.get(target.kind, (profile.device_files.glob or "",
                                                   " ".join(profile.device_files.control)))
     if not glob:
-        not_applicable(f"profile {profile.name} names no device files to count")
+        # Without the vendor's device-file pattern the pod's view cannot be counted.
+        unknown_hardware(f"profile {profile.name} names no device files to count, so what a "
+                         f"pod holding one {target.name} sees cannot be checked")
     run_context.create(probing.probe_configmap(namespace))
     ctr = probing.probe_container(
         "prober", ["list_devices.sh"], profile,

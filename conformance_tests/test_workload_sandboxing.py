@@ -6,7 +6,10 @@ restricted control pod without it and a restricted pod with it both report `unam
 /proc/version, the PIDs they see and their /dev entries. The sandboxed pod must run on another
 kernel than the control pod and see no device node the control pod does not: a class named
 like a sandbox whose handler is really runc shares the host's kernel and fails.
-No sandbox RuntimeClass -> not applicable. Simulated nodes -> not observable.
+No sandbox RuntimeClass -> Not Implemented: the checklist asks every platform to provide a
+sandbox mechanism and names no condition, so its absence is no reason for N/A (decided from
+the API alone, also where nodes are simulated). A sandbox class whose only nodes are
+simulated -> not observable.
 """
 
 from __future__ import annotations
@@ -19,15 +22,12 @@ from pytest_aiconformance.kit import (
     WaitTimeout,
     driver_versions,
     events_table,
-    not_applicable,
     not_observable,
     probing,
     sandboxing,
     table,
     workloads,
 )
-
-pytestmark = pytest.mark.needs_containers
 
 REQ = "workload_sandboxing"
 NODE_API = "node.k8s.io/v1"
@@ -73,8 +73,11 @@ def test_sandbox_runs_own_kernel(kube, aic_settings, namespace, run_context, evi
                            ["NAME", "HANDLER", "NODESELECTOR"]) if classes else
                      "No resources found")
     candidates = sandboxing.sandbox_classes(classes)
+    by_name = {str(c["metadata"]["name"]): c for c in classes}
     if not candidates:
-        not_applicable("no sandbox RuntimeClass (gVisor, Kata) exists")
+        raise AssertionError(
+            "no RuntimeClass offers a sandbox: none has a gVisor (runsc) or Kata handler or a "
+            f"known sandbox name (RuntimeClasses: {', '.join(sorted(by_name)) or 'none'})")
 
     image = aic_settings.image("probe")
     # The probe pods' tolerations (as built, and the run's for tainted accelerator pools)
@@ -83,7 +86,6 @@ def test_sandbox_runs_own_kernel(kube, aic_settings, namespace, run_context, evi
                    *run_context.tolerations]
     nodes = kube.items("v1", "Node")
     real = [n for n in nodes if not probing.node_is_simulated(n)]
-    by_name = {str(c["metadata"]["name"]): c for c in classes}
     chosen, node_name = None, ""
     for cand in candidates:
         usable = sandboxing.usable_nodes(real, by_name[cand.name], tolerations)
