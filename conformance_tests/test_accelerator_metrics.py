@@ -11,7 +11,8 @@ accelerators): utilisation of the device on the loaded node rises between a samp
 a sample during a short load that requests one accelerator; where the profile pins no load
 (accelerators.yaml `load`), that check is supporting on the run and skips (unknown hardware).
 Supporting: the platform's Prometheus (--aic-prometheus, else the one the Prometheus or
-VictoriaMetrics operator runs) holds the exporter's per-device utilisation series.
+VictoriaMetrics operator runs) holds the exporter's per-device utilisation series; a cloud's
+managed Prometheus (GMP, Azure Monitor) is asked only at the query API --aic-prometheus names.
 Unknown accelerator -> unknown hardware. No exporter -> failure (a MUST). Simulated nodes run
 no exporter and no load -> not observable.
 """
@@ -190,6 +191,8 @@ def test_device_metrics_in_prometheus(kube, cluster_info, aic_settings, evidence
     accelerator_nodes(cluster_info)
     monitoring = metrics_queries.find_monitoring(kube, aic_settings.prometheus)
     if monitoring.endpoint is None:
+        if monitoring.managed is not None:  # its reason names the option already
+            not_observable(monitoring.reason)
         not_observable(f"no Prometheus-compatible query API to ask: {monitoring.reason}; name "
                        "one with --aic-prometheus")
     promql = '{__name__=~"' + "|".join(names.utilization) + '"}'

@@ -4,13 +4,18 @@ A workload (prometheus-example-app) exposes http_requests_total on /metrics. A s
 is built from the platform collector's own selectors: a ServiceMonitor from a Prometheus's
 serviceMonitorSelector / serviceMonitorNamespaceSelector (Prometheus Operator), or a
 VMServiceScrape from a VMAgent's serviceScrapeSelector / serviceScrapeNamespaceSelector
-(VictoriaMetrics operator); it copies the Service's run-id label onto every series
-(targetLabels), so the series are this run's and nobody else's. A client pod sends exactly N
-requests; the counter the platform collected must then equal N, no more, no less. The query
-API is the one --aic-prometheus names, else the Prometheus's `prometheus-operated` Service or
-the VMSingle the VMAgent writes to, reached through the API server's service proxy (no
-port-forward). No monitoring operator is a failure (a MUST); simulated nodes cannot run the
-workload or the collector, so there the collection is not observable.
+(VictoriaMetrics operator), or the scrape object a cloud's managed Prometheus reads from every
+namespace (a PodMonitoring for Google Cloud Managed Service for Prometheus, an
+azmonitoring.coreos.com ServiceMonitor for Azure Monitor); it copies the run-id label onto
+every series (targetLabels), so the series are this run's and nobody else's. A client pod
+sends exactly N requests; the counter the platform collected must then equal N, no more, no
+less. The query API is the one --aic-prometheus names, else the Prometheus's
+`prometheus-operated` Service or the VMSingle the VMAgent writes to, reached through the API
+server's service proxy (no port-forward). A managed service is queried only where
+--aic-prometheus names its query API (a cloud endpoint the API server cannot proxy); without
+it the check is not observable, naming the service found and the option. No monitoring at all
+is a failure (a MUST); simulated nodes cannot run the workload or the collector, so there the
+collection is not observable.
 """
 
 from __future__ import annotations
@@ -43,13 +48,37 @@ PORT = 8080
 
 
 def find_monitoring(kube, aic_settings):
-    """The collector that discovers our scrape object, and where it answers queries."""
+    """The collector that discovers our scrape object (none: a failure, this is a MUST)."""
     monitoring = metrics_queries.find_monitoring(kube, aic_settings.prometheus)
-    if monitoring.collector is None:
+    if not monitoring.found:
         raise AssertionError(monitoring.reason)
-    if monitoring.endpoint is None:
-        raise AssertionError(f"no query API for the platform's monitoring: {monitoring.reason}")
     return monitoring
+
+
+def require_query_api(monitoring) -> None:
+    """A managed service's query API is a cloud endpoint only --aic-prometheus can name: without
+    it the collected counter cannot be read (not observable, never a pass). An operator's
+    collector with no query API to ask is a failure."""
+    if monitoring.endpoint is not None:
+        return
+    if monitoring.managed is not None:
+        not_observable(monitoring.reason)
+    raise AssertionError(f"no query API for the platform's monitoring: {monitoring.reason}")
+
+
+def record_collector(monitoring, evidence) -> None:
+    """The collector as kubectl shows it: the operator's CR with its selectors, or the managed
+    service's scrape-object API and its in-cluster collectors."""
+    managed = monitoring.managed
+    if managed is None:
+        evidence.command(f"kubectl get {monitoring.kind.lower()} -A", selectors_table(monitoring))
+        return
+    group = managed.api_version.split("/")[0]
+    evidence.command(
+        f"kubectl api-resources --api-group={group}; "
+        + "; ".join(f"kubectl get {kind.lower()} -n {ns} {obj}" for kind, ns, obj in
+                    managed.agents),
+        "\n".join([f"{managed.kind} ({managed.api_version}) served", *monitoring.agents]))
 
 
 def selectors_table(monitoring) -> str:
@@ -102,7 +131,7 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
     monitoring = find_monitoring(kube, aic_settings)
     pid = monitoring.ident
     endpoint = monitoring.endpoint
-    evidence.command(f"kubectl get {monitoring.kind.lower()} -A", selectors_table(monitoring))
+    record_collector(monitoring, evidence)
     evidence.note(monitoring.reason)
     try:
         plan = monitoring.plan(namespace)
@@ -110,6 +139,7 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
         kinds = "ServiceMonitors" if monitoring.kind == "Prometheus" else "VMServiceScrapes"
         raise AssertionError(f"{pid} cannot discover workload {kinds}: {exc}") from None
     evidence.note(plan.explanation)
+    require_query_api(monitoring)
     require_data_plane(kube, "a workload's metrics being scraped and collected")
     if plan.namespace_labels:
         kube.patch("v1", "Namespace", namespace,

@@ -1,9 +1,13 @@
 """Decisions of the metrics checks, kept pure: selectors, counters, device metrics, utilisation.
 
-- Which monitoring: the Prometheus Operator's Prometheus (scrapes ServiceMonitors) or the
-  VictoriaMetrics operator's VMAgent (scrapes VMServiceScrapes), and where to query it:
+- Which monitoring: the Prometheus Operator's Prometheus (scrapes ServiceMonitors), the
+  VictoriaMetrics operator's VMAgent (scrapes VMServiceScrapes), else a cloud's managed
+  Prometheus whose in-cluster collectors read scrape objects from the Kubernetes API
+  (`MANAGED_COLLECTORS`: Google Cloud Managed Service for Prometheus, PodMonitoring; Azure
+  Monitor managed Prometheus, azmonitoring.coreos.com ServiceMonitor), and where to query it:
   `--aic-prometheus` (a URL, or namespace/service:port behind the API server's service proxy),
-  else the Prometheus CR's `prometheus-operated` Service, else a VMSingle's Service.
+  else the Prometheus CR's `prometheus-operated` Service, else a VMSingle's Service. A managed
+  service's query API is a cloud endpoint, not a Service: without the option it has none.
 - Scrape-object discovery: labels that satisfy the collector's own selectors (the
   prometheus-operator rule: a null selector matches nothing, an empty one matches all; a null
   namespace selector means "the Prometheus object's own namespace only"; VMAgent: both null
@@ -97,6 +101,7 @@ class MonitorPlan:
     explanation: str
     kind: str = "ServiceMonitor"
     api_version: str = MON
+    shape: str = "service"  # "service" (ServiceMonitor fields) or "gmp-pod" (PodMonitoring)
 
 
 def plan_service_monitor(prometheus: Mapping[str, Any], workload_namespace: str) -> MonitorPlan:
@@ -169,7 +174,12 @@ def plan_vm_service_scrape(vmagent: Mapping[str, Any], workload_namespace: str) 
 def service_monitor(name: str, plan: MonitorPlan, workload_namespace: str,
                     selector: Mapping[str, str], port: str, target_labels: Sequence[str],
                     interval: str = "5s") -> dict[str, Any]:
-    """The plan's scrape object: a ServiceMonitor, or a VMServiceScrape (same spec fields)."""
+    """The plan's scrape object: a ServiceMonitor or a VMServiceScrape (same spec fields; the
+    selector and targetLabels are the Service's), or a GMP PodMonitoring (the selector and
+    targetLabels are the pods': the workload's pods carry the Service's selector labels and,
+    from the run context, the same run labels)."""
+    if plan.shape == "gmp-pod":
+        return gmp_pod_monitoring(name, plan, selector, port, target_labels, interval)
     return {
         "apiVersion": plan.api_version,
         "kind": plan.kind,
@@ -184,7 +194,68 @@ def service_monitor(name: str, plan: MonitorPlan, workload_namespace: str,
     }
 
 
+def gmp_pod_monitoring(name: str, plan: MonitorPlan, selector: Mapping[str, str], port: str,
+                       target_labels: Sequence[str], interval: str = "5s") -> dict[str, Any]:
+    """A monitoring.googleapis.com/v1 PodMonitoring: it selects pods of its own namespace and
+    copies pod labels onto the series with targetLabels.fromPod (renamed to valid Prometheus
+    label names, as the check queries them)."""
+    return {
+        "apiVersion": plan.api_version,
+        "kind": plan.kind,
+        "metadata": {"name": name, "namespace": plan.monitor_namespace,
+                     "labels": dict(plan.monitor_labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(selector)},
+            "endpoints": [{"port": port, "path": "/metrics", "interval": interval}],
+            "targetLabels": {"fromPod": [{"from": label, "to": prometheus_label_name(label)}
+                                         for label in target_labels]},
+        },
+    }
+
+
 # --- which monitoring, and where to query it ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManagedCollector:
+    """A cloud's managed Prometheus, as far as the Kubernetes API shows it: the scrape-object
+    kind its in-cluster collectors read (from every namespace, with no selector to satisfy),
+    the collectors themselves (evidence only), and where its query API lives (a cloud
+    endpoint the API server cannot proxy, so only --aic-prometheus can name it)."""
+
+    title: str
+    api_version: str
+    kind: str  # the scrape object this suite creates
+    shape: str  # MonitorPlan.shape of that object
+    agents: tuple[tuple[str, str, str], ...]  # (kind, namespace, name) of its collectors
+    query_api: str
+
+
+MANAGED_COLLECTORS: tuple[ManagedCollector, ...] = (
+    ManagedCollector(
+        "Google Cloud Managed Service for Prometheus", "monitoring.googleapis.com/v1",
+        "PodMonitoring", "gmp-pod", (("DaemonSet", "gmp-system", "collector"),),
+        "the Cloud Monitoring Prometheus API (https://monitoring.googleapis.com/v1/projects/"
+        "PROJECT/location/global/prometheus), or a GMP frontend Service that adds credentials "
+        "(NAMESPACE/frontend:9090)"),
+    ManagedCollector(
+        "Azure Monitor managed service for Prometheus", "azmonitoring.coreos.com/v1",
+        "ServiceMonitor", "service",
+        (("Deployment", "kube-system", "ama-metrics"),
+         ("DaemonSet", "kube-system", "ama-metrics-node")),
+        "the Azure Monitor workspace's query endpoint (https://WORKSPACE.REGION.prometheus."
+        "monitor.azure.com), or an authenticating proxy Service in front of it"),
+)
+
+
+def plan_managed(managed: ManagedCollector, workload_namespace: str) -> MonitorPlan:
+    """The managed collectors read every scrape object of their kind in every namespace: ours
+    goes beside the workload, with no labels to add."""
+    return MonitorPlan(managed.title, workload_namespace, {}, {},
+                       f"{managed.title} reads every {managed.kind} ({managed.api_version}) "
+                       f"in every namespace: the {managed.kind} goes into {workload_namespace}",
+                       managed.kind, managed.api_version, managed.shape)
+
 
 
 @dataclass(frozen=True)
@@ -253,13 +324,21 @@ class Monitoring:
     """The platform's monitoring as this run uses it: the collector that discovers scrape
     objects (a Prometheus or a VMAgent), the query endpoint, and why (or why not)."""
 
-    kind: str  # "Prometheus", "VMAgent" or "" (none found)
+    kind: str  # "Prometheus", "VMAgent", a managed collector's kind, or "" (none found)
     collector: Mapping[str, Any] | None
     endpoint: QueryEndpoint | None
     reason: str
+    managed: ManagedCollector | None = None  # a cloud's managed Prometheus
+    agents: tuple[str, ...] = ()  # which of the managed service's collectors were seen
+
+    @property
+    def found(self) -> bool:
+        return self.collector is not None or self.managed is not None
 
     @property
     def ident(self) -> str:
+        if self.managed is not None:
+            return self.managed.title
         if self.collector is None:
             return ""
         namespace, name = _ident(self.collector)
@@ -267,6 +346,8 @@ class Monitoring:
 
     def plan(self, workload_namespace: str) -> MonitorPlan:
         """Where our scrape object goes (UnsatisfiableSelector when none can be selected)."""
+        if self.managed is not None:
+            return plan_managed(self.managed, workload_namespace)
         if self.collector is None:
             raise UnsatisfiableSelector(self.reason)
         if self.kind == "VMAgent":
@@ -289,14 +370,35 @@ def _vmsingle_for(vmagent: Mapping[str, Any] | None,
     return ordered[0] if ordered else None
 
 
+def choose_managed(managed: ManagedCollector, agents: Sequence[str],
+                   option: QueryEndpoint | None) -> Monitoring:
+    """A managed collector: queried only where --aic-prometheus names its query API (its own
+    is a cloud endpoint); ``agents`` says which of its in-cluster collectors were seen."""
+    seen = "; ".join(agents) or "none of its collectors seen"
+    what = (f"{managed.title} collects here ({seen}): its collectors read {managed.kind} "
+            f"objects ({managed.api_version}) from every namespace")
+    if option is not None:
+        return Monitoring(managed.kind, None, option,
+                          f"{what}; queried at {option.describe()}", managed, tuple(agents))
+    return Monitoring(managed.kind, None, None,
+                      f"{what}; its query API is {managed.query_api}, which the API server "
+                      "cannot proxy, so nothing it collected can be read: pass that query API "
+                      f"with --aic-prometheus ({PROMETHEUS_FORMS})", managed, tuple(agents))
+
+
 def choose_monitoring(prometheuses: Sequence[Mapping[str, Any]],
                       vmagents: Sequence[Mapping[str, Any]],
                       vmsingles: Sequence[Mapping[str, Any]] = (),
-                      option: QueryEndpoint | None = None) -> Monitoring:
-    """The collector (first Prometheus, else first VMAgent, by namespace/name) and where to
-    query: ``option`` (--aic-prometheus) wins; a Prometheus is queried at its
+                      option: QueryEndpoint | None = None,
+                      managed: Sequence[tuple[ManagedCollector, Sequence[str]]] = ()
+                      ) -> Monitoring:
+    """The collector (first Prometheus, else first VMAgent, by namespace/name, else the first
+    managed collector served, with the collectors seen of it) and where to query:
+    ``option`` (--aic-prometheus) wins; a Prometheus is queried at its
     ``prometheus-operated:web`` Service; a VMAgent at the VMSingle it writes to (a cluster
-    VMCluster's vmselect has to be named with --aic-prometheus)."""
+    VMCluster's vmselect has to be named with --aic-prometheus); a managed collector only at
+    ``option``. A Prometheus or VMAgent comes first: it is the platform's own and answers
+    through the API server."""
     if prometheuses:
         prom = sorted(prometheuses, key=_ident)[0]
         namespace, name = _ident(prom)
@@ -320,31 +422,59 @@ def choose_monitoring(prometheuses: Sequence[Mapping[str, Any]],
         return Monitoring("VMAgent", agent, found,
                           f"VMAgent {namespace}/{name} (VictoriaMetrics operator) discovers "
                           f"VMServiceScrapes; {where}")
+    if managed:
+        return choose_managed(managed[0][0], managed[0][1], option)
     return Monitoring("", None, option,
                       "no Prometheus (Prometheus Operator, monitoring.coreos.com/v1) and no "
                       "VMAgent (VictoriaMetrics operator, operator.victoriametrics.com/v1beta1) "
                       "object exists to discover the workload")
 
 
+def managed_agents(kube: Kube, managed: ManagedCollector) -> list[str]:
+    """Which of a managed service's in-cluster collectors exist (evidence, not a verdict: a
+    missing one shows as collected series missing later)."""
+    seen = []
+    for kind, namespace, name in managed.agents:
+        obj = None
+        if kube.serves("apps/v1", kind):
+            try:
+                obj = kube.get_or_none("apps/v1", kind, name, namespace)
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                seen.append(f"{kind} {namespace}/{name} not readable: {exc.message}")
+                continue
+        seen.append(f"{kind} {namespace}/{name} {'found' if obj else 'not found'}")
+    return seen
+
+
 def find_monitoring(kube: Kube, option: QueryEndpoint | None = None) -> Monitoring:
-    """List the operators' collectors the cluster serves and choose (`choose_monitoring`);
-    when none exists the reason says which CRDs are served."""
+    """List the operators' collectors the cluster serves, and the managed collectors whose
+    scrape-object kind it serves, and choose (`choose_monitoring`); when none exists the
+    reason says which CRDs are served."""
     prom_served = kube.serves(MON, "Prometheus") and kube.serves(MON, "ServiceMonitor")
     vm_served = kube.serves(VM, "VMAgent") and kube.serves(VM, "VMServiceScrape")
+    prometheuses = kube.items(MON, "Prometheus") if prom_served else []
+    vmagents = kube.items(VM, "VMAgent") if vm_served else []
+    managed = [] if prometheuses or vmagents else [
+        (m, managed_agents(kube, m)) for m in MANAGED_COLLECTORS
+        if kube.serves(m.api_version, m.kind)]
     found = choose_monitoring(
-        kube.items(MON, "Prometheus") if prom_served else [],
-        kube.items(VM, "VMAgent") if vm_served else [],
+        prometheuses, vmagents,
         kube.items(VM, "VMSingle") if vm_served and kube.serves(VM, "VMSingle") else [],
-        option)
-    if found.collector is not None:
+        option, managed)
+    if found.found:
         return found
     crds = [what for served, what in ((prom_served, "the Prometheus Operator's CRDs"),
                                       (vm_served, "the VictoriaMetrics operator's CRDs"))
             if served]
     detail = (f"{' and '.join(crds)} exist but no Prometheus or VMAgent object does" if crds
-              else f"neither {MON} Prometheus/ServiceMonitor nor {VM} VMAgent/VMServiceScrape "
-                   "is served (no Prometheus Operator, e.g. kube-prometheus-stack, and no "
-                   "VictoriaMetrics operator)")
+              else "none of " + ", ".join(
+                  [f"{MON} Prometheus/ServiceMonitor (Prometheus Operator, e.g. "
+                   "kube-prometheus-stack)",
+                   f"{VM} VMAgent/VMServiceScrape (VictoriaMetrics operator)",
+                   *(f"{m.api_version} {m.kind} ({m.title})" for m in MANAGED_COLLECTORS)])
+              + " is served")
     return Monitoring("", None, option, f"no platform monitoring found: {detail}")
 
 

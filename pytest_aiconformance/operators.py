@@ -3,6 +3,13 @@
 A detected installation is used untouched. With --aic-install a missing operator is
 installed with the `helm` CLI, labelled as ours, and uninstalled at session end: only
 what this run installed is ever removed.
+
+An operator that owns an API group (operators.yaml `apiGroups`, e.g. KubeRay's ray.io) is
+found the way the API server itself reaches it, so that any install (another Helm release
+name or namespace, OLM, a vendor chart, a process outside the cluster) is recognised: the
+admission webhooks whose rules name the group (and CRD conversion webhooks), the Service or
+URL each one calls, the Deployments and pods that Service selects and their readiness, plus
+the group's CRDs Established. The chart's labels (`deployments`) are only a hint.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class OperatorSpec:
     title: str
     crds: tuple[str, ...] = ()
     deployments: tuple[str, ...] = ()  # label selectors, any namespace
+    api_groups: tuple[str, ...] = ()  # the operator's own API groups (found via webhooks)
     deviceclasses: tuple[str, ...] = ()
     apiservices: tuple[str, ...] = ()
     configmaps: tuple[str, ...] = ()  # namespace/name
@@ -47,6 +55,7 @@ class Detection:
     ready: bool
     details: list[str] = field(default_factory=list)
     installed_by_us: bool = False
+    operator: OperatorFinding | None = None  # only for specs with apiGroups
 
     def summary(self) -> str:
         state = "ready" if self.ready else ("present, not ready" if self.present else "absent")
@@ -66,6 +75,7 @@ def load_operator_specs() -> dict[str, OperatorSpec]:
             title=item["title"],
             crds=tuple(item.get("crds", ())),
             deployments=tuple(item.get("deployments", ())),
+            api_groups=tuple(item.get("apiGroups", ())),
             deviceclasses=tuple(item.get("deviceclasses", ())),
             apiservices=tuple(item.get("apiservices", ())),
             configmaps=tuple(item.get("configmaps", ())),
@@ -82,8 +92,257 @@ def _deployment_ready(dep: dict[str, Any]) -> bool:
     return bool(want) and status.get("readyReplicas", 0) >= want
 
 
+# --- the operator behind an API group -------------------------------------------------------
+
+ADMISSION = "admissionregistration.k8s.io/v1"
+WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """One webhook whose rules name the operator's API group, and whom the API server calls."""
+
+    kind: str  # ValidatingWebhookConfiguration, MutatingWebhookConfiguration or a CRD
+    configuration: str  # the configuration's (or CRD's) name
+    webhook: str  # the webhook's name, the one a denial quotes
+    service: str = ""  # namespace/name it calls, or
+    port: int | None = None
+    url: str = ""  # the URL it calls (a process the API server reaches directly)
+
+    @property
+    def target(self) -> str:
+        if self.url:
+            return self.url
+        return f"service {self.service}" + (f":{self.port}" if self.port else "")
+
+
+@dataclass(frozen=True)
+class ServiceBackend:
+    """What answers behind one Service a webhook calls: the pods its selector picks and the
+    Deployments whose pod template carries that selector."""
+
+    service: str  # namespace/name
+    problem: str = ""  # the API server's words when the Service cannot be read
+    external: str = ""  # set when the Service points outside the cluster
+    selector: tuple[tuple[str, str], ...] = ()
+    deployments: tuple[str, ...] = ()  # "namespace/name ready/desired"
+    pods: tuple[tuple[str, bool], ...] = ()  # (namespace/name, Ready)
+
+    @property
+    def ready_pods(self) -> list[str]:
+        return [pod for pod, ready in self.pods if ready]
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"service {self.service}: {self.problem}"
+        if self.external:
+            return f"service {self.service} -> {self.external} (outside the cluster)"
+        sel = ",".join(f"{k}={v}" for k, v in self.selector)
+        deps = f"Deployment {', '.join(self.deployments)}; " if self.deployments else ""
+        return (f"service {self.service} (selector {sel}) -> {deps}"
+                f"{len(self.ready_pods)} of {len(self.pods)} pods Ready")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Whether the operator behind the group was found: where it runs, and why we say so."""
+
+    ok: bool
+    location: str  # "in the cluster", "outside the cluster" or ""
+    reason: str
+
+
+@dataclass
+class OperatorFinding:
+    """Everything found about the operator behind one or more API groups."""
+
+    groups: tuple[str, ...]
+    crds: list[tuple[str, str]] = field(default_factory=list)  # (name, Established|...)
+    routes: list[WebhookRoute] = field(default_factory=list)
+    backends: dict[str, ServiceBackend] = field(default_factory=dict)  # by namespace/name
+    hinted: list[tuple[str, bool, str]] = field(default_factory=list)  # (ns/name, ready, r/d)
+    hints: tuple[str, ...] = ()  # the label selectors tried
+    problems: list[str] = field(default_factory=list)  # lookups the API server refused
+
+    @property
+    def present(self) -> bool:
+        return bool([c for c in self.crds if c[1] != "absent"] or self.routes or self.hinted)
+
+    def assess(self) -> Assessment:
+        return assess_operator(self)
+
+    def summary(self) -> str:
+        verdict = self.assess()
+        return verdict.reason if not verdict.ok else f"{verdict.location}: {verdict.reason}"
+
+
+def _group_of_rule(rule: dict[str, Any], groups: tuple[str, ...]) -> bool:
+    """A rule names the group explicitly; a '*' rule belongs to a policy engine (Kyverno,
+    Gatekeeper), not to the group's operator, so it does not count."""
+    return any(g in groups for g in rule.get("apiGroups") or [])
+
+
+def _route(kind: str, configuration: str, webhook: str,
+           client: dict[str, Any]) -> WebhookRoute:
+    svc = client.get("service") or {}
+    if svc:
+        return WebhookRoute(kind, configuration, webhook,
+                            f"{svc.get('namespace', '')}/{svc.get('name', '')}",
+                            svc.get("port"))
+    return WebhookRoute(kind, configuration, webhook, url=str(client.get("url", "")))
+
+
+def _listed(kube: Kube, finding: OperatorFinding, api_version: str, kind: str,
+            namespace: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
+    """Objects of a kind; a kind not served is none, a refusal is recorded in its own words."""
+    if not kube.serves(api_version, kind):
+        return []
+    try:
+        return kube.items(api_version, kind, namespace, label_selector=selector)
+    except ApiError as exc:
+        if exc.status not in (401, 403):
+            raise
+        finding.problems.append(f"cannot list {kind}s: {exc.message}")
+        return []
+
+
+def _group_crd_names(kube: Kube, spec: OperatorSpec) -> list[str]:
+    """The spec's CRDs plus every resource the cluster serves in the operator's groups."""
+    names = list(spec.crds)
+    for gv in kube.group_versions():
+        group = gv.split("/", 1)[0]
+        if "/" in gv and group in spec.api_groups:
+            names += [f"{r['name']}.{group}" for r in kube.resources(gv) if "/" not in r["name"]]
+    return sorted(set(names))
+
+
+def _backend(kube: Kube, ref: str) -> ServiceBackend:
+    """Follow a webhook's Service to the pods it selects and the Deployments behind them."""
+    namespace, _, svc_name = ref.partition("/")
+    try:
+        svc = kube.get("v1", "Service", svc_name, namespace)
+    except ApiError as exc:
+        return ServiceBackend(ref, problem=exc.message)
+    except ClusterError as exc:  # the core API serves no Services (only in fakes)
+        return ServiceBackend(ref, problem=str(exc))
+    spec = svc.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return ServiceBackend(ref, external=f"ExternalName {spec.get('externalName', '')}")
+    selector = {str(k): str(v) for k, v in (spec.get("selector") or {}).items()}
+    if not selector:
+        return ServiceBackend(ref, external="endpoints set by hand (no selector)")
+    text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    try:
+        pods = [p for p in kube.items("v1", "Pod", namespace, label_selector=text)
+                if p["metadata"].get("namespace", namespace) == namespace]
+        listed = kube.items("apps/v1", "Deployment", namespace)
+    except ApiError as exc:
+        if exc.status not in (401, 403):
+            raise
+        return ServiceBackend(ref, problem=exc.message)
+    deployments = []
+    for dep in listed:
+        labels = ((dep.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
+            "labels") or {}
+        if dep["metadata"].get("namespace", namespace) == namespace and all(
+                labels.get(k) == v for k, v in selector.items()):
+            status = dep.get("status") or {}
+            want = (dep.get("spec") or {}).get("replicas", 1)
+            deployments.append(f"{namespace}/{dep['metadata']['name']} "
+                               f"{status.get('readyReplicas', 0)}/{want} Ready")
+    return ServiceBackend(
+        ref, selector=tuple(sorted(selector.items())), deployments=tuple(sorted(deployments)),
+        pods=tuple(sorted((f"{namespace}/{p['metadata']['name']}", condition_true(p, "Ready"))
+                          for p in pods)))
+
+
+def find_operator(kube: Kube, spec: OperatorSpec) -> OperatorFinding:
+    """Find the operator behind spec.api_groups as the API server reaches it (module doc)."""
+    finding = OperatorFinding(spec.api_groups, hints=spec.deployments)
+    for crd_name in _group_crd_names(kube, spec):
+        obj = kube.get_or_none(*CRD, crd_name)
+        state = "absent" if obj is None else (
+            "Established" if condition_true(obj, "Established") else "not Established")
+        finding.crds.append((crd_name, state))
+        conversion = ((obj or {}).get("spec") or {}).get("conversion") or {}
+        if conversion.get("strategy") == "Webhook":
+            client = (conversion.get("webhook") or {}).get("clientConfig") or {}
+            finding.routes.append(_route("CustomResourceDefinition", crd_name, "conversion",
+                                         client))
+    for kind in WEBHOOK_KINDS:
+        for cfg in _listed(kube, finding, ADMISSION, kind):
+            for wh in cfg.get("webhooks") or []:
+                if any(_group_of_rule(r, spec.api_groups) for r in wh.get("rules") or []):
+                    finding.routes.append(_route(kind, cfg["metadata"]["name"],
+                                                 str(wh.get("name", "")),
+                                                 wh.get("clientConfig") or {}))
+    for ref in sorted({r.service for r in finding.routes if r.service}):
+        finding.backends[ref] = _backend(kube, ref)
+    for selector in spec.deployments:
+        for dep in _listed(kube, finding, "apps/v1", "Deployment", selector=selector):
+            status = dep.get("status") or {}
+            want = (dep.get("spec") or {}).get("replicas", 1)
+            finding.hinted.append((f"{dep['metadata'].get('namespace', '')}/"
+                                   f"{dep['metadata']['name']}", _deployment_ready(dep),
+                                   f"{status.get('readyReplicas', 0)}/{want}"))
+    return finding
+
+
+def assess_operator(finding: OperatorFinding) -> Assessment:
+    """The group's CRDs must be Established and an operator must stand behind them: a webhook
+    whose Service selects a Ready pod, a webhook that calls a URL or an external Service (a
+    process outside the cluster), or, with no webhook, a Ready Deployment carrying the chart's
+    labels. CRDs alone prove nothing: anyone can apply them."""
+    groups = ", ".join(finding.groups)
+    existing = [(n, s) for n, s in finding.crds if s != "absent"]
+    if not existing:
+        return Assessment(False, "", f"no CRD of API group {groups} exists")
+    bad = [f"{n} {s}" for n, s in finding.crds if s != "Established"]
+    if bad:
+        return Assessment(False, "", f"CRDs of {groups} not Established: {'; '.join(bad)}")
+    in_cluster, outside, broken = [], [], []
+    for route in finding.routes:
+        via = f"{route.kind} {route.configuration} webhook {route.webhook}"
+        if route.url:
+            outside.append(f"{via} calls {route.url}")
+            continue
+        backend = finding.backends.get(route.service)
+        if backend is None:
+            continue
+        if backend.external:
+            outside.append(f"{via} calls {backend.describe()}")
+        elif backend.ready_pods:
+            in_cluster.append(f"{via} calls {backend.describe()}")
+        else:
+            broken.append(f"{via} calls {backend.describe()}")
+    if in_cluster:
+        return Assessment(True, "in the cluster", "; ".join(dict.fromkeys(in_cluster)))
+    if outside:
+        return Assessment(True, "outside the cluster", "; ".join(dict.fromkeys(outside)))
+    ready = [f"Deployment {d} {rd} Ready" for d, ok, rd in finding.hinted if ok]
+    if ready and not broken:
+        return Assessment(True, "in the cluster",
+                          f"{', '.join(ready)} (found by its labels); no admission webhook "
+                          f"has a rule for {groups}")
+    missing = list(dict.fromkeys(broken))
+    if not finding.routes:
+        missing.append(f"no ValidatingWebhookConfiguration or MutatingWebhookConfiguration "
+                       f"has a rule for API group {groups}")
+    if finding.hinted:
+        missing += [f"Deployment {d} {rd} Ready" for d, _ok, rd in finding.hinted]
+    else:
+        missing.append("no Deployment labelled " + " or ".join(finding.hints)
+                       if finding.hints else "no Deployment hint")
+    missing += finding.problems
+    crds = ", ".join(n for n, _ in existing)
+    return Assessment(False, "", f"CRDs {crds} are Established but no operator was found "
+                                 f"behind them: {'; '.join(missing)}")
+
+
 def detect(kube: Kube, spec: OperatorSpec) -> Detection:
-    """Look for the operator's CRDs, DeviceClasses, APIServices and Deployments."""
+    """Look for the operator's CRDs, DeviceClasses, APIServices and Deployments (for an
+    operator with apiGroups: the operator behind its webhooks, `find_operator`)."""
     details: list[str] = []
     signals: list[bool] = []
     ready_signals: list[bool] = []
@@ -98,8 +357,15 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
             if obj is not None:
                 details.append(f"{label} {name} {condition if ok else 'not ' + condition}")
 
-    conditioned("apiextensions.k8s.io/v1", "CustomResourceDefinition", "CRD", spec.crds,
-                "Established")
+    finding = find_operator(kube, spec) if spec.api_groups else None
+    if finding is not None:
+        # The operator's CRDs and Deployments are part of the finding.
+        signals.append(finding.present)
+        ready_signals.append(finding.assess().ok)
+        details.append(finding.summary())
+    else:
+        conditioned("apiextensions.k8s.io/v1", "CustomResourceDefinition", "CRD", spec.crds,
+                    "Established")
     if spec.deviceclasses and kube.serves("resource.k8s.io/v1", "DeviceClass"):
         for name in spec.deviceclasses:
             found = kube.get_or_none("resource.k8s.io/v1", "DeviceClass", name) is not None
@@ -115,7 +381,7 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
         signals.append(found)
         if found:
             details.append(f"ConfigMap {ref}")
-    if spec.deployments:
+    if spec.deployments and finding is None:
         deps: list[dict[str, Any]] = []
         for selector in spec.deployments:
             try:
@@ -133,7 +399,8 @@ def detect(kube: Kube, spec: OperatorSpec) -> Detection:
             signals.append(False)
     present = any(signals)
     ready = present and all(ready_signals) if ready_signals else present
-    return Detection(spec=spec, present=present, ready=ready, details=details)
+    return Detection(spec=spec, present=present, ready=ready, details=details,
+                     operator=finding)
 
 
 def detect_all(kube: Kube) -> dict[str, Detection]:

@@ -102,7 +102,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                env="AIC_AUTOSCALER", default=False, kind="bool"),
     OptionSpec("--aic-prometheus", "aic_prometheus",
                "the platform's own Prometheus-compatible query API, queried instead of the "
-               "one found from the Prometheus or VictoriaMetrics operator: a URL, or "
+               "one found from the Prometheus or VictoriaMetrics operator, and the only one "
+               "for a managed Prometheus (GMP, Azure Monitor): a URL, or "
                "NAMESPACE/SERVICE:PORT[/PATH] through the API server's service proxy",
                env="AIC_PROMETHEUS", metavar="URL|NS/SVC:PORT"),
     OptionSpec("--aic-gateway-class", "aic_gateway_class",

@@ -7,6 +7,14 @@ POST/GET/DELETE of namespaces. It records every request, so tests can assert whi
 DELETE calls arrived. It can answer 401 to everything, or 403 to chosen paths with a
 Kubernetes Status body like a real API server.
 
+Tests can serve more API groups (`extra_groups`, e.g. a gang scheduler's CRDs) and more core
+resources (`extra_core`, e.g. services), and act as controllers: each of `reactors` is called
+with (cluster, store key, object) after a POST stored the object, and may add or change
+objects (a fake scheduler binding pods). Objects of an extra group are kept in `objects` under
+`<resource>.<group>` (two groups' PodGroups never mix), all others under the resource's name.
+Lists honour the namespace of the path and `field=value` field selectors (dotted paths, e.g.
+spec.nodeName).
+
 Run it standalone (for a subprocess test) with `python fakeapi.py STATEFILE [options]`.
 """
 
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,12 +67,26 @@ class FakeCluster:
     forbidden: dict[str, str] = field(default_factory=dict)  # path prefix -> "list nodes"
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # group/version -> {resource: (Kind, namespaced)}, served besides GROUPS
+    extra_groups: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict)
+    # core (v1) resources served besides CORE, e.g. {"services": ("Service", True)}
+    extra_core: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    reactors: list[Callable[[FakeCluster, str, dict[str, Any]], None]] = field(
+        default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # reactors vs. readers
 
     def groups(self) -> dict[str, dict[str, tuple[str, bool]]]:
         out = dict(GROUPS)
         if self.serve_dra:
             out["resource.k8s.io/v1"] = DRA
+        out.update(self.extra_groups)
         return out
+
+    def store_key(self, group_version: str, resource: str) -> str:
+        """Where objects of a resource are kept in `objects`."""
+        if group_version in self.extra_groups:
+            return f"{resource}.{group_version.split('/')[0]}"
+        return resource
 
     def add(self, resource: str, obj: dict[str, Any]) -> None:
         self.objects.setdefault(resource, {})[obj["metadata"]["name"]] = obj
@@ -76,6 +99,32 @@ class FakeCluster:
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
+
+
+def _field(obj: Any, path: str) -> str:
+    for key in path.split("."):
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return "" if obj is None else str(obj)
+
+
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    """`a.b=v` / `a.b==v` / `a.b!=v` terms, comma-separated, like the API server's."""
+    for term in filter(None, selector.split(",")):
+        if "!=" in term:
+            path, _, value = term.partition("!=")
+            if _field(obj, path) == value:
+                return False
+            continue
+        path, _, value = term.partition("=")
+        if _field(obj, path) != value.removeprefix("="):
+            return False
+    return True
+
+
+def _in_namespace(obj: dict[str, Any], namespace: str | None) -> bool:
+    """An object added without a namespace is seen from every namespace."""
+    own = obj.get("metadata", {}).get("namespace")
+    return namespace is None or own is None or own == namespace
 
 
 def _matches(obj: dict[str, Any], selector: str) -> bool:
@@ -157,13 +206,21 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"kind": "APIGroupList", "groups": groups})
             return
         found = self._resource(parts)
-        served = {"v1": CORE, **cluster.groups()}
+        served = {"v1": {**CORE, **cluster.extra_core}, **cluster.groups()}
         if found is None or found[0] not in served:
             self._send(404, status_body(404, "NotFound", "the server could not find the "
                                                           "requested resource"), "Not Found")
             return
         gv, resource, name = found
-        kinds = served[gv]
+        namespace = parts[parts.index("namespaces") + 1] if (
+            "namespaces" in parts[:-1] and resource != "namespaces") else None
+        with cluster.lock:
+            self._serve(method, query, body, gv, served[gv], resource, name, namespace)
+
+    def _serve(self, method: str, query: dict[str, str], body: Any, gv: str,
+               kinds: dict[str, tuple[str, bool]], resource: str | None, name: str | None,
+               namespace: str | None) -> None:
+        cluster = self.cluster
         if resource is None:
             self._send(200, {"kind": "APIResourceList", "groupVersion": gv, "resources": [
                 {"name": r, "kind": k, "namespaced": ns,
@@ -174,7 +231,8 @@ class Handler(BaseHTTPRequestHandler):
         if resource not in kinds:
             self._send(404, status_body(404, "NotFound", "not found"), "Not Found")
             return
-        store = cluster.objects.setdefault(resource, {})
+        key = cluster.store_key(gv, resource)
+        store = cluster.objects.setdefault(key, {})
         kind = kinds[resource][0]
         if method == "GET" and name is None:
             if query.get("watch") == "true":
@@ -185,14 +243,13 @@ class Handler(BaseHTTPRequestHandler):
                 return
             selector = query.get("labelSelector", "")
             field_sel = query.get("fieldSelector", "")
-            items = [o for o in store.values() if _matches(o, selector)]
-            if field_sel.startswith("metadata.name="):
-                items = [o for o in items if o["metadata"]["name"] == field_sel.split("=", 1)[1]]
+            items = [o for o in store.values() if _matches(o, selector)
+                     and _in_namespace(o, namespace) and _fields_match(o, field_sel)]
             self._send(200, {"kind": f"{kind}List", "apiVersion": gv,
                              "metadata": {"resourceVersion": "1"}, "items": items})
             return
         if method == "GET":
-            if name in store:
+            if name in store and _in_namespace(store[name], namespace):
                 self._send(200, store[name])
             else:
                 self._send(404, status_body(404, "NotFound",
@@ -203,6 +260,8 @@ class Handler(BaseHTTPRequestHandler):
             meta = obj.setdefault("metadata", {})
             meta.setdefault("resourceVersion", "1")
             store[meta["name"]] = obj
+            for react in list(cluster.reactors):
+                react(cluster, key, obj)
             self._send(201, obj)
             return
         if method == "DELETE" and name is not None:

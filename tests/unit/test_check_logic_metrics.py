@@ -457,10 +457,12 @@ def test_find_monitoring_says_which_crds_are_served():
     assert found.reason == ("no platform monitoring found: the VictoriaMetrics operator's CRDs "
                             "exist but no Prometheus or VMAgent object does")
     assert mq.find_monitoring(FakeKube(set(), {})).reason == (
-        "no platform monitoring found: neither monitoring.coreos.com/v1 Prometheus/"
-        "ServiceMonitor nor operator.victoriametrics.com/v1beta1 VMAgent/VMServiceScrape is "
-        "served (no Prometheus Operator, e.g. kube-prometheus-stack, and no VictoriaMetrics "
-        "operator)")
+        "no platform monitoring found: none of monitoring.coreos.com/v1 Prometheus/"
+        "ServiceMonitor (Prometheus Operator, e.g. kube-prometheus-stack), "
+        "operator.victoriametrics.com/v1beta1 VMAgent/VMServiceScrape (VictoriaMetrics "
+        "operator), monitoring.googleapis.com/v1 PodMonitoring (Google Cloud Managed Service "
+        "for Prometheus), azmonitoring.coreos.com/v1 ServiceMonitor (Azure Monitor managed "
+        "service for Prometheus) is served")
 
 
 def test_instant_query_through_the_service_proxy():
