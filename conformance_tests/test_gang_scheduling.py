@@ -310,8 +310,9 @@ def _kai(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, imag
         f"PodGroup minMember is {pg['spec'].get('minMember')}, not {plan.members}: the pods "
         f"are not one gang (does this KAI read {G.KAI_MIN_MEMBER_ANNOTATION}?)")
     if not fits:
-        assert G.kai_refusal(pg), ("PodGroup gives no unschedulable reason: "
-                                   f"{pg.get('status', {}).get('schedulingConditions')}")
+        assert G.kai_refusal(pg), (
+            "PodGroup gives no unschedulable reason: "
+            f"{pg.get('status', {}).get('schedulingConditions') or 'no schedulingConditions'}")
 
 
 # --- scheduler-plugins Coscheduling -----------------------------------------------------------
@@ -344,7 +345,9 @@ def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangP
     pg = kube.get(G.COSCHEDULING, "PodGroup", name, namespace)
     evidence.yaml("PodGroup", {"spec": pg.get("spec", {}), "status": pg.get("status", {})},
                   f"kubectl get podgroup {name} -n {namespace} -o yaml")
-    assert pg["spec"].get("minMember") == plan.members
+    assert pg["spec"].get("minMember") == plan.members, (
+        f"PodGroup minMember is {pg['spec'].get('minMember')}, not {plan.members}: the pods "
+        "are not one gang")
     if not fits:
         refusals = G.pod_refusals(pods)
         evidence.note(f"the scheduler's own reasons: {refusals or 'none'}")
