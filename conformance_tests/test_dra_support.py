@@ -2,7 +2,8 @@
 
 Essential: the four resource.k8s.io/v1 kinds are served; a DeviceClass and ResourceSlices
 exist; a pod that uses a ResourceClaimTemplate (no nodeName: the scheduler must place it)
-gets a claim that is allocated from a published device and reserved for the pod.
+gets a claim that is allocated from a published device and reserved for the pod (not
+observable when other workloads hold every device of the class).
 Supporting: the allocated device's metadata is visible inside the container.
 """
 
@@ -16,6 +17,7 @@ from pytest_aiconformance.kit import (
     Target,
     get_table,
     name,
+    not_observable,
     probing,
     profile_for_dra_driver,
     table,
@@ -79,6 +81,21 @@ def test_dra_api_kinds_served(kube, evidence):
     assert not missing, f"resource.k8s.io/v1 does not serve {', '.join(missing)}"
 
 
+def _require_free_device(kube, device_class: str, slices: list[dict[str, Any]]) -> None:
+    """Not observable when other workloads hold every device of the class: a claim that
+    stays unallocated then says nothing about the platform (a busy cluster is no failure)."""
+    drivers = tuple(sorted({str(s["spec"].get("driver")) for s in slices}))
+    devices = probing.class_devices(kube, device_class, drivers)
+    if not any(devices.values()):
+        return  # none node-local (e.g. network-attached pools): let the scheduler decide
+    held = probing.allocated_devices(kube)
+    if any(devs - held for devs in devices.values()):
+        return
+    in_use = ", ".join(f"{n}: {len(d)} of {len(d)} in use" for n, d in sorted(devices.items()))
+    not_observable(f"every device of DeviceClass {device_class} is allocated ({in_use}), so "
+                   "no claim can be allocated for a new pod")
+
+
 @pytest.mark.requirement("dra_support", junit="DevicesPublished")
 def test_dra_devices_published(kube, evidence, aic_settings):
     """A DeviceClass exists and ResourceSlices publish devices for it."""
@@ -96,6 +113,7 @@ def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context
     """A pod using a ResourceClaimTemplate is scheduled and its claim is allocated and reserved."""
     _require_dra(kube)
     device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
+    _require_free_device(kube, device_class, slices)
     run_context.create(workloads.claim_template("one-device", namespace, device_class))
     pod = workloads.pod(
         "dra-pod", namespace,
@@ -190,8 +208,9 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
     run_context.create(probing.probe_configmap(namespace))
     run_context.create(workloads.claim_template("one-device", namespace, device_class))
     alloc = probing.Allocation("dra", profile, device_class=device_class)
+    image = aic_settings.image(probing.probe_image_key(profile, scripts))
     pod = probing.probe_pod("dra-meta", namespace, [probing.probe_container(
-        "prober", scripts, profile, alloc=alloc, image=aic_settings.image("probe"))],
+        "prober", scripts, profile, alloc=alloc, image=image)],
         alloc=alloc, claim_template="one-device")
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))["prober"]
     evidence.log("what the container sees", kube.logs(namespace, "dra-meta", "prober"),

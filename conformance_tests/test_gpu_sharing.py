@@ -1,16 +1,20 @@
 """gpu_sharing: one physical accelerator is shared by several pods.
 
-Advertisement half (control plane, provable on the lab): a node advertises more schedulable
-units than it has physical devices (time-slicing replicas or MIG partitions), and more
-one-unit pods than physical devices run on it at once.
-In-container half (needs running containers): time-sliced pods holding one device at the same
-time (their run times must overlap, or nothing is shown) all report the same physical UUID;
-MIG pods report distinct MIG UUIDs.
+Advertisement half (control plane, provable on the lab): some node offers shared units as a
+schedulable resource: hardware partitions (MIG: the GPU Operator's mixed strategy with one
+resource per MIG profile, its single strategy with MIG devices as the plain resource and a
+-MIG-<profile> product label, GKE's partition-size label) or time-shared units beyond the
+physical devices (time-slicing or MPS by the device plugin's labels, GKE time-sharing or
+MPS). A label without a schedulable resource behind it is not an offer. Then more one-unit
+pods than physical devices run at once on such a node (two pods on MIG partitions where no
+label states the physical devices).
+In-container half (needs running containers): time-shared pods holding one unit at the same
+time (their run times must overlap, or nothing is shown) report no more distinct UUIDs than
+devices; pods on partitions report distinct partition UUIDs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,8 +23,10 @@ from pytest_aiconformance.kit import (
     POD_WIDE,
     Target,
     get_table,
+    gpu_sharing,
     probing,
     table,
+    unknown_hardware,
     watch_until,
     workloads,
 )
@@ -29,89 +35,93 @@ REQ = "gpu_sharing"
 HOLD_S = 20  # how long each identity probe keeps its device after reading its UUID
 
 
-@dataclass(frozen=True)
-class SharedNode:
-    name: str
-    resource: str
-    units: int  # schedulable units of the resource
-    physical: int  # physical devices behind them
-    strategy: str  # "time-slicing" | "mig" | label value
+def _label_keys(profile) -> list[str]:
+    """The node labels that name a sharing mechanism or the devices behind it."""
+    names = profile.node_labels
+    keys = [names.count, names.product, names.sharing_strategy, names.replicas,
+            names.mig_strategy]
+    for plat in profile.sharing.platforms if profile.sharing else ():
+        keys += [plat.count, plat.strategy, plat.clients, plat.partition_size]
+    return list(dict.fromkeys(k for k in keys if k))
 
 
-def find_shared_nodes(kube, cluster_info, profile) -> list[SharedNode]:
-    """Nodes whose advertised units exceed their physical devices, with the reason why."""
-    labels = profile.node_labels
-    found = []
-    for node in cluster_info.accelerator_nodes:
-        physical = int(node.labels.get(labels.count or "", "0") or 0)
-        strategy = node.labels.get(labels.sharing_strategy or "", "")
-        for resource, value in sorted(node.resources.items()):
-            if not profile.matches_resource(resource):
-                continue
-            units = int(value)
-            if resource.startswith("nvidia.com/mig-") or "mig" in resource:
-                found.append(SharedNode(node.name, resource, units, physical, "mig"))
-            elif strategy and strategy != "none" and physical and units > physical:
-                found.append(SharedNode(node.name, resource, units, physical, strategy))
-    return found
+def survey(kube, profile, evidence) -> gpu_sharing.SharingSurvey:
+    """Every node's sharing offers and unbacked claims, with the nodes' labels as evidence."""
+    if profile.sharing is None:
+        unknown_hardware(f"profile {profile.name} names no sharing labels or resources")
+    nodes = kube.items("v1", "Node")
+    keys = _label_keys(profile)
+    rows = []
+    for node in nodes:
+        labels = node["metadata"].get("labels") or {}
+        allocatable = node.get("status", {}).get("allocatable") or {}
+        resources = ",".join(f"{r}={v}" for r, v in sorted(allocatable.items())
+                             if profile.matches_resource(r)
+                             or any(r == p.resource for p in (profile.sharing.platforms
+                                                              if profile.sharing else ())))
+        shown = [k for k in keys if k in labels]
+        if resources or shown:
+            rows.append([node["metadata"]["name"], resources or "-",
+                         *(labels.get(k, "") for k in keys)])
+    evidence.command(f"kubectl get nodes -L {','.join(keys)} (accelerator resources "
+                     "from .status.allocatable)",
+                     table(rows, ["NAME", "ALLOCATABLE", *keys]))
+    return gpu_sharing.survey(nodes, profile)
+
+
+def _offers(kube, profile, evidence) -> list[gpu_sharing.SharingOffer]:
+    offers = list(survey(kube, profile, evidence).offers)
+    assert offers, "no node shares accelerators (see TestGPUSharing/SharedUnitsAdvertised)"
+    return offers
 
 
 @pytest.mark.requirement(REQ)
-def test_shared_units_advertised(kube, cluster_info, aic_settings, evidence):
-    """A node advertises more schedulable accelerator units than physical devices."""
+def test_shared_units_advertised(kube, aic_settings, evidence):
+    """A node offers shared accelerator units (partitions, or units beyond its devices) as a
+    schedulable resource; a label alone is not an offer."""
     profile = aic_settings.profile
-    labels = profile.node_labels
-    rows = []
-    for node in cluster_info.accelerator_nodes:
-        for resource, value in sorted(node.resources.items()):
-            rows.append([node.name, resource, value,
-                         node.labels.get(labels.count or "", ""),
-                         node.labels.get(labels.sharing_strategy or "", ""),
-                         node.labels.get(labels.replicas or "", ""),
-                         node.labels.get(labels.product or "", "")])
-    evidence.command(
-        "kubectl get nodes -o custom-columns=NAME,RESOURCE,ALLOCATABLE,"
-        f"{labels.count},{labels.sharing_strategy},{labels.replicas},{labels.product}",
-        table(rows, ["NAME", "RESOURCE", "ALLOCATABLE", "GPU.COUNT", "SHARING-STRATEGY",
-                     "REPLICAS", "PRODUCT"]),
-    )
-    shared = find_shared_nodes(kube, cluster_info, aic_settings.profile)
-    assert shared, ("no node advertises shared accelerator units (no time-slicing replicas "
-                    "beyond the physical count, no MIG resources)")
-    for s in shared:
-        evidence.note(f"{s.name}: {s.units} x {s.resource} from {s.physical or '?'} physical "
-                      f"device(s), strategy {s.strategy}")
-        if s.strategy not in ("mig",):
-            replicas = next((n.labels.get(labels.replicas or "") for n in
-                             cluster_info.accelerator_nodes if n.name == s.name), None)
-            if replicas and replicas.isdigit():
-                assert s.units == s.physical * int(replicas), (
-                    f"{s.name} advertises {s.units} {s.resource}, but {s.physical} devices x "
-                    f"{replicas} replicas = {s.physical * int(replicas)}"
-                )
+    found = survey(kube, profile, evidence)
+    for offer in found.offers:
+        evidence.note(offer.describe())
+    for claim in found.claims:
+        evidence.note(f"not an offer: {claim.describe()}")
+    assert found.offers or not found.claims, (
+        f"only node labels claim GPU sharing, no schedulable resource backs them: "
+        f"{found.summary()}")
+    assert found.offers, (
+        "no node advertises shared accelerator units (looked for MIG partition resources, "
+        "MIG single-strategy products, time-slicing or MPS units beyond the physical "
+        f"devices, and {', '.join(p.name for p in profile.sharing.platforms) or 'platform'} "
+        "sharing labels)")
 
 
 @pytest.mark.requirement(REQ, junit="OversubscribedPodsRun")
-def test_more_pods_than_devices_run(kube, cluster_info, aic_settings, namespace, run_context,
+def test_more_pods_than_devices_run(kube, aic_settings, namespace, run_context,
                                     evidence, timeout):
     """More one-unit pods than physical devices run at once on a sharing node."""
-    shared = [s for s in find_shared_nodes(kube, cluster_info, aic_settings.profile)
-              if s.physical]
-    assert shared, "no node shares accelerators (see TestGPUSharing/SharedUnitsAdvertised)"
-    target = min(shared, key=lambda s: (s.physical, s.name))
-    want = target.physical + 1
+    offers = _offers(kube, aic_settings.profile, evidence)
+    counted = [o for o in offers if o.physical]
+    if counted:
+        target = min(counted, key=lambda o: (o.physical, o.node, o.resource))
+        want = target.physical + 1
+        why = f"which has {target.physical} device(s)"
+    else:
+        # MIG single strategy: the count label counts MIG devices, no label the GPUs; pods
+        # running on two partitions show the fractional units are schedulable.
+        target = min(offers, key=lambda o: (o.node, o.resource))
+        want = 2
+        why = "whose physical devices no label states (each unit is a partition)"
     assert target.units >= want, (
-        f"{target.name} advertises only {target.units} {target.resource} for "
-        f"{target.physical} devices"
+        f"{target.node} advertises only {target.units} {target.resource} ({target.mechanism})"
     )
-    evidence.note(f"{want} pods, each requesting one {target.resource}, pinned to "
-                  f"{target.name} which has {target.physical} physical device(s)")
+    evidence.note(f"{want} pods, each requesting one {target.resource} ({target.mechanism}), "
+                  f"pinned to {target.node} {why}")
     for i in range(want):
         run_context.create(workloads.pod(
             f"shared-{i}", namespace,
             [workloads.container("ctr", ["sleep", "3600"], image=aic_settings.image("probe"),
                                  resources_={"limits": {target.resource: "1"}})],
-            node_selector={"kubernetes.io/hostname": target.name}, restart_policy="Always",
+            node_selector={"kubernetes.io/hostname": target.node}, restart_policy="Always",
         ))
 
     def all_running(objs: dict[str, dict[str, Any]]) -> bool:
@@ -119,7 +129,7 @@ def test_more_pods_than_devices_run(kube, cluster_info, aic_settings, namespace,
                                          for o in objs.values())
 
     pods = watch_until(kube, Target("v1", "Pod", namespace), all_running, timeout=timeout(120),
-                       expected=f"{want} pods Running at once on {target.name}")
+                       expected=f"{want} pods Running at once on {target.node}")
     evidence.command(f"kubectl get pods -n {namespace} -o wide",
                      get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
                                POD_WIDE))
@@ -127,31 +137,35 @@ def test_more_pods_than_devices_run(kube, cluster_info, aic_settings, namespace,
 
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
-def test_shared_device_identity(kube, cluster_info, aic_settings, namespace, run_context,
-                                evidence, timeout):
-    """Time-sliced pods report one physical UUID; MIG pods report distinct MIG UUIDs."""
-    shared = find_shared_nodes(kube, cluster_info, aic_settings.profile)
-    assert shared, "no node shares accelerators"
-    target = shared[0]
-    probing.require_running_containers(kube, [target.name])
+def test_shared_device_identity(kube, aic_settings, namespace, run_context, evidence, timeout):
+    """Time-shared pods report no more distinct UUIDs than devices; pods on partitions
+    report distinct partition UUIDs."""
     profile = aic_settings.profile
+    offers = _offers(kube, profile, evidence)
+    target = min(offers, key=lambda o: (o.node, o.resource))
+    probing.require_running_containers(kube, [target.node])
     if profile.tool is None:
-        pytest.skip(f"unknown hardware: profile {profile.name} has no tool that lists UUIDs")
+        unknown_hardware(f"profile {profile.name} has no tool that lists UUIDs")
     run_context.create(probing.probe_configmap(namespace))
     alloc = probing.Allocation("device-plugin", profile, resource=target.resource)
     count = min(target.units, max(2, target.physical + 1))
+    scripts = ["device_uuids.sh"]
+    image = aic_settings.image(probing.probe_image_key(profile, scripts))
+    evidence.note(f"{count} pods, each holding one {target.resource} on {target.node} "
+                  f"({target.mechanism}), list device UUIDs with {profile.tool.command} in "
+                  f"{image}")
     # The pods hold their device side by side (each stays HOLD_S after probing): one physical
     # device seen by pods that ran one after another would prove no sharing.
     pods = [probing.probe_pod(f"share-{i}", namespace, [probing.probe_container(
-        "prober", ["device_uuids.sh"], profile, alloc=alloc, image=aic_settings.image("probe"),
-        hold_s=HOLD_S)], alloc=alloc, node_name=target.name) for i in range(count)]
+        "prober", scripts, profile, alloc=alloc, image=image, hold_s=HOLD_S)],
+        alloc=alloc, node_name=target.node) for i in range(count)]
     results = probing.run_probes(kube, run_context, namespace, pods, timeout=timeout(300))
     seen: dict[str, list[str]] = {}
     for (out, pod) in results:
         name = pod["metadata"]["name"]
-        seen[name] = out["prober"].get("UUID", [])
         evidence.log(f"{name}", kube.logs(namespace, name, "prober"),
                      f"kubectl logs {name} -n {namespace}")
+        seen[name] = probing.probed_uuids(out["prober"], profile, f"pod {name}")
     evidence.command(f"kubectl get pods -n {namespace} -o wide",
                      get_table([p for _, p in results], POD_WIDE))
     assert probing.ran_together([p for _, p in results]), (
@@ -160,11 +174,14 @@ def test_shared_device_identity(kube, cluster_info, aic_settings, namespace, run
     for name, uuids in seen.items():
         assert len(uuids) == 1, f"{name} sees UUIDs {uuids}, expected exactly one"
     distinct = {u[0] for u in seen.values()}
-    if target.strategy == "mig":
-        assert len(distinct) == count, f"MIG pods share UUIDs: {seen}"
-        assert all(u.startswith("MIG-") for u in distinct), f"not MIG UUIDs: {sorted(distinct)}"
+    if target.kind == gpu_sharing.PARTITION:
+        assert len(distinct) == count, f"pods on {target.mechanism} share UUIDs: {seen}"
+        prefix = profile.sharing.partition_uuid_prefix if profile.sharing else None
+        if prefix:
+            assert all(u.startswith(prefix) for u in distinct), (
+                f"not partition UUIDs ({prefix}...): {sorted(distinct)}")
     else:
         assert len(distinct) <= target.physical, (
-            f"{count} time-sliced pods on {target.physical} device(s) report "
+            f"{count} time-shared pods on {target.physical} device(s) report "
             f"{len(distinct)} different UUIDs: {sorted(distinct)}"
         )

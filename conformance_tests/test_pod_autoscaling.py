@@ -1,13 +1,25 @@
 """pod_autoscaling: the HorizontalPodAutoscaler scales accelerator pods (a conditional MUST).
 
-Essential: an autoscaling/v2 HPA on a Deployment whose pods request an accelerator scales
+The official text: where the platform serves the HPA, it must work for pods using accelerators,
+including scaling them on custom metrics. Not serving autoscaling/v2 makes both checks N/A.
+
+Essential, CPU: an autoscaling/v2 HPA on a Deployment whose pods request an accelerator scales
 up under CPU load and back down once the load stops (short behaviour windows keep this to
 seconds); the scheduler still enforces accelerator capacity, so the replica beyond the free
 accelerators of one node stays Pending (extended resource or DRA claim, as --allocation-mode
-says; not observable when every accelerator is already allocated). Supporting: the
-custom/external metrics path, when an adapter serves those APIs.
+says; not observable when every accelerator is already allocated). CPU metrics are not what the
+requirement asks for, so without the resource metrics API (metrics.k8s.io) this check is N/A.
 Load: on simulated nodes the pods' usage annotation drives the simulated CPU usage; on real
 nodes the pods burn CPU until a kill-switch file is created in each of them (exec).
+
+Essential, custom metrics: accelerator pods serve a value of their own over HTTP and the HPA
+scales them on it through the cluster's adapter: KEDA (a ScaledObject's metrics-api trigger,
+read as an external metric) or a custom.metrics.k8s.io adapter such as prometheus-adapter (a
+Prometheus gauge the platform's Prometheus scrapes; an HPA of type Pods). The check moves the
+value high (scaled to 2) and low (back to 1) by rewriting the served file (exec). No custom or
+external metrics API at all fails the requirement; external metrics from an adapter that is
+not KEDA, or an accelerator node that is simulated, cannot show it (not observable). See
+pytest_aiconformance/custom_metrics.py for the paths.
 """
 
 from __future__ import annotations
@@ -19,10 +31,16 @@ import pytest
 from pytest_aiconformance.kit import (
     POD_WIDE,
     ApiError,
+    ClusterError,
     Target,
+    condition_true,
+    custom_metrics,
     events_table,
     get_table,
+    metrics_queries,
+    name,
     not_applicable,
+    not_observable,
     probing,
     table,
     wait_for_event,
@@ -37,16 +55,20 @@ BURN = ("trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do :; done; "
 
 
 def _require_hpa(kube) -> None:
+    """The requirement is conditional: no HPA served, nothing to judge."""
     if not kube.serves("autoscaling/v2", "HorizontalPodAutoscaler"):
         not_applicable("the cluster does not serve autoscaling/v2 HorizontalPodAutoscaler")
+
+
+def _require_resource_metrics(kube) -> None:
+    """CPU scaling needs metrics.k8s.io; the official text asks for custom metrics, not CPU."""
     if not kube.serves("metrics.k8s.io/v1beta1"):
-        raise AssertionError("the resource metrics API (metrics.k8s.io) is not served: the "
-                             "HPA cannot read CPU utilisation (no metrics-server?)")
+        not_applicable("the resource metrics API (metrics.k8s.io/v1beta1) is not served (no "
+                       "metrics-server), so the HPA cannot scale on CPU utilisation; the "
+                       "requirement is judged on custom metrics (HPAScalesOnCustomMetric)")
 
 
 def hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
-    fast = {"stabilizationWindowSeconds": 0,
-            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 5}]}
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "namespace": namespace},
@@ -55,7 +77,7 @@ def hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
             "minReplicas": 1, "maxReplicas": max_replicas,
             "metrics": [{"type": "Resource", "resource": {
                 "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
-            "behavior": {"scaleUp": fast, "scaleDown": fast},
+            "behavior": custom_metrics.fast_behavior(),
         },
     }
 
@@ -104,6 +126,7 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
                                      evidence, timeout):
     """An HPA scales accelerator pods up under load, enforces capacity, and scales back down."""
     _require_hpa(kube)
+    _require_resource_metrics(kube)
     alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
                                       aic_settings.allocation_mode)
     per_node = probing.allocatable_per_node(kube, cluster_info, alloc)
@@ -173,29 +196,238 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
                            ["NAME", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "DESIRED"]))
 
 
-@pytest.mark.requirement(REQ, role="supporting")
-def test_custom_metrics_path(kube, namespace, run_context, evidence, timeout, aic_settings):
-    """An HPA reads a custom or external metric through an adapter, when one is installed."""
-    served = [gv for gv in ("custom.metrics.k8s.io/v1beta2", "custom.metrics.k8s.io/v1beta1",
-                            "external.metrics.k8s.io/v1beta1") if kube.serves(gv)]
-    if not served:
-        not_applicable("no metrics adapter serves custom.metrics.k8s.io or "
-                       "external.metrics.k8s.io (e.g. prometheus-adapter)")
-    gv = served[0]
-    resources = kube.resources(gv)
-    pod_metrics = sorted(r["name"].split("/", 1)[1] for r in resources
-                         if r["name"].startswith("pods/"))
-    evidence.command(f"kubectl get --raw /apis/{gv} | jq '.resources[].name'",
-                     "\n".join(r["name"] for r in resources[:20]))
-    if "custom" not in gv or not pod_metrics:
-        not_applicable(f"{gv} serves no per-pod metric to scale on")
-    metric = pod_metrics[0]
-    run_context.create(workloads.pod("metric-src", namespace, [workloads.container(
-        "ctr", ["sleep", "3600"], image=aic_settings.image("probe"))],
-        labels={"app": "metric-src"}, restart_policy="Always"))
+# --- scaling on a custom metric ------------------------------------------------------------
+
+APP = "queue-scaler"
+CM = custom_metrics
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return (pod.get("status", {}).get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp") and condition_true(pod, "Ready"))
+
+
+def _exposer_ready(kube, namespace: str, timeout) -> dict[str, Any]:
+    """The first replica serving the metric (its readiness probe reads the value file)."""
+    pods = watch_until(kube, Target("v1", "Pod", namespace, label_selector=f"app={APP}"),
+                       lambda objs: any(_ready(o) for o in objs.values()),
+                       timeout=timeout(180), expected="the metric-serving accelerator pod Ready")
+    return min((o for o in pods.values() if _ready(o)), key=name)
+
+
+def _set_value(kube, namespace: str, value: float, pods: list[dict[str, Any]],
+               evidence) -> None:
+    """Rewrite the served value in each running pod (a replica started later starts LOW)."""
+    done = []
+    for pod in pods:
+        if pod.get("status", {}).get("phase") != "Running" or \
+                pod["metadata"].get("deletionTimestamp"):
+            continue
+        out = kube.exec(namespace, name(pod), CM.write_value_command(CM.METRIC, value),
+                        container="server")
+        if CM.WRITTEN not in out:
+            raise ClusterError(f"could not rewrite the metric in pod {name(pod)}: {out.strip()}")
+        done.append(name(pod))
+    evidence.note(f"{CM.METRIC} set to {value:g} (target {CM.TARGET:g} per pod) in "
+                  f"{', '.join(done) or 'no running pod'} by rewriting {CM.METRICS_PATH} and "
+                  f"{CM.VALUE_PATH} (kubectl exec)")
+
+
+def _running_pods(kube, namespace: str) -> list[dict[str, Any]]:
+    return sorted(kube.items("v1", "Pod", namespace, label_selector=f"app={APP}"), key=name)
+
+
+def _hpa_state(objs: dict[str, dict[str, Any]]) -> str:
+    return "; ".join(f"{name(o)}: {CM.hpa_targets(o)}, replicas {CM.hpa_replicas(o)[0]}, "
+                     f"desired {CM.hpa_replicas(o)[1]}" for o in objs.values()) or "no HPA"
+
+
+def _scale_and_return(kube, namespace: str, hpa_name: str, source: list[dict[str, Any]],
+                      evidence, timeout, how: str) -> None:
+    """Value HIGH: the HPA goes to 2 replicas; value LOW: back to 1. Evidence either way."""
+    target = Target("autoscaling/v2", "HorizontalPodAutoscaler", namespace, name=hpa_name)
+
+    def at(replicas: int):
+        return lambda objs: any(CM.hpa_replicas(o) == (replicas, replicas)
+                                for o in objs.values())
+
+    _set_value(kube, namespace, CM.HIGH, source, evidence)
+    up = watch_until(kube, target, at(2), timeout=timeout(300), describe=_hpa_state,
+                     expected=f"HPA {hpa_name} to scale to 2 replicas on {how} "
+                              f"({CM.METRIC}={CM.HIGH:g}, target {CM.TARGET:g})")
+    evidence.command(f"kubectl get hpa -n {namespace} {hpa_name}",
+                     table([CM.hpa_row(o) for o in up.values()], CM.HPA_COLUMNS))
+    deploy = kube.get("apps/v1", "Deployment", APP, namespace)
+    evidence.command(f"kubectl get deployment -n {namespace} {APP}",
+                     table([[APP, deploy["spec"].get("replicas"),
+                             deploy.get("status", {}).get("readyReplicas", 0)]],
+                           ["NAME", "REPLICAS", "READY"]))
+    evidence.command(f"kubectl get pods -n {namespace} -o wide",
+                     get_table(_running_pods(kube, namespace), POD_WIDE))
+    events = wait_for_event(kube, namespace, "SuccessfulRescale", involved=hpa_name,
+                            timeout=timeout(30))
+    evidence.command(f"kubectl get events -n {namespace} --field-selector "
+                     f"reason=SuccessfulRescale,involvedObject.name={hpa_name}",
+                     "\n".join(str(e.get("message")) for e in events))
+
+    _set_value(kube, namespace, CM.LOW, _running_pods(kube, namespace), evidence)
+    down = watch_until(kube, target, at(1), timeout=timeout(300), describe=_hpa_state,
+                       expected=f"HPA {hpa_name} to scale back to 1 replica "
+                                f"({CM.METRIC}={CM.LOW:g}, target {CM.TARGET:g})")
+    evidence.command(f"kubectl get hpa -n {namespace} {hpa_name}  # after the value dropped",
+                     table([CM.hpa_row(o) for o in down.values()], CM.HPA_COLUMNS))
+
+
+def _with_keda(kube, namespace: str, run_context, evidence, timeout) -> None:
+    """KEDA's metrics-api trigger reads the value from the first replica over its Service."""
+    source = _exposer_ready(kube, namespace, timeout)
+    # Only this pod backs the Service: a replica the HPA adds starts LOW and must not answer.
+    kube.patch("v1", "Pod", name(source), {"metadata": {"labels": {CM.SOURCE_LABEL: "true"}}},
+               namespace)
+    run_context.create(CM.exposer_service(APP, namespace, {"app": APP, CM.SOURCE_LABEL: "true"}))
+    hpa_name = f"{APP}-keda"
+    url = CM.service_url(APP, namespace)
+    scaled = run_context.create(CM.scaled_object(APP, namespace, APP, url, hpa_name=hpa_name))
+    evidence.yaml("ScaledObject (KEDA metrics-api trigger on the pods' own value)", scaled,
+                  f"kubectl get scaledobject -n {namespace} {APP} -o yaml")
+
+    def conditions(objs: dict[str, dict[str, Any]]) -> str:
+        return "; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason', '')}: "
+                         f"{c.get('message', '')}" for o in objs.values()
+                         for c in o.get("status", {}).get("conditions") or []) or "no status"
+
+    watch_until(kube, Target(CM.KEDA_GV, "ScaledObject", namespace, name=APP),
+                lambda objs: any(condition_true(o, "Ready") for o in objs.values()),
+                timeout=timeout(120), describe=conditions,
+                expected=f"KEDA to accept ScaledObject {APP} (Ready) and create HPA {hpa_name}")
+    _scale_and_return(kube, namespace, hpa_name, [source], evidence, timeout,
+                      f"the external metric KEDA reads from {url}")
+    hpa_obj = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", hpa_name, namespace)
+    metric = next((m["external"]["metric"]["name"] for m in hpa_obj["spec"].get("metrics", [])
+                   if m.get("type") == "External"), "")
+    if metric:
+        path = (f"/apis/{CM.EXTERNAL_GV}/namespaces/{namespace}/{metric}"
+                f"?labelSelector=scaledobject.keda.sh/name={APP}")
+        try:
+            answer = str(kube.request("GET", path.split("?")[0], query={
+                "labelSelector": f"scaledobject.keda.sh/name={APP}"}))
+        except ApiError as exc:
+            answer = f"{exc.status}: {exc.message}"
+        evidence.command(f"kubectl get --raw '{path}'", answer[:2000])
+
+
+def _scrape_plan(kube, namespace: str, evidence, aic_settings) -> tuple[str, Any]:
+    """How the pods' gauge gets scraped: a scrape object built from the platform collector's
+    own selectors (as ai_service_metrics does), else prometheus.io annotations (None)."""
+    monitoring = metrics_queries.find_monitoring(kube, aic_settings.prometheus)
     try:
-        value = kube.request("GET", f"/apis/{gv}/namespaces/{namespace}/pods/*/{metric}")
-    except ApiError as exc:
-        raise AssertionError(f"{gv} did not answer for pods/{metric}: {exc.message}") from None
-    evidence.command(f"kubectl get --raw /apis/{gv}/namespaces/{namespace}/pods/*/{metric}",
-                     str(value)[:2000])
+        plan = monitoring.plan(namespace)
+    except metrics_queries.UnsatisfiableSelector as exc:
+        how = (f"the check cannot have the platform's monitoring scrape them ({exc}), so it "
+               "annotates them prometheus.io/scrape for a Prometheus that follows annotations")
+        evidence.note(f"The pods expose {CM.METRIC} on {CM.METRICS_PATH}; {how}")
+        return how, None
+    how = f"{monitoring.ident} scrapes them: {plan.explanation}"
+    if plan.namespace_labels:
+        kube.patch("v1", "Namespace", namespace, {"metadata": {"labels": plan.namespace_labels}})
+    evidence.note(f"The pods expose {CM.METRIC} on {CM.METRICS_PATH}; {how}")
+    return how, CM.scrape_object(plan, f"aic-{namespace}"[:63], namespace, {"app": APP})
+
+
+def _run_custom_metrics(kube, namespace: str, run_context, evidence, timeout, api, how: str,
+                        scrape) -> None:
+    gv = api.group_version
+    run_context.create(CM.exposer_service(APP, namespace, {"app": APP}))
+    if scrape is not None:
+        run_context.create(scrape)
+        evidence.yaml(f"{scrape['kind']} for the pods' gauge", scrape,
+                      f"kubectl get {scrape['kind'].lower()} -n "
+                      f"{scrape['metadata']['namespace']} {name(scrape)} -o yaml")
+    source = _exposer_ready(kube, namespace, timeout)
+    path = f"/apis/{gv}/namespaces/{namespace}/pods/*/{CM.METRIC}"
+
+    def fetch() -> tuple[str, dict[str, float]]:
+        try:
+            body = kube.request("GET", path)
+        except ApiError as exc:
+            return f"{exc.status}: {exc.message}", {}
+        try:
+            return str(body)[:2000], CM.pod_metric_values(body)
+        except ValueError as exc:
+            return str(exc), {}
+
+    wait_s = timeout(300)
+    (answer, values), listed = metrics_queries.poll(
+        fetch, lambda got: name(source) in got[1], timeout=wait_s, interval=5)
+    evidence.command(f"kubectl get --raw '{path}'", answer)
+    if not listed:
+        raise AssertionError(
+            f"the custom metrics adapter ({api.describe()}) did not serve {CM.METRIC} for the "
+            f"check's pod {name(source)} within {wait_s:.0f}s; GET {path} last answered: "
+            f"{answer[:300]} ({how})")
+    evidence.note(f"{gv} serves {CM.METRIC} for {', '.join(sorted(values))}: "
+                  f"{', '.join(f'{p}={v:g}' for p, v in sorted(values.items()))}")
+    hpa_obj = run_context.create(CM.pods_metric_hpa(APP, namespace, APP))
+    evidence.yaml("HPA of type Pods on the pods' own gauge", hpa_obj,
+                  f"kubectl get hpa -n {namespace} {APP} -o yaml")
+    _scale_and_return(kube, namespace, APP, [source], evidence, timeout,
+                      f"the pods' {CM.METRIC} served by {gv}")
+
+
+@pytest.mark.requirement(REQ, junit="HPAScalesOnCustomMetric")
+def test_hpa_scales_on_custom_metric(kube, cluster_info, aic_settings, namespace, run_context,
+                                     evidence, timeout):
+    """An HPA scales accelerator pods on a custom metric they serve, through a metrics adapter.
+
+    The requirement's custom-metrics half: the value comes from the accelerator pods themselves
+    and reaches the HPA only through the cluster's custom or external metrics API.
+    """
+    _require_hpa(kube)
+    gvs, apiservices, unread = CM.discover(kube)
+    evidence.command("kubectl get apiservices | grep -E 'custom.metrics|external.metrics'",
+                     table(CM.apiservice_rows(apiservices),
+                           ["NAME", "SERVICE", "AVAILABLE", "MESSAGE"]) if apiservices
+                     else "(none)" + (f"  # {unread}" if unread else ""))
+    evidence.command("kubectl api-versions | grep -E 'metrics.k8s.io|keda.sh'",
+                     "\n".join(gv for gv in gvs if "metrics.k8s.io/" in gv
+                               or gv.startswith("keda.sh/")) or "(none)")
+    keda = kube.serves(CM.KEDA_GV, "ScaledObject")
+    path = CM.choose_path(CM.metrics_apis(gvs, apiservices), keda)
+    evidence.note(f"path: {path.reason}")
+    if path.kind is CM.PathKind.NONE:
+        raise AssertionError(path.reason)
+    if path.kind is CM.PathKind.EXTERNAL_OTHER:
+        not_observable(path.reason)
+
+    alloc = probing.choose_allocation(cluster_info, aic_settings.profile,
+                                      aic_settings.allocation_mode)
+    per_node = probing.allocatable_per_node(kube, cluster_info, alloc)
+    free = probing.free_accelerators(kube, cluster_info, alloc)
+    probing.require_free_accelerator(free, per_node, alloc, "no replica could be placed to scale")
+    # A node that runs containers, with the most free accelerators (the second replica may
+    # then run too).
+    simulated = {n: probing.node_is_simulated(kube.get("v1", "Node", n))
+                 for n, f in free.items() if f > 0}
+    node, units = min(((n, free[n]) for n in simulated),
+                      key=lambda kv: (simulated[kv[0]], -kv[1], kv[0]))
+    if simulated[node]:
+        nodes = ", ".join(sorted(simulated))
+        not_observable(f"accelerator node(s) with a free {alloc.unit} ({nodes}) are simulated "
+                       "(kwok) and run no containers, so no accelerator pod can serve the metric "
+                       f"the HPA would scale on ({path.reason})")
+    evidence.note(f"Deployment {APP} pinned to {node} ({units} free {alloc.unit}); each replica "
+                  f"requests one ({alloc.describe()}); min 1, max 2 replicas")
+    how, scrape, annotations = "", None, None
+    if path.kind is CM.PathKind.CUSTOM:
+        how, scrape = _scrape_plan(kube, namespace, evidence, aic_settings)
+        annotations = CM.scrape_annotations() if scrape is None else None
+    for obj in probing.claim_objects(alloc, namespace):
+        run_context.create(obj)
+    run_context.create(CM.exposer_deployment(APP, namespace, alloc, node,
+                                             image=aic_settings.image("probe"),
+                                             annotations=annotations))
+    if path.kind is CM.PathKind.KEDA:
+        _with_keda(kube, namespace, run_context, evidence, timeout)
+    else:
+        _run_custom_metrics(kube, namespace, run_context, evidence, timeout, path.api, how,
+                            scrape)

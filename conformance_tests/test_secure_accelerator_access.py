@@ -7,7 +7,10 @@ whose every accelerator is already allocated this half is not observable.
 Probe half (needs running containers): a pod with one device counts exactly one numbered
 device node; a pod without a request on the same node counts zero; a second container in a
 pod holding a claim counts zero; two one-device pods see different device UUIDs; a pod with
-the vendor RuntimeClass and the "all devices" variable but no request gets nothing.
+the "all devices" variable but no request gets nothing, under the vendor RuntimeClass where
+it exists and under the default runtime otherwise (the vendor hook may be the default). Probes
+that run the vendor tool use the profile's tool image (accelerators.yaml `tool.image`): the
+runtime injects a glibc nvidia-smi that cannot start in the musl busybox probe image.
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ REQ = "secure_accelerator_access"
 @pytest.fixture
 def probe_image(aic_settings):
     return aic_settings.image("probe")
+
+
+@pytest.fixture
+def count_probe(aic_settings, allocation):
+    """The counting probe's scripts and the image they run in: the vendor tool's image when
+    they list UUIDs too (an injected glibc tool cannot start in the busybox probe image)."""
+    scripts = probing.count_scripts(allocation.profile)
+    return scripts, aic_settings.image(probing.probe_image_key(allocation.profile, scripts))
 
 
 @pytest.fixture
@@ -116,13 +127,14 @@ def _accelerator_node_names(cluster_info) -> list[str]:
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="PositiveAccessTest")
 def test_positive_access(kube, cluster_info, allocation, namespace, run_context, evidence,
-                         timeout, probe_image):
+                         timeout, count_probe):
     """A pod that requests one accelerator sees exactly one device."""
     probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
+    scripts, image = count_probe
     pod = probing.probe_pod("pos-pod", namespace, [probing.probe_container(
-        "prober", probing.count_scripts(profile), profile, alloc=allocation, image=probe_image)],
+        "prober", scripts, profile, alloc=allocation, image=image)],
         alloc=allocation, claim_template="one-device")
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     evidence.log("probe output (one device requested: " + allocation.describe() + ")",
@@ -134,14 +146,15 @@ def test_positive_access(kube, cluster_info, allocation, namespace, run_context,
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="NegativeIsolationTest")
 def test_negative_isolation(kube, cluster_info, allocation, namespace, run_context, evidence,
-                            timeout, probe_image):
+                            timeout, count_probe):
     """A pod without a request, pinned to an accelerator node, sees no device."""
     nodes = _accelerator_node_names(cluster_info)
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
+    scripts, image = count_probe
     pod = probing.probe_pod("neg-pod", namespace, [probing.probe_container(
-        "prober", probing.count_scripts(profile), profile, image=probe_image)], node_name=nodes[0])
+        "prober", scripts, profile, image=image)], node_name=nodes[0])
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     evidence.log(f"probe output (no request, pinned to accelerator node {nodes[0]})",
                  kube.logs(namespace, "neg-pod", "prober"), f"kubectl logs neg-pod -n {namespace}")
@@ -152,15 +165,15 @@ def test_negative_isolation(kube, cluster_info, allocation, namespace, run_conte
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="MultiContainerIsolationTest")
 def test_multi_container_isolation(kube, cluster_info, allocation, namespace, run_context,
-                                   evidence, timeout, probe_image):
+                                   evidence, timeout, count_probe):
     """In a pod holding one device, a second container without it sees none."""
     probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
-    scripts = probing.count_scripts(profile)
+    scripts, image = count_probe
     pod = probing.probe_pod("multi-pod", namespace, [
-        probing.probe_container("holder", scripts, profile, alloc=allocation, image=probe_image),
-        probing.probe_container("other", scripts, profile, image=probe_image),
+        probing.probe_container("holder", scripts, profile, alloc=allocation, image=image),
+        probing.probe_container("other", scripts, profile, image=image),
     ], alloc=allocation, claim_template="one-device")
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     for ctr in ("holder", "other"):
@@ -175,7 +188,7 @@ def test_multi_container_isolation(kube, cluster_info, allocation, namespace, ru
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
 def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context, evidence,
-                          timeout, probe_image):
+                          timeout, aic_settings):
     """Two one-device pods on one node see different device UUIDs."""
     profile = allocation.profile
     if profile.tool is None:
@@ -192,15 +205,17 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
                        + (f" (shared: {', '.join(sorted(shared))})" if shared else ""))
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
+    scripts = ["device_uuids.sh"]
+    image = aic_settings.image(probing.probe_image_key(profile, scripts))
     uuids = {}
     for name in ("uuid-a", "uuid-b"):
         pod = probing.probe_pod(name, namespace, [probing.probe_container(
-            "prober", ["device_uuids.sh"], profile, alloc=allocation, image=probe_image)],
+            "prober", scripts, profile, alloc=allocation, image=image)],
             alloc=allocation, claim_template="one-device", node_name=nodes[0])
         out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
-        evidence.log(f"{name}: device UUIDs", kube.logs(namespace, name, "prober"),
+        evidence.log(f"{name}: device UUIDs ({image})", kube.logs(namespace, name, "prober"),
                      f"kubectl logs {name} -n {namespace}")
-        uuids[name] = set(out["prober"].get("UUID", []))
+        uuids[name] = set(probing.probed_uuids(out["prober"], profile, f"pod {name}"))
         assert len(uuids[name]) == 1, f"{name} sees UUIDs {sorted(uuids[name])}, expected one"
     assert uuids["uuid-a"] != uuids["uuid-b"], (
         f"two pods that each hold one device see the same UUID {sorted(uuids['uuid-a'])}"
@@ -210,27 +225,33 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
 def test_runtime_class_without_request(kube, cluster_info, allocation, namespace, run_context,
-                                       evidence, timeout, probe_image):
-    """The vendor RuntimeClass plus the all-devices variable, without a request, gets nothing."""
+                                       evidence, timeout, count_probe):
+    """The all-devices variable without a request gets nothing: under the vendor RuntimeClass
+    where the cluster has one, else under the default runtime (which may itself be the vendor's
+    hook, as the GPU Operator often configures containerd)."""
     profile = allocation.profile
-    if not profile.runtime_class or profile.all_devices_env is None:
-        pytest.skip(f"not applicable: profile {profile.name} has no RuntimeClass or "
-                    "all-devices variable")
-    if profile.runtime_class not in cluster_info.runtime_classes:
-        pytest.skip(f"not applicable: RuntimeClass {profile.runtime_class} does not exist")
+    if profile.all_devices_env is None:
+        pytest.skip(f"not applicable: profile {profile.name} has no all-devices variable")
+    runtime_class = (profile.runtime_class if profile.runtime_class
+                     and profile.runtime_class in cluster_info.runtime_classes else None)
+    runtime = f"RuntimeClass {runtime_class}" if runtime_class else "the default runtime"
     nodes = _accelerator_node_names(cluster_info)
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
     env = {profile.all_devices_env.name: profile.all_devices_env.value}
+    scripts, image = count_probe
     pod = probing.probe_pod("rtc-pod", namespace, [probing.probe_container(
-        "prober", probing.count_scripts(profile), profile, extra_env=env, image=probe_image)],
-        node_name=nodes[0], runtime_class=profile.runtime_class)
-    evidence.yaml("unprivileged pod with the vendor RuntimeClass and no request", pod)
+        "prober", scripts, profile, extra_env=env, image=image)],
+        node_name=nodes[0], runtime_class=runtime_class)
+    if profile.runtime_class and not runtime_class:
+        evidence.note(f"RuntimeClass {profile.runtime_class} does not exist: the pod runs "
+                      "under the default runtime")
+    evidence.yaml(f"unprivileged pod with {runtime} and no request", pod)
     out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
     evidence.log("probe output", kube.logs(namespace, "rtc-pod", "prober"),
                  f"kubectl logs rtc-pod -n {namespace}")
     count = probing.device_count(out["prober"], profile)
     assert count == 0, (
-        f"{profile.all_devices_env.name}={profile.all_devices_env.value} with RuntimeClass "
-        f"{profile.runtime_class} and no request exposes {count} devices"
+        f"{profile.all_devices_env.name}={profile.all_devices_env.value} with {runtime} and no "
+        f"request exposes {count} devices"
     )

@@ -29,6 +29,7 @@ _PROFILE_KEYS = frozenset(
         "dra",
         "device_files",
         "node_labels",
+        "sharing",
         "runtime_class",
         "all_devices_env",
         "injected_env_prefix",
@@ -52,7 +53,23 @@ _LABEL_KEYS = frozenset(
         "mig_capable",
     }
 )
-_TOOL_KEYS = frozenset({"command", "list_args", "query_args", "version_args", "uuid_regex"})
+_TOOL_KEYS = frozenset(
+    {"command", "list_args", "query_args", "version_args", "uuid_regex", "image"}
+)
+_SHARING_KEYS = frozenset(
+    {
+        "time_sharing_values",
+        "mig_single_value",
+        "mig_mixed_value",
+        "mig_product_marker",
+        "partition_resources",
+        "partition_uuid_prefix",
+        "platforms",
+    }
+)
+_PLATFORM_SHARING_KEYS = frozenset(
+    {"name", "resource", "count", "strategy", "time_sharing_values", "clients", "partition_size"}
+)
 _LOAD_KEYS = frozenset({"image", "command"})
 _ENV_KEYS = frozenset({"name", "value"})
 _METRIC_KEYS = frozenset(
@@ -122,6 +139,41 @@ class NodeLabels:
 
 
 @dataclass(frozen=True)
+class PlatformSharing:
+    """A platform's own labels on nodes whose shared devices its device plugin advertises
+    (GKE: strategy, clients per GPU, MIG partition size); None where it sets no such label."""
+
+    name: str
+    resource: str
+    count: str | None  # physical devices on the node
+    strategy: str | None
+    time_sharing_values: tuple[str, ...]  # strategy values meaning time-shared units
+    clients: str | None  # units per physical device under time-sharing
+    partition_size: str | None  # MIG partition profile: every unit is a partition
+
+
+@dataclass(frozen=True)
+class SharingLabels:
+    """How the vendor's nodes advertise one device shared by several pods (gpu_sharing).
+
+    The label keys of the vendor's own discovery (sharing strategy, replicas, MIG strategy,
+    product, count) are in NodeLabels; this holds the values and names that tell the
+    mechanisms apart, and the platforms that label shared nodes themselves.
+    """
+
+    time_sharing_values: tuple[str, ...]  # sharing-strategy values meaning time-shared units
+    mig_single_value: str | None  # MIG strategy whose plain resource units are partitions
+    mig_mixed_value: str | None  # MIG strategy with one resource per partition profile
+    mig_product_marker: str | None  # in the product label under the single strategy
+    partition_resources: tuple[str, ...]  # fnmatch patterns of per-profile resources
+    partition_uuid_prefix: str | None  # how the tool names a partition (MIG-<uuid>)
+    platforms: tuple[PlatformSharing, ...]
+
+    def is_partition_resource(self, resource: str) -> bool:
+        return any(fnmatch.fnmatchcase(resource, p) for p in self.partition_resources)
+
+
+@dataclass(frozen=True)
 class Toleration:
     """A taint the vendor's accelerator nodes usually carry, tolerated by the checks' pods."""
 
@@ -159,6 +211,8 @@ class DeviceTool:
     query_args: tuple[str, ...]
     version_args: tuple[str, ...]
     uuid_regex: str
+    # images.yaml key of an image the tool can run in (an injected glibc binary needs glibc)
+    image: str = "probe"
 
 
 @dataclass(frozen=True)
@@ -214,6 +268,7 @@ class AcceleratorProfile:
     metrics: MetricNames | None
     detection_labels: tuple[str, ...] = ()
     load: LoadSpec | None = None
+    sharing: SharingLabels | None = None
 
     def matches_resource(self, resource: str) -> bool:
         """Whether an extended resource name (e.g. nvidia.com/mig-1g.10gb) belongs here."""
@@ -322,6 +377,7 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
             query_args=_strs(f"{name}.tool.query_args", raw_tool["query_args"]),
             version_args=_strs(f"{name}.tool.version_args", raw_tool["version_args"]),
             uuid_regex=regex,
+            image=_str(f"{name}.tool.image", raw_tool["image"]),
         )
 
     metrics: MetricNames | None = None
@@ -354,6 +410,8 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
         _check_keys(f"{name}.load", raw_load, _LOAD_KEYS)
         load = LoadSpec(_str(f"{name}.load.image", raw_load["image"]),
                         _str(f"{name}.load.command", raw_load["command"]))
+
+    sharing = None if data["sharing"] is None else _sharing(f"{name}.sharing", data["sharing"])
 
     prefix = _opt_str(f"{name}.injected_env_prefix", data["injected_env_prefix"])
     if prefix is not None and not _ENV_PREFIX_RE.match(prefix):
@@ -394,6 +452,39 @@ def _parse_profile(name: str, raw: Any) -> AcceleratorProfile:
         metrics=metrics,
         detection_labels=_strs(f"{name}.detection_labels", data["detection_labels"]),
         load=load,
+        sharing=sharing,
+    )
+
+
+def _sharing(where: str, raw: Any) -> SharingLabels:
+    data = _mapping(where, raw)
+    _check_keys(where, data, _SHARING_KEYS)
+    platforms = []
+    raw_platforms = data["platforms"]
+    if not isinstance(raw_platforms, list):
+        raise ProfileDataError(f"accelerators.yaml: {where}.platforms: expected a list")
+    for i, item in enumerate(raw_platforms):
+        at = f"{where}.platforms[{i}]"
+        plat = _mapping(at, item)
+        _check_keys(at, plat, _PLATFORM_SHARING_KEYS)
+        platforms.append(PlatformSharing(
+            name=_str(f"{at}.name", plat["name"]),
+            resource=_str(f"{at}.resource", plat["resource"]),
+            count=_opt_str(f"{at}.count", plat["count"]),
+            strategy=_opt_str(f"{at}.strategy", plat["strategy"]),
+            time_sharing_values=_strs(f"{at}.time_sharing_values", plat["time_sharing_values"]),
+            clients=_opt_str(f"{at}.clients", plat["clients"]),
+            partition_size=_opt_str(f"{at}.partition_size", plat["partition_size"]),
+        ))
+    return SharingLabels(
+        time_sharing_values=_strs(f"{where}.time_sharing_values", data["time_sharing_values"]),
+        mig_single_value=_opt_str(f"{where}.mig_single_value", data["mig_single_value"]),
+        mig_mixed_value=_opt_str(f"{where}.mig_mixed_value", data["mig_mixed_value"]),
+        mig_product_marker=_opt_str(f"{where}.mig_product_marker", data["mig_product_marker"]),
+        partition_resources=_strs(f"{where}.partition_resources", data["partition_resources"]),
+        partition_uuid_prefix=_opt_str(f"{where}.partition_uuid_prefix",
+                                       data["partition_uuid_prefix"]),
+        platforms=tuple(platforms),
     )
 
 

@@ -14,8 +14,10 @@ exercises, e.g. one gang scheduler: any one solution passing all its checks deci
 from __future__ import annotations
 
 from pytest_aiconformance import (
+    custom_metrics,
     driver_versions,
     gang_scheduling,
+    gpu_sharing,
     inference_serving,
     metrics_queries,
     nic_discovery,
@@ -73,10 +75,12 @@ __all__ = [
     "condition",
     "condition_true",
     # builders, probes and check logic (modules)
+    "custom_metrics",
     "driver_versions",
     "events_table",
     "gang_scheduling",
     "get_table",
+    "gpu_sharing",
     "inference_serving",
     # outcomes other than pass and fail
     "make_supporting",

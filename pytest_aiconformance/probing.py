@@ -5,7 +5,8 @@ device plugin's extended resource; `auto` prefers DRA when the class exists. Cap
 counted the same two ways: allocatable extended resources minus what pods hold, or the
 DeviceClass's devices in ResourceSlices minus those ResourceClaims have been allocated.
 Probes are vendor-neutral shell scripts from the package's data/probes run in a vanilla
-image; their KEY=VALUE output is read back from the pod log.
+image (the profile's tool image where they run the vendor tool); their KEY=VALUE output is
+read back from the pod log.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from pytest_aiconformance import workloads
+from pytest_aiconformance import gpu_sharing, workloads
 from pytest_aiconformance.accelerators import AcceleratorProfile
 from pytest_aiconformance.cluster import Kube
 from pytest_aiconformance.discovery import AcceleratorNode, ClusterInfo
@@ -442,14 +443,35 @@ def require_free_accelerator(free: dict[str, int], total: dict[str, int],
 
 
 def shared_devices(node: AcceleratorNode, profile: AcceleratorProfile) -> str:
-    """Why a node's accelerators are shared between pods (time-slicing, MPS), or "": two pods
-    there may rightly see the same device, so such a node cannot show distinct devices."""
-    labels = profile.node_labels
-    strategy = node.labels.get(labels.sharing_strategy or "", "")
-    if strategy and strategy != "none":
-        return f"{labels.sharing_strategy}={strategy}"
-    replicas = node.labels.get(labels.replicas or "", "")
-    if replicas.isdigit() and int(replicas) > 1:
-        return f"{labels.replicas}={replicas}"
-    shared = sorted(r for r in node.resources if r.endswith(".shared"))
-    return f"advertises {shared[0]}" if shared else ""
+    """Why a node's accelerators are shared between pods (time-slicing, MPS, GKE
+    time-sharing), or "": two pods there may rightly see the same device, so such a node
+    cannot show distinct devices."""
+    return gpu_sharing.time_shared_reason(node.labels, node.resources, profile)
+
+
+# Probe scripts that run the vendor's tool, which needs the profile's tool image.
+TOOL_SCRIPTS = frozenset({"device_uuids.sh", "driver_version.sh"})
+
+
+def probe_image_key(profile: AcceleratorProfile, scripts: list[str]) -> str:
+    """The images.yaml key for a probe running `scripts`: the profile's tool image when one
+    of them runs the vendor tool (an injected glibc nvidia-smi cannot start in the musl
+    busybox `probe` image), else the vanilla `probe` image."""
+    if profile.tool is not None and TOOL_SCRIPTS & set(scripts):
+        return profile.tool.image
+    return "probe"
+
+
+def probed_uuids(values: dict[str, list[str]], profile: AcceleratorProfile,
+                 where: str) -> list[str]:
+    """The device UUIDs device_uuids.sh printed; not observable when the tool was missing or
+    could not start in the container (no proof either way, never a platform failure)."""
+    tool = profile.tool.command if profile.tool else "the vendor tool"
+    if values.get("TOOL_MISSING", ["1"])[-1] != "0":
+        not_observable(f"{tool} is not in {where}, so its device UUIDs cannot be read")
+    if values.get("TOOL_UNRUNNABLE", ["0"])[-1] == "1":
+        not_observable(f"{tool} is in {where} but could not start (exit status "
+                       f"{values.get('TOOL_RC', ['?'])[-1]}: "
+                       f"{' '.join(values.get('TOOL_LINE', []))[:200]}), so its device "
+                       "UUIDs cannot be read")
+    return list(values.get("UUID", []))

@@ -73,3 +73,25 @@ def test_virtual_functions_only_through_dra_are_not_verified(aic: pytest.Pyteste
     assert pod_check["reason"] == (
         "virtualized devices are offered only as DRA devices (1 offer(s) of sriov-vf); this "
         "check requests extended resources, so a pod running on one was not observed")
+
+
+def test_all_devices_variable_is_tried_under_the_default_runtime(aic: pytest.Pytester,
+                                                                 fake: FakeApiServer) -> None:
+    """No `nvidia` RuntimeClass: the vendor hook may be containerd's default runtime, so the
+    all-devices attack runs without a class instead of ending not applicable (the fake server
+    runs no pod, so the probe times out: a failure, never N/A)."""
+    fake.cluster.add("nodes", gpu_node("g1", {"nvidia.com/gpu": "1"}))
+    result = aic.runpytest_subprocess(
+        *base_args(aic, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+                   "--aic-version", "1.35", "--aic-timeout-scale", "0.01",
+                   "--aic-keep-namespaces", "always", "-k", "runtime_class_without_request",
+                   str(ROOT / "conformance_tests" / "test_secure_accelerator_access.py")))
+    data = json.loads((aic.path / "report" / "verdicts.json").read_text())
+    req = next(r for r in data["requirements"] if r["id"] == "secure_accelerator_access")
+    [check] = [c for c in req["checks"] if c["junit_name"].endswith("RuntimeClassWithoutRequest")]
+    assert check["outcome"] == "failed", result.stdout.str()[-3000:]
+    evidence = (aic.path / "report" / check["evidence_file"]).read_text()
+    assert "RuntimeClass nvidia does not exist: the pod runs under the default runtime" in evidence
+    assert "unprivileged pod with the default runtime and no request" in evidence
+    assert "runtimeClassName" not in evidence
+    assert "NVIDIA_VISIBLE_DEVICES" in evidence

@@ -13,6 +13,7 @@ from pytest_aiconformance import images as images_mod
 from pytest_aiconformance.accelerators import (
     LoadSpec,
     NodeEvidence,
+    PlatformSharing,
     ProfileDataError,
     UnknownAcceleratorError,
     accelerator_tolerations,
@@ -245,6 +246,61 @@ def test_every_load_image_is_pinned():
     loads = {p.name: p.load.image for p in load_profiles().values() if p.load is not None}
     assert loads == {"nvidia": "gpu-load"}
     assert set(loads.values()) <= set(load_images())
+
+
+def test_every_tool_image_is_pinned():
+    """The vendor tool runs in its profile's image: NVIDIA's injected nvidia-smi is a glibc
+    binary that cannot start in the musl busybox probe image, so its probes use a glibc one."""
+    tools = {p.name: p.tool.image for p in load_profiles().values() if p.tool is not None}
+    assert tools == {"nvidia": "driver-injection", "amd": "probe", "intel": "probe"}
+    assert set(tools.values()) <= set(load_images())
+    assert load_images()["probe"].repository == "docker.io/library/busybox"
+    assert load_images()["driver-injection"].repository != "docker.io/library/busybox"
+
+
+def test_profile_tool_needs_an_image():
+    data = raw_profiles()
+    del data["profiles"]["nvidia"]["tool"]["image"]
+    with pytest.raises(ProfileDataError, match=r"nvidia.tool: missing keys image"):
+        parse_profiles(data)
+
+
+def test_nvidia_sharing_labels():
+    sharing = get_profile("nvidia").sharing
+    assert sharing is not None
+    assert sharing.time_sharing_values == ("time-slicing", "mps")
+    assert (sharing.mig_single_value, sharing.mig_mixed_value) == ("single", "mixed")
+    assert sharing.mig_product_marker == "-MIG-"
+    assert sharing.partition_resources == ("nvidia.com/mig-*",)
+    assert sharing.partition_uuid_prefix == "MIG-"
+    assert sharing.is_partition_resource("nvidia.com/mig-1g.10gb")
+    assert not sharing.is_partition_resource("nvidia.com/gpu.shared")
+    [gke] = sharing.platforms
+    assert gke == PlatformSharing(
+        name="GKE", resource="nvidia.com/gpu", count="cloud.google.com/gke-accelerator-count",
+        strategy="cloud.google.com/gke-gpu-sharing-strategy",
+        time_sharing_values=("time-sharing", "mps"),
+        clients="cloud.google.com/gke-max-shared-clients-per-gpu",
+        partition_size="cloud.google.com/gke-gpu-partition-size")
+    for name in ("amd", "intel", "dra-example"):
+        assert get_profile(name).sharing is None
+
+
+def test_sharing_typos_are_rejected():
+    data = raw_profiles()
+    data["profiles"]["nvidia"]["sharing"]["platforms"][0]["client"] = "x"
+    with pytest.raises(ProfileDataError, match=r"nvidia.sharing.platforms\[0\]: unknown keys "
+                                               r"client"):
+        parse_profiles(data)
+    data = raw_profiles()
+    del data["profiles"]["nvidia"]["sharing"]["mig_product_marker"]
+    with pytest.raises(ProfileDataError,
+                       match=r"nvidia.sharing: missing keys mig_product_marker"):
+        parse_profiles(data)
+    data = raw_profiles()
+    data["profiles"]["nvidia"]["sharing"]["platforms"] = {"name": "GKE"}
+    with pytest.raises(ProfileDataError, match=r"nvidia.sharing.platforms: expected a list"):
+        parse_profiles(data)
 
 
 def test_profile_bad_env_prefix_is_rejected():

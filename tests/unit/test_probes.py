@@ -291,6 +291,7 @@ def test_uuids_from_recorded_tool_output(shell, tmp_path, recorded, expected):
     r = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
     assert r.out.flag("TOOL_MISSING") is False
     assert r.out.integer("TOOL_RC") == 0
+    assert r.out.get("TOOL_UNRUNNABLE") == "0"
     assert list(r.out.all("UUID")) == expected
     assert r.out.integer("UUID_COUNT") == len(expected)
     assert r.out.all("TOOL_LINE")[0] == source.read_text().splitlines()[0]
@@ -308,6 +309,51 @@ def test_tool_failure_is_reported_with_its_status(shell, tmp_path):
     assert r.out.integer("TOOL_RC") == 9
     assert r.out.integer("UUID_COUNT") == 0
     assert r.out.all("TOOL_LINE")[0].startswith("NVIDIA-SMI has failed")
+
+
+def test_tool_that_cannot_start_is_reported_as_unrunnable(shell, tmp_path):
+    """An injected glibc nvidia-smi in the musl busybox image: the file is on PATH, but its
+    ELF loader is missing, so the shell cannot start it (status 127, "not found"). The probe
+    says so, and the caller must not read the empty UUID list as an answer."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "nvidia-smi"
+    tool.write_text("#!/lib64/ld-linux-x86-64-missing.so.2\n")
+    tool.chmod(0o755)
+    r = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert r.rc == 0
+    assert r.out.flag("TOOL_MISSING") is False
+    assert r.out.integer("TOOL_RC") == 127
+    assert r.out.flag("TOOL_UNRUNNABLE") is True
+    assert r.out.integer("UUID_COUNT") == 0
+    assert "not found" in r.out.all("TOOL_LINE")[0]
+    with pytest.raises(pytest.skip.Exception,
+                       match=r"^not observable here: nvidia-smi is in pod p but could not "
+                             r"start \(exit status 127: .*not found"):
+        probing.probed_uuids(r.out.values, get_profile("nvidia"), "pod p")
+
+
+def test_uuids_are_read_only_where_the_tool_ran(shell, tmp_path):
+    nvidia = get_profile("nvidia")
+    missing = run(shell, "device_uuids.sh", nvidia_env(tmp_path))
+    with pytest.raises(pytest.skip.Exception,
+                       match=r"^not observable here: nvidia-smi is not in pod p, so its "
+                             r"device UUIDs cannot be read$"):
+        probing.probed_uuids(missing.out.values, nvidia, "pod p")
+    source = RECORDED / "nvidia-smi" / "h100-mig-mixed-L.txt"
+    bindir = fake_tool(tmp_path / "bin", "nvidia-smi", f'cat "{source}"\n')
+    ran = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert probing.probed_uuids(ran.out.values, nvidia, "pod p") == list(ran.out.all("UUID"))
+    assert len(probing.probed_uuids(ran.out.values, nvidia, "pod p")) == 5
+
+
+def test_probes_that_run_the_vendor_tool_use_the_profiles_tool_image():
+    nvidia = get_profile("nvidia")
+    assert probing.probe_image_key(nvidia, ["device_uuids.sh"]) == "driver-injection"
+    assert probing.probe_image_key(nvidia, probing.count_scripts(nvidia)) == "driver-injection"
+    assert probing.probe_image_key(nvidia, ["count_devices.sh"]) == "probe"
+    example = get_profile("dra-example")
+    assert probing.probe_image_key(example, probing.count_scripts(example)) == "probe"
 
 
 def test_tool_args_are_passed_without_glob_expansion(shell, tmp_path):
