@@ -1,16 +1,19 @@
 """gang_scheduling: a gang scheduler binds every member of a job together, or none.
 
-Judged per solution (Volcano, Kueue, KAI Scheduler, scheduler-plugins Coscheduling): each
-has two halves, parametrized by `scheduler` and marked `solution="scheduler"`, and any one
-solution that passes both proves the requirement (the others' failures become notes). A
-solution that is not installed is not applicable; none installed at all is the failure.
+Judged per solution (Volcano, Kueue, KAI Scheduler, scheduler-plugins Coscheduling, and
+Kubernetes' own Workload API gang policy in kube-scheduler): each has two halves,
+parametrized by `scheduler` and marked `solution="scheduler"`, and any one solution that
+passes both proves the requirement (the others' failures become notes). A solution that is
+not installed (its APIs not served) is not applicable; none installed at all is the failure.
 
 - Bound together: a gang of 2 members that fits (one accelerator each, on a node with 2 free;
   else a CPU-only gang) is bound and completes, and the scheduler's own objects show it as one
   gang of 2.
 - Stays unbound: a gang one member larger than the free accelerators of a node, pinned to it,
   stays entirely unbound for a whole observation window although each member would fit
-  alone, and the scheduler says why in its own words.
+  alone, and the scheduler says why in its own words. Where no node has a free extended
+  resource (GPUs only through DRA, or every GPU busy) the gang is sized in CPU instead: 2
+  members on a schedulable node, each requesting more than half of its free CPU.
 
 Kueue's gang is an admission decision, so its negative gives the ClusterQueue quota for the
 whole gang: quota never blocks it, and with a quota-only admission Kueue would admit the Job
@@ -51,7 +54,7 @@ def present(kube, scheduler: str, operators=None) -> bool:
     if operators is not None and operators.install and not any(
             present(kube, s) for s in SCHEDULERS):
         operators.ensure("volcano")
-    return all(kube.serves(api, kind) for api, kind in G.BY_NAME[scheduler].apis)
+    return G.BY_NAME[scheduler].served(kube.serves) is not None
 
 
 def require_scheduler(kube, scheduler: str, operators) -> None:
@@ -88,11 +91,23 @@ def bound_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
 
 
 def oversized_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
+    """One member above a node's free accelerators; where none is free, sized in CPU on a
+    schedulable node (the requirement is about the all-or-nothing decision, not GPUs)."""
     resource, free = free_units(kube, cluster_info, aic_settings.profile)
     plan = G.oversized_plan(free, resource)
     if plan is None:
-        not_observable(f"no node has a free {resource or 'accelerator (extended resource)'}: "
-                       "an oversized gang is sized one member above a node's free accelerators")
+        tolerations = workloads.pod("x", "x", [])["spec"]["tolerations"]
+        nodes = kube.items("v1", "Node")
+        pods = kube.items("v1", "Pod", field_selector="status.phase!=Succeeded,"
+                          "status.phase!=Failed")
+        free_cpu = G.free_cpu(nodes, pods, G.schedulable_nodes(nodes, tolerations))
+        evidence.note("free CPU per schedulable node (allocatable minus the requests of its "
+                      "non-terminated pods): " + (", ".join(
+                          f"{n} {m}m" for n, m in sorted(free_cpu.items())) or "no node"))
+        plan = G.oversized_cpu_plan(free_cpu, resource)
+    if plan is None:
+        not_observable(f"no node has a free {resource or 'accelerator (extended resource)'} "
+                       "and no schedulable node has CPU free for a CPU-sized gang")
     evidence.note(plan.why)
     return plan
 
@@ -112,7 +127,7 @@ def observe_unbound(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
     window = timeout(20)
     pods = watch_until(kube, target, lambda objs: bool(G.bound_members(objs)), timeout=window,
                        invert=True, expected=f"no member of the {plan.members}-member gang may be "
-                       f"bound while {plan.node} has {plan.free} free {plan.resource}")
+                       f"bound while {plan.node} has {plan.room}")
     evidence.command(f"kubectl get pods -n {namespace} -o wide  # after a {window:.0f}s window",
                      pods_table(pods) if pods else "No resources found")
     return pods
@@ -134,13 +149,16 @@ def wait_completed(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
 # Supporting: served APIs show a scheduler is installed, not that it schedules gangs.
 @pytest.mark.requirement(REQ, role="supporting", junit="SchedulerAvailable")
 def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
-    """At least one gang scheduler (Volcano, Kueue, KAI, Coscheduling) serves its APIs."""
+    """At least one gang scheduler (Volcano, Kueue, KAI, Coscheduling, the Workload API)
+    serves its APIs."""
     found = [s for s in SCHEDULERS if present(kube, s, operators)]
     rows = []
     for sol in G.SOLUTIONS:
-        detected = cluster_info.operators.get(sol.operator)
-        rows.append([sol.name, "yes" if present(kube, sol.name) else "no",
-                     detected.summary() if detected else "-"])
+        detected = cluster_info.operators.get(sol.operator) if sol.operator else None
+        served = sol.served(kube.serves)
+        builtin = f"kube-scheduler ({served[0][0]})" if served and not sol.operator else "-"
+        rows.append([sol.name, "yes" if served else "no",
+                     detected.summary() if detected else builtin])
     evidence.command("; ".join(f"kubectl api-resources --api-group={g}"
                                for sol in G.SOLUTIONS for g in sol.groups),
                      table(rows, ["SOLUTION", "APIS SERVED", "DETECTED"]))
@@ -155,8 +173,7 @@ def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namesp
     require_scheduler(kube, scheduler, operators)
     plan = bound_plan(kube, cluster_info, aic_settings, evidence)
     image = aic_settings.image("probe")
-    run = {"volcano": _volcano, "kueue": _kueue, "kai": _kai, "coscheduling": _coscheduling}
-    run[scheduler](kube, run_context, namespace, evidence, timeout, plan, image, fits=True)
+    RUN[scheduler](kube, run_context, namespace, evidence, timeout, plan, image, fits=True)
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
@@ -167,8 +184,7 @@ def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_setting
     require_scheduler(kube, scheduler, operators)
     plan = oversized_plan(kube, cluster_info, aic_settings, evidence)
     image = aic_settings.image("probe")
-    run = {"volcano": _volcano, "kueue": _kueue, "kai": _kai, "coscheduling": _coscheduling}
-    run[scheduler](kube, run_context, namespace, evidence, timeout, plan, image, fits=False)
+    RUN[scheduler](kube, run_context, namespace, evidence, timeout, plan, image, fits=False)
 
 
 # --- Volcano ----------------------------------------------------------------------------------
@@ -353,3 +369,55 @@ def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangP
         evidence.note(f"the scheduler's own reasons: {refusals or 'none'}")
         assert refusals, "no member says why it is not scheduled (PodScheduled=False, " \
             "Unschedulable)"
+
+
+# --- the Workload API (kube-scheduler's GangScheduling plugin) --------------------------------
+
+def _workload_api(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan,
+                  image: str, *, fits: bool) -> None:
+    """A Workload whose pod group has a gang policy of minCount = members (v1alpha2: and its
+    PodGroup), and a Job whose pods join it; kube-scheduler itself holds or binds them."""
+    served = G.BY_NAME["workload-api"].served(kube.serves)
+    assert served is not None, "the Workload API is no longer served"
+    version = served[0][0]
+    name = "gang-ok" if fits else "gang-big"
+    objs = G.workload_api_objects(name, namespace, plan, image, version)
+    evidence.yaml(f"{version} gang of minCount {plan.members} and the Job that joins it", objs)
+    for obj in objs:
+        run_context.create(obj)
+    if fits:
+        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
+    else:
+        pods = observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    gang = [kube.get(version, kind, name, namespace) for kind in
+            (["Workload"] if version == G.WORKLOAD_V1ALPHA1 else ["Workload", "PodGroup"])]
+    group = version.split("/")[0]
+    evidence.yaml("the gang as the API server keeps it",
+                  [{"kind": o["kind"], "spec": o.get("spec", {}), "status": o.get("status", {})}
+                   for o in gang],
+                  "kubectl get " + " ".join(f"{o['kind'].lower()}s.{group}/{name}" for o in gang)
+                  + f" -n {namespace} -o yaml")
+    counts = {o["kind"]: G.workload_min_count(o) for o in gang}
+    assert set(counts.values()) == {plan.members}, (
+        f"gang minCount {counts}, not {plan.members}: the pods are not one gang")
+    joined = G.workload_membership(pods, version)
+    expected = f"{name}/{G.WORKLOAD_POD_GROUP}" if version == G.WORKLOAD_V1ALPHA1 else name
+    assert set(joined.values()) == {expected}, (
+        f"members joined {sorted(set(joined.values()))}, not {expected} (an API server "
+        "without the GenericWorkload feature gate drops the pods' reference)")
+    if fits:
+        return
+    said = G.pod_refusals(pods)
+    refusals = "; ".join(filter(None, [
+        G.podgroup_refusal(gang[-1]) if version == G.WORKLOAD_V1ALPHA2 else "", said]))
+    evidence.note(f"kube-scheduler's own reasons: {refusals or 'none'}; a member without one "
+                  "is held at the GangScheduling plugin's Permit until minCount members are "
+                  "placed (it logs \"waiting for minCount pods from a gang to be waiting on "
+                  "permit\")")
+    assert refusals, "kube-scheduler gives no reason for the gang it holds (PodScheduled=False "\
+        "Unschedulable on a member" + (", PodGroupScheduled=False on the PodGroup)"
+                                       if version == G.WORKLOAD_V1ALPHA2 else ")")
+
+
+RUN = {"volcano": _volcano, "kueue": _kueue, "kai": _kai, "coscheduling": _coscheduling,
+       "workload-api": _workload_api}

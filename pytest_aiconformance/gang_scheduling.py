@@ -23,13 +23,32 @@ API facts, and where they were read:
   a second scheduler whose Deployment and profile are both named `scheduler-plugins-scheduler`
   (manifests/install/charts/as-a-second-scheduler); installed as the only scheduler, its
   profile is `default-scheduler`.
+- Kubernetes' own Workload API (alpha; read in k8s.io/api v0.35.4 and v0.36.2 and the
+  kube-scheduler of k8s.io/kubernetes v1.35.4). 1.35: `scheduling.k8s.io/v1alpha1` Workload
+  with `spec.podGroups[].policy.gang.minCount`; a pod joins with `spec.workloadRef {name,
+  podGroup}`; feature gates GenericWorkload (API, pod field) and GangScheduling (the
+  scheduler's GangScheduling plugin) and `--runtime-config=scheduling.k8s.io/v1alpha1=true`.
+  The plugin lets a member enter the queue once minCount members exist, holds each member it
+  placed at Permit ("waiting for minCount pods from a gang to be waiting on permit", logged
+  only) until minCount are placed, then binds them together; a member with no room gets the
+  scheduler's PodScheduled=False Unschedulable ("0/3 nodes are available: 1 Insufficient
+  cpu, ..."); the held ones are rejected after 5 minutes ("rejected due to timeout after
+  waiting 5m0s at plugin GangScheduling"). No Workload status in v1alpha1.
+  1.36: `scheduling.k8s.io/v1alpha2` Workload with `spec.podGroupTemplates[].schedulingPolicy
+  .gang.minCount`, a PodGroup object (`spec.podGroupTemplateRef.workload`, `spec.
+  schedulingPolicy`, `status.conditions` of type `PodGroupScheduled`, reason `Unschedulable`);
+  a pod joins with `spec.schedulingGroup.podGroupName` (workloadRef is gone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+from kubernetes.utils import parse_quantity
 
 from pytest_aiconformance import workloads
 
@@ -52,6 +71,10 @@ KAI_UNSCHEDULABLE = "UnschedulableOnNodePool"
 COSCHEDULING = "scheduling.x-k8s.io/v1alpha1"
 COSCHEDULING_LABEL = "scheduling.x-k8s.io/pod-group"
 COSCHEDULING_IMAGE = "scheduler-plugins/kube-scheduler"  # the chart's scheduler image
+WORKLOAD_V1ALPHA1 = "scheduling.k8s.io/v1alpha1"  # Kubernetes 1.35
+WORKLOAD_V1ALPHA2 = "scheduling.k8s.io/v1alpha2"  # Kubernetes 1.36
+WORKLOAD_POD_GROUP = "workers"  # the one pod group (template) of the check's Workload
+PODGROUP_SCHEDULED = "PodGroupScheduled"
 DEFAULT_SCHEDULER = "default-scheduler"
 HOSTNAME = "kubernetes.io/hostname"
 GANG_LABEL = "gang"
@@ -59,18 +82,32 @@ CPU_REQUEST = "10m"  # what a member asks for besides its accelerator
 GANG_COMMAND = ["sh", "-c", "echo member $HOSTNAME; sleep 2"]
 
 
+Api = tuple[str, str]  # (apiVersion, kind)
+
+
 @dataclass(frozen=True)
 class Solution:
-    """One gang scheduling solution: the parameter id of its checks and the APIs it serves."""
+    """One gang scheduling solution: the parameter id of its checks and the APIs it serves
+    (`apis`, all served when it is installed, or all of one of `alternatives`: another
+    version of it)."""
 
     name: str
     title: str
-    operator: str  # its key in data/operators.yaml
-    apis: tuple[tuple[str, str], ...]  # (apiVersion, kind), all served when it is installed
+    operator: str  # its key in data/operators.yaml; "" for one built into Kubernetes
+    apis: tuple[Api, ...]
+    alternatives: tuple[tuple[Api, ...], ...] = ()
 
     @property
     def groups(self) -> list[str]:
-        return sorted({api.split("/", 1)[0] for api, _ in self.apis})
+        return sorted({api.split("/", 1)[0] for variant in self.variants for api, _ in variant})
+
+    @property
+    def variants(self) -> tuple[tuple[Api, ...], ...]:
+        return (self.apis, *self.alternatives)
+
+    def served(self, serves: Callable[[str, str], bool]) -> tuple[Api, ...] | None:
+        """The first variant whose every API the server serves; None when none is."""
+        return next((v for v in self.variants if all(serves(a, k) for a, k in v)), None)
 
 
 SOLUTIONS = (
@@ -81,6 +118,10 @@ SOLUTIONS = (
              ((KAI_SCHEDULING, "PodGroup"), (KAI_QUEUES, "Queue"))),
     Solution("coscheduling", "scheduler-plugins Coscheduling", "scheduler-plugins",
              ((COSCHEDULING, "PodGroup"),)),
+    # the newest shape first: a 1.36 server serves only v1alpha2
+    Solution("workload-api", "Kubernetes Workload API (gang policy)", "",
+             ((WORKLOAD_V1ALPHA2, "Workload"), (WORKLOAD_V1ALPHA2, "PodGroup")),
+             (((WORKLOAD_V1ALPHA1, "Workload"),),)),
 )
 BY_NAME = {s.name: s for s in SOLUTIONS}
 
@@ -96,17 +137,21 @@ def none_found() -> str:
 
 @dataclass(frozen=True)
 class GangPlan:
-    """A gang: how many members, pinned to which node, each asking for one unit of what."""
+    """A gang: how many members, pinned to which node, each asking for one unit of what (and
+    its CPU request: CPU_REQUEST, or more than half of the node's free CPU when the gang is
+    sized in CPU)."""
 
     members: int
     node: str
     resource: str  # the extended resource each member takes one of; "" for a CPU-only gang
     free: int  # free units of it on the node when planned (0 for a CPU-only gang)
     why: str  # the sizing, for the evidence
+    cpu: str = CPU_REQUEST  # each member's CPU request
+    free_cpu: int = 0  # the node's free millicores when the gang is sized in CPU, else 0
 
     def resources(self) -> dict[str, Any]:
         """A member container's resources."""
-        out: dict[str, Any] = {"requests": {"cpu": CPU_REQUEST}}
+        out: dict[str, Any] = {"requests": {"cpu": self.cpu}}
         if self.resource:
             out["limits"] = {self.resource: "1"}
         return out
@@ -114,6 +159,19 @@ class GangPlan:
     def covered(self) -> list[str]:
         """What a queue's quota has to cover for the gang."""
         return [self.resource, "cpu"] if self.resource else ["cpu"]
+
+    def cpu_quota(self) -> str:
+        """CPU quota that covers the whole gang (never less than 100 cores), so that a quota
+        never decides for the node."""
+        total = self.members * cpu_millis(self.cpu)
+        return "100" if total <= 100_000 else f"{total}m"
+
+    @property
+    def room(self) -> str:
+        """What the node had free of what the gang is sized in, for messages."""
+        if self.resource:
+            return f"{self.free} free {self.resource}"
+        return f"{self.free_cpu}m free cpu" if self.free_cpu else "room for the gang"
 
 
 def bound_together_plan(free: Mapping[str, int], resource: str,
@@ -148,6 +206,80 @@ def oversized_plan(free: Mapping[str, int], resource: str) -> GangPlan | None:
     return GangPlan(units + 1, node, resource, units,
                     f"{node} has {units} free {resource}: each of the {units + 1} members "
                     "would fit alone, the gang as a whole cannot")
+
+
+def oversized_cpu_plan(free_cpu: Mapping[str, int], resource: str) -> GangPlan | None:
+    """Where no extended resource is free (GPUs only through DRA, or every one busy): a gang
+    of 2 on the schedulable node with the most free CPU (the emptiest, where the least can
+    change during the window; ties by name), each member requesting more than half of it, so
+    each fits alone and the two together cannot. None when no node has 2 millicores free.
+
+    `free_cpu`: free millicores of the schedulable nodes only (see `free_cpu`)."""
+    fits = sorted(((-f, n) for n, f in free_cpu.items() if f >= 2))
+    if not fits:
+        return None
+    neg, node = fits[0]
+    room = -neg
+    each = room // 2 + 1
+    what = f"free {resource}" if resource else "free accelerator (extended resource)"
+    return GangPlan(2, node, "", 0,
+                    f"no node has a {what}: a CPU-sized gang of 2 members on {node}, each "
+                    f"requesting {each}m CPU, more than half of the {room}m it has free "
+                    "(allocatable minus what its pods request): each member would fit alone, "
+                    "the gang as a whole cannot (the requirement is about gang scheduling, "
+                    "not accelerators)", cpu=f"{each}m", free_cpu=room)
+
+
+def cpu_millis(value: Any) -> int:
+    """A CPU quantity ("250m", "2", "0.5") in millicores, rounded up as the scheduler does."""
+    cores: Decimal = parse_quantity(str(value))  # type: ignore[no-untyped-call]
+    return math.ceil(cores * 1000)
+
+
+def _requested_cpu(containers: Iterable[Mapping[str, Any]]) -> list[int]:
+    return [cpu_millis(((c.get("resources") or {}).get("requests") or {}).get("cpu", "0"))
+            for c in containers]
+
+
+def pod_cpu_request(pod: Mapping[str, Any]) -> int:
+    """The CPU a pod holds on its node, in millicores, by the scheduler's rule (component-
+    helpers resource.PodRequests): pod-level requests when set, else the larger of its
+    containers plus sidecars (restartable init containers) and its heaviest init step (an
+    init container plus the sidecars started before it), plus the RuntimeClass overhead."""
+    spec = pod.get("spec") or {}
+    overhead = cpu_millis((spec.get("overhead") or {}).get("cpu", "0"))
+    pod_level = ((spec.get("resources") or {}).get("requests") or {}).get("cpu")
+    if pod_level is not None:
+        return cpu_millis(pod_level) + overhead
+    sidecars, init_peak = 0, 0
+    for ctr in spec.get("initContainers") or []:
+        [req] = _requested_cpu([ctr])
+        if ctr.get("restartPolicy") == "Always":
+            sidecars += req
+            init_peak = max(init_peak, sidecars)
+        else:
+            init_peak = max(init_peak, sidecars + req)
+    return max(sum(_requested_cpu(spec.get("containers") or [])) + sidecars,
+               init_peak) + overhead
+
+
+def free_cpu(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
+             names: Iterable[str] | None = None) -> dict[str, int]:
+    """Free CPU per node in millicores: allocatable minus what the non-terminated pods bound
+    to it request (what the scheduler counts); only the nodes in `names` when given."""
+    wanted = None if names is None else set(names)
+    out = {}
+    for node in nodes:
+        name = str(node["metadata"]["name"])
+        if wanted is None or name in wanted:
+            out[name] = cpu_millis(
+                (node.get("status", {}).get("allocatable") or {}).get("cpu", "0"))
+    for pod in pods:
+        where = (pod.get("spec") or {}).get("nodeName")
+        if where in out and (pod.get("status") or {}).get("phase") not in ("Succeeded",
+                                                                           "Failed"):
+            out[where] -= pod_cpu_request(pod)
+    return out
 
 
 def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
@@ -220,7 +352,7 @@ def kueue_objects(name: str, namespace: str, plan: GangPlan, local_queue: str) -
          "spec": {"namespaceSelector": {}, "resourceGroups": [{
              "coveredResources": plan.covered(),
              "flavors": [{"name": name, "resources": [
-                 *quota, {"name": "cpu", "nominalQuota": "100"}]}]}]}},
+                 *quota, {"name": "cpu", "nominalQuota": plan.cpu_quota()}]}]}]}},
         {"apiVersion": KUEUE, "kind": "LocalQueue",
          "metadata": {"name": local_queue, "namespace": namespace},
          "spec": {"clusterQueue": name}},
@@ -294,6 +426,70 @@ def coscheduling_scheduler(deployments: Iterable[Obj]) -> tuple[str, str]:
             "to run in the default scheduler's profile")
 
 
+def workload_api_objects(name: str, namespace: str, plan: GangPlan, image: str,
+                         version: str) -> list[Obj]:
+    """The Workload API's gang, in the served version, then a batch/v1 Job of `members` pods
+    that join it (a Job, so that its pods complete as every workload's do).
+
+    v1alpha1 (1.35): a Workload whose pod group has a gang policy of minCount `members`;
+    the pods name it in `spec.workloadRef`. v1alpha2 (1.36): a Workload whose pod group
+    template has that policy, and a PodGroup made from the template (what a controller does);
+    the pods name the PodGroup in `spec.schedulingGroup`."""
+    gang = {"gang": {"minCount": plan.members}}
+    spec = member_spec(plan, image)
+    meta = {"name": name, "namespace": namespace}
+    if version == WORKLOAD_V1ALPHA1:
+        objs: list[Obj] = [{"apiVersion": version, "kind": "Workload", "metadata": dict(meta),
+                            "spec": {"podGroups": [{"name": WORKLOAD_POD_GROUP,
+                                                    "policy": gang}]}}]
+        spec["workloadRef"] = {"name": name, "podGroup": WORKLOAD_POD_GROUP}
+    else:
+        objs = [{"apiVersion": version, "kind": "Workload", "metadata": dict(meta),
+                 "spec": {"podGroupTemplates": [{"name": WORKLOAD_POD_GROUP,
+                                                 "schedulingPolicy": gang}]}},
+                {"apiVersion": version, "kind": "PodGroup", "metadata": dict(meta),
+                 "spec": {"podGroupTemplateRef": {"workload": {
+                     "workloadName": name, "podGroupTemplateName": WORKLOAD_POD_GROUP}},
+                          "schedulingPolicy": gang}}]
+        spec["schedulingGroup"] = {"podGroupName": name}
+    objs.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": dict(meta),
+                 "spec": {"parallelism": plan.members, "completions": plan.members,
+                          "backoffLimit": 0,
+                          "template": {"metadata": {"labels": {GANG_LABEL: name}},
+                                       "spec": spec}}})
+    return objs
+
+
+def workload_min_count(obj: Mapping[str, Any]) -> int | None:
+    """The gang minCount of the check's pod group in a Workload (v1alpha1 pod group, v1alpha2
+    template) or a v1alpha2 PodGroup; None when it has no gang policy."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "PodGroup":
+        policy = spec.get("schedulingPolicy") or {}
+    else:
+        groups = spec.get("podGroups") or spec.get("podGroupTemplates") or []
+        group: Mapping[str, Any] = next(
+            (g for g in groups if g.get("name") == WORKLOAD_POD_GROUP), {})
+        policy = group.get("policy") or group.get("schedulingPolicy") or {}
+    count = (policy.get("gang") or {}).get("minCount")
+    return int(count) if count is not None else None
+
+
+def workload_membership(pods: Mapping[str, Obj], version: str) -> dict[str, str]:
+    """Per member the gang it joined as the API server kept it ("" when the field is gone:
+    an API server without the GenericWorkload gate drops it): v1alpha1 `workloadRef`
+    as "<name>/<podGroup>", v1alpha2 `schedulingGroup.podGroupName`."""
+    out = {}
+    for name, pod in pods.items():
+        spec = pod.get("spec") or {}
+        if version == WORKLOAD_V1ALPHA1:
+            ref = spec.get("workloadRef") or {}
+            out[name] = f"{ref['name']}/{ref.get('podGroup', '')}" if ref.get("name") else ""
+        else:
+            out[name] = str((spec.get("schedulingGroup") or {}).get("podGroupName") or "")
+    return out
+
+
 # --- what happened, and what the scheduler said ---------------------------------------------
 
 
@@ -343,3 +539,11 @@ def pod_refusals(pods: Mapping[str, Obj]) -> str:
                     and c.get("reason") == "Unschedulable"):
                 out.append(f"{pod['metadata']['name']}: {c.get('message', 'Unschedulable')}")
     return "; ".join(out)
+
+
+def podgroup_refusal(podgroup: Obj) -> str:
+    """The scheduler's own reason on a v1alpha2 PodGroup it did not schedule
+    (PodGroupScheduled=False; "" when none)."""
+    conds = [c for c in podgroup.get("status", {}).get("conditions") or []
+             if c.get("type") == PODGROUP_SCHEDULED and c.get("status") == "False"]
+    return "; ".join(_said(conds))

@@ -14,6 +14,7 @@ exercises, e.g. one gang scheduler: any one solution passing all its checks deci
 from __future__ import annotations
 
 from pytest_aiconformance import (
+    ai_operators,
     custom_metrics,
     driver_versions,
     gang_scheduling,
@@ -71,6 +72,7 @@ __all__ = [
     # waits
     "Target",
     "WaitTimeout",
+    "ai_operators",
     "collect_diagnostics",
     "condition",
     "condition_true",

@@ -67,10 +67,10 @@ def conformance_shape(shape_type: Any) -> Any:
     """The lab the suite runs on by default: what a conformant platform would offer.
 
     Two GPU nodes, one time-sliced GPU node (for gpu_sharing), one CPU node, the simulated
-    DRA driver, metrics-server, and the operators the lab can run.
+    DRA driver, metrics-server, the operators the lab can run and Karpenter (GPU node pool).
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
-              "kueue": True}
+              "kueue": True, "trainer": True, "karpenter": True}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))
     return shape_type(**{k: v for k, v in wanted.items() if k in known})
 

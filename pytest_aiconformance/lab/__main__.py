@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--kueue", action="store_true", help="run Kueue with its CRDs and webhooks")
     up.add_argument(
+        "--trainer",
+        action="store_true",
+        help="run Kubeflow Trainer with its CRDs, the JobSet CRD and its validating webhooks",
+    )
+    up.add_argument(
+        "--karpenter",
+        action="store_true",
+        help="run Karpenter (kwok provider) with a GPU NodePool: nodes come and go with GPU pods",
+    )
+    up.add_argument(
         "--no-extended-resources",
         action="store_true",
         help="GPUs only through the simulated DRA driver (no device-plugin resource)",
@@ -104,6 +114,10 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["kuberay"] = True
     if args.kueue:
         changes["kueue"] = True
+    if args.trainer:
+        changes["trainer"] = True
+    if args.karpenter:
+        changes["karpenter"] = True
     if args.no_extended_resources:
         changes["extended_resources"] = False
     if args.mig:

@@ -18,6 +18,8 @@ from .shape import LabShape
 
 READY_TIMEOUT_S = 60.0
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+# The annotation of the nodes kwok manages (the lab's and those Karpenter's kwok provider makes).
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 
 def apply_cluster_objects(
@@ -124,11 +126,14 @@ def release_node_leases(api: KubeAPI, shape: LabShape) -> None:
     """Delete the simulated nodes' leases so a restarted kwok takes its nodes at once.
 
     kwok only manages a node while it holds the node's lease; the stopped instance's
-    leases would otherwise block the new one until they expire.
+    leases would otherwise block the new one until they expire.  Besides the shape's nodes,
+    every node annotated for kwok (those Karpenter launched) is released.
     """
-    for group in objects.node_names(shape).values():
-        for node in group:
-            api.request(
-                "DELETE",
-                f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}",
-            )
+    names = {node for group in objects.node_names(shape).values() for node in group}
+    listing = api.get("/api/v1/nodes") or {}
+    names |= {item["metadata"]["name"] for item in listing.get("items", [])
+              if (item["metadata"].get("annotations") or {}).get(KWOK_ANNOTATION) == "fake"}
+    for node in sorted(names):
+        api.request(
+            "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}"
+        )

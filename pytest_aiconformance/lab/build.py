@@ -36,6 +36,9 @@ Progress = Callable[[str], None]
 K8S_VERSION = "v1.35.4"
 METRICS_SERVER_VERSION = "v0.9.0"
 KUEUE_VERSION = "v0.17.0"  # Must match lab/kueue/go.mod (it is only stamped into the binary).
+# Must match lab/karpenter/go.mod.  v1.14.1: the newest release whose go.mod asks for no newer Go
+# than the local toolchain (v1.14.3 needs 1.26.10, v1.15.0 1.26.9; v1.14.2 is not served).
+KARPENTER_VERSION = "v1.14.1"
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -123,6 +126,32 @@ MODULES: tuple[GoModule, ...] = (
         manifests=(
             ("crds", "sigs.k8s.io/kueue", "config/components/crd/bases/*.yaml"),
             ("webhooks", "sigs.k8s.io/kueue", "config/components/webhook/manifests.yaml"),
+        ),
+    ),
+    GoModule(
+        name="trainer",
+        directory="trainer",
+        # Our own main (lab/trainer/main.go): upstream's always runs a certificate rotator.
+        targets=(".",),
+        binaries=("trainer-controller-manager",),
+        manifests=(
+            ("crds", "github.com/kubeflow/trainer/v2", "manifests/base/crds/trainer.*.yaml"),
+            ("webhooks", "github.com/kubeflow/trainer/v2", "manifests/base/webhook/manifests.yaml"),
+            # Trainer builds a JobSet per TrainJob: the CRD at the version trainer requires.
+            ("jobset-crds", "sigs.k8s.io/jobset", "config/components/crd/bases/*.yaml"),
+        ),
+    ),
+    GoModule(
+        name="karpenter",
+        directory="karpenter",
+        # Our own main (lab/karpenter/main.go): `go tool` on sigs.k8s.io/karpenter/kwok would
+        # name the binary "kwok", like the lab's kwok.
+        targets=(".",),
+        binaries=("karpenter",),
+        ldflags=(f"-X sigs.k8s.io/karpenter/pkg/operator.Version={KARPENTER_VERSION}",),
+        manifests=(
+            ("crds", "sigs.k8s.io/karpenter", "kwok/charts/crds/*.yaml"),  # NodePool, NodeClaim
+            ("crds", "sigs.k8s.io/karpenter", "kwok/apis/crds/*.yaml"),  # KWOKNodeClass
         ),
     ),
 )

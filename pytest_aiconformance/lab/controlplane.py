@@ -36,10 +36,25 @@ def etcd(inputs: SpecInputs) -> ProcessSpec:
     return ProcessSpec("etcd", argv, f"{etcd_url}/health", "plain", inputs.ports["etcd"])
 
 
+# Kubernetes 1.35's alpha Workload API: the API and the pods' workloadRef (GenericWorkload),
+# and kube-scheduler's GangScheduling plugin (GangScheduling, which needs GenericWorkload).
+WORKLOAD_GATES = "GenericWorkload=true,GangScheduling=true"
+WORKLOAD_API = "scheduling.k8s.io/v1alpha1=true"
+
+
+def feature_gates(inputs: SpecInputs) -> list[str]:
+    """The alpha feature gates the shape turns on, as flags (the same on the API server and
+    the scheduler: the API server serves the objects, the scheduler acts on them)."""
+    return [f"--feature-gates={WORKLOAD_GATES}"] if inputs.shape.workload_api else []
+
+
 def apiserver(inputs: SpecInputs) -> ProcessSpec:
-    """kube-apiserver with RBAC, the aggregation layer and (unless switched off) DRA."""
+    """kube-apiserver with RBAC, the aggregation layer, (unless switched off) DRA and
+    (when the shape asks for it) the Workload API."""
     f = inputs.pki.file
     dra_api = inputs.shape.dra_api
+    runtime_config = [*([] if dra_api else ["resource.k8s.io/v1=false"]),
+                      *([WORKLOAD_API] if inputs.shape.workload_api else [])]
     argv = [
         inputs.binary("aiclab"),
         "kube-apiserver",
@@ -67,7 +82,8 @@ def apiserver(inputs: SpecInputs) -> ProcessSpec:
         f"--proxy-client-cert-file={f('front-proxy-client.crt')}",
         f"--proxy-client-key-file={f('front-proxy-client.key')}",
         "--profiling=false",
-        *([] if dra_api else ["--runtime-config=resource.k8s.io/v1=false"]),
+        *feature_gates(inputs),
+        *([f"--runtime-config={','.join(runtime_config)}"] if runtime_config else []),
     ]
     health = f"{inputs.url('apiserver')}/readyz"
     return ProcessSpec("apiserver", argv, health, "admin", inputs.ports["apiserver"])
@@ -101,7 +117,8 @@ def controller_manager(inputs: SpecInputs) -> ProcessSpec:
 
 
 def scheduler(inputs: SpecInputs) -> ProcessSpec:
-    """kube-scheduler with its default profile."""
+    """kube-scheduler with its default profile (which gains the GangScheduling plugin when
+    the gate is on)."""
     argv = [
         inputs.binary("aiclab"),
         "kube-scheduler",
@@ -110,5 +127,6 @@ def scheduler(inputs: SpecInputs) -> ProcessSpec:
         f"--secure-port={inputs.ports['scheduler']}",
         "--leader-elect=false",
         "--profiling=false",
+        *feature_gates(inputs),
     ]
     return insecure_healthz("scheduler", argv, inputs)

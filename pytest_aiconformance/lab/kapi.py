@@ -37,6 +37,8 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "CustomResourceDefinition": ("customresourcedefinitions", False),
     "ValidatingWebhookConfiguration": ("validatingwebhookconfigurations", False),
     "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
+    "KWOKNodeClass": ("kwoknodeclasses", False),
+    "NodePool": ("nodepools", False),
 }
 
 

@@ -311,6 +311,10 @@ def _choose_ports(shape: LabShape) -> dict[str, int]:
         names.append("kuberay")
     if shape.kueue:
         names += ["kueue", "kueue-webhook"]
+    if shape.karpenter:
+        names += ["karpenter", "karpenter-metrics"]
+    if shape.trainer:
+        names += ["trainer", "trainer-webhook"]
     ports = dict(zip(names, procs.free_ports(len(names)), strict=True))
     if shape.kuberay:
         ports["kuberay-webhook"] = objects.kuberay_webhook_port()

@@ -1,4 +1,4 @@
-"""The operators a lab can run as host processes: KubeRay and Kueue.
+"""The operators a lab can run as host processes: KubeRay, Kueue, Karpenter and Trainer.
 
 For each: the files it reads at start (serving certificates, Kueue's configuration), its
 process spec, and its installation into the cluster (CRDs, webhook configurations and what
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from . import bootstrap, objects, pki
+from . import bootstrap, karpenter, objects, pki, trainer
 from .build import BuiltModule, Progress
 from .kapi import KubeAPI, Obj
 from .shape import LabShape
@@ -21,7 +21,7 @@ from .spec import ProcessSpec, SpecInputs
 from .statedir import StateDir
 
 # The operators, each named like the LabShape switch and the Go module that builds it.
-NAMES = ("kuberay", "kueue")
+NAMES = ("kuberay", "kueue", "karpenter", "trainer")
 
 
 def enabled(shape: LabShape) -> list[str]:
@@ -30,7 +30,10 @@ def enabled(shape: LabShape) -> list[str]:
 
 
 def prepare(inputs: SpecInputs) -> None:
-    """Write what the operators read at start: Kueue's PKI, serving certificate and config."""
+    """Write what the operators read at start: Kueue's PKI, serving certificate and config,
+    Karpenter's instance types."""
+    if inputs.shape.karpenter:
+        karpenter.prepare(inputs)
     if not inputs.shape.kueue:
         return
     paths = inputs.pki
@@ -50,6 +53,10 @@ def specs(inputs: SpecInputs) -> list[ProcessSpec]:
         result.append(_kuberay(inputs))
     if inputs.shape.kueue:
         result.append(_kueue(inputs))
+    if inputs.shape.karpenter:
+        result.append(karpenter.spec(inputs))
+    if inputs.shape.trainer:
+        result.append(trainer.spec(inputs))
     return result
 
 
@@ -72,8 +79,18 @@ def install(
     if inputs.shape.kueue:
         crds += _kueue_crds(inputs, built["kueue"])
         docs += _kueue_objects(inputs, built["kueue"])
+    if inputs.shape.karpenter:
+        crds += karpenter.crds(built["karpenter"])
+    if inputs.shape.trainer:
+        _install_serving_cert(inputs.pki, "webhook", trainer.cert_dir(inputs))
+        crds += trainer.crds(built["trainer"])
+        docs.append(trainer.webhook_configuration(
+            built["trainer"], inputs.ports["trainer-webhook"], inputs.pki.ca_cert.read_bytes()))
     bootstrap.apply_crds_and_objects(api, crds, docs)
     bootstrap.wait_established(api, {c["metadata"]["name"] for c in crds})
+    if inputs.shape.karpenter:  # Custom resources: only once their CRDs are Established.
+        for doc in karpenter.cluster_objects(inputs.shape):
+            api.apply(doc)
     progress(f"{len(crds)} operator CRDs Established in {time.monotonic() - t0:.1f} s")
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .errors import LabError
 
-LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue"})
+LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue",
+                          "trainer-controller-manager", "karpenter"})
 
 
 def cmdline(pid: int) -> list[str]:

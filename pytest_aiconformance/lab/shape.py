@@ -29,6 +29,9 @@ _TAINT = re.compile(
     r"(=(?P<value>([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?))?:(?P<effect>[A-Za-z]+)$"
 )
 _SHAPES_DIR = ("data", "shapes")
+# Fields added after labs were already running, with the value a state file that lacks them
+# stands for (see LabShape.from_dict).
+_ADDED_OFF: dict[str, Any] = {"workload_api": False}
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -75,10 +78,21 @@ class LabShape:
     ``busy`` makes lab-owned pods (namespace ``aic-lab-busy``) hold every GPU and every DRA
     device before ``up`` returns.
 
+    ``workload_api`` turns on Kubernetes' alpha Workload API (feature gates GenericWorkload
+    and GangScheduling on the API server and the scheduler, ``scheduling.k8s.io/v1alpha1``
+    served): kube-scheduler then gang-schedules pods that join a Workload's gang, so the lab
+    has a gang scheduler without any operator.  A state file written before this field
+    existed describes a lab without it.
+
     ``kuberay`` runs the KubeRay operator (v1.5.0) as a host process with its CRDs and its
     validating webhook for RayClusters (served on port 9443 of every interface: controller-runtime
     offers no flag to move it, so one lab with KubeRay runs per host at a time).  ``kueue``
-    runs Kueue (v0.17.0) with its CRDs and webhooks, managing batch/v1 Jobs.
+    runs Kueue (v0.17.0) with its CRDs and webhooks, managing batch/v1 Jobs.  ``trainer`` runs
+    Kubeflow Trainer (v2.0.0) with its CRDs, the JobSet CRD and its validating webhooks.
+
+    ``karpenter`` runs Karpenter (v1.14.1, kwok cloud provider) with one GPU NodePool whose
+    nodes look like the shape's GPU nodes: a pending GPU pod gets a new node, an empty one goes
+    (``gpu_nodes: 0`` with it: a GPU pool that scales from zero).
     """
 
     gpu_nodes: int = 2
@@ -89,8 +103,10 @@ class LabShape:
     dra: bool = True
     metrics_server: bool = True
     dra_api: bool = True
+    workload_api: bool = True
     kuberay: bool = False
     kueue: bool = False
+    trainer: bool = False
     extended_resources: bool = True
     gpu_taint: str = ""
     vendor: str = "nvidia"
@@ -98,6 +114,7 @@ class LabShape:
     mig: bool = False
     mig_strategy: str = "mixed"
     busy: bool = False
+    karpenter: bool = False
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes"):
@@ -109,8 +126,8 @@ class LabShape:
             raise LabError(
                 f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}"
             )
-        for field in ("dra", "metrics_server", "dra_api", "kuberay", "kueue",
-                      "extended_resources", "mig", "busy"):
+        for field in ("dra", "metrics_server", "dra_api", "workload_api", "kuberay", "kueue",
+                      "trainer", "extended_resources", "mig", "busy", "karpenter"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.dra and not self.dra_api:
@@ -146,6 +163,11 @@ class LabShape:
             raise LabError("lab shape: mig and time_sliced_nodes do not combine here")
         if self.vendor != "nvidia" and self.time_sliced_nodes:
             raise LabError("lab shape: time_sliced_nodes are NVIDIA's (vendor must be nvidia)")
+        if self.karpenter and not self.extended_resources:
+            raise LabError(
+                "lab shape: karpenter needs extended_resources (Karpenter provisions for pods "
+                "asking for an extended resource; it ignores DRA claims)"
+            )
 
     @property
     def taint(self) -> dict[str, str] | None:
@@ -158,14 +180,18 @@ class LabShape:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabShape:
-        """Build from a mapping; unknown keys are an error (a typo must not pass silently)."""
+        """Build from a mapping (a state file's record of a running lab); unknown keys are an
+        error (a typo must not pass silently).  A key missing from the mapping takes its
+        default, except the capabilities added after labs were already running
+        (``_ADDED_OFF``): a state file without one describes a lab started without it, which
+        must not pass for a lab that has it."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise LabError(
                 f"lab shape: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        return cls(**data)
+        return cls(**{**_ADDED_OFF, **data})
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> LabShape:
@@ -181,8 +207,11 @@ class LabShape:
             data = {}
         if not isinstance(data, dict):
             raise LabError(f"lab shape: {path} must hold a mapping")
-        # Accept both snake_case and dashed keys, as the CLI options are dashed.
-        return cls.from_dict({str(k).replace("-", "_"): v for k, v in data.items()})
+        # Accept both snake_case and dashed keys, as the CLI options are dashed.  A shape file
+        # leaves unnamed keys at their defaults (the state-file rule of from_dict is not for it).
+        defaults = {k: getattr(cls, k) for k in _ADDED_OFF}
+        return cls.from_dict({**defaults, **{str(k).replace("-", "_"): v
+                                             for k, v in data.items()}})
 
     @classmethod
     def load(cls, name_or_file: str | Path) -> LabShape:
@@ -206,16 +235,19 @@ class LabShape:
             f"cpu_nodes={self.cpu_nodes}",
             f"dra={'on' if self.dra else 'off'}",
             *([] if self.dra_api else ["dra_api=off"]),
+            *([] if self.workload_api else ["workload_api=off"]),
             *([f"dra_driver={self.dra_driver}"] if self.dra and
               self.dra_driver != LabShape.dra_driver else []),
             f"metrics_server={'on' if self.metrics_server else 'off'}",
             *(["kuberay=on"] if self.kuberay else []),
             *(["kueue=on"] if self.kueue else []),
+            *(["trainer=on"] if self.trainer else []),
             *([] if self.vendor == "nvidia" else [f"vendor={self.vendor}"]),
             *([] if self.extended_resources else ["extended_resources=off"]),
             *([f"gpu_taint={self.gpu_taint}"] if self.gpu_taint else []),
             *([f"mig={self.mig_strategy}"] if self.mig else []),
             *(["busy=on"] if self.busy else []),
+            *(["karpenter=on"] if self.karpenter else []),
         ]
         return " ".join(parts)
 

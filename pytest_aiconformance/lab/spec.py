@@ -25,6 +25,8 @@ COMPONENTS = (
     "metrics-server",
     "kuberay",
     "kueue",
+    "karpenter",
+    "trainer",
 )
 
 

@@ -123,7 +123,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "amd": {"dra_support": IMPL, "gpu_sharing": NV, "gang_scheduling": IMPL,
             "secure_accelerator_access": NV, **IN_CONTAINER, **CONTROL_PLANE},
     # Every GPU and every DRA device is taken: what needs a free one cannot be observed.
-    "busy": {"dra_support": NV, "gpu_sharing": NI, "gang_scheduling": NV,
+    # Gang scheduling can: its oversized gang is sized in CPU where no GPU is free.
+    "busy": {"dra_support": NV, "gpu_sharing": NI, "gang_scheduling": IMPL,
              "secure_accelerator_access": NV, **IN_CONTAINER, **CONTROL_PLANE,
              "pod_autoscaling": NI},
 }
@@ -159,7 +160,9 @@ def test_tainted_pool_capacity_lands_on_tainted_nodes(
     evidence = run.evidence("secure_accelerator_access", CAPACITY)
     assert "nvidia.com/gpu on aic-gpu-0: 1 allocatable, 1 free; creating 2 pods" in evidence
     assert "Insufficient nvidia.com/gpu" in evidence
-    assert "aic-gpu-0 (nvidia.com/gpu=1, 8 DRA devices, taint sku=gpu:NoSchedule)" in evidence
+    # The session header of the reviewer page lists the taint the pods had to tolerate.
+    assert "aic-gpu-0 (nvidia.com/gpu=1, 8 DRA devices, taint sku=gpu:NoSchedule)" in \
+        (run.report / "evidence.md").read_text()
     # `kubectl get pods -o wide` as the check saw it settle: one bound to the tainted node.
     nodes = sorted(m[1] for m in re.finditer(r"^gpu-\d\s+\S+\s+\S+\s+(\S+)\s", evidence,
                                              re.MULTILINE))
@@ -180,6 +183,25 @@ def test_busy_cluster_is_not_observable_not_failed(
     assert claim["reason"] == (
         "every device of DeviceClass gpu.example.com is allocated (aic-gpu-0: 8 of 8 in use, "
         "aic-gpu-1: 8 of 8 in use), so no claim can be allocated for a new pod")
+
+
+@pytest.mark.parametrize("name", ["busy", "dra-only"])
+def test_no_free_gpu_sizes_the_oversized_gang_in_cpu(
+        name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No free nvidia.com/gpu (all busy, or none advertised): the gang negative holds a
+    CPU-sized gang of 2 out of aic-cpu-0, with Kueue's TAS and with kube-scheduler's own gang
+    policy (the Workload API)."""
+    run = shape_run(name, tmp_path_factory)
+    why = "no node has a free nvidia.com/gpu" if name == "busy" else \
+        "no node has a free accelerator (extended resource)"
+    for solution in ("kueue", "workload-api"):
+        junit = f"TestGangScheduling/OversizedGangStaysUnbound/{solution}"
+        assert run.check("gang_scheduling", junit)["outcome"] == "passed", run.explain()
+        evidence = run.evidence("gang_scheduling", junit)
+        assert f"{why}: a CPU-sized gang of 2 members on aic-cpu-0, each requesting 16001m CPU, " \
+               "more than half of the 32000m it has free" in evidence
+    assert "Insufficient cpu" in run.evidence(
+        "gang_scheduling", "TestGangScheduling/OversizedGangStaysUnbound/workload-api")
 
 
 @pytest.mark.parametrize("name", ["amd", "mig"])

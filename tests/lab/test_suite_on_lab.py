@@ -47,7 +47,8 @@ contactEmailAddress: lab@example.org
 k8sConformanceUrl: https://github.com/cncf/k8s-conformance/tree/main/v1.35/lab
 """
 
-CONFORMANT = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True)
+CONFORMANT = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
+                  trainer=True, karpenter=True)
 
 
 def _up(tmp: Path, shape: LabShape) -> tuple[Lab, LabInfo]:
@@ -125,12 +126,22 @@ def test_verdict_matrix_on_conformant_lab(conformant, tmp_path):
     access = check_outcomes(v["secure_accelerator_access"])
     assert access["TestSecureAcceleratorAccess/CapacityEnforced"] == "passed"
     assert v["secure_accelerator_access"]["status"] == "Not verified"
-    assert v["cluster_autoscaling"]["status"] == "N/A"  # the lab runs no autoscaler
+    # Karpenter (kwok provider) gives the pending GPU pod a node and removes it afterwards.
+    assert v["cluster_autoscaling"]["status"] == "Implemented", v["cluster_autoscaling"]
     assert v["robust_controller"]["status"] == "Implemented", v["robust_controller"]
-    # Kueue runs on the lab (Volcano cannot be built here): all-or-nothing admission
+    # KubeRay and Trainer both run: each proves it alone, the first by name decides.
+    assert "with solution kuberay" in v["robust_controller"]["reason"]
+    assert any(n.startswith("Solution trainer also passed all its essential checks")
+               for n in v["robust_controller"]["notes"]), v["robust_controller"]["notes"]
+    # Kueue runs on the lab (Volcano cannot be built here): all-or-nothing admission; the
+    # lab's kube-scheduler gang-schedules Workload API gangs too: Kueue decides by name order
     assert v["gang_scheduling"]["status"] == "Implemented", v["gang_scheduling"]
+    assert "with solution kueue" in v["gang_scheduling"]["reason"], v["gang_scheduling"]
     gang = v["gang_scheduling"]["checks"]
     assert {c["outcome"] for c in gang if "kueue" in c["nodeid"]} == {"passed"}
+    assert {c["outcome"] for c in gang if "workload-api" in c["nodeid"]} == {"passed"}
+    assert "Solution workload-api also passed all its essential checks." in \
+        v["gang_scheduling"]["notes"], v["gang_scheduling"]["notes"]
     assert {c["outcome"] for c in gang if "volcano" in c["nodeid"]} == {"not applicable"}
     for rid in ("ai_inference", "ai_service_metrics", "accelerator_metrics"):
         assert v[rid]["status"] == "Not verified", v[rid]
@@ -145,7 +156,7 @@ def test_verdict_matrix_on_conformant_lab(conformant, tmp_path):
     assert {f.where for f in check.errors} == {
         "ai_inference", "accelerator_metrics", "ai_service_metrics",
         "secure_accelerator_access", "pod_autoscaling"}, check.lines()
-    assert [f.where for f in check.warnings] == ["cluster_autoscaling"], check.lines()
+    assert check.warnings == [], check.lines()  # no MUST is N/A any more
     assert "aiconformance validate" in proc.stdout
 
 
@@ -186,7 +197,7 @@ def test_lab_without_metrics_server_fails_pod_autoscaling(tmp_path):
 
 def test_lab_without_operators_fails_gang_and_robust_controller(tmp_path):
     """No gang scheduler and no AI operator: both MUSTs are Not Implemented, naming why."""
-    lab, info = _up(tmp_path / "lab", _shape(gpu_nodes=1, cpu_nodes=1))
+    lab, info = _up(tmp_path / "lab", _shape(gpu_nodes=1, cpu_nodes=1, workload_api=False))
     try:
         run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
                   files=["test_gang_scheduling.py", "test_robust_controller.py"])
@@ -199,11 +210,43 @@ def test_lab_without_operators_fails_gang_and_robust_controller(tmp_path):
         lab.down(lambda m: None)
 
 
+@pytest.mark.parametrize(("workload_api", "status", "cause"), [
+    (True, "Implemented", "with solution workload-api"),
+    (False, "Not Implemented", "no gang scheduler found"),
+], ids=["workload-api", "no-workload-api"])
+def test_lab_gang_scheduling_by_the_workload_api(tmp_path, workload_api, status, cause):
+    """No operator at all, GPUs only through DRA: kube-scheduler's own gang policy (the alpha
+    Workload API) proves gang scheduling, the oversized gang sized in CPU; without the Workload
+    API nothing does."""
+    lab, info = _up(tmp_path / "lab", _shape(gpu_nodes=1, cpu_nodes=1, extended_resources=False,
+                                             workload_api=workload_api))
+    try:
+        started = time.monotonic()
+        proc = run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
+                         files=["test_gang_scheduling.py"])
+        sys.stderr.write(f"[suite] gang_scheduling, workload_api={workload_api}: "
+                         f"{time.monotonic() - started:.0f}s\n")
+        v = verdicts(tmp_path / "r")["gang_scheduling"]
+        assert v["status"] == status, v
+        assert cause in v["reason"], v["reason"]
+        assert proc.returncode == (0 if workload_api else 1), proc.stdout[-3000:]
+        if workload_api:
+            [big] = [c for c in v["checks"] if c["nodeid"].endswith(
+                "test_oversized_gang_stays_unbound[workload-api]")]
+            evidence = (tmp_path / "r" / big["evidence_file"]).read_text()
+            assert "a CPU-sized gang of 2 members on aic-cpu-0, each requesting 16001m CPU" \
+                in evidence
+            assert "Insufficient cpu" in evidence  # kube-scheduler's own words
+    finally:
+        lab.down(lambda m: None)
+
+
 def test_stopped_operators_fail_gang_and_robust_controller(conformant, tmp_path):
-    """KubeRay and Kueue stopped, their CRDs and webhook configurations still in place:
-    presence is not operation, so both MUSTs are Not Implemented, naming the webhook."""
+    """KubeRay, Trainer and Kueue stopped, their CRDs and webhook configurations still in
+    place: presence is not operation, so both MUSTs are Not Implemented, naming the webhook."""
     lab, info = conformant
     lab.stop_component("kuberay")
+    lab.stop_component("trainer")
     lab.stop_component("kueue")
     try:
         run_suite(info, tmp_path / "r", "--aic-timeout-scale", "0.3",
@@ -215,6 +258,7 @@ def test_stopped_operators_fail_gang_and_robust_controller(conformant, tmp_path)
             assert "pytest_aiconformance" not in v[rid]["reason"], v[rid]["reason"]
     finally:
         lab.start_component("kuberay")
+        lab.start_component("trainer")
         lab.start_component("kueue")
 
 

@@ -10,7 +10,11 @@ Kubernetes Status body like a real API server.
 Tests can serve more API groups (`extra_groups`, e.g. a gang scheduler's CRDs) and more core
 resources (`extra_core`, e.g. services), and act as controllers: each of `reactors` is called
 with (cluster, store key, object) after a POST stored the object, and may add or change
-objects (a fake scheduler binding pods). Objects of an extra group are kept in `objects` under
+objects (a fake scheduler binding pods); each of `delete_reactors` likewise after a DELETE
+removed one (a controller repairing its child). Each of `admission` is called with (cluster,
+store key, object) before a POST stores it and may deny it, like an admission webhook, by
+returning (HTTP code, message). A POST with `dryRun=All` is admitted but neither stored nor
+reacted to. Objects of an extra group are kept in `objects` under
 `<resource>.<group>` (two groups' PodGroups never mix), all others under the resource's name.
 Lists honour the namespace of the path and `field=value` field selectors (dotted paths, e.g.
 spec.nodeName).
@@ -73,6 +77,10 @@ class FakeCluster:
     extra_core: dict[str, tuple[str, bool]] = field(default_factory=dict)
     reactors: list[Callable[[FakeCluster, str, dict[str, Any]], None]] = field(
         default_factory=list)
+    delete_reactors: list[Callable[[FakeCluster, str, dict[str, Any]], None]] = field(
+        default_factory=list)
+    admission: list[Callable[[FakeCluster, str, dict[str, Any]], tuple[int, str] | None]] = (
+        field(default_factory=list))
     lock: threading.RLock = field(default_factory=threading.RLock)  # reactors vs. readers
 
     def groups(self) -> dict[str, dict[str, tuple[str, bool]]]:
@@ -258,6 +266,18 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and name is None:
             obj = dict(body or {})
             meta = obj.setdefault("metadata", {})
+            if namespace and resource != "namespaces":
+                meta.setdefault("namespace", namespace)
+            for admit in list(cluster.admission):
+                denied = admit(cluster, key, obj)
+                if denied is not None:
+                    code, message = denied
+                    self._send(code, status_body(code, "Forbidden" if code == 403 else "Invalid",
+                                                 message), "Denied")
+                    return
+            if query.get("dryRun") == "All":
+                self._send(201, obj)
+                return
             meta.setdefault("resourceVersion", "1")
             store[meta["name"]] = obj
             for react in list(cluster.reactors):
@@ -270,6 +290,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(404, status_body(404, "NotFound", f'{resource} "{name}" not found'),
                            "Not Found")
             else:
+                for react in list(cluster.delete_reactors):
+                    react(cluster, key, obj)
                 self._send(200, obj)
             return
         self._send(405, status_body(405, "MethodNotAllowed", "not supported by the fake"),

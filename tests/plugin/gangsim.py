@@ -17,11 +17,20 @@ own PodGroup), and binds the members to their node by a policy:
 - SILENT: as GANG, but a gang held out is left without any reason (Volcano, KAI,
   Coscheduling: no condition on the PodGroup or the members);
 - ADMIT_ONLY (Kueue): admission by quota only; the members of a gang the node cannot take are
-  created but none is bound within the window (a busy node), a gang that fits is bound.
+  created but none is bound within the window (a busy node), a gang that fits is bound;
+- DROPPED (Workload API): the API server drops the pods' reference to their gang (no
+  GenericWorkload gate) and the scheduler binds what fits.
 
-Free capacity is the node's allocatable extended resource minus what bound, unfinished pods
-hold, as the check itself computes it. Pods a gang finishes are Succeeded; members bound
-while the gang is incomplete stay Running (they hold their units).
+The Workload API (`workload-api`: 1.35's scheduling.k8s.io/v1alpha1 Workload and pods'
+workloadRef; `workload-api-v1alpha2`: 1.36's Workload, PodGroup and pods' schedulingGroup) is
+kube-scheduler's own GangScheduling plugin acting on the Job controller's pods: under GANG the
+members that fit wait at Permit without a condition and the others say "Insufficient ...";
+GREEDY is a scheduler without the GangScheduling gate.
+
+A member is sized in its extended resource, or in CPU when it asks for none. Free capacity is
+the node's allocatable minus what bound, unfinished pods hold (their extended resource, or
+their CPU requests), as the check itself computes it. Pods a gang finishes are Succeeded;
+members bound while the gang is incomplete stay Running (they hold their units).
 """
 
 from __future__ import annotations
@@ -46,9 +55,12 @@ KAI_QUEUE_LABEL, KAI_POD_GROUP_ANNOTATION = "kai.scheduler/queue", "pod-group-na
 KAI_MIN_MEMBER_ANNOTATION, KAI_UNSCHEDULABLE = ("kai.scheduler/batch-min-member",
                                                 "UnschedulableOnNodePool")
 COSCHEDULING, COSCHEDULING_LABEL = "scheduling.x-k8s.io/v1alpha1", "scheduling.x-k8s.io/pod-group"
+# k8s.io/api v0.35.4 scheduling/v1alpha1 and v0.36.2 scheduling/v1alpha2
+WORKLOAD_V1ALPHA1, WORKLOAD_V1ALPHA2 = "scheduling.k8s.io/v1alpha1", "scheduling.k8s.io/v1alpha2"
 HOSTNAME = "kubernetes.io/hostname"
 
 GANG, GREEDY, ONE, SILENT, ADMIT_ONLY = "gang", "greedy", "one", "silent", "admit-only"
+DROPPED = "dropped"
 SECOND_SCHEDULER = "scheduler-plugins-scheduler"
 
 APIS: dict[str, dict[str, dict[str, tuple[str, bool]]]] = {
@@ -69,6 +81,14 @@ APIS: dict[str, dict[str, dict[str, tuple[str, bool]]]] = {
         KAI_QUEUES: {"queues": ("Queue", False)},
     },
     "coscheduling": {COSCHEDULING: {"podgroups": ("PodGroup", True)}},
+    "workload-api": {
+        "batch/v1": {"jobs": ("Job", True)},
+        WORKLOAD_V1ALPHA1: {"workloads": ("Workload", True)},
+    },
+    "workload-api-v1alpha2": {
+        "batch/v1": {"jobs": ("Job", True)},
+        WORKLOAD_V1ALPHA2: {"workloads": ("Workload", True), "podgroups": ("PodGroup", True)},
+    },
 }
 
 
@@ -93,29 +113,45 @@ def member_pods(job: Obj, template: Obj, count: int, name: Callable[[int], str],
     return out
 
 
+def millicores(text: str) -> int:
+    """A CPU quantity as the fake cluster reads it: "250m", "2", "0.5"."""
+    return int(text[:-1]) if text.endswith("m") else round(float(text) * 1000)
+
+
 def units(pod: Obj, resource: str) -> int:
+    """What a pod holds of the resource: units of an extended resource (its limits), or
+    millicores of CPU (its requests)."""
+    if resource == "cpu":
+        return sum(millicores(str(((c.get("resources") or {}).get("requests") or {}).get(
+            "cpu", "0"))) for c in pod["spec"].get("containers", []))
     return sum(int(((c.get("resources") or {}).get("limits") or {}).get(resource, 0))
                for c in pod["spec"].get("containers", []))
 
 
 def requested(pod: Obj) -> str:
-    """The extended resource a member asks for ("" for a CPU-only member)."""
+    """What a member is sized in: its extended resource, or "cpu" for a CPU-only member."""
     for c in pod["spec"].get("containers", []):
         for r in (c.get("resources") or {}).get("limits") or {}:
             if "/" in r:
                 return str(r)
-    return ""
+    return "cpu"
 
 
 def free(cluster: FakeCluster, node: str, resource: str) -> int:
-    """Allocatable units on the node minus what bound, unfinished pods hold."""
-    if not resource:
-        return 1000
-    total = int(cluster.objects["nodes"][node]["status"]["allocatable"].get(resource, 0))
+    """Allocatable units (millicores for CPU) on the node minus what bound, unfinished pods
+    hold."""
+    allocatable = str(cluster.objects["nodes"][node]["status"]["allocatable"].get(resource, 0))
+    total = millicores(allocatable) if resource == "cpu" else int(allocatable)
     held = sum(units(p, resource) for p in cluster.objects.get("pods", {}).values()
                if p["spec"].get("nodeName") == node
                and p.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
     return total - held
+
+
+def fitting(cluster: FakeCluster, node: str, pods: list[Obj]) -> int:
+    """How many of the (equal) members the node has room for, each on its own."""
+    resource = requested(pods[0])
+    return min(len(pods), free(cluster, node, resource) // max(1, units(pods[0], resource)))
 
 
 def place(cluster: FakeCluster, pods: list[Obj], policy: str, node: str,
@@ -123,11 +159,9 @@ def place(cluster: FakeCluster, pods: list[Obj], policy: str, node: str,
     """Bind the members to the node by the policy (under GANG, as many as fit once `minimum`
     of them fit, else none) and store them; returns how many were bound. A member left
     unbound says why (PodScheduled=False, Unschedulable) in `refusal`'s words."""
-    resource = requested(pods[0])
-    room = free(cluster, node, resource)
-    fitting = min(len(pods), room)
-    gang = fitting if fitting >= minimum else 0
-    take = {GANG: gang, SILENT: gang, GREEDY: fitting, ONE: 1, ADMIT_ONLY: 0}[policy]
+    fit = fitting(cluster, node, pods)
+    gang = fit if fit >= minimum else 0
+    take = {GANG: gang, SILENT: gang, GREEDY: fit, ONE: 1, ADMIT_ONLY: 0}[policy]
     for i, pod in enumerate(pods):
         if i < take:
             pod["spec"]["nodeName"] = node
@@ -202,13 +236,15 @@ def kueue(policy: str) -> Callable[[FakeCluster, str, Obj], None]:
         node = rf["spec"]["nodeLabels"][HOSTNAME]
         probe = {"spec": template["spec"]}
         resource = requested(probe)
-        quota = {r["name"]: r["nominalQuota"] for r in flavor["resources"]}
-        quota_ok = not resource or count * units(probe, resource) <= int(quota.get(resource, 0))
+        quota = {r["name"]: str(r["nominalQuota"]) for r in flavor["resources"]}
+        need = count * units(probe, resource)
+        quota_ok = need <= (millicores(quota.get("cpu", "0")) if resource == "cpu"
+                            else int(quota.get(resource, 0)))
         # TAS acts only for a pod set that asks for a topology, on a flavor that names one
         tas = policy == GANG and bool(rf["spec"].get("topologyName")) and (
             "kueue.x-k8s.io/podset-required-topology" in (
                 template.get("metadata", {}).get("annotations") or {}))
-        tas_ok = count <= free(cluster, node, resource)
+        tas_ok = need <= free(cluster, node, resource)
         admit = quota_ok and (tas_ok or not tas)
         wl: Obj = {"apiVersion": KUEUE, "kind": "Workload",
                    "metadata": {"name": f"job-{name}-{_suffix(ns, name)}", "namespace": ns},
@@ -221,7 +257,7 @@ def kueue(policy: str) -> Callable[[FakeCluster, str, Obj], None]:
                    f"allow to fit any of {count} pod(s)" if quota_ok else
                    f"couldn't assign flavors to pod set main: insufficient quota for {resource} "
                    f"in flavor {flavor['name']}, request > maximum capacity "
-                   f"({count} > {quota.get(resource, 0)})")
+                   f"({need}{'m' if resource == 'cpu' else ''} > {quota.get(resource, 0)})")
             wl["status"] = {"conditions": [
                 {"type": "QuotaReserved", "status": "False", "reason": "Pending",
                  "message": why},
@@ -259,7 +295,7 @@ def kai(policy: str) -> Callable[[FakeCluster, str, Obj], None]:
                            lambda i: f"{name}-{_suffix(ns, name, str(i))}",
                            {KAI_POD_GROUP_ANNOTATION: pg_name})
         node = template["spec"]["nodeSelector"][HOSTNAME]
-        room = free(cluster, node, requested(pods[0]))
+        room = fitting(cluster, node, pods)
         bound = place(cluster, pods, policy, node, lambda pod: (
             f"Resources were found for {room} pods while {minimum} are required for gang "
             "scheduling."), minimum)
@@ -318,8 +354,76 @@ def scheduler_plugins_deployment() -> Obj:
                 "image": "registry.k8s.io/scheduler-plugins/kube-scheduler:v0.35.7"}]}}}}
 
 
+def workload_api(policy: str, version: str = WORKLOAD_V1ALPHA1
+                 ) -> Callable[[FakeCluster, str, Obj], None]:
+    """The Job controller and kube-scheduler's GangScheduling plugin: a Job whose pods join
+    a gang (v1alpha1: workloadRef to a Workload's pod group; v1alpha2: schedulingGroup naming
+    a PodGroup) is bound all together once its minCount fits; under GANG the members that
+    fit wait at Permit (no condition) and the rest are Unschedulable, and a v1alpha2
+    PodGroup says PodGroupScheduled=False."""
+    def react(cluster: FakeCluster, key: str, job: Obj) -> None:
+        template = job.get("spec", {}).get("template", {})
+        spec = template.get("spec", {})
+        ref = spec.get("workloadRef") if version == WORKLOAD_V1ALPHA1 else (
+            spec.get("schedulingGroup"))
+        if key != "jobs.batch" or not ref:
+            return
+        name, ns = job["metadata"]["name"], _ns(job)
+        if version == WORKLOAD_V1ALPHA1:
+            workload = cluster.objects["workloads.scheduling.k8s.io"][ref["name"]]
+            [group] = [g for g in workload["spec"]["podGroups"] if g["name"] == ref["podGroup"]]
+            minimum = int(group["policy"]["gang"]["minCount"])
+            podgroup = None
+        else:
+            podgroup = cluster.objects["podgroups.scheduling.k8s.io"][ref["podGroupName"]]
+            minimum = int(podgroup["spec"]["schedulingPolicy"]["gang"]["minCount"])
+        if policy == DROPPED:
+            spec.pop("workloadRef", None)
+            spec.pop("schedulingGroup", None)
+        pods = member_pods(job, template, job["spec"]["parallelism"],
+                           lambda i: f"{name}-{_suffix(ns, name, str(i))}")
+        node = spec["nodeSelector"][HOSTNAME]
+        fit = fitting(cluster, node, pods)
+        take = {GANG: fit if fit >= minimum else 0, SILENT: fit if fit >= minimum else 0,
+                GREEDY: fit, ONE: 1, DROPPED: fit}[policy]
+        why = (f"0/1 nodes are available: 1 Insufficient {requested(pods[0])}. preemption: "
+               "0/1 nodes are available: 1 No preemption victims found for incoming pod.")
+        for i, pod in enumerate(pods):
+            if i < take:
+                pod["spec"]["nodeName"] = node
+                pod["status"] = {"phase": "Succeeded" if take == len(pods) else "Running",
+                                 "conditions": [{"type": "PodScheduled", "status": "True"}]}
+            elif policy == SILENT or (policy == GANG and i < fit):  # held at Permit
+                pod["status"] = {"phase": "Pending"}
+            else:
+                pod["status"] = {"phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": why}]}
+            cluster.add("pods", pod)
+        if podgroup is not None and policy != SILENT:
+            podgroup["status"] = {"conditions": [
+                {"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled"} if take
+                else {"type": "PodGroupScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": f"{len(pods) - fit} of {len(pods)} pods cannot be placed: "
+                                 + why}]}
+    return react
+
+
 CONTROLLERS: dict[str, Callable[[str], Callable[[FakeCluster, str, Obj], None]]] = {
-    "volcano": volcano, "kueue": kueue, "kai": kai, "coscheduling": coscheduling}
+    "volcano": volcano, "kueue": kueue, "kai": kai, "coscheduling": coscheduling,
+    "workload-api": workload_api,
+    "workload-api-v1alpha2": lambda policy: workload_api(policy, WORKLOAD_V1ALPHA2)}
+
+
+def containers(obj: Obj) -> list[Obj]:
+    """The member containers of an object the check created (a Volcano, batch or Kueue Job,
+    a Coscheduling member Pod); none for any other object."""
+    spec = obj.get("spec") or {}
+    templates = [t["template"] for t in spec.get("tasks") or []] + (
+        [spec["template"]] if "template" in spec else [])
+    if obj.get("kind") == "Pod":
+        return list(spec.get("containers") or [])
+    return [c for t in templates for c in t.get("spec", {}).get("containers") or []]
 
 
 def install(cluster: FakeCluster, solution: str, policy: str) -> None:

@@ -48,7 +48,54 @@ def test_karpenter_scaling_from_zero_is_checked(aic: pytest.Pytester,
     verdict, text = run(aic)
     [check] = verdict["checks"]
     assert check["outcome"] == "failed", text
-    assert "scale-up" in check["reason"]
+    assert check["reason"].startswith(
+        "no new node for pending pod(s) scale-0 (scale-up): no autoscaler recorded an event "
+        "about scale-0, so none acted on it (is its controller running?). timed out after "), \
+        check["reason"]
     assert "autoscaler: Karpenter: " in text
     assert "NodePools: none" in text
+    assert "scales from zero, so the pod asks for nvidia.com/gpu" in text
+
+
+def test_no_scale_up_says_what_the_autoscaler_did(aic: pytest.Pytester,
+                                                   fake: FakeApiServer) -> None:
+    """No GPU node, but a DRA DeviceClass installed cluster-wide: the pool still scales from
+    zero through the profile's resource. Karpenter answers the pending pod with a NodeClaim
+    that cannot launch: the failure quotes that NodeClaim and Karpenter's event first."""
+    for name in ("nodepools.karpenter.sh", "nodeclaims.karpenter.sh"):
+        fake.cluster.add("customresourcedefinitions", crd(name))
+    fake.cluster.extra_groups["karpenter.sh/v1"] = {"nodepools": ("NodePool", False),
+                                                    "nodeclaims": ("NodeClaim", False)}
+    fake.cluster.add("nodepools.karpenter.sh", {
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"}})
+    fake.cluster.add("deviceclasses", {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+                                       "metadata": {"name": "gpu.nvidia.com"}})
+
+    def karpenter(cluster: Any, key: str, obj: dict[str, Any]) -> None:
+        if key != "pods":
+            return
+        cluster.add("nodeclaims.karpenter.sh", {
+            "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "gpu-x1", "labels": {"karpenter.sh/nodepool": "gpu"}},
+            "status": {"conditions": [{"type": "Launched", "status": "False",
+                                       "reason": "LaunchFailed",
+                                       "message": "all offerings unavailable"}]}})
+        cluster.add("events", {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e1", "namespace": obj["metadata"]["namespace"]},
+            "involvedObject": {"kind": "Pod", "name": obj["metadata"]["name"]},
+            "source": {"component": "karpenter"}, "reason": "Nominated",
+            "message": "Pod should schedule on: nodeclaim/gpu-x1", "type": "Normal",
+            "lastTimestamp": "2026-11-30T08:00:00Z"})
+
+    fake.cluster.reactors.append(karpenter)
+    verdict, text = run(aic)
+    [check] = verdict["checks"]
+    assert check["outcome"] == "failed", text
+    assert check["reason"].startswith(
+        "no new node for pending pod(s) scale-0 (scale-up): Karpenter's new NodeClaim(s): "
+        "gpu-x1 (NodePool gpu, no node yet, Launched=False (LaunchFailed: all offerings "
+        "unavailable)); autoscaler events: Nominated scale-0: Pod should schedule on: "
+        "nodeclaim/gpu-x1. timed out after "), check["reason"]
+    assert "NodePools: gpu" in text
     assert "scales from zero, so the pod asks for nvidia.com/gpu" in text

@@ -1,10 +1,16 @@
-"""The real robust_controller presence check against the fake API server: the operator behind
-ray.io is found through the webhook that names the group (any release name or namespace, or a
-URL for a process outside the cluster), and CRDs alone do not pass."""
+"""The real robust_controller checks against the fake API server.
+
+Presence: the operator behind ray.io is found through the webhook that names the group (any
+release name or namespace, or a URL for a process outside the cluster), and CRDs alone do not
+pass. Operation, with Kubeflow Trainer simulated (an admission hook for its webhook, reactors
+for its controller): Trainer alone proves the requirement with KubeRay not applicable, and each
+of its essential checks fails where the simulated operator misbehaves."""
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 import pytest
@@ -74,7 +80,7 @@ def run(aic: pytest.Pytester) -> tuple[dict[str, Any], str]:
     """Run only the presence check; its record and its evidence page."""
     aic.runpytest_subprocess(
         *base_args(aic, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-                   "--aic-version", "1.35", f"{CHECK}::test_operator_installed"))
+                   "--aic-version", "1.35", f"{CHECK}::test_operator_installed[kuberay]"))
     data = json.loads((aic.path / "report" / "verdicts.json").read_text())
     verdict = next(r for r in data["requirements"] if r["id"] == "robust_controller")
     [check] = verdict["checks"]
@@ -155,3 +161,165 @@ def test_wildcard_policy_webhook_is_not_the_operator(aic: pytest.Pytester,
     assert check["outcome"] == "failed"
     assert "no ValidatingWebhookConfiguration or MutatingWebhookConfiguration has a rule " \
            "for API group ray.io" in check["reason"]
+
+
+# --- Kubeflow Trainer, simulated ---------------------------------------------------------------
+
+TRAINER = "trainer.kubeflow.org/v1alpha1"
+JOBSET = "jobset.x-k8s.io/v1alpha2"
+TRAINER_CRDS = ("trainjobs.trainer.kubeflow.org", "trainingruntimes.trainer.kubeflow.org",
+                "clustertrainingruntimes.trainer.kubeflow.org")
+TRAINJOBS = "trainjobs.trainer.kubeflow.org"
+JOBSETS = "jobsets.jobset.x-k8s.io"
+TRAINJOB_WEBHOOK = "validator.trainjob.trainer.kubeflow.org"
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+class SimTrainer:
+    """Kubeflow Trainer as the API server sees it: its webhook denies TrainJob names that are
+    not DNS-1035 labels; its controller makes a JobSet per TrainJob, controlled by it, and
+    (when it repairs) makes it again when it is deleted."""
+
+    def __init__(self, *, denies: bool = True, controller: bool = True,
+                 repairs: bool = True) -> None:
+        self.denies, self.controller, self.repairs = denies, controller, repairs
+
+    def install(self, fake: FakeApiServer) -> None:
+        fake.cluster.extra_groups[TRAINER] = {
+            "trainjobs": ("TrainJob", True), "trainingruntimes": ("TrainingRuntime", True),
+            "clustertrainingruntimes": ("ClusterTrainingRuntime", False)}
+        fake.cluster.extra_groups[JOBSET] = {"jobsets": ("JobSet", True)}
+        fake.cluster.extra_groups[ADMISSION] = {
+            "validatingwebhookconfigurations": ("ValidatingWebhookConfiguration", False),
+            "mutatingwebhookconfigurations": ("MutatingWebhookConfiguration", False)}
+        fake.cluster.extra_core["services"] = ("Service", True)
+        for crd in TRAINER_CRDS:
+            fake.cluster.add("customresourcedefinitions", {
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": crd}, "spec": {"group": "trainer.kubeflow.org"},
+                "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+        config = webhook_config("validator.trainer.kubeflow.org", TRAINJOB_WEBHOOK,
+                                {"url": "https://localhost:40123/validate-trainer-kubeflow-org-"
+                                        "v1alpha1-trainjob"})
+        config["webhooks"][0]["rules"][0].update(apiGroups=["trainer.kubeflow.org"],
+                                                 apiVersions=["v1alpha1"], resources=["trainjobs"])
+        add_webhook(fake, config)
+        fake.cluster.admission.append(self.admit)
+        fake.cluster.reactors.append(self.react)
+        fake.cluster.delete_reactors.append(self.deleted)
+
+    def admit(self, _cluster: Any, key: str, obj: dict[str, Any]) -> tuple[int, str] | None:
+        name = obj["metadata"]["name"]
+        if key != TRAINJOBS or not self.denies or DNS1035.match(name):
+            return None
+        return 403, (f'admission webhook "{TRAINJOB_WEBHOOK}" denied the request: '
+                     f'metadata.name: Invalid value: "{name}": a DNS-1035 label must consist of '
+                     "lower case alphanumeric characters or '-', start with an alphabetic "
+                     "character, and end with an alphanumeric character")
+
+    def jobset(self, cluster: Any, job: dict[str, Any]) -> None:
+        meta = job["metadata"]
+        ref = {"apiVersion": TRAINER, "kind": "TrainJob", "name": meta["name"],
+               "uid": meta["uid"], "blockOwnerDeletion": True}
+        if self.controller:
+            ref["controller"] = True
+        cluster.add(JOBSETS, {
+            "apiVersion": JOBSET, "kind": "JobSet",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                         "uid": str(uuid.uuid4()), "ownerReferences": [ref]},
+            "spec": {"replicatedJobs": [{"name": "node"}]}})
+
+    def react(self, cluster: Any, key: str, obj: dict[str, Any]) -> None:
+        if key == TRAINJOBS:
+            obj["metadata"]["uid"] = str(uuid.uuid4())
+            self.jobset(cluster, obj)
+
+    def deleted(self, cluster: Any, key: str, obj: dict[str, Any]) -> None:
+        job = cluster.objects.get(TRAINJOBS, {}).get(obj["metadata"]["name"])
+        if key == JOBSETS and self.repairs and job is not None:
+            self.jobset(cluster, job)
+
+
+def run_all(aic: pytest.Pytester) -> dict[str, Any]:
+    """Run every robust_controller check (short waits; namespaces kept: the fake deletes no
+    pod collections); the requirement's verdict."""
+    aic.runpytest_subprocess(
+        *base_args(aic, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+                   "--aic-version", "1.35", "--aic-timeout-scale", "0.03",
+                   "--aic-keep-namespaces", "always", str(CHECK)))
+    data = json.loads((aic.path / "report" / "verdicts.json").read_text())
+    return next(r for r in data["requirements"] if r["id"] == "robust_controller")
+
+
+def outcomes(verdict: dict[str, Any]) -> dict[str, str]:
+    return {c["junit_name"].removeprefix("TestRobustController/"): c["outcome"]
+            for c in verdict["checks"]}
+
+
+def reason(verdict: dict[str, Any], case: str) -> str:
+    """The full reason of one check (the verdict's own reason is shortened)."""
+    return next(c["reason"] for c in verdict["checks"]
+                if c["junit_name"] == f"TestRobustController/{case}")
+
+
+def test_trainer_alone_proves_the_requirement(aic: pytest.Pytester, fake: FakeApiServer) -> None:
+    SimTrainer().install(fake)
+    verdict = run_all(aic)
+    assert verdict["status"] == "Implemented", verdict
+    assert "with solution trainer" in verdict["reason"], verdict["reason"]
+    got = outcomes(verdict)
+    assert {k: v for k, v in got.items() if k.endswith("/trainer")} == {
+        "OperatorInstalled/trainer": "passed", "WebhookDeniesInvalid/trainer": "passed",
+        "WorkloadReconciled/trainer": "passed", "ChildRepaired/trainer": "passed"}
+    assert {v for k, v in got.items() if not k.endswith("/trainer")} == {"not applicable"}
+    assert ("Solution kuberay is not applicable: KubeRay is not installed (ray.io/v1 RayCluster "
+            "is not served); Kubeflow Trainer is.") in verdict["notes"]
+    page = (aic.path / "report" / next(
+        c["evidence_file"] for c in verdict["checks"]
+        if c["junit_name"].endswith("ChildRepaired/trainer"))).read_text()
+    assert "not judged here" in page  # the JobSet controller's part is said to be out of scope
+    assert "TrainJob/tj uid" in page
+
+
+def test_trainer_that_does_not_repair_fails_the_repair(aic: pytest.Pytester,
+                                                       fake: FakeApiServer) -> None:
+    SimTrainer(repairs=False).install(fake)
+    verdict = run_all(aic)
+    assert verdict["status"] == "Partially Implemented", verdict
+    assert outcomes(verdict)["ChildRepaired/trainer"] == "failed"
+    why = reason(verdict, "ChildRepaired/trainer")
+    assert why.startswith("timed out after 4s waiting for Trainer to recreate JobSet tj (a new "
+                          "uid) controlled by TrainJob tj"), why
+    assert "last seen: no JobSet tj" in why, why
+
+
+def test_jobset_not_controlled_by_the_trainjob_fails(aic: pytest.Pytester,
+                                                     fake: FakeApiServer) -> None:
+    SimTrainer(controller=False).install(fake)
+    verdict = run_all(aic)
+    got = outcomes(verdict)
+    assert got["WorkloadReconciled/trainer"] == "failed"
+    assert got["WebhookDeniesInvalid/trainer"] == "passed"
+    assert "last seen: JobSet tj names TrainJob tj as owner but not as its controller" in \
+        reason(verdict, "WorkloadReconciled/trainer")
+
+
+def test_trainjob_webhook_that_admits_a_bad_name_fails(aic: pytest.Pytester,
+                                                       fake: FakeApiServer) -> None:
+    SimTrainer(denies=False).install(fake)
+    verdict = run_all(aic)
+    assert outcomes(verdict)["WebhookDeniesInvalid/trainer"] == "failed"
+    assert verdict["status"] == "Partially Implemented"
+    assert reason(verdict, "WebhookDeniesInvalid/trainer") == (
+        "a TrainJob named 0tj-webhook (not a DNS-1035 label; the API server accepts it for "
+        "custom resources) was accepted: the operator's webhook did not deny it")
+
+
+def test_no_ai_operator_fails_naming_both(aic: pytest.Pytester) -> None:
+    verdict = run_all(aic)
+    assert verdict["status"] == "Not Implemented"
+    assert set(outcomes(verdict).values()) == {"failed"}
+    assert reason(verdict, "WebhookDeniesInvalid/trainer") == (
+        "no AI operator is installed: KubeRay is not installed (ray.io/v1 RayCluster is not "
+        "served); Kubeflow Trainer is not installed (trainer.kubeflow.org/v1alpha1 TrainJob is "
+        "not served); install one or run with --aic-install")

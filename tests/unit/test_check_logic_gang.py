@@ -56,6 +56,76 @@ def test_oversized_plan_is_one_above_the_tightest_node():
     assert G.oversized_plan({}, "") is None
 
 
+def test_oversized_cpu_plan_takes_more_than_half_of_the_emptiest_node():
+    """No extended resource free: 2 members, each over half the node's free CPU, on the node
+    with the most free (ties by name)."""
+    plan = G.oversized_cpu_plan({"a": 3000, "b": 31500, "c": 31500}, "")
+    assert plan == G.GangPlan(
+        2, "b", "", 0, "no node has a free accelerator (extended resource): a CPU-sized gang of "
+        "2 members on b, each requesting 15751m CPU, more than half of the 31500m it has free "
+        "(allocatable minus what its pods request): each member would fit alone, the gang as a "
+        "whole cannot (the requirement is about gang scheduling, not accelerators)",
+        cpu="15751m", free_cpu=31500)
+    assert plan.resources() == {"requests": {"cpu": "15751m"}}
+    assert plan.room == "31500m free cpu"
+    assert plan.covered() == ["cpu"]
+    # each fits alone, two do not: 2 * (f // 2 + 1) > f >= f // 2 + 1
+    for room in (2, 3, 4, 999, 1000):
+        each = G.cpu_millis(G.oversized_cpu_plan({"n": room}, "").cpu)  # type: ignore[union-attr]
+        assert each <= room < 2 * each
+    busy = G.oversized_cpu_plan({"n": 8000}, GPU)
+    assert busy is not None
+    assert busy.why.startswith("no node has a free nvidia.com/gpu: a CPU-sized gang")
+    assert G.oversized_cpu_plan({"n": 1, "m": -200}, GPU) is None
+    assert G.oversized_cpu_plan({}, "") is None
+
+
+def test_the_gpu_sizing_keeps_its_room_text():
+    assert G.oversized_plan({"a": 2}, GPU).room == "2 free nvidia.com/gpu"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("text", "millis"), [("250m", 250), ("2", 2000), ("0.5", 500),
+                                              ("1.0001", 1001), ("0", 0), (4, 4000)])
+def test_cpu_millis(text: str, millis: int):
+    assert G.cpu_millis(text) == millis
+
+
+def _ctr(cpu: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"name": "c", **({"resources": {"requests": {"cpu": cpu}}} if cpu else {}), **extra}
+
+
+@pytest.mark.parametrize(("spec", "millis"), [
+    ({"containers": [_ctr("100m"), _ctr("1"), _ctr()]}, 1100),
+    # an init step heavier than the containers decides
+    ({"initContainers": [_ctr("3")], "containers": [_ctr("1")]}, 3000),
+    # sidecars (restartable init containers) run beside the containers and later init steps
+    ({"initContainers": [_ctr("500m", restartPolicy="Always"), _ctr("2")],
+      "containers": [_ctr("1")]}, 2500),
+    ({"initContainers": [_ctr("500m", restartPolicy="Always")], "containers": [_ctr("1")]},
+     1500),
+    # the RuntimeClass overhead is added; pod-level requests replace the containers'
+    ({"containers": [_ctr("1")], "overhead": {"cpu": "250m"}}, 1250),
+    ({"containers": [_ctr("1")], "resources": {"requests": {"cpu": "4"}}}, 4000),
+    ({"containers": [_ctr()]}, 0),
+])
+def test_pod_cpu_request_follows_the_schedulers_rule(spec: dict[str, Any], millis: int):
+    assert G.pod_cpu_request({"spec": spec}) == millis
+
+
+def test_free_cpu_counts_the_requests_of_non_terminated_pods_on_each_node():
+    nodes = [{"metadata": {"name": n}, "status": {"allocatable": {"cpu": c}}}
+             for n, c in (("a", "32"), ("b", "7500m"), ("c", "4"))]
+
+    def on(node_name: str, cpu: str, phase: str = "Running") -> dict[str, Any]:
+        return {"spec": {"nodeName": node_name, "containers": [_ctr(cpu)]},
+                "status": {"phase": phase}}
+
+    pods = [on("a", "4"), on("a", "2", "Succeeded"), on("a", "1", "Failed"), on("b", "500m"),
+            on("b", "1", "Pending"), {"spec": {"containers": [_ctr("8")]}}, on("x", "1")]
+    assert G.free_cpu(nodes, pods) == {"a": 28000, "b": 6000, "c": 4000}
+    assert G.free_cpu(nodes, pods, ["b", "z"]) == {"b": 6000}
+
+
 @pytest.mark.parametrize(("taint", "tolerated"), [
     ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, True),
     ({"key": "pool", "value": "a", "effect": "NoSchedule"}, True),
@@ -117,6 +187,18 @@ def test_kueue_objects_cpu_only():
     assert group["flavors"][0]["resources"] == [{"name": "cpu", "nominalQuota": "100"}]
 
 
+def test_kueue_cpu_quota_covers_a_cpu_sized_gang():
+    """Quota never decides for the node: a gang of 2 x 96001m gets 192002m, not 100 cores."""
+    small = G.GangPlan(2, "n", "", 0, "", cpu="16001m", free_cpu=32000)
+    assert small.cpu_quota() == "100"
+    big = G.GangPlan(2, "n", "", 0, "", cpu="96001m", free_cpu=192000)
+    [group] = G.kueue_objects("q", "ns", big, "lq")[2]["spec"]["resourceGroups"]
+    assert group["flavors"][0]["resources"] == [{"name": "cpu", "nominalQuota": "192002m"}]
+    job = G.kueue_job("gang-big", "ns", big, "lq", "img")
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "96001m"}}
+
+
 def test_volcano_job():
     job = G.volcano_job("gang-ok", "ns", PLAN, "default", "img")
     assert job["spec"]["minAvailable"] == 3
@@ -165,11 +247,90 @@ def test_coscheduling_scheduler_name():
 
 
 def test_solutions_and_none_found():
-    assert [s.name for s in G.SOLUTIONS] == ["volcano", "kueue", "kai", "coscheduling"]
+    assert [s.name for s in G.SOLUTIONS] == ["volcano", "kueue", "kai", "coscheduling",
+                                             "workload-api"]
     assert G.BY_NAME["kai"].groups == ["scheduling.run.ai"]
     assert G.BY_NAME["volcano"].groups == ["batch.volcano.sh", "scheduling.volcano.sh"]
+    assert G.BY_NAME["workload-api"].groups == ["scheduling.k8s.io"]
     assert G.none_found() == ("no gang scheduler found: none of Volcano, Kueue, KAI Scheduler, "
-                              "scheduler-plugins Coscheduling serves its APIs")
+                              "scheduler-plugins Coscheduling, Kubernetes Workload API (gang "
+                              "policy) serves its APIs")
+
+
+@pytest.mark.parametrize(("served", "variant"), [
+    # 1.35: only v1alpha1's Workload (its PriorityClass is no reason)
+    ({("scheduling.k8s.io/v1alpha1", "Workload")}, (("scheduling.k8s.io/v1alpha1", "Workload"),)),
+    # 1.36: v1alpha2's Workload and PodGroup; the newer wins where both were served
+    ({("scheduling.k8s.io/v1alpha2", "Workload"), ("scheduling.k8s.io/v1alpha2", "PodGroup"),
+      ("scheduling.k8s.io/v1alpha1", "Workload")},
+     (("scheduling.k8s.io/v1alpha2", "Workload"), ("scheduling.k8s.io/v1alpha2", "PodGroup"))),
+    # v1alpha2 without its PodGroup is not a gang API; Kueue's Workload is not Kubernetes'
+    ({("scheduling.k8s.io/v1alpha2", "Workload"), ("kueue.x-k8s.io/v1beta1", "Workload"),
+      ("scheduling.k8s.io/v1alpha1", "PriorityClass")}, None),
+])
+def test_the_workload_api_is_recognised_by_either_served_version(
+        served: set[tuple[str, str]], variant: Any):
+    assert G.BY_NAME["workload-api"].served(lambda a, k: (a, k) in served) == variant
+    kueue = G.BY_NAME["kueue"].served(lambda a, k: a.startswith("kueue"))
+    assert kueue == G.BY_NAME["kueue"].apis
+
+
+def test_workload_api_objects_of_1_35():
+    plan = G.GangPlan(2, "n1", "", 0, "", cpu="16001m")
+    workload, job = G.workload_api_objects("gang-big", "ns", plan, "img",
+                                           "scheduling.k8s.io/v1alpha1")
+    assert workload == {"apiVersion": "scheduling.k8s.io/v1alpha1", "kind": "Workload",
+                        "metadata": {"name": "gang-big", "namespace": "ns"},
+                        "spec": {"podGroups": [{"name": "workers",
+                                                "policy": {"gang": {"minCount": 2}}}]}}
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert (job["spec"]["parallelism"], job["spec"]["completions"]) == (2, 2)
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"] == {"gang": "gang-big"}
+    assert template["spec"]["workloadRef"] == {"name": "gang-big", "podGroup": "workers"}
+    assert template["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "n1"}
+    assert "schedulerName" not in template["spec"]  # kube-scheduler's default profile
+    assert G.workload_min_count(workload) == 2
+
+
+def test_workload_api_objects_of_1_36():
+    workload, podgroup, job = G.workload_api_objects("gang-ok", "ns", PLAN, "img",
+                                                     "scheduling.k8s.io/v1alpha2")
+    assert workload["spec"] == {"podGroupTemplates": [{
+        "name": "workers", "schedulingPolicy": {"gang": {"minCount": 3}}}]}
+    assert (podgroup["apiVersion"], podgroup["kind"]) == ("scheduling.k8s.io/v1alpha2",
+                                                          "PodGroup")
+    assert podgroup["spec"] == {
+        "podGroupTemplateRef": {"workload": {"workloadName": "gang-ok",
+                                             "podGroupTemplateName": "workers"}},
+        "schedulingPolicy": {"gang": {"minCount": 3}}}
+    spec = job["spec"]["template"]["spec"]
+    assert spec["schedulingGroup"] == {"podGroupName": "gang-ok"}
+    assert "workloadRef" not in spec
+    assert spec["containers"][0]["resources"]["limits"] == {GPU: "1"}
+    assert G.workload_min_count(workload) == G.workload_min_count(podgroup) == 3
+    assert G.workload_min_count({"kind": "Workload", "spec": {"podGroupTemplates": [
+        {"name": "workers", "schedulingPolicy": {"basic": {}}}]}}) is None
+
+
+def test_workload_membership_as_the_api_server_kept_it():
+    pods = {"a": {"spec": {"workloadRef": {"name": "w", "podGroup": "workers"}}},
+            "b": {"spec": {}}}
+    assert G.workload_membership(pods, "scheduling.k8s.io/v1alpha1") == {"a": "w/workers",
+                                                                        "b": ""}
+    pods = {"a": {"spec": {"schedulingGroup": {"podGroupName": "pg"}}}, "b": {"spec": {}}}
+    assert G.workload_membership(pods, "scheduling.k8s.io/v1alpha2") == {"a": "pg", "b": ""}
+
+
+def test_podgroup_refusal():
+    pg = {"status": {"conditions": [
+        {"type": "PodGroupScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 1 Insufficient cpu."}]}}
+    assert G.podgroup_refusal(pg) == ("PodGroupScheduled Unschedulable 0/3 nodes are available: "
+                                      "1 Insufficient cpu.")
+    pg["status"]["conditions"][0]["status"] = "True"
+    assert G.podgroup_refusal(pg) == ""
+    assert G.podgroup_refusal({}) == ""
 
 
 # --- what happened, and what the scheduler said ---------------------------------------------

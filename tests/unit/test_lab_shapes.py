@@ -15,12 +15,12 @@ from pytest_aiconformance import probing, workloads
 from pytest_aiconformance.accelerators import get_profile
 from pytest_aiconformance.discovery import AcceleratorNode, ClusterInfo
 from pytest_aiconformance.isolation import RunContext
-from pytest_aiconformance.lab import LabError, LabShape, objects
+from pytest_aiconformance.lab import LabError, LabShape, karpenter, objects
 from pytest_aiconformance.lab.__main__ import main as lab_main
 from pytest_aiconformance.lab.shape import parse_taint, shape_file, shape_names
 from pytest_aiconformance.settings import _lab_shape
 
-NAMES = ["amd", "busy", "dra-only", "mig", "tainted-gpus"]
+NAMES = ["amd", "busy", "dra-only", "mig", "scale-from-zero", "tainted-gpus"]
 
 
 # --- names and files ------------------------------------------------------------------------
@@ -42,6 +42,8 @@ def test_each_named_shape_says_what_it_mimics() -> None:
                                             mig_strategy="mixed")
     assert LabShape.load("busy") == LabShape(**base, busy=True)
     assert LabShape.load("amd") == LabShape(**base, vendor="amd", dra_driver="gpu.amd.com")
+    assert LabShape.load("scale-from-zero") == LabShape(**{**base, "gpu_nodes": 0},
+                                                        karpenter=True)
 
 
 def test_a_file_wins_over_a_name_and_paths_are_never_names(tmp_path: Path,
@@ -61,7 +63,7 @@ def test_unknown_name_is_one_line_listing_the_known_ones() -> None:
     with pytest.raises(LabError) as err:
         shape_file("dra_only")
     assert str(err.value) == ("unknown lab shape 'dra_only'; known: amd, busy, dra-only, mig, "
-                              "tainted-gpus (or a YAML file)")
+                              "scale-from-zero, tainted-gpus (or a YAML file)")
 
 
 def test_aic_lab_shape_option_resolves_names(tmp_path: Path) -> None:
@@ -73,7 +75,7 @@ def test_aic_lab_shape_option_resolves_names(tmp_path: Path) -> None:
     with pytest.raises(pytest.UsageError) as err:
         _lab_shape("gpu-only")
     assert str(err.value) == ("--aic-lab-shape: unknown lab shape 'gpu-only'; known: amd, busy, "
-                              "dra-only, mig, tainted-gpus (or a YAML file)")
+                              "dra-only, mig, scale-from-zero, tainted-gpus (or a YAML file)")
     with pytest.raises(pytest.UsageError, match=r"^--aic-lab-shape: file not found: "):
         _lab_shape(str(tmp_path / "nope.yaml"))
 
@@ -97,8 +99,8 @@ def test_cli_takes_a_name_with_options_on_top(capsys: pytest.CaptureFixture[str]
                       "advertises MIG)"
     assert lab_main(["up", "--shape", "h100"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "error: unknown lab shape 'h100'; known: amd, busy, dra-only, mig, tainted-gpus "
-        "(or a YAML file)"]
+        "error: unknown lab shape 'h100'; known: amd, busy, dra-only, mig, scale-from-zero, "
+        "tainted-gpus (or a YAML file)"]
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -136,6 +138,10 @@ def test_malformed_taints_are_refused(text: str) -> None:
     ({"vendor": "amd", "time_sliced_nodes": 1},
      "lab shape: time_sliced_nodes are NVIDIA's (vendor must be nvidia)"),
     ({"busy": "yes"}, "lab shape: busy must be true or false"),
+    ({"karpenter": True, "extended_resources": False},
+     "lab shape: karpenter needs extended_resources (Karpenter provisions for pods asking for "
+     "an extended resource; it ignores DRA claims)"),
+    ({"workload_api": 1}, "lab shape: workload_api must be true or false"),
     ({"gpu_taint": 3}, "lab shape: gpu_taint must be a string, got 3"),
 ])
 def test_bad_combinations_are_one_line(changes: dict[str, Any], message: str) -> None:
@@ -149,8 +155,20 @@ def test_state_files_of_older_labs_still_load() -> None:
            if f.name in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes",
                          "time_slice_replicas", "cpu_nodes", "dra", "metrics_server",
                          "dra_api", "kuberay", "kueue")}
-    assert LabShape.from_dict(old) == LabShape()
+    # written before workload_api existed: such a lab runs without the Workload API, and
+    # must not be reused for one that needs it
+    assert LabShape.from_dict(old) == LabShape(workload_api=False)
     assert LabShape.from_dict(LabShape.load("amd").to_dict()) == LabShape.load("amd")
+    assert LabShape.from_dict(LabShape().to_dict()) == LabShape()
+
+
+def test_shape_files_leave_the_workload_api_on_unless_they_say_otherwise(tmp_path: Path) -> None:
+    """A shape file is not a state file: a key it does not name keeps its default."""
+    assert LabShape().workload_api
+    assert all(LabShape.load(name).workload_api for name in NAMES)
+    off = tmp_path / "off.yaml"
+    off.write_text("workload-api: false\ngpu_nodes: 1\n")
+    assert LabShape.load(off) == LabShape(gpu_nodes=1, workload_api=False)
 
 
 def test_describe_names_the_traits() -> None:
@@ -255,6 +273,55 @@ def test_busy_pods_hold_every_gpu_and_device() -> None:
     mixed = objects.busy_objects(LabShape.load("mig").replace(busy=True, dra=False))
     assert mixed[0]["spec"]["containers"][0]["resources"]["limits"] == {
         "nvidia.com/mig-1g.10gb": "7"}  # the 0 nvidia.com/gpu is not asked for
+
+
+def test_karpenter_pool_makes_nodes_like_the_labs_gpu_nodes() -> None:
+    """The NodePool's labels and taint and the instance type's resources are a GPU node's."""
+    shape = LabShape.load("tainted-gpus").replace(karpenter=True, gpus_per_node=2)
+    node = _nodes(shape)["aic-gpu-0"]
+    node_class, pool = karpenter.cluster_objects(shape)
+    assert (node_class["kind"], node_class["metadata"]["name"]) == ("KWOKNodeClass", "aic-lab-gpu")
+    template = pool["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert labels == {k: v for k, v in node["metadata"]["labels"].items()
+                      if "kubernetes.io/" not in k}  # Karpenter sets arch, os and hostname
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert labels["nvidia.com/gpu.count"] == "2"
+    assert template["spec"]["taints"] == [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}]
+    assert template["spec"]["nodeClassRef"]["name"] == "aic-lab-gpu"
+    assert {"key": "node.kubernetes.io/instance-type", "operator": "In",
+            "values": ["aic-gpu-2gpu"]} in template["spec"]["requirements"]
+    assert pool["spec"]["disruption"]["consolidationPolicy"] == "WhenEmpty"
+    assert pool["spec"]["limits"] == {"nvidia.com/gpu": "8"}  # 4 nodes at most
+    [itype] = karpenter.instance_types(shape)
+    assert itype["name"] == "aic-gpu-2gpu"
+    assert itype["resources"] == node["status"]["capacity"]
+    assert itype["resources"]["nvidia.com/gpu"] == "2"
+    assert itype["offerings"][0]["Available"] is True
+    # no taint, MIG: the pool asks for nothing else, and offers the MIG instances
+    mig = LabShape.load("mig").replace(karpenter=True)
+    assert "taints" not in karpenter.cluster_objects(mig)[1]["spec"]["template"]["spec"]
+    assert karpenter.instance_types(mig)[0]["resources"]["nvidia.com/mig-1g.10gb"] == "7"
+    assert karpenter.cluster_objects(mig)[1]["spec"]["limits"] == {
+        "nvidia.com/mig-1g.10gb": "28"}
+
+
+def test_karpenter_process_names_its_state_dir(tmp_path: Path) -> None:
+    """The command line names the state dir: that is how `down` knows the process is its own."""
+    from pytest_aiconformance.lab.spec import SpecInputs
+    from pytest_aiconformance.lab.statedir import StateDir
+
+    state = StateDir(tmp_path)
+    inputs = SpecInputs(LabShape(karpenter=True), {"karpenter": Path("/bin/karpenter")},
+                        {"karpenter": 1001, "karpenter-metrics": 1002},
+                        None,  # type: ignore[arg-type]  # the PKI is not read
+                        state)
+    spec = karpenter.spec(inputs)
+    assert spec.argv[0] == "/bin/karpenter"
+    assert f"--instance-types-file-path={tmp_path}/etc/karpenter-instance-types.json" in spec.argv
+    assert "--disable-leader-election=true" in spec.argv
+    assert spec.health_url == "http://127.0.0.1:1001/readyz"
+    assert spec.env == {"KUBECONFIG": f"{tmp_path}/etc/admin.kubeconfig"}
 
 
 # --- what the checks read from such clusters ------------------------------------------------
@@ -442,3 +509,56 @@ def test_pods_with_a_device_use_the_vendors_runtime_class_where_it_exists() -> N
     assert probing.accelerator_pod("p", "ns", alloc, ctr)["spec"]["runtimeClassName"] == "nvidia"
     assert probing.probe_pod("q", "ns", [ctr], alloc=alloc)["spec"]["runtimeClassName"] == "nvidia"
     assert "runtimeClassName" not in probing.probe_pod("r", "ns", [ctr])["spec"]
+
+
+# --- the control plane's command lines ------------------------------------------------------
+
+def _control_plane(shape: LabShape, tmp_path: Path) -> dict[str, list[str]]:
+    from pytest_aiconformance.lab import controlplane
+    from pytest_aiconformance.lab.pki import PKIPaths
+    from pytest_aiconformance.lab.spec import SpecInputs
+    from pytest_aiconformance.lab.statedir import StateDir
+
+    ports = {name: 30000 + i for i, name in enumerate(
+        ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"))}
+    inputs = SpecInputs(shape, {"aiclab": tmp_path / "aiclab"}, ports,
+                        PKIPaths(tmp_path / "pki"), StateDir(tmp_path))
+    return {spec.name: spec.argv for spec in controlplane.specs(inputs)}
+
+
+def _flags(argv: list[str], name: str) -> list[str]:
+    return [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+
+
+def test_the_workload_api_turns_on_its_gates_and_api_version(tmp_path: Path) -> None:
+    """Default lab: GenericWorkload and GangScheduling on the API server and the scheduler,
+    scheduling.k8s.io/v1alpha1 served; neither gate on etcd or the controller-manager."""
+    argv = _control_plane(LabShape(), tmp_path)
+    gates = "GenericWorkload=true,GangScheduling=true"
+    assert _flags(argv["apiserver"], "feature-gates") == [gates]
+    assert _flags(argv["scheduler"], "feature-gates") == [gates]
+    assert _flags(argv["apiserver"], "runtime-config") == ["scheduling.k8s.io/v1alpha1=true"]
+    assert not _flags(argv["controller-manager"], "feature-gates")
+    assert not any("feature-gates" in a for a in argv["etcd"])
+
+
+def test_without_the_workload_api_nothing_alpha_is_on(tmp_path: Path) -> None:
+    argv = _control_plane(LabShape(workload_api=False), tmp_path)
+    for name in ("apiserver", "scheduler"):
+        assert not _flags(argv[name], "feature-gates"), argv[name]
+        assert not _flags(argv[name], "runtime-config"), argv[name]
+    no_dra = _control_plane(LabShape(workload_api=False, dra=False, dra_api=False), tmp_path)
+    assert _flags(no_dra["apiserver"], "runtime-config") == ["resource.k8s.io/v1=false"]
+
+
+def test_one_runtime_config_flag_carries_both_api_switches(tmp_path: Path) -> None:
+    argv = _control_plane(LabShape(dra=False, dra_api=False), tmp_path)["apiserver"]
+    assert _flags(argv, "runtime-config") == [
+        "resource.k8s.io/v1=false,scheduling.k8s.io/v1alpha1=true"]
+    assert "--authorization-mode=RBAC" in argv
+
+
+def test_describe_says_when_the_workload_api_is_off() -> None:
+    assert "workload_api" not in LabShape().describe()
+    assert LabShape(workload_api=False).describe().split()[4:6] == ["dra=on",
+                                                                   "workload_api=off"]
