@@ -146,6 +146,15 @@ def wait_completed(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
     return pods
 
 
+def settle(kube, namespace: str, name: str, plan: G.GangPlan, evidence, timeout, *,
+           fits: bool) -> dict[str, dict[str, Any]]:
+    """The half's outcome for gangs whose members exist at once: a fitting gang completes,
+    an oversized one stays unbound for the whole window."""
+    if fits:
+        return wait_completed(kube, namespace, name, plan, evidence, timeout)
+    return observe_unbound(kube, namespace, name, plan, evidence, timeout)
+
+
 # Supporting: served APIs show a scheduler is installed, not that it schedules gangs.
 @pytest.mark.requirement(REQ, role="supporting", junit="SchedulerAvailable")
 def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
@@ -215,10 +224,7 @@ def _volcano(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, 
     job = G.volcano_job(name, namespace, plan, volcano_queue(kube, run_context), image)
     evidence.yaml(f"Volcano Job with minAvailable {plan.members}", job)
     run_context.create(job)
-    if fits:
-        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
-    else:
-        observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    pods = settle(kube, namespace, name, plan, evidence, timeout, fits=fits)
     pg = volcano_podgroup(kube, namespace, name)
     assert pg is not None, "the Volcano Job has no PodGroup"
     status = pg.get("status", {})
@@ -354,10 +360,7 @@ def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangP
     evidence.yaml(f"PodGroup with minMember {plan.members} and its first member", objs[:2])
     for obj in objs:
         run_context.create(obj)
-    if fits:
-        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
-    else:
-        pods = observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    pods = settle(kube, namespace, name, plan, evidence, timeout, fits=fits)
     pg = kube.get(G.COSCHEDULING, "PodGroup", name, namespace)
     evidence.yaml("PodGroup", {"spec": pg.get("spec", {}), "status": pg.get("status", {})},
                   f"kubectl get podgroup {name} -n {namespace} -o yaml")
@@ -385,10 +388,7 @@ def _workload_api(kube, run_context, namespace, evidence, timeout, plan: G.GangP
     evidence.yaml(f"{version} gang of minCount {plan.members} and the Job that joins it", objs)
     for obj in objs:
         run_context.create(obj)
-    if fits:
-        pods = wait_completed(kube, namespace, name, plan, evidence, timeout)
-    else:
-        pods = observe_unbound(kube, namespace, name, plan, evidence, timeout)
+    pods = settle(kube, namespace, name, plan, evidence, timeout, fits=fits)
     gang = [kube.get(version, kind, name, namespace) for kind in
             (["Workload"] if version == G.WORKLOAD_V1ALPHA1 else ["Workload", "PodGroup"])]
     group = version.split("/")[0]

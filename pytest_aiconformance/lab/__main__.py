@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-metrics-server", action="store_true")
     up.add_argument(
+        "--no-workload-api",
+        action="store_true",
+        help="leave the alpha Workload API (kube-scheduler's gang policy) switched off",
+    )
+    up.add_argument(
         "--kuberay",
         action="store_true",
         help="run the KubeRay operator with its CRDs and validating webhook (port 9443)",
@@ -110,6 +115,8 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["dra_api"] = False
     if args.no_metrics_server:
         changes["metrics_server"] = False
+    if args.no_workload_api:
+        changes["workload_api"] = False
     if args.kuberay:
         changes["kuberay"] = True
     if args.kueue:

@@ -63,8 +63,12 @@ class ShapeRun:
                     if c["junit_name"].split("[")[0] == junit_name)
 
     def evidence(self, req: str, junit_name: str) -> str:
-        """The check's own evidence file."""
-        return (self.report / self.check(req, junit_name)["evidence_file"]).read_text()
+        """The check's own evidence (its JSON file), as the lines a reviewer reads: each step's
+        command and output."""
+        data = json.loads(
+            (self.report / self.check(req, junit_name)["evidence_file"]).read_text())
+        return "\n".join(f"{step.get('command', '')}\n{step.get('output', '')}"
+                         for step in data["steps"])
 
     def explain(self) -> str:
         return self.proc.stdout[-4000:] + self.proc.stderr[-1500:]

@@ -93,6 +93,8 @@ def test_cli_takes_a_name_with_options_on_top(capsys: pytest.CaptureFixture[str]
     monkeypatch.setattr(cli.Lab, "up", fake_up)
     assert lab_main(["up", "--shape", "tainted-gpus", "--gpu-nodes", "1", "--busy"]) == 1
     assert seen == [LabShape.load("tainted-gpus").replace(gpu_nodes=1, busy=True)]
+    assert lab_main(["up", "--no-workload-api", "--kueue"]) == 1
+    assert seen[-1] == LabShape().replace(workload_api=False, kueue=True)
     assert lab_main(["up", "--mig", "single", "--no-extended-resources"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "error: lab shape: mig needs extended_resources (the device plugin " \
