@@ -277,10 +277,7 @@ def service_url(name: str, namespace: str) -> str:
 def scrape_object(plan: MonitorPlan, name: str, namespace: str,
                   selector: Mapping[str, str]) -> dict[str, Any]:
     """The collector's scrape object (metrics_queries.service_monitor) for the gauge's path."""
-    obj = service_monitor(name, plan, namespace, selector, "http", [])
-    for endpoint in obj["spec"]["endpoints"]:
-        endpoint["path"] = METRICS_PATH
-    return obj
+    return service_monitor(name, plan, namespace, selector, "http", [], path=METRICS_PATH)
 
 
 def fast_behavior() -> dict[str, Any]:

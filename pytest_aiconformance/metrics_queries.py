@@ -173,13 +173,13 @@ def plan_vm_service_scrape(vmagent: Mapping[str, Any], workload_namespace: str) 
 
 def service_monitor(name: str, plan: MonitorPlan, workload_namespace: str,
                     selector: Mapping[str, str], port: str, target_labels: Sequence[str],
-                    interval: str = "5s") -> dict[str, Any]:
+                    interval: str = "5s", path: str = "/metrics") -> dict[str, Any]:
     """The plan's scrape object: a ServiceMonitor or a VMServiceScrape (same spec fields; the
     selector and targetLabels are the Service's), or a GMP PodMonitoring (the selector and
     targetLabels are the pods': the workload's pods carry the Service's selector labels and,
     from the run context, the same run labels)."""
     if plan.shape == "gmp-pod":
-        return gmp_pod_monitoring(name, plan, selector, port, target_labels, interval)
+        return gmp_pod_monitoring(name, plan, selector, port, target_labels, interval, path)
     return {
         "apiVersion": plan.api_version,
         "kind": plan.kind,
@@ -189,13 +189,14 @@ def service_monitor(name: str, plan: MonitorPlan, workload_namespace: str,
             "selector": {"matchLabels": dict(selector)},
             "namespaceSelector": {"matchNames": [workload_namespace]},
             "targetLabels": list(target_labels),
-            "endpoints": [{"port": port, "path": "/metrics", "interval": interval}],
+            "endpoints": [{"port": port, "path": path, "interval": interval}],
         },
     }
 
 
 def gmp_pod_monitoring(name: str, plan: MonitorPlan, selector: Mapping[str, str], port: str,
-                       target_labels: Sequence[str], interval: str = "5s") -> dict[str, Any]:
+                       target_labels: Sequence[str], interval: str = "5s",
+                       path: str = "/metrics") -> dict[str, Any]:
     """A monitoring.googleapis.com/v1 PodMonitoring: it selects pods of its own namespace and
     copies pod labels onto the series with targetLabels.fromPod (renamed to valid Prometheus
     label names, as the check queries them)."""
@@ -206,7 +207,7 @@ def gmp_pod_monitoring(name: str, plan: MonitorPlan, selector: Mapping[str, str]
                      "labels": dict(plan.monitor_labels)},
         "spec": {
             "selector": {"matchLabels": dict(selector)},
-            "endpoints": [{"port": port, "path": "/metrics", "interval": interval}],
+            "endpoints": [{"port": port, "path": path, "interval": interval}],
             "targetLabels": {"fromPod": [{"from": label, "to": prometheus_label_name(label)}
                                          for label in target_labels]},
         },

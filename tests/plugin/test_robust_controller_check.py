@@ -23,20 +23,26 @@ RAY_CRDS = ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io")
 ADMISSION = "admissionregistration.k8s.io/v1"
 
 
+def serve_operator_apis(fake: FakeApiServer, group: str, crds: tuple[str, ...]) -> None:
+    """The admission API and Services served, and the operator's CRDs of `group` Established
+    (its own group versions are the caller's)."""
+    fake.cluster.extra_groups[ADMISSION] = {
+        "validatingwebhookconfigurations": ("ValidatingWebhookConfiguration", False),
+        "mutatingwebhookconfigurations": ("MutatingWebhookConfiguration", False)}
+    fake.cluster.extra_core["services"] = ("Service", True)
+    for crd in crds:
+        fake.cluster.add("customresourcedefinitions", {
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd}, "spec": {"group": group},
+            "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+
+
 def serve_kuberay_apis(fake: FakeApiServer) -> None:
     """ray.io and the admission API served, the three Ray CRDs Established, Services served."""
     fake.cluster.extra_groups["ray.io/v1"] = {
         "rayclusters": ("RayCluster", True), "rayjobs": ("RayJob", True),
         "rayservices": ("RayService", True)}
-    fake.cluster.extra_groups[ADMISSION] = {
-        "validatingwebhookconfigurations": ("ValidatingWebhookConfiguration", False),
-        "mutatingwebhookconfigurations": ("MutatingWebhookConfiguration", False)}
-    fake.cluster.extra_core["services"] = ("Service", True)
-    for crd in RAY_CRDS:
-        fake.cluster.add("customresourcedefinitions", {
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": crd}, "spec": {"group": "ray.io"},
-            "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+    serve_operator_apis(fake, "ray.io", RAY_CRDS)
 
 
 def webhook_config(name: str, webhook: str, client: dict[str, Any]) -> dict[str, Any]:
@@ -189,15 +195,7 @@ class SimTrainer:
             "trainjobs": ("TrainJob", True), "trainingruntimes": ("TrainingRuntime", True),
             "clustertrainingruntimes": ("ClusterTrainingRuntime", False)}
         fake.cluster.extra_groups[JOBSET] = {"jobsets": ("JobSet", True)}
-        fake.cluster.extra_groups[ADMISSION] = {
-            "validatingwebhookconfigurations": ("ValidatingWebhookConfiguration", False),
-            "mutatingwebhookconfigurations": ("MutatingWebhookConfiguration", False)}
-        fake.cluster.extra_core["services"] = ("Service", True)
-        for crd in TRAINER_CRDS:
-            fake.cluster.add("customresourcedefinitions", {
-                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                "metadata": {"name": crd}, "spec": {"group": "trainer.kubeflow.org"},
-                "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+        serve_operator_apis(fake, "trainer.kubeflow.org", TRAINER_CRDS)
         config = webhook_config("validator.trainer.kubeflow.org", TRAINJOB_WEBHOOK,
                                 {"url": "https://localhost:40123/validate-trainer-kubeflow-org-"
                                         "v1alpha1-trainjob"})
