@@ -203,6 +203,11 @@ class InferenceRun:
 def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[InferenceRun]:
     run = InferenceRun()
     ns = ""
+    # A module fixture is set up before the function-scoped autouse fixture that keeps a
+    # needs_containers check's pods off simulated nodes, so keep this module's pods off them
+    # here: on a cluster with both kinds, a backend or client on a kwok node never answers.
+    outer_keep_off = run_context.keep_off_nodes
+    run_context.keep_off_nodes = probing.simulated_nodes(kube)
     try:
         require_gateway_api(kube)
         gwc = accepted_class(kube, run, timeout, aic_settings.gateway_class)
@@ -277,6 +282,8 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
             scratch = EvidenceRecorder("", REQ, "")
             collect_diagnostics(kube, ns, scratch)
             run.diagnostics = scratch.data.diagnostics
+    finally:
+        run_context.keep_off_nodes = outer_keep_off
     yield run
     if ns:
         keep = aic_settings.keep_namespaces

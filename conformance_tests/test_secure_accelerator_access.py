@@ -120,16 +120,18 @@ def _probe_setup(kube, run_context, namespace, alloc):
         run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
 
 
-def _accelerator_node_names(cluster_info) -> list[str]:
-    return [n.name for n in cluster_info.accelerator_nodes]
+def _accelerator_node_names(kube, cluster_info) -> list[str]:
+    """Accelerator nodes, those that run containers first (a probe is pinned to the first)."""
+    return probing.running_first(kube, [n.name for n in cluster_info.accelerator_nodes])
 
 
+@pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="PositiveAccessTest")
 def test_positive_access(kube, cluster_info, allocation, namespace, run_context, evidence,
                          timeout, count_probe):
     """A pod that requests one accelerator sees exactly one device."""
-    probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
+    probing.require_running_containers(kube, _accelerator_node_names(kube, cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
     scripts, image = count_probe
@@ -143,12 +145,13 @@ def test_positive_access(kube, cluster_info, allocation, namespace, run_context,
     assert count == 1, f"a pod with one {allocation.describe()} sees {count} devices, not 1"
 
 
+@pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="NegativeIsolationTest")
 def test_negative_isolation(kube, cluster_info, allocation, namespace, run_context, evidence,
                             timeout, count_probe):
     """A pod without a request, pinned to an accelerator node, sees no device."""
-    nodes = _accelerator_node_names(cluster_info)
+    nodes = _accelerator_node_names(kube, cluster_info)
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
@@ -162,12 +165,13 @@ def test_negative_isolation(kube, cluster_info, allocation, namespace, run_conte
     assert count == 0, f"a pod without any request sees {count} accelerator devices"
 
 
+@pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="MultiContainerIsolationTest")
 def test_multi_container_isolation(kube, cluster_info, allocation, namespace, run_context,
                                    evidence, timeout, count_probe):
     """In a pod holding one device, a second container without it sees none."""
-    probing.require_running_containers(kube, _accelerator_node_names(cluster_info))
+    probing.require_running_containers(kube, _accelerator_node_names(kube, cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
     profile = allocation.profile
     scripts, image = count_probe
@@ -185,6 +189,7 @@ def test_multi_container_isolation(kube, cluster_info, allocation, namespace, ru
     assert other == 0, f"the container without the device sees {other} devices"
 
 
+@pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
 def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context, evidence,
@@ -199,7 +204,7 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
     shared = {n.name: why for n in candidates if (why := probing.shared_devices(n, profile))}
     for node_name, why in sorted(shared.items()):
         evidence.note(f"{node_name} left out: its devices are shared ({why})")
-    nodes = [n.name for n in candidates if n.name not in shared]
+    nodes = probing.running_first(kube, [n.name for n in candidates if n.name not in shared])
     if not nodes:
         not_applicable("no node has two unshared accelerators to compare"
                        + (f" (shared: {', '.join(sorted(shared))})" if shared else ""))
@@ -222,6 +227,7 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
     )
 
 
+@pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
 def test_runtime_class_without_request(kube, cluster_info, allocation, namespace, run_context,
@@ -235,7 +241,7 @@ def test_runtime_class_without_request(kube, cluster_info, allocation, namespace
     runtime_class = (profile.runtime_class if profile.runtime_class
                      and profile.runtime_class in cluster_info.runtime_classes else None)
     runtime = f"RuntimeClass {runtime_class}" if runtime_class else "the default runtime"
-    nodes = _accelerator_node_names(cluster_info)
+    nodes = _accelerator_node_names(kube, cluster_info)
     probing.require_running_containers(kube, nodes)
     _probe_setup(kube, run_context, namespace, allocation)
     env = {profile.all_devices_env.name: profile.all_devices_env.value}

@@ -10,6 +10,14 @@ from pytest_aiconformance.accelerators import is_accelerator_resource
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
 from pytest_aiconformance.operators import Detection, detect_all
 
+# Data convention: a node whose accelerators are simulated while the node itself is real (the
+# lab's real node runs containers, but its GPUs come from a simulated device plugin) carries
+# this label with the value "true". kwok-simulated nodes need no label: their annotation says
+# so (probing.node_is_simulated). Either makes every report of the run say it is simulated.
+SIMULATED_ACCELERATORS_LABEL = "aic-lab.local/simulated-accelerators"
+LAB_DESCRIPTION = "aic-lab (pytest-aiconformance's local lab)"
+_MAX_NAMED_NODES = 6  # a description names this many nodes of a kind, then counts the rest
+
 
 @dataclass
 class AcceleratorNode:
@@ -42,6 +50,7 @@ class ClusterInfo:
     node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     runtime_classes: list[str] = field(default_factory=list)
     operators: dict[str, Detection] = field(default_factory=dict)
+    simulated_nodes: list[str] = field(default_factory=list)  # kwok-simulated, sorted
 
     @property
     def serves_dra(self) -> bool:
@@ -54,6 +63,11 @@ class ClusterInfo:
             for taint in node.taints:
                 seen.setdefault(tuple(sorted(taint.items())), taint)
         return list(seen.values())
+
+    def simulated_accelerator_nodes(self) -> list[str]:
+        """Nodes labelled as having simulated accelerators (SIMULATED_ACCELERATORS_LABEL)."""
+        return sorted(name for name, labels in self.node_labels.items()
+                      if labels.get(SIMULATED_ACCELERATORS_LABEL) == "true")
 
     def header_lines(self) -> list[str]:
         lines = [f"cluster: {self.server} Kubernetes {self.git_version}, {self.nodes} nodes"]
@@ -77,6 +91,31 @@ class ClusterInfo:
         found = [d.summary() for d in self.operators.values() if d.present]
         lines.append("operators: " + ("; ".join(found) if found else "none detected"))
         return lines
+
+
+def describe_simulation(lab: bool, info: ClusterInfo | None) -> str:
+    """One line saying what of this run is simulated; '' for a real platform.
+
+    Simulated: the run was started with --aic-lab (`lab`), a node is kwok-simulated, or a node
+    carries SIMULATED_ACCELERATORS_LABEL. Reads only what discovery found.
+    """
+    parts = []
+    if info is not None:
+        if info.simulated_nodes:
+            parts.append("kwok-simulated nodes " + _names(info.simulated_nodes))
+        accelerators = [n for n in info.simulated_accelerator_nodes()
+                        if n not in info.simulated_nodes]
+        if accelerators:
+            parts.append("simulated accelerators on " + _names(accelerators))
+    if lab:
+        return f"{LAB_DESCRIPTION}: " + ("; ".join(parts) or "simulated nodes and accelerators")
+    return "; ".join(parts)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_NAMED_NODES])
+    rest = len(names) - _MAX_NAMED_NODES
+    return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 def _taint_text(taint: dict[str, str]) -> str:
@@ -122,6 +161,8 @@ def _count_dra_devices(info: ClusterInfo, spec: dict[str, Any]) -> None:
 
 def discover(kube: Kube) -> ClusterInfo:
     """Read version, API groups, accelerator nodes, DRA objects, RuntimeClasses, operators."""
+    from pytest_aiconformance.probing import node_is_simulated  # probing imports this module
+
     doing = "reading the server version"
     try:
         version = kube.version()
@@ -155,6 +196,8 @@ def discover(kube: Kube) -> ClusterInfo:
                     per_node[node] = per_node.get(node, 0) + len(spec.get("devices", []))
                 _count_dra_devices(info, spec)
             info.dra_drivers = sorted(d for d in drivers if d)
+        info.simulated_nodes = sorted(n["metadata"]["name"] for n in nodes
+                                      if node_is_simulated(n))
         for node in nodes:
             info.node_labels[node["metadata"]["name"]] = dict(
                 node["metadata"].get("labels") or {})

@@ -16,7 +16,7 @@ from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.evidence import EvidenceRecorder
 from pytest_aiconformance.isolation import RunContext
 from pytest_aiconformance.operators import HelmError, OperatorManager, require_helm
-from pytest_aiconformance.probing import require_real_cluster
+from pytest_aiconformance.probing import require_real_cluster, simulated_nodes
 from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import Settings
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
@@ -148,9 +148,19 @@ def namespace(request: pytest.FixtureRequest, run_context: RunContext, aic_setti
 
 
 @pytest.fixture(autouse=True)
-def _needs_containers(request: pytest.FixtureRequest) -> None:
-    """Checks marked needs_containers are not observable where every node is simulated."""
-    if request.node.get_closest_marker(check_records.NEEDS_CONTAINERS) is not None:
-        require_real_cluster(request.getfixturevalue("kube"))
+def _needs_containers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Checks marked needs_containers are not observable where every node is simulated; where
+    only some nodes are, their pods are kept off the simulated ones (which run nothing)."""
+    if request.node.get_closest_marker(check_records.NEEDS_CONTAINERS) is None:
+        yield
+        return
+    kube = request.getfixturevalue("kube")
+    require_real_cluster(kube)
+    context: RunContext = request.getfixturevalue("run_context")
+    context.keep_off_nodes = simulated_nodes(kube)
+    try:
+        yield
+    finally:
+        context.keep_off_nodes = []
 
 

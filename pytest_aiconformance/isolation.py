@@ -52,6 +52,9 @@ class RunContext:
     tolerations: list[dict[str, str]] = field(default_factory=list)
     created: list[Created] = field(default_factory=list)
     terminating: list[Created] = field(default_factory=list)  # namespaces still going
+    # Nodes the pods of the running check must not land on: simulated (kwok) nodes, while a
+    # check that looks inside containers runs on a cluster that also has real nodes.
+    keep_off_nodes: list[str] = field(default_factory=list)
     _counter: int = 0
 
     def labels(self, check: str | None = None) -> dict[str, str]:
@@ -76,6 +79,9 @@ class RunContext:
             for spec in _pod_specs(out):
                 spec["tolerations"] = merge_tolerations(spec.get("tolerations") or [],
                                                         self.tolerations)
+        if self.keep_off_nodes:
+            for spec in _pod_specs(out):
+                _keep_off(spec, self.keep_off_nodes)
         return out
 
     def create(self, obj: dict[str, Any], check: str | None = None) -> dict[str, Any]:
@@ -185,6 +191,20 @@ def cluster_scoped_kinds(kube: Kube) -> list[tuple[str, str]]:
                     and res.get("kind") != "Namespace" and {"list", "delete"} <= verbs):
                 found.append((api_version, str(res["kind"])))
     return found
+
+
+def _keep_off(spec: dict[str, Any], nodes: list[str]) -> None:
+    """Add "not on these nodes" to every required node-affinity term of a pod spec."""
+    if spec.get("nodeName"):
+        return
+    match = {"key": "metadata.name", "operator": "NotIn", "values": sorted(nodes)}
+    required = (spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+                .setdefault("requiredDuringSchedulingIgnoredDuringExecution", {}))
+    terms = required.setdefault("nodeSelectorTerms", [])
+    if not terms:
+        terms.append({})
+    for term in terms:
+        term.setdefault("matchFields", []).append(dict(match))
 
 
 def _pod_specs(obj: Any) -> list[dict[str, Any]]:

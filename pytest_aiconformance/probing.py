@@ -247,6 +247,19 @@ def count_scripts(profile: AcceleratorProfile) -> list[str]:
     return ["env_prefix.sh"]
 
 
+def running_first(kube: Kube, node_names: list[str]) -> list[str]:
+    """The nodes that run containers, in order; all of them when every one is simulated (the
+    caller then reports not observable).  A probe pinned to a node must pick a real one."""
+    simulated = set(simulated_nodes(kube))
+    real = [n for n in node_names if n not in simulated]
+    return real or list(node_names)
+
+
+def simulated_nodes(kube: Kube) -> list[str]:
+    """Names of the simulated (kwok) nodes, which run no containers."""
+    return sorted(n["metadata"]["name"] for n in kube.items("v1", "Node") if node_is_simulated(n))
+
+
 def require_real_cluster(kube: Kube) -> None:
     """Skip (not observable) when every node is simulated: no pod, log, proxy or traffic runs."""
     nodes = kube.items("v1", "Node")

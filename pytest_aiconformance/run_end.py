@@ -11,6 +11,7 @@ import pytest
 
 from pytest_aiconformance.catalog import load_catalog, official_descriptions
 from pytest_aiconformance.check_records import CheckSpec, check_results
+from pytest_aiconformance.discovery import describe_simulation
 from pytest_aiconformance.model import RequirementVerdict, Status
 from pytest_aiconformance.reports import write_reports
 from pytest_aiconformance.reports.meta import RunMeta
@@ -31,6 +32,7 @@ def write_verdicts(state: RunState, specs: dict[str, CheckSpec], junit_path: Pat
                          expected=state.suite_checks)
     info = state.info
     settings = state.settings
+    state.simulated = describe_simulation(settings.lab, info)
     run = RunMeta(
         checklist_version=state.version,
         server_version=info.git_version if info else "",
@@ -42,6 +44,7 @@ def write_verdicts(state: RunState, specs: dict[str, CheckSpec], junit_path: Pat
         if info else (),
         accelerator=settings.accelerator,
         allocation_mode=settings.allocation_mode,
+        simulated=state.simulated,
     )
     environment = info.header_lines() if info else []
     descriptions = settings.descriptions or official_descriptions(state.version)
@@ -74,6 +77,9 @@ def terminal_summary(tr: pytest.TerminalReporter, state: RunState) -> None:
     tr.write_sep("=", f"AI conformance verdicts (checklist {state.version})")
     for line in format_verdict_table(state.verdicts, width=tr._tw.fullwidth):
         tr.write_line(line)
+    if state.simulated:
+        tr.write_line(f"SIMULATED, not a real platform: {state.simulated} "
+                      "(every report says so)", yellow=True)
     for kind, path in sorted(state.report_paths.items()):
         tr.write_line(f"{kind}: {path}")
     if state.must_failures:

@@ -40,6 +40,7 @@ class RunState:
     junit_default: bool = False  # we pointed --junitxml at the report dir
     verdicts: list[RequirementVerdict] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
+    simulated: str = ""  # what of the run is simulated (RunMeta.simulated); '' on real platforms
     must_failures: list[str] = field(default_factory=list)
     submission: Submission | None = None
     submission_check: ValidationReport | None = None

@@ -23,7 +23,7 @@ from pytest_aiconformance.cluster import ClusterError, connect
 from pytest_aiconformance.discovery import ClusterInfo, discover
 from pytest_aiconformance.isolation import RunContext, sweep
 from pytest_aiconformance.run_state import RunState
-from pytest_aiconformance.settings import LAB_CONTEXT, ClusterTarget, Settings
+from pytest_aiconformance.settings import LAB_CONTEXT, ClusterTarget, Settings, images_with_lab
 from pytest_aiconformance.workloads import tolerations_for
 
 Say = Callable[[str], None]
@@ -60,6 +60,9 @@ def start_lab(state: RunState, say: Say) -> ClusterTarget:
         raise pytest.UsageError(f"lab: {exc}") from None
     state.lab = lab
     state.lab_started_here = not was_up
+    if info.images_file is not None:
+        # The real node pulls nothing: its pods run the images the lab built and imported.
+        state.settings = dataclasses.replace(settings, images=images_with_lab(info.images_file))
     return ClusterTarget(Path(info.kubeconfig), LAB_CONTEXT)
 
 
@@ -67,10 +70,14 @@ def conformance_shape(shape_type: Any) -> Any:
     """The lab the suite runs on by default: what a conformant platform would offer.
 
     Two GPU nodes, one time-sliced GPU node (for gpu_sharing), one CPU node, the simulated
-    DRA driver, metrics-server, the operators the lab can run and Karpenter (GPU node pool).
+    DRA driver, metrics-server, the operators the lab can run and Karpenter (GPU node pool);
+    a real node (pods run, simulated GPUs inside them) with a Gateway and Prometheus, where
+    the host allows one (root, overlayfs, runc...; otherwise the lab says why and runs
+    without it).
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
-              "kueue": True, "trainer": True, "karpenter": True}
+              "kueue": True, "trainer": True, "karpenter": True, "real_nodes": 1, "gateway": True,
+              "prometheus": True}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))
     return shape_type(**{k: v for k, v in wanted.items() if k in known})
 

@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pytest_aiconformance.accelerators import AcceleratorProfile, default_profile, get_profile
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog, normalize_version
-from pytest_aiconformance.images import Image, ImageConfigError, UnknownImageError, load_images
+from pytest_aiconformance.images import (
+    Image,
+    ImageConfigError,
+    UnknownImageError,
+    apply_overrides,
+    load_images,
+)
 from pytest_aiconformance.metrics_queries import QueryEndpoint, parse_prometheus_option
 from pytest_aiconformance.reports.meta import PlatformMeta, load_platform_meta
 from pytest_aiconformance.reports.product_yaml import load_template_descriptions
@@ -371,10 +378,31 @@ def _descriptions(template: Path | None) -> dict[str, str]:
         raise pytest.UsageError(f"--aic-template: {exc}") from None
 
 
-def _images() -> dict[str, Image]:
-    """The image table with the AIC_IMAGES override file applied, read once per run."""
+def _images(lab_file: Path | None = None) -> dict[str, Image]:
+    """The image table with the AIC_IMAGES override file applied, read once per run.
+
+    ``lab_file``: the lab's overrides naming the images it built for its real node (nothing
+    can be pulled there); applied first, so an explicit AIC_IMAGES still wins.
+    """
     override = os.environ.get(IMAGES_ENV)
     try:
-        return load_images(Path(override) if override else None)
+        images = load_images(lab_file)
+        if override:
+            images = apply_overrides(images, _override_data(Path(override)), source=override)
+        return images
     except (ImageConfigError, UnknownImageError) as exc:
         raise pytest.UsageError(f"{IMAGES_ENV}: {str(exc).splitlines()[0]}") from None
+
+
+def images_with_lab(lab_file: Path) -> dict[str, Image]:
+    """The image table of a run on a lab whose real node runs locally built images."""
+    return _images(lab_file)
+
+
+def _override_data(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ImageConfigError(f"{path}: cannot read image override file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ImageConfigError(f"{path}: not valid YAML: {exc}") from exc

@@ -31,7 +31,27 @@ venv() {
     fi
 }
 
+# The lab's real node runs pods with Debian's runc, CNI plugins, nftables and iproute2; as root
+# on Debian they are installed when missing (without them the lab runs kwok nodes only).
+SYSTEM_PACKAGES=(runc containernetworking-plugins nftables iproute2)
+system_packages() {
+    local missing=()
+    command -v runc >/dev/null || missing+=(runc)
+    [[ -x /usr/lib/cni/bridge || -x /opt/cni/bin/bridge ]] || missing+=(containernetworking-plugins)
+    command -v nft >/dev/null || missing+=(nftables)
+    command -v ip >/dev/null || missing+=(iproute2)
+    ((${#missing[@]})) || return 0
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        log "missing ${missing[*]} (not root or no apt-get): the lab runs without a real node"
+        return 0
+    fi
+    log "installing ${SYSTEM_PACKAGES[*]} (apt-get) for the lab's real node"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${SYSTEM_PACKAGES[@]}" >/dev/null
+}
+
 build_lab() {
+    system_packages
     log "building the lab (cached by go.sum hash; a cold build takes minutes)"
     "$VENV/bin/python" -m pytest_aiconformance.lab build
 }

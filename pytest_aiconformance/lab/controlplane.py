@@ -58,8 +58,8 @@ def apiserver(inputs: SpecInputs) -> ProcessSpec:
     argv = [
         inputs.binary("aiclab"),
         "kube-apiserver",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        f"--bind-address={inputs.host('apiserver')}",
+        f"--advertise-address={inputs.host('apiserver')}",
         f"--secure-port={inputs.ports['apiserver']}",
         f"--etcd-servers={inputs.url('etcd', 'http')}",
         f"--client-ca-file={f('ca.crt')}",
@@ -82,11 +82,22 @@ def apiserver(inputs: SpecInputs) -> ProcessSpec:
         f"--proxy-client-cert-file={f('front-proxy-client.crt')}",
         f"--proxy-client-key-file={f('front-proxy-client.key')}",
         "--profiling=false",
+        *_kubelet_client(inputs),
         *feature_gates(inputs),
         *([f"--runtime-config={','.join(runtime_config)}"] if runtime_config else []),
     ]
     health = f"{inputs.url('apiserver')}/readyz"
     return ProcessSpec("apiserver", argv, health, "admin", inputs.ports["apiserver"])
+
+
+def _kubelet_client(inputs: SpecInputs) -> list[str]:
+    """How the API server reaches a real node's kubelet (logs, exec, port-forward): with a
+    client certificate, at the node's InternalIP (the kubelet listens on the bridge only)."""
+    if not inputs.shape.real_nodes:
+        return []
+    cert, key = inputs.pki.client("apiserver-kubelet-client")
+    return [f"--kubelet-client-certificate={cert}", f"--kubelet-client-key={key}",
+            "--kubelet-preferred-address-types=InternalIP"]
 
 
 def controller_manager(inputs: SpecInputs) -> ProcessSpec:

@@ -20,6 +20,8 @@ class LabInfo:
     context: str = CONTEXT
     reused: bool = False
     ports: dict[str, int] = field(default_factory=dict)
+    # AIC_IMAGES-format overrides naming the images built for the real node (None: no node).
+    images_file: Path | None = None
 
 
 @dataclass(frozen=True)

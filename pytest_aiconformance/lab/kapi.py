@@ -39,6 +39,17 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "MutatingWebhookConfiguration": ("mutatingwebhookconfigurations", False),
     "KWOKNodeClass": ("kwoknodeclasses", False),
     "NodePool": ("nodepools", False),
+    "ServiceAccount": ("serviceaccounts", True),
+    "ClusterRole": ("clusterroles", False),
+    "ClusterRoleBinding": ("clusterrolebindings", False),
+    "GatewayClass": ("gatewayclasses", False),
+    "DaemonSet": ("daemonsets", True),
+    "Deployment": ("deployments", True),
+    "ConfigMap": ("configmaps", True),
+    "Role": ("roles", True),
+    "RoleBinding": ("rolebindings", True),
+    "Prometheus": ("prometheuses", True),
+    "ServiceMonitor": ("servicemonitors", True),
 }
 
 

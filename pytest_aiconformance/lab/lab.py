@@ -16,7 +16,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import bootstrap, controlplane, health, kwok_metrics, objects, operators, pki, procs
+from . import (
+    bootstrap,
+    controlplane,
+    gateway,
+    health,
+    hostnet,
+    kwok_metrics,
+    objects,
+    operators,
+    pki,
+    procs,
+    prometheus,
+    realnode,
+)
 from .build import BuiltModule, Progress, build_all, build_modules
 from .errors import LabError
 from .info import ComponentStatus, LabInfo, LabStatus
@@ -84,6 +97,12 @@ class Lab:
         before failing, so that parallel test sessions take turns instead of failing.
         """
         shape = shape or LabShape()
+        if shape.real_nodes:
+            missing = hostnet.missing_prerequisite()
+            if missing:
+                progress(f"{missing}: starting the kwok-only lab (checks that need containers "
+                         "stay Not verified)")
+                shape = shape.replace(real_nodes=0)
         with self._dir.locked():
             reused = self._reuse_or_clean(shape, progress)
             if reused is not None:
@@ -138,6 +157,7 @@ class Lab:
             shape=LabShape.from_dict(state["shape"]),
             state_dir=self.state_dir,
             ports=dict(state["ports"]),
+            images_file=_images_file(self.state_dir, LabShape.from_dict(state["shape"])),
         )
 
     def stop_component(self, name: str, progress: Progress = _quiet) -> None:
@@ -196,6 +216,7 @@ class Lab:
             self._stop_all(progress)
         elif self._dir.has_pid_files():
             progress(f"cleaning stale state dir {self.state_dir} (its processes are gone)")
+            self._stop_all(progress)  # A real node's containers and host state may be left.
         return None
 
     def _stop_all(self, progress: Progress) -> list[str]:
@@ -207,6 +228,13 @@ class Lab:
             procs.stop([p for n, p in live.items() if n == "etcd"], str(self.state_dir))
             names = ", ".join(live)
             progress(f"stopped {names} in {time.monotonic() - started:.1f} s")
+        # A real node's shims and containers outlive its processes; its host changes too.
+        shims = realnode.stop_shims(self.state_dir)
+        realnode.forget_plugin(self.state_dir)
+        removed = hostnet.HostNet(self.state_dir).cleanup()
+        if shims or removed:
+            progress(f"removed the real node's host state: "
+                     f"{', '.join([f'{len(shims)} shims', *removed])}")
         self._dir.remove_pid_files()
         return list(live)
 
@@ -220,7 +248,11 @@ class Lab:
         if shape.kuberay and procs.port_bound(objects.kuberay_webhook_port()):
             # Fail before starting anything: the operator could not serve its webhook.
             raise LabError(webhook_port_busy("kuberay", objects.kuberay_webhook_port()))
-        inputs = self._prepare(shape, built)
+        try:
+            inputs = self._prepare(shape, built, progress)
+        except BaseException:
+            self._stop_all(_quiet)  # A half-made real node's host changes go too.
+            raise
         specs = _specs(inputs)
         server = inputs.url("apiserver")
         self._dir.write_state(
@@ -245,9 +277,12 @@ class Lab:
             shape=shape,
             state_dir=self.state_dir,
             ports=inputs.ports,
+            images_file=_images_file(self.state_dir, shape),
         )
 
-    def _prepare(self, shape: LabShape, built: dict[str, BuiltModule]) -> SpecInputs:
+    def _prepare(
+        self, shape: LabShape, built: dict[str, BuiltModule], progress: Progress
+    ) -> SpecInputs:
         """A fresh state directory with the PKI and the files the components read."""
         self._dir.fresh()
         binaries = {n: b.binary(n) for b in built.values() for n in b.module.binaries}
@@ -256,6 +291,10 @@ class Lab:
         write_kubeconfigs(self._dir, inputs.url("apiserver"), paths)
         kwok_metrics.write_config(self._dir)
         operators.prepare(inputs)
+        if shape.real_nodes:
+            # The bridge first: the API server listens on the node's address.
+            hostnet.HostNet(self.state_dir).setup()
+            realnode.prepare(inputs, built, progress)
         return inputs
 
     def _run(
@@ -283,12 +322,31 @@ class Lab:
             operators.install(api, inputs, built, progress)
         for spec in ops:
             launch(spec, self._dir)
-        started = rest + ops
+        node = [by_name[n] for n in realnode.NAMES if n in by_name]
+        if node:
+            realnode.start(node, inputs, self._dir, progress)
+            realnode.install(api, inputs)
+        gw = [by_name[n] for n in (gateway.NAME,) if n in by_name]
+        if gw:  # The data plane listens on the node's bridge: after the node's set-up.
+            gateway.install(api, inputs, built, progress)
+            launch(gw[0], self._dir)
+        prom = [by_name[n] for n in (prometheus.COMPONENT,) if n in by_name]
+        if prom:  # Its CRDs Established before the operator starts; its images imported.
+            prometheus.install(api, inputs, built,
+                               prometheus.image_refs(realnode.images_json(inputs)), progress)
+            launch(prom[0], self._dir)
+        started = rest + ops + [s for s in node if s.name != "containerd"] + gw + prom
         with ThreadPoolExecutor(len(started)) as pool:
             list(pool.map(lambda spec: wait_healthy(spec, self._dir), started))
         names_up = ", ".join(s.name for s in started)
         progress(f"{names_up} ready in {time.monotonic() - t0:.1f} s")
         bootstrap.wait_ready(api, inputs.shape, progress)
+        if node:
+            realnode.wait_ready(api, progress)
+        if gw:
+            gateway.wait_accepted(api, progress)
+        if prom:
+            prometheus.wait_ready(api, progress)
         bootstrap.occupy_gpus(api, inputs.shape, progress)
 
 
@@ -299,6 +357,9 @@ def _specs(inputs: SpecInputs) -> list[ProcessSpec]:
         kwok_metrics.kwok(inputs),
         *operators.specs(inputs),
         *kwok_metrics.metrics_server(inputs),
+        *realnode.specs(inputs),
+        *prometheus.specs(inputs),
+        *gateway.specs(inputs),
     ]
 
 
@@ -315,6 +376,12 @@ def _choose_ports(shape: LabShape) -> dict[str, int]:
         names += ["karpenter", "karpenter-metrics"]
     if shape.trainer:
         names += ["trainer", "trainer-webhook"]
+    if shape.real_nodes:
+        names += realnode.PORTS
+    if shape.gateway:
+        names += gateway.PORTS
+    if shape.prometheus:
+        names += prometheus.PORTS
     ports = dict(zip(names, procs.free_ports(len(names)), strict=True))
     if shape.kuberay:
         ports["kuberay-webhook"] = objects.kuberay_webhook_port()
@@ -323,7 +390,15 @@ def _choose_ports(shape: LabShape) -> dict[str, int]:
 
 def _modules_for(shape: LabShape) -> tuple[str, ...]:
     """The Go modules a lab of ``shape`` runs binaries of (others need not even compile)."""
-    return ("controlplane", "tools", *operators.enabled(shape))
+    return ("controlplane", "tools", *operators.enabled(shape),
+            *(realnode.MODULES if shape.real_nodes else ()),
+            *((gateway.MODULE,) if shape.gateway else ()),
+            *(prometheus.MODULES if shape.prometheus else ()))
+
+
+def _images_file(state_dir: Path, shape: LabShape) -> Path | None:
+    """Image overrides naming the locally built images, for a lab with a real node."""
+    return realnode.images_file(state_dir) if shape.real_nodes else None
 
 
 def _check_component_name(name: str) -> None:

@@ -130,6 +130,17 @@ def nodes(shape: LabShape) -> list[Obj]:
     return result
 
 
+def real_node_gpu_labels(gpus: int) -> dict[str, str]:
+    """The NVIDIA labels of a GPU node (GPU Feature Discovery's), for the real node whose
+    GPUs the lab simulates inside containers."""
+    templates = load_data("nodes.yaml")
+    prof = _profile(templates["profiles"], "gpu")
+    labels = {k: str(v) for k, v in prof.get("labels", {}).items()}
+    if prof.get("countLabel"):
+        labels[prof["countLabel"]] = str(gpus)
+    return labels
+
+
 def _mig_labels(mig: dict[str, Any], shape: LabShape) -> dict[str, str]:
     count = str(shape.gpus_per_node * int(mig["instancesPerGpu"]))
     labels = {**mig["labels"], **mig[shape.mig_strategy]["labels"]}

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .hostnet import NODE_IP, REAL_NODE_NAME
+
 _VALIDITY = datetime.timedelta(days=365)
 
 SANName = x509.DNSName | x509.IPAddress
@@ -145,6 +147,7 @@ def _issue(
 # Names the API server is reached by: directly, and through the in-cluster Service.
 APISERVER_NAMES = (
     "127.0.0.1",
+    NODE_IP,  # With a real node the API server listens on the node's bridge.
     "localhost",
     "10.96.0.1",
     "kubernetes",
@@ -188,6 +191,11 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "admin": ("aic-lab-admin", "system:masters"),
     "controller-manager": ("system:kube-controller-manager", None),
     "scheduler": ("system:kube-scheduler", None),
+    # The real node (realnode): the API server's client at the kubelet, the kubelet itself
+    # (Node authorizer, NodeRestriction) and kube-proxy (bound to system:node-proxier).
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    "kubelet": (f"system:node:{REAL_NODE_NAME}", "system:nodes"),
+    "kube-proxy": ("system:kube-proxy", None),
 }
 
 

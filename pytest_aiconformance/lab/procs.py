@@ -22,7 +22,9 @@ from pathlib import Path
 from .errors import LabError
 
 LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue",
-                          "trainer-controller-manager", "karpenter"})
+                          "trainer-controller-manager", "karpenter", "aic-gpu-plugin",
+                          "containerd", "containerd-shim-runc-v2", "coredns", "traefik",
+                          "operator"})  # the Prometheus Operator (cmd/operator)
 
 
 def cmdline(pid: int) -> list[str]:

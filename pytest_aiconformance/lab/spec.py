@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .hostnet import NODE_IP
 from .pki import PKIPaths
 from .shape import LabShape
 from .statedir import StateDir
@@ -27,6 +28,12 @@ COMPONENTS = (
     "kueue",
     "karpenter",
     "trainer",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "gpu-plugin",
+    "prometheus-operator",
+    "gateway",
 )
 
 
@@ -64,8 +71,15 @@ class SpecInputs:
         return str(self.binaries[name])
 
     def url(self, component: str, scheme: str = "https") -> str:
-        """``<scheme>://127.0.0.1:<port of component>``."""
-        return f"{scheme}://127.0.0.1:{self.ports[component]}"
+        """``<scheme>://127.0.0.1:<port of component>``; the API server of a lab with a real
+        node listens on the node's bridge instead, where pods reach it too."""
+        return f"{scheme}://{self.host(component)}:{self.ports[component]}"
+
+    def host(self, component: str) -> str:
+        """The address a component listens on."""
+        if component == "apiserver" and self.shape.real_nodes:
+            return NODE_IP
+        return "127.0.0.1"
 
     @property
     def admin_kubeconfig(self) -> str:

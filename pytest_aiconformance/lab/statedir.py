@@ -18,6 +18,7 @@ from typing import Any
 
 from . import locks, procs
 from .build import cache_root
+from .errors import LabError
 from .pki import PKIPaths
 
 STATE_VERSION = 1
@@ -111,7 +112,10 @@ class StateDir:
 
     def fresh(self) -> None:
         """Remove what belongs to a previous lab; keep its logs one generation back."""
-        for name in ("pids", "etcd", "pki", "etc", "operators"):
+        node = self.root / "node"
+        if node.is_dir() and _mounts_under(node):
+            raise LabError(f"{node} still has mounts (a real node not cleaned up); run 'down'")
+        for name in ("pids", "etcd", "pki", "etc", "operators", "node"):
             shutil.rmtree(self.root / name, ignore_errors=True)
         for name in ("state.json", "kubeconfig"):
             (self.root / name).unlink(missing_ok=True)
@@ -122,3 +126,13 @@ class StateDir:
             logs.rename(previous)
         for name in ("pids", "etc", "logs"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points below ``directory`` (removing it recursively would cross them)."""
+    prefix = str(directory) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    return [p for p in (line.split()[4] for line in lines) if p.startswith(prefix)]

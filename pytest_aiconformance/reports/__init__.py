@@ -75,7 +75,7 @@ def write_reports(
     paths["product"].write_text(
         render_product_yaml(ordered, version, platform, descriptions=descriptions,
                             evidence_prefix=evidence_prefix, summaries=summaries,
-                            run_id=run.run_id),
+                            run_id=run.run_id, simulated=run.simulated),
         encoding="utf-8",
     )
     paths["evidence"].write_text(

@@ -13,7 +13,7 @@ from pathlib import Path
 from pytest_aiconformance.evidence import CheckEvidence, Step, load_evidence, redact
 from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role
 from pytest_aiconformance.outcomes import Outcome
-from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, iso
+from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, iso, simulated_banner
 from pytest_aiconformance.verdicts import describe_check, one_line
 
 # Headings for the known ids (the checklist's own naming); unknown ids get a generated one.
@@ -138,6 +138,8 @@ def environment_section(run: RunMeta, environment: Sequence[str] = ()) -> list[s
     """Where and when the evidence was captured (the page's 'Test environment')."""
     lines = ["## Test environment", "",
              f"- Kubernetes server version: {run.server_version or 'unknown'}"]
+    if run.simulated:
+        lines.append(f"- **Simulated, not a real platform**: {run.simulated}")
     if run.kube_context:
         lines.append(f"- kubeconfig context: `{run.kube_context}`")
     if run.accelerator:
@@ -155,6 +157,11 @@ def environment_section(run: RunMeta, environment: Sequence[str] = ()) -> list[s
     if run.started and run.finished:
         lines.append(f"- Started {iso(run.started)}, finished {iso(run.finished)}")
     return [*lines, ""]
+
+
+def _banner(run: RunMeta) -> list[str]:
+    """The simulated-run warning and a blank line; nothing for a real platform."""
+    return [simulated_banner(run.simulated), ""] if run.simulated else []
 
 
 def _captured_by(run: RunMeta) -> str:
@@ -196,7 +203,7 @@ def render_evidence_md(
 ) -> str:
     """The evidence page; `descriptions` maps ids to requirement text (template or summaries)."""
     descriptions = descriptions or {}
-    lines = [f"# Kubernetes AI Conformance evidence: {_product(platform)}", "",
+    lines = [f"# Kubernetes AI Conformance evidence: {_product(platform)}", "", *_banner(run),
              _captured_by(run), "", *environment_section(run, environment)]
     lines += ["## Summary", "", "| Requirement | Level | Status |", "|---|---|---|"]
     for v in verdicts:
@@ -215,7 +222,7 @@ def render_requirement_page(v: RequirementVerdict, report_dir: Path, run: RunMet
                             description: str) -> str:
     """A submission's evidence page for one requirement, readable on its own."""
     lines = [f"# {requirement_title(v.id)}: Kubernetes AI Conformance evidence for "
-             f"{_product(platform)}", "", _captured_by(run), ""]
+             f"{_product(platform)}", "", *_banner(run), _captured_by(run), ""]
     lines += requirement_section(v, report_dir, description, heading="##")
     lines += environment_section(run, environment)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -31,9 +31,12 @@ class RunMeta:
     operators: tuple[str, ...] = ()  # detected operators, e.g. "Volcano v1.14.1 (volcano-system)"
     accelerator: str = ""  # accelerator profile name
     allocation_mode: str = ""  # "dra" | "device-plugin"
+    # What of the run is simulated (discovery.describe_simulation); '' on a real platform.
+    # When set, every report says so; when empty, they are as if the field did not exist.
+    simulated: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "checklist_version": self.checklist_version,
             "server_version": self.server_version,
             "run_id": self.run_id,
@@ -45,6 +48,20 @@ class RunMeta:
             "accelerator": self.accelerator,
             "allocation_mode": self.allocation_mode,
         }
+        if self.simulated:
+            out["simulated"] = self.simulated
+        return out
+
+
+def simulated_note(simulated: str) -> str:
+    """The sentence every PRODUCT.yaml note of a simulated run ends with."""
+    return f"Decided on a simulated cluster, not a real platform: {simulated}."
+
+
+def simulated_banner(simulated: str) -> str:
+    """The evidence pages' warning, first thing under the title."""
+    return (f"> **Simulated run: not a real platform.** This run's nodes or accelerators are "
+            f"simulated ({simulated}); its verdicts are not evidence for any real platform.")
 
 
 def iso(moment: datetime | None) -> str:

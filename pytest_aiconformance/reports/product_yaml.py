@@ -18,7 +18,7 @@ from pytest_aiconformance.catalog import (  # re-exported: the one template pars
 )
 from pytest_aiconformance.model import RequirementVerdict, Status
 from pytest_aiconformance.reports.junit import evidence_ref
-from pytest_aiconformance.reports.meta import PlatformMeta
+from pytest_aiconformance.reports.meta import PlatformMeta, simulated_note
 from pytest_aiconformance.verdicts import aggregate
 
 ALLOWED_STATUSES = ("Implemented", "Not Implemented", "Partially Implemented", "N/A", "")
@@ -51,14 +51,30 @@ def complete_verdicts(version: str,
     return out
 
 
-def product_notes(verdict: RequirementVerdict) -> str:
-    """The `notes` text: the reason, then the verdict's notes; never empty."""
+def product_notes(verdict: RequirementVerdict, simulated: str = "") -> str:
+    """The `notes` text: the reason, then the verdict's notes; never empty.
+
+    A simulated run's notes end with a sentence naming the simulation: header comments can be
+    stripped from the file, notes cannot.
+    """
     parts = []
     if verdict.status is Status.NOT_VERIFIED:
         parts.append(FILL_IN_NOTE)
     parts.append(verdict.reason)
     parts.extend(verdict.notes)
+    if simulated:
+        parts.append(simulated_note(simulated))
     return " ".join(p for p in parts if p)
+
+
+def simulated_header(simulated: str) -> list[str]:
+    """PRODUCT.yaml comment lines of a simulated run; none for a real platform."""
+    if not simulated:
+        return []
+    return ["#",
+            "# NOT A SUBMISSION FOR A REAL PLATFORM: this run's nodes or accelerators are "
+            "simulated.",
+            f"# Simulated: {' '.join(simulated.split())}"]
 
 
 def _scalar(value: str) -> str:
@@ -83,11 +99,13 @@ def render_product_yaml(
     summaries: Mapping[str, str] | None = None,
     run_id: str = "",
     evidence: Mapping[str, Sequence[str]] | None = None,
+    simulated: str = "",
 ) -> str:
     """PRODUCT.yaml text for checklist `version`.
 
     `descriptions` holds the official texts (--aic-template); ids it lacks get our summaries.
-    Not verified becomes status "" with a note saying what to fill in and why.
+    Not verified becomes status "" with a note saying what to fill in and why. `simulated`
+    (RunMeta.simulated) marks a simulated run's file in its header and in every note.
     """
     descriptions = descriptions or {}
     if summaries is None:
@@ -100,6 +118,7 @@ def render_product_yaml(
         + (f" from run {run_id}" if run_id else "") + ".",
         "# Statuses come from the suite's verdicts; evidence points at the JUnit testcases.",
         '# An empty status means the run could not decide it: see its notes and fill it in.',
+        *simulated_header(simulated),
         "",
         "metadata:",
         f"  kubernetesVersion: v{version}",
@@ -139,5 +158,6 @@ def render_product_yaml(
                 lines.extend(f"        - {_scalar(ref)}" for ref in refs)
             else:
                 lines.append("      evidence: []")
-            lines.append(f"      notes: {json.dumps(product_notes(verdict), ensure_ascii=False)}")
+            notes = product_notes(verdict, simulated)
+            lines.append(f"      notes: {json.dumps(notes, ensure_ascii=False)}")
     return "\n".join(lines) + "\n"

@@ -99,7 +99,8 @@ def write_submission(
     path = product_dir / "PRODUCT.yaml"
     path.write_text(render_product_yaml(ordered, version, platform, descriptions=descriptions,
                                         summaries=summaries, run_id=run.run_id,
-                                        evidence=evidence), encoding="utf-8")
+                                        evidence=evidence, simulated=run.simulated),
+                    encoding="utf-8")
     missing = tuple(key for key, value in platform.to_json().items()
                     if not value and key not in OPTIONAL_METADATA)
     return Submission(product_dir, path, missing)

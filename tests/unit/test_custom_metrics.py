@@ -214,6 +214,8 @@ def test_service_and_url() -> None:
                                         "aiconformance.io/metric-source": "true"},
                            "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}
     assert cm.service_url("queue-scaler", "ns") == "http://queue-scaler.ns.svc:8080/value.json"
+    assert cm.value_url("10.96.4.7") == "http://10.96.4.7:8080/value.json"
+    assert cm.value_url("fd00:10:96::4") == "http://[fd00:10:96::4]:8080/value.json"
 
 
 def test_scaled_object() -> None:

@@ -72,5 +72,5 @@ def test_spec_binds_loopback_on_allocated_ports(tmp_path: Path) -> None:
 def test_every_built_binary_is_a_lab_process() -> None:
     """procs signals only lab binaries: one the build makes but procs does not know would be
     left running by down and by the cleanup after a killed session."""
-    assert {b for m in build.MODULES for b in m.binaries} <= procs.LAB_BINARIES
+    assert {b for m in build.MODULES for b in m.host_processes} <= procs.LAB_BINARIES
     assert "trainer" in COMPONENTS

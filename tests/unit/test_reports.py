@@ -3,6 +3,7 @@ and the Go-shaped e2e.log / results.json write_reports adds (their formats: test
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -12,6 +13,11 @@ import pytest
 import yaml
 
 from pytest_aiconformance.catalog import load_catalog
+from pytest_aiconformance.discovery import (
+    SIMULATED_ACCELERATORS_LABEL,
+    ClusterInfo,
+    describe_simulation,
+)
 from pytest_aiconformance.evidence import EvidenceRecorder
 from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role, Status
 from pytest_aiconformance.outcomes import Outcome
@@ -24,7 +30,7 @@ from pytest_aiconformance.reports import (
     rename_testcases,
     write_reports,
 )
-from pytest_aiconformance.reports.evidence_md import render_evidence_md
+from pytest_aiconformance.reports.evidence_md import render_evidence_md, render_requirement_page
 from pytest_aiconformance.reports.go_artifacts import PACKAGE
 from pytest_aiconformance.reports.junit import rename_testcases_in_text
 from pytest_aiconformance.reports.product_yaml import (
@@ -506,3 +512,136 @@ def test_workload_sandboxing_in_every_report_of_137_only(tmp_path, version):
         if key in ("e2e", "go_json"):
             continue  # Go test output lists the checks that ran, and none did
         assert ("workload_sandboxing" in text) == (version == "1.37"), key
+
+
+# ---------------------------------------------------------------- simulated runs
+
+LAB_SIMULATED = ("aic-lab (pytest-aiconformance's local lab): kwok-simulated nodes aic-gpu-0, "
+                 "aic-gpu-1; simulated accelerators on aic-real-0")
+SIMULATED_HEADER = [
+    "#",
+    "# NOT A SUBMISSION FOR A REAL PLATFORM: this run's nodes or accelerators are simulated.",
+    f"# Simulated: {LAB_SIMULATED}",
+]
+SIMULATED_SENTENCE = f"Decided on a simulated cluster, not a real platform: {LAB_SIMULATED}."
+SIMULATED_BANNER = (
+    "> **Simulated run: not a real platform.** This run's nodes or accelerators are simulated "
+    f"({LAB_SIMULATED}); its verdicts are not evidence for any real platform.")
+
+
+def _cluster(kwok: list[str], labelled: list[str], real: list[str]) -> ClusterInfo:
+    info = ClusterInfo(server="https://x", git_version="v1.35.4", major=1, minor=35,
+                       group_versions=[], nodes=len(kwok) + len(labelled) + len(real),
+                       simulated_nodes=sorted(kwok))
+    for name in kwok + real:
+        info.node_labels[name] = {"kubernetes.io/hostname": name,
+                                  SIMULATED_ACCELERATORS_LABEL: "false"}
+    for name in labelled:
+        info.node_labels[name] = {SIMULATED_ACCELERATORS_LABEL: "true"}
+    return info
+
+
+@pytest.mark.parametrize(
+    ("lab", "info", "expected"),
+    [
+        (True, _cluster(["aic-gpu-1", "aic-gpu-0"], ["aic-real-0"], ["aic-cpu-0"]),
+         LAB_SIMULATED),
+        (True, None, "aic-lab (pytest-aiconformance's local lab): simulated nodes and "
+                     "accelerators"),
+        (True, _cluster([], [], ["n1"]), "aic-lab (pytest-aiconformance's local lab): "
+                                         "simulated nodes and accelerators"),
+        (False, _cluster(["k1"], [], ["n1"]), "kwok-simulated nodes k1"),
+        (False, _cluster([], ["n2", "n1"], []), "simulated accelerators on n1, n2"),
+        (False, _cluster(["k1"], ["k1"], []), "kwok-simulated nodes k1"),  # named once
+        (False, _cluster([f"k{i}" for i in range(9)], [], []),
+         "kwok-simulated nodes k0, k1, k2, k3, k4, k5 and 3 more"),
+        (False, _cluster([], [], ["n1", "n2"]), ""),
+        (False, None, ""),
+    ],
+)
+def test_describe_simulation(lab, info, expected):
+    assert describe_simulation(lab, info) == expected
+
+
+def _simulated(run: RunMeta) -> RunMeta:
+    return dataclasses.replace(run, simulated=LAB_SIMULATED)
+
+
+def test_verdicts_json_names_the_simulation_only_when_simulated():
+    verdicts = aggregate(load_catalog().requirements("1.35"), sample_results("1.35"))
+    real = verdicts_document(verdicts, run_meta(), PlatformMeta())
+    simulated = verdicts_document(verdicts, _simulated(run_meta()), PlatformMeta())
+    assert "simulated" not in real["run"]
+    assert simulated["run"] == {**real["run"], "simulated": LAB_SIMULATED}
+    assert list(simulated["run"])[-1] == "simulated"
+    assert {k: v for k, v in simulated.items() if k != "run"} == {
+        k: v for k, v in real.items() if k != "run"}
+
+
+def test_evidence_md_banner_and_environment_line(tmp_path):
+    verdicts = aggregate(load_catalog().requirements("1.35"), _recorded(tmp_path))
+    real = render_evidence_md(verdicts, tmp_path, run_meta(), PlatformMeta(platformName="Lab"),
+                              ["2 nodes"])
+    page = render_evidence_md(verdicts, tmp_path, _simulated(run_meta()),
+                              PlatformMeta(platformName="Lab"), ["2 nodes"])
+    lines = page.splitlines()
+    assert lines[:4] == ["# Kubernetes AI Conformance evidence: Lab", "", SIMULATED_BANNER, ""]
+    assert lines[4].startswith("Checklist: Kubernetes AI Conformance v1.35.")
+    env = "- Kubernetes server version: v1.35.3\n"
+    marked = f"- **Simulated, not a real platform**: {LAB_SIMULATED}\n"
+    assert env + marked in page
+    # exactly the two additions: without them the page is the real platform's
+    assert page.replace(SIMULATED_BANNER + "\n\n", "").replace(marked, "") == real
+    assert "imulated run" not in real
+    assert "not a real platform" not in real
+    assert real.splitlines()[2].startswith("Checklist: ")
+
+
+def test_requirement_page_is_marked_only_when_simulated(tmp_path):
+    verdict = aggregate(load_catalog().requirements("1.35"), _recorded(tmp_path))[0]
+    real = render_requirement_page(verdict, tmp_path, run_meta(), PlatformMeta(), [], "Text.")
+    page = render_requirement_page(verdict, tmp_path, _simulated(run_meta()), PlatformMeta(),
+                                   [], "Text.")
+    assert page.splitlines()[2] == SIMULATED_BANNER
+    marked = f"- **Simulated, not a real platform**: {LAB_SIMULATED}\n"
+    assert page.replace(SIMULATED_BANNER + "\n\n", "").replace(marked, "") == real
+    assert "not a real platform" not in real
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_product_yaml_of_a_simulated_run_says_so_in_header_and_every_note(version):
+    reqs = load_catalog().requirements(version)
+    verdicts = aggregate(reqs, sample_results(version))
+    real = render_product_yaml(verdicts, version, PlatformMeta(), run_id="r0a1b2")
+    assert real == render_product_yaml(verdicts, version, PlatformMeta(), run_id="r0a1b2",
+                                       simulated="")
+    text = render_product_yaml(verdicts, version, PlatformMeta(), run_id="r0a1b2",
+                               simulated=LAB_SIMULATED)
+    lines = text.splitlines()
+    assert lines[:8] == [
+        "# Kubernetes AI Conformance Checklist",
+        "# Generated by pytest-aiconformance 0.1.0 from run r0a1b2.",
+        "# Statuses come from the suite's verdicts; evidence points at the JUnit testcases.",
+        "# An empty status means the run could not decide it: see its notes and fill it in.",
+        *SIMULATED_HEADER,
+        "",
+    ]
+    doc, real_doc = yaml.safe_load(text), yaml.safe_load(real)
+    assert doc["metadata"] == real_doc["metadata"]
+    items = [i for cat in doc["spec"].values() for i in cat]
+    real_items = [i for cat in real_doc["spec"].values() for i in cat]
+    assert len(items) == len(reqs)
+    for item, real_item in zip(items, real_items, strict=True):
+        assert item["notes"] == f"{real_item['notes']} {SIMULATED_SENTENCE}"
+        assert {**item, "notes": ""} == {**real_item, "notes": ""}
+    assert "simulated" not in "\n".join(real.splitlines()[:6]).lower()
+    assert SIMULATED_SENTENCE not in real
+
+
+def test_write_reports_marks_a_simulated_run(tmp_path):
+    verdicts = aggregate(load_catalog().requirements("1.35"), sample_results("1.35"))
+    paths = write_reports(tmp_path / "r", verdicts, _simulated(run_meta()), PlatformMeta(),
+                          ["2 nodes"], {}, None)
+    assert json.loads(paths["verdicts"].read_text())["run"]["simulated"] == LAB_SIMULATED
+    assert "\n".join(SIMULATED_HEADER) + "\n\nmetadata:" in paths["product"].read_text()
+    assert paths["evidence"].read_text().splitlines()[2] == SIMULATED_BANNER

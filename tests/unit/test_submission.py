@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -142,3 +143,47 @@ def test_upstream_tested_requirements_use_upstream_test_names() -> None:
     }
     for req, name in UPSTREAM_TESTS.items():
         assert load_catalog().junit_group(req) == name
+
+
+SIMULATED = "aic-lab (pytest-aiconformance's local lab): kwok-simulated nodes aic-gpu-0"
+
+
+def test_simulated_run_is_marked_in_product_yaml_and_pages_only(tmp_path: Path) -> None:
+    """A simulated run's submission says so in PRODUCT.yaml (header and every note) and on
+    every evidence page; all else is byte for byte the real run's, which says nothing of it."""
+    report = tmp_path / "report"
+    verdicts = aggregate(load_catalog().requirements(VERSION), _results(report))
+    run = RunMeta(checklist_version=VERSION, server_version="v1.36.1", run_id="abc123",
+                  started=START, finished=START + dt.timedelta(minutes=3))
+    roots = {}
+    for name, meta in (("real", run), ("sim", dataclasses.replace(run, simulated=SIMULATED))):
+        sub = write_submission(tmp_path / name, verdicts, meta, PLATFORM, ["2 nodes"],
+                               official_descriptions(VERSION), report)
+        roots[name] = sub.product_dir
+    real_files = sorted(p.relative_to(roots["real"]) for p in roots["real"].rglob("*"))
+    assert real_files == sorted(p.relative_to(roots["sim"]) for p in roots["sim"].rglob("*"))
+    sentence = f"Decided on a simulated cluster, not a real platform: {SIMULATED}."
+    banner = ("> **Simulated run: not a real platform.** This run's nodes or accelerators are "
+              f"simulated ({SIMULATED}); its verdicts are not evidence for any real platform.")
+    env_line = f"- **Simulated, not a real platform**: {SIMULATED}\n"
+    for rel in real_files:
+        real_path, sim_path = roots["real"] / rel, roots["sim"] / rel
+        if real_path.is_dir():
+            continue
+        real, sim = real_path.read_text(), sim_path.read_text()
+        assert "not a real platform" not in real, rel
+        if rel.name == "evidence.md":
+            assert sim.splitlines()[2] == banner
+            assert sim.replace(banner + "\n\n", "").replace(env_line, "") == real
+        elif rel.name == "PRODUCT.yaml":
+            assert "# NOT A SUBMISSION FOR A REAL PLATFORM: this run's nodes or accelerators "\
+                   f"are simulated.\n# Simulated: {SIMULATED}\n\nmetadata:\n" in sim
+            items = [i for c in yaml.safe_load(sim)["spec"].values() for i in c]
+            real_items = [i for c in yaml.safe_load(real)["spec"].values() for i in c]
+            assert [i["notes"] for i in items] == [f"{i['notes']} {sentence}"
+                                                   for i in real_items]
+        else:
+            assert sim == real, rel
+    # the marking does not change what the program's offline rules say
+    assert validate_submission(tmp_path / "sim").lines() == validate_submission(
+        tmp_path / "real").lines()

@@ -1,0 +1,122 @@
+// aic-gpu-plugin is the lab's kubelet device plugin for simulated NVIDIA GPUs, run as a host
+// process next to the real node's kubelet. It advertises the devices of <state-dir>/devices.json
+// and, per allocation, hands a container what the NVIDIA stack would: the device files, the
+// NVIDIA_VISIBLE_DEVICES variable and an nvidia-smi (simulated) that sees exactly those devices.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"syscall"
+)
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
+		os.Exit(2)
+	}
+	p, err := newPlugin(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if cfg.healthAddr != "" {
+		lis, err := net.Listen("tcp", cfg.healthAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "aic-gpu-plugin: health address: %v\n", err)
+			os.Exit(1)
+		}
+		srv := &http.Server{Handler: p.healthHandler()}
+		go func() { _ = srv.Serve(lis) }()
+		defer srv.Close()
+	}
+	log.Printf("serving %s: %d device(s) as %d %s (mode %s) on %s", cfg.stateDir,
+		len(p.inv.Devices), len(p.ids), cfg.resource, cfg.mode, p.socketPath())
+	if err := p.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	stateDir   string
+	resource   string
+	mode       string
+	replicas   int
+	healthAddr string
+	smiPath    string
+}
+
+const (
+	modeIsolated    = "isolated"
+	modeAllDevices  = "all-devices" // negative variant: isolation broken
+	modeTimeSlicing = "time-slicing"
+)
+
+var resourceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+
+func parseFlags(args []string) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("aic-gpu-plugin", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported in one line by main
+	fs.StringVar(&cfg.stateDir, "state-dir", "", "gpusim directory (devices.json, dev/, alloc/, util/)")
+	fs.StringVar(&cfg.resource, "resource", "nvidia.com/gpu", "extended resource name")
+	fs.StringVar(&cfg.mode, "mode", modeIsolated, "isolated | all-devices | time-slicing")
+	fs.IntVar(&cfg.replicas, "replicas", 0, "time-slicing: schedulable replicas per device (>= 2)")
+	fs.StringVar(&cfg.healthAddr, "health-addr", "", "host:port serving GET /healthz (200 once registered)")
+	fs.StringVar(&cfg.smiPath, "nvidia-smi", "", "simulated nvidia-smi to mount (default: next to this binary)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.stateDir == "" {
+		return cfg, errors.New("--state-dir is required")
+	}
+	abs, err := filepath.Abs(cfg.stateDir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.stateDir = abs
+	if !resourceRE.MatchString(cfg.resource) {
+		return cfg, fmt.Errorf("--resource %q is not an extended resource name (domain/name)", cfg.resource)
+	}
+	switch cfg.mode {
+	case modeIsolated, modeAllDevices:
+		if cfg.replicas > 1 {
+			return cfg, fmt.Errorf("--replicas needs --mode %s", modeTimeSlicing)
+		}
+		cfg.replicas = 1
+	case modeTimeSlicing:
+		if cfg.replicas < 2 {
+			return cfg, errors.New("--mode time-slicing needs --replicas N with N >= 2")
+		}
+	default:
+		return cfg, fmt.Errorf("--mode %q is not one of isolated, all-devices, time-slicing", cfg.mode)
+	}
+	if cfg.replicas < 1 {
+		return cfg, errors.New("--replicas must be positive")
+	}
+	if cfg.smiPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.smiPath = filepath.Join(filepath.Dir(exe), "nvidia-smi")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,3 @@
+module github.com/pytest-aiconformance/lab/nodeimages
+
+go 1.26.6

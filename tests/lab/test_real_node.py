@@ -1,0 +1,257 @@
+"""The lab's real node: pods really run, with simulated GPUs inside their containers, a Gateway
+data plane and Prometheus, so the in-container requirements are decided on the lab; its host
+state is removed on down and after a killed session.
+
+Only one real node runs per machine (the kubelet's device-plugin socket is a fixed path), so
+the labs of this module run one after the other: the conformant one (module fixture) first,
+then each negative variant in its own test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aiconformance.lab import Lab, LabInfo, LabShape, hostnet
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(hostnet.missing_prerequisite() is not None,
+                       reason=f"no real node here: {hostnet.missing_prerequisite()}"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = ROOT / "conformance_tests"
+REAL = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
+            trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True)
+# A small real-node lab for the negative variants: what their one check needs.
+SMALL = dict(gpu_nodes=1, cpu_nodes=0, real_nodes=1)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"[lab] {message}\n")
+
+
+def _up(tmp: Path, shape: LabShape) -> tuple[Lab, LabInfo]:
+    lab = Lab(tmp)
+    return lab, lab.up(shape, _say, owner_pid=os.getpid(), port_wait_s=600)
+
+
+def run_suite(info: LabInfo, report: Path, files: list[str] | None = None,
+              *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """The suite as users run it against a cluster, with the lab's image table (AIC_IMAGES)."""
+    targets = [str(CHECKS / f) for f in files] if files else [str(CHECKS)]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+           "-c", str(ROOT / "pyproject.toml"), *targets, "--kubeconfig", str(info.kubeconfig),
+           "--context", info.context, "--aic-report-dir", str(report), "-q", "-rs",
+           "--aic-version", "1.35", *args]
+    assert info.images_file is not None
+    env = {**os.environ, "AIC_IMAGES": str(info.images_file)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env=env, check=False)
+
+
+def verdicts(report: Path) -> dict[str, dict[str, Any]]:
+    data = json.loads((report / "verdicts.json").read_text())
+    return {r["id"]: r for r in data["requirements"]}
+
+
+def outcomes(req: dict[str, Any]) -> dict[str, str]:
+    return {c["junit_name"].split("[")[0]: c["outcome"] for c in req["checks"]}
+
+
+def host_state() -> dict[str, Any]:
+    """What a real node changes on the host, to compare before and after."""
+    def sysctl(key: str) -> str:
+        return Path("/proc/sys", key).read_text().strip()
+
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                           check=True).stdout
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                            check=True).stdout
+    mounts = Path("/proc/self/mountinfo").read_text()
+    return {
+        "bridge": hostnet.BRIDGE in links,
+        "tables": sorted(line for line in tables.splitlines() if line.strip()),
+        "lab mounts": sum(1 for line in mounts.splitlines() if "/node/" in line.split()[4]),
+        "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{hostnet.CGROUP_NAME}")),
+        "sysctls": {k: sysctl(k) for k in (*hostnet.KUBELET_SYSCTLS, "net/ipv4/ip_forward")},
+        "paths": {str(p): p.exists() for p in (hostnet.DEVICE_PLUGIN_DIR,
+                                                hostnet.CONTAINER_LOG_LINKS,
+                                                hostnet.SHIM_SOCKET_DIR)},
+    }
+
+
+@pytest.fixture(scope="module")
+def before() -> dict[str, Any]:
+    return host_state()
+
+
+class RealLab:
+    """The conformant real-node lab of this module, started on first use; the negative
+    variants stop it first (one real node per machine)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.lab: Lab | None = None
+        self.info: LabInfo | None = None
+
+    def get(self) -> tuple[Lab, LabInfo]:
+        if self.lab is None or self.info is None:
+            started = time.monotonic()
+            self.lab, self.info = _up(self.state_dir, LabShape(**REAL))
+            _say(f"real-node conformant lab up in {time.monotonic() - started:.0f} s")
+        return self.lab, self.info
+
+    def stop(self) -> None:
+        if self.lab is not None:
+            self.lab.down(_say)
+        self.lab = self.info = None
+
+
+@pytest.fixture(scope="module")
+def holder(tmp_path_factory: pytest.TempPathFactory,
+           before: dict[str, Any]) -> Iterator[RealLab]:
+    lab = RealLab(tmp_path_factory.mktemp("lab-real"))
+    yield lab
+    lab.stop()
+    assert host_state() == before
+
+
+@pytest.fixture
+def real(holder: RealLab) -> tuple[Lab, LabInfo]:
+    return holder.get()
+
+
+def test_verdict_matrix_on_real_node_lab(real, tmp_path):
+    """Every MUST the lab can run is decided for real and Implemented."""
+    _lab, info = real
+    report = tmp_path / "report"
+    started = time.monotonic()
+    proc = run_suite(info, report)
+    _say(f"full suite on the real-node lab: {time.monotonic() - started:.0f} s, "
+         f"exit {proc.returncode}")
+    assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    v = verdicts(report)
+    implemented = ("dra_support", "ai_inference", "gang_scheduling", "cluster_autoscaling",
+                   "accelerator_metrics", "ai_service_metrics", "secure_accelerator_access",
+                   "robust_controller", "driver_runtime_management")
+    got = {rid: v[rid]["status"] for rid in implemented}
+    assert got == {rid: "Implemented" for rid in implemented}, \
+        {rid: v[rid]["reason"] for rid in implemented if got[rid] != "Implemented"}
+    access = outcomes(v["secure_accelerator_access"])
+    assert set(access.values()) == {"passed"}, access
+    # The Gateway is Traefik's on the node's bridge; the weighted split is real HTTP.
+    assert set(outcomes(v["ai_inference"]).values()) == {"passed"}
+    # The reports say the accelerators are simulated.
+    run = json.loads((report / "verdicts.json").read_text())["run"]
+    assert "simulated accelerators on aic-real-0" in run["simulated"], run
+    assert "NOT A SUBMISSION FOR A REAL PLATFORM" in (report / "PRODUCT.yaml").read_text()
+
+
+def test_pods_reach_the_api_and_each_other(real):
+    """Pod networking: the kubernetes Service (kube-proxy) and cluster DNS from a pod."""
+    _lab, info = real
+    env = {**os.environ, "KUBECONFIG": str(info.kubeconfig)}
+    images = _images(info)
+    name = "netcheck"
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": "aic-real-0"},
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "c", "image": images["curl"],
+                "command": ["sh", "-c",
+                            "nslookup kubernetes.default.svc.cluster.local 2>&1 | tail -2;"
+                            " curl -sk -o /dev/null -w 'code=%{http_code}\\n' "
+                            "https://kubernetes.default.svc/version"],
+            }],
+        },
+    }
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(manifest), text=True,
+                   env=env, check=True, capture_output=True)
+    try:
+        subprocess.run(["kubectl", "wait", "--for=jsonpath={.status.phase}=Succeeded",
+                        f"pod/{name}", "--timeout=60s"], env=env, check=True,
+                       capture_output=True)
+        logs = subprocess.run(["kubectl", "logs", name], env=env, check=True,
+                              capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["kubectl", "delete", "pod", name, "--wait=false"], env=env,
+                       check=False, capture_output=True)
+    assert "Address: 10.96.0.1" in logs, logs
+    # Anonymous: the API server answers (401/403 both prove the path works end to end).
+    assert "code=401" in logs or "code=403" in logs or "code=200" in logs, logs
+
+
+def _images(info: LabInfo) -> dict[str, str]:
+    import yaml
+
+    assert info.images_file is not None
+    data = yaml.safe_load(info.images_file.read_text())
+    return {k: str(v) for k, v in data["images"].items()}
+
+
+@pytest.mark.parametrize("variant, files, rid, cause", [
+    (dict(gpu_plugin_mode="all-devices"), ["test_secure_accelerator_access.py"],
+     "secure_accelerator_access", "sees 2 devices"),
+    (dict(gpu_exporter="no-device-labels", prometheus=True), ["test_accelerator_metrics.py"],
+     "accelerator_metrics", "device label"),
+    (dict(gpu_exporter="frozen-util", prometheus=True), ["test_accelerator_metrics.py"],
+     "accelerator_metrics", "did not rise"),
+    (dict(gateway=False), ["test_ai_inference.py"], "ai_inference", "GatewayClass"),
+    (dict(prometheus=False), ["test_ai_service_metrics.py"], "ai_service_metrics",
+     "Prometheus"),
+], ids=["isolation-broken", "exporter-no-device-labels", "exporter-frozen-util",
+        "no-gateway", "no-prometheus"])
+def test_negative_variant_flips_its_requirement(holder, tmp_path, variant, files, rid, cause):
+    """Each broken piece makes exactly its requirement Not Implemented, naming the cause."""
+    holder.stop()  # One real node per machine.
+    lab, info = _up(tmp_path / "lab", LabShape(**{**SMALL, **variant}))
+    try:
+        report = tmp_path / "report"
+        proc = run_suite(info, report, files)
+        v = verdicts(report)
+    finally:
+        lab.down(_say)
+    assert v[rid]["status"] == "Not Implemented", (v[rid], proc.stdout[-2000:])
+    failed = " ".join(c.get("message", "") or "" for c in v[rid]["checks"])
+    assert cause in v[rid]["reason"] + failed, v[rid]
+
+
+def test_killed_session_leaves_nothing_on_the_host(holder, tmp_path, before):
+    """SIGKILL every process of a real-node lab (the session too): down then removes the
+    node's containers and host state, and the host is exactly as it was."""
+    holder.stop()
+    state = tmp_path / "lab"
+    script = (f"from pytest_aiconformance.lab import Lab, LabShape\n"
+              f"Lab({str(state)!r}).up(LabShape(gpu_nodes=1, cpu_nodes=0, real_nodes=1),"
+              f" owner_pid=__import__('os').getpid())\n"
+              f"import time; time.sleep(600)\n")
+    session = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not Lab(state).status().healthy and time.monotonic() < deadline:
+            time.sleep(1)  # Another process's lab: polling only.
+        assert Lab(state).status().healthy
+        assert host_state()["bridge"]
+    finally:
+        session.send_signal(signal.SIGKILL)
+        session.wait()
+    for pid_file in (state / "pids").glob("*.pid"):
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert Lab(state).down(_say) == []  # Nothing left running; its host state goes anyway.
+    assert host_state() == before

@@ -1,0 +1,314 @@
+"""The lab's image registry (pytest_aiconformance.lab.nodeimages): images built from a busybox
+package and lab module binaries, cached by content, named aic-lab.local/<key>:<digest12>,
+imported with ctr, and handed to the suite in an override file load_images accepts.
+
+No network and no containerd: the package is a .deb made here, the binaries are small files,
+and ctr is a shell script keeping its image list in a file."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pytest_aiconformance import images as suite_images
+from pytest_aiconformance.lab import build, nodeimages
+from pytest_aiconformance.lab.build import BuiltModule, GoModule
+from pytest_aiconformance.lab.errors import LabError
+
+APPLETS = ("bin/sh", "bin/busybox", "usr/bin/awk", "bin/sleep", "sbin/ip")
+REF_RE = re.compile(r"^aic-lab\.local/[a-z-]+:[0-9a-f]{12}$")
+SUITE_KEYS = ("probe", "driver-injection", "http-echo", "curl", "metrics-demo", "pause")
+
+
+def deb(path: Path, busybox: bytes) -> Path:
+    """A Debian package (ar) holding ./bin/busybox in an xz data tarball."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as tar:
+        for name in ("./bin", "./usr"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        info = tarfile.TarInfo("./bin/busybox")
+        info.size = len(busybox)
+        info.mode = 0o755
+        tar.addfile(info, io.BytesIO(busybox))
+
+    def member(name: str, body: bytes) -> bytes:
+        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode()
+        return header + body + (b"\n" if len(body) % 2 else b"")
+
+    path.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n")
+                     + member("control.tar.xz", b"") + member("data.tar.xz", data.getvalue()))
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache root with a busybox package and its applet list already in it."""
+    monkeypatch.setenv("AIC_CACHE_DIR", str(tmp_path / "cache"))
+    debs = tmp_path / "cache" / "images" / "debs"
+    debs.mkdir(parents=True)
+    busybox = b"\x7fELF fake static busybox"
+    deb(debs / "busybox-static_1%3a1.35.0-4_amd64.deb", busybox)
+    digest = hashlib.sha256(busybox).hexdigest()[:16]
+    (debs / f"busybox-{digest}.applets").write_text("\n".join(APPLETS) + "\n")
+    return tmp_path / "cache"
+
+
+def fake_module(tmp_path: Path, name: str, binaries: tuple[str, ...]) -> BuiltModule:
+    directory = tmp_path / f"bin-{name}"
+    directory.mkdir(exist_ok=True)
+    for binary in binaries:
+        (directory / binary).write_bytes(f"\x7fELF {name}/{binary}".encode())
+    module = GoModule(name=name, directory=name, targets=("./cmd/...",), binaries=binaries)
+    return BuiltModule(module, directory, cached=True, seconds=0.0)
+
+
+@pytest.fixture
+def built(tmp_path):
+    return {
+        "nodeimages": fake_module(tmp_path, "nodeimages",
+                                  ("pause", "http-echo", "curl", "metrics-demo")),
+        "gpusim": fake_module(tmp_path, "gpusim", ("gpu-load", "gpu-exporter", "nvidia-smi")),
+    }
+
+
+@pytest.fixture
+def with_gpusim(monkeypatch):
+    """build.MODULES with a gpusim entry, whether or not the checkout registers one yet."""
+    others = tuple(m for m in build.MODULES if m.name != "gpusim")
+    gpusim = GoModule(name="gpusim", directory="gpusim", targets=("./cmd/...",),
+                      binaries=("gpu-load", "gpu-exporter", "nvidia-smi"))
+    monkeypatch.setattr(build, "MODULES", (*others, gpusim))
+
+
+@pytest.fixture
+def without_gpusim(monkeypatch):
+    monkeypatch.setattr(build, "MODULES", tuple(m for m in build.MODULES if m.name != "gpusim"))
+
+
+def layer(image: nodeimages.LabImage) -> dict[str, tarfile.TarInfo | bytes]:
+    """The single layer's members by path, with file contents under '<path>:data'."""
+    with tarfile.open(image.archive) as outer:
+        index = json.loads(outer.extractfile("index.json").read())
+        digest = index["manifests"][0]["digest"][7:]
+        manifest = json.loads(outer.extractfile(f"blobs/sha256/{digest}").read())
+        (desc,) = manifest["layers"]
+        blob = outer.extractfile(f"blobs/sha256/{desc['digest'][7:]}").read()
+    out: dict[str, tarfile.TarInfo | bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        for info in tar.getmembers():
+            out[info.name] = info
+            if info.isfile():
+                out[info.name + ":data"] = tar.extractfile(info).read()
+    return out
+
+
+def config(image: nodeimages.LabImage) -> dict:
+    with tarfile.open(image.archive) as outer:
+        digest = json.loads(outer.extractfile("index.json").read())["manifests"][0]["digest"]
+        manifest = json.loads(outer.extractfile(f"blobs/sha256/{digest[7:]}").read())
+        return json.loads(outer.extractfile(
+            f"blobs/sha256/{manifest['config']['digest'][7:]}").read())
+
+
+def test_registry_covers_the_suite_keys():
+    keys = [s.key for s in nodeimages.IMAGES]
+    assert len(keys) == len(set(keys))
+    assert set(SUITE_KEYS) <= set(keys)
+    known = suite_images.packaged_images()
+    for spec in nodeimages.IMAGES:
+        assert spec.in_suite == (spec.key in known), spec.key
+    assert nodeimages.spec_for("gpu-exporter").modules == ("gpusim",)
+    with pytest.raises(LabError, match="no lab image 'nope'"):
+        nodeimages.spec_for("nope")
+
+
+def test_builds_every_image_with_content_references(cache, built, with_gpusim, tmp_path):
+    built["prometheus"] = fake_module(tmp_path, "prometheus", ("prometheus",))
+    built["promoperator"] = fake_module(tmp_path, "promoperator",
+                                        ("operator", "prometheus-config-reloader"))
+    notes: list[str] = []
+    images = nodeimages.build_images(built, notes.append)
+    assert sorted(images) == sorted(s.key for s in nodeimages.IMAGES)
+    for key, image in images.items():
+        assert REF_RE.match(image.ref), image.ref
+        assert image.ref == f"aic-lab.local/{key}:{image.digest[7:19]}"
+        assert image.archive == cache / "images" / f"{key}-{image.digest[7:19]}.tar"
+        assert not image.cached
+    assert len({i.digest for i in images.values()}) == len(images)
+    assert any("image probe: built aic-lab.local/probe:" in n for n in notes)
+
+
+def test_second_build_is_a_cache_hit_with_identical_bytes(cache, built, with_gpusim):
+    first = nodeimages.build_images(built, lambda _: None)
+    data = {k: i.archive.read_bytes() for k, i in first.items()}
+    again = nodeimages.build_images(built, lambda _: None)
+    assert all(i.cached for i in again.values())
+    assert {k: i.ref for k, i in again.items()} == {k: i.ref for k, i in first.items()}
+    # Rebuilt from nothing (cache records and archives gone): the same bytes.
+    for image in first.values():
+        image.archive.unlink()
+    rebuilt = nodeimages.build_images(built, lambda _: None)
+    assert not any(i.cached for i in rebuilt.values())
+    assert {k: i.archive.read_bytes() for k, i in rebuilt.items()} == data
+
+
+def test_changed_binary_changes_the_reference(cache, built, tmp_path):
+    before = nodeimages.build_images(built, lambda _: None, keys=["http-echo"])["http-echo"]
+    (built["nodeimages"].directory / "http-echo").write_bytes(b"\x7fELF v2")
+    after = nodeimages.build_images(built, lambda _: None, keys=["http-echo"])["http-echo"]
+    assert after.ref != before.ref
+    assert before.archive.is_file()
+    assert after.archive.is_file()
+
+
+def test_busybox_images_have_the_userland(cache, built):
+    probe = nodeimages.build_images(built, lambda _: None, keys=["probe"])["probe"]
+    files = layer(probe)
+    assert files["bin/busybox"].mode == 0o755
+    assert files["bin/busybox:data"] == b"\x7fELF fake static busybox"
+    for applet in ("bin/sh", "usr/bin/awk", "bin/sleep", "sbin/ip"):
+        assert files[applet].issym(), applet
+        assert files[applet].linkname == "/bin/busybox", applet
+    assert files["tmp"].isdir()
+    assert files["tmp"].mode == 0o1777
+    assert b"nobody:x:65534:65534:" in files["etc/passwd:data"]
+    assert b"nogroup:x:65534:" in files["etc/group:data"]
+    assert config(probe)["config"]["Cmd"] == ["sh"]
+    assert not any(name.endswith("nvidia-smi") for name in files)
+
+
+def test_program_images_layout(cache, built):
+    images = nodeimages.build_images(
+        built, lambda _: None, keys=["http-echo", "curl", "metrics-demo", "pause"])
+    echo = layer(images["http-echo"])
+    assert echo["http-echo"].mode == 0o755
+    assert echo["http-echo:data"] == b"\x7fELF nodeimages/http-echo"
+    assert "bin/sh" not in echo  # no shell: nothing but the program
+    assert config(images["http-echo"])["config"]["Entrypoint"] == ["/http-echo"]
+    curl = layer(images["curl"])
+    assert curl["usr/bin/curl:data"] == b"\x7fELF nodeimages/curl"
+    assert curl["bin/sh"].issym()  # client pods run sh -c
+    metrics = layer(images["metrics-demo"])
+    assert metrics["bin/prometheus-example-app:data"] == b"\x7fELF nodeimages/metrics-demo"
+    cfg = config(images["pause"])["config"]
+    assert cfg["Entrypoint"] == ["/pause"]
+    assert cfg["User"] == "65535:65535"
+
+
+def test_unregistered_module_is_skipped_or_refused(cache, built, without_gpusim):
+    notes: list[str] = []
+    images = nodeimages.build_images(built, notes.append)
+    assert "gpu-load" not in images
+    assert "gpu-exporter" not in images
+    assert set(SUITE_KEYS) <= set(images)
+    assert any("skipping image gpu-load needs lab Go module gpusim, which is not registered"
+               in n for n in notes)
+    with pytest.raises(LabError, match="gpusim, which is not registered"):
+        nodeimages.build_images(built, lambda _: None, keys=["gpu-exporter"])
+    assert "gpusim" not in nodeimages.modules_needed()
+    assert "nodeimages" in nodeimages.modules_needed()
+
+
+def test_registered_but_unbuilt_module_is_skipped_or_refused(cache, built, with_gpusim):
+    del built["gpusim"]
+    notes: list[str] = []
+    images = nodeimages.build_images(built, notes.append)
+    assert set(images) == set(SUITE_KEYS)
+    assert any("skipping image gpu-exporter needs the binaries of lab Go module gpusim, which"
+               " were not built" in n for n in notes)
+    with pytest.raises(LabError, match=r"image gpu-load needs the binaries of lab Go module"
+                                       r" gpusim, which were not built"):
+        nodeimages.build_images(built, lambda _: None, keys=["gpu-load"])
+    assert nodeimages.modules_needed(["gpu-load", "probe"]) == ("gpusim",)
+
+
+def test_missing_binary_is_an_error(cache, built):
+    (built["nodeimages"].directory / "curl").unlink()
+    with pytest.raises(LabError, match="has no binary curl"):
+        nodeimages.build_images(built, lambda _: None, keys=["curl"])
+
+
+def test_busybox_from_a_deb(tmp_path):
+    path = deb(tmp_path / "busybox-static_1_amd64.deb", b"BB")
+    assert nodeimages.busybox_binary(path) == b"BB"
+    (tmp_path / "junk.deb").write_bytes(b"not an archive")
+    with pytest.raises(LabError, match="not a Debian package"):
+        nodeimages.busybox_binary(tmp_path / "junk.deb")
+
+
+def test_override_file_loads_through_the_suite(cache, built, tmp_path):
+    images = nodeimages.build_images(built, lambda _: None, keys=list(SUITE_KEYS))
+    lab_only = nodeimages.LabImage("gpu-exporter", "aic-lab.local/gpu-exporter:0123456789ab",
+                                   tmp_path / "x.tar", "sha256:" + "0" * 64, in_suite=False)
+    path = nodeimages.write_override({**images, "gpu-exporter": lab_only},
+                                     tmp_path / "over" / "images.yaml")
+    loaded = suite_images.load_images(path)
+    for key in SUITE_KEYS:
+        assert loaded[key].ref == images[key].ref
+        assert loaded[key].digest is None
+    assert "gpu-exporter" not in path.read_text()  # the lab's own image is no suite key
+    assert loaded["ray"].repository == "docker.io/rayproject/ray"  # untouched entries stay
+    text = path.read_text()
+    assert text.startswith("# Images built locally")
+    assert "images:\n  curl: aic-lab.local/curl:" in text
+
+
+FAKE_CTR = """#!/bin/sh
+# A fake ctr: records its arguments, keeps the image list in $STORE.
+echo "$@" >> "$LOG"
+last=""; for a in "$@"; do last=$a; done
+case "$*" in
+  *"images ls -q"*) cat "$STORE" 2>/dev/null || true ;;
+  *"images import"*)
+    [ -n "$FAIL" ] && { echo "ctr: failed to import: broken" >&2; exit 1; }
+    [ -n "$LOSE" ] && exit 0
+    tar -xOf "$last" index.json \\
+      | sed 's/.*"io.containerd.image.name":"\\([^"]*\\)".*/\\1/' >> "$STORE"
+    ;;
+esac
+"""
+
+
+@pytest.fixture
+def ctr(tmp_path, monkeypatch):
+    script = tmp_path / "ctr"
+    script.write_text(FAKE_CTR)
+    script.chmod(0o755)
+    monkeypatch.setenv("LOG", str(tmp_path / "ctr.log"))
+    monkeypatch.setenv("STORE", str(tmp_path / "store"))
+    return script
+
+
+def test_import_skips_present_references(cache, built, ctr, tmp_path):
+    images = nodeimages.build_images(built, lambda _: None, keys=["probe", "pause"])
+    (tmp_path / "store").write_text(images["pause"].ref + "\n")
+    sock = tmp_path / "ctd.sock"
+    done = nodeimages.import_images(ctr, sock, images)
+    assert done == [images["probe"].ref]
+    log = (tmp_path / "ctr.log").read_text().splitlines()
+    assert log[0] == f"--address {sock} -n k8s.io images ls -q"
+    assert log[1] == (f"--address {sock} -n k8s.io images import --label "
+                      f"io.cri-containerd.pinned=pinned {images['probe'].archive}")
+    assert nodeimages.import_images(ctr, sock, images.values()) == []
+
+
+def test_import_failures_are_one_line_lab_errors(cache, built, ctr, tmp_path, monkeypatch):
+    images = nodeimages.build_images(built, lambda _: None, keys=["probe"])
+    monkeypatch.setenv("FAIL", "1")
+    with pytest.raises(LabError, match=r"images import .* failed: ctr: failed to import: broken"):
+        nodeimages.import_images(ctr, tmp_path / "s", images)
+    monkeypatch.delenv("FAIL")
+    monkeypatch.setenv("LOSE", "1")
+    with pytest.raises(LabError, match=r"containerd does not list aic-lab\.local/probe:"):
+        nodeimages.import_images(ctr, tmp_path / "s", images)
+    with pytest.raises(LabError, match="cannot run"):
+        nodeimages.import_images(tmp_path / "no-ctr", tmp_path / "s", images)
