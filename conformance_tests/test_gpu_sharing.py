@@ -142,7 +142,9 @@ def test_shared_device_identity(kube, aic_settings, namespace, run_context, evid
     report distinct partition UUIDs."""
     profile = aic_settings.profile
     offers = _offers(kube, profile, evidence)
-    target = min(offers, key=lambda o: (o.node, o.resource))
+    # A node that runs containers first: the identity is read inside the pods.
+    simulated = set(probing.simulated_nodes(kube))
+    target = min(offers, key=lambda o: (o.node in simulated, o.node, o.resource))
     probing.require_running_containers(kube, [target.node])
     if profile.tool is None:
         unknown_hardware(f"profile {profile.name} has no tool that lists UUIDs")

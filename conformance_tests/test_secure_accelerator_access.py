@@ -26,6 +26,7 @@ from pytest_aiconformance.kit import (
     events_table,
     get_table,
     not_applicable,
+    not_observable,
     probing,
     wait_for_event,
     watch_until,
@@ -33,6 +34,7 @@ from pytest_aiconformance.kit import (
 )
 
 REQ = "secure_accelerator_access"
+HOLD_S = 10  # how long each UUID probe keeps its device, so the two are seen to overlap
 
 
 @pytest.fixture
@@ -212,16 +214,25 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
     _probe_setup(kube, run_context, namespace, allocation)
     scripts = ["device_uuids.sh"]
     image = aic_settings.image(probing.probe_image_key(profile, scripts))
+    # Both pods hold their device at the same time: one after the other, the second may
+    # rightly be given the device the first has released.
+    pods = [probing.probe_pod(name, namespace, [probing.probe_container(
+        "prober", scripts, profile, alloc=allocation, image=image, hold_s=HOLD_S)],
+        alloc=allocation, claim_template="one-device", node_name=nodes[0])
+        for name in ("uuid-a", "uuid-b")]
+    results = probing.run_probes(kube, run_context, namespace, pods, timeout=timeout(300))
     uuids = {}
-    for name in ("uuid-a", "uuid-b"):
-        pod = probing.probe_pod(name, namespace, [probing.probe_container(
-            "prober", scripts, profile, alloc=allocation, image=image)],
-            alloc=allocation, claim_template="one-device", node_name=nodes[0])
-        out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))
+    for pod, (out, _) in zip(pods, results, strict=True):
+        name = pod["metadata"]["name"]
         evidence.log(f"{name}: device UUIDs ({image})", kube.logs(namespace, name, "prober"),
                      f"kubectl logs {name} -n {namespace}")
         uuids[name] = set(probing.probed_uuids(out["prober"], profile, f"pod {name}"))
         assert len(uuids[name]) == 1, f"{name} sees UUIDs {sorted(uuids[name])}, expected one"
+    evidence.command(f"kubectl get pods -n {namespace} -o wide",
+                     get_table([p for _, p in results], POD_WIDE))
+    if not probing.ran_together([p for _, p in results]):
+        not_observable(f"the two pods did not hold their devices at the same time on "
+                       f"{nodes[0]}, so equal UUIDs would prove nothing")
     assert uuids["uuid-a"] != uuids["uuid-b"], (
         f"two pods that each hold one device see the same UUID {sorted(uuids['uuid-a'])}"
     )

@@ -231,6 +231,22 @@ def test_negative_variant_flips_its_requirement(holder, tmp_path, variant, files
     assert cause in v[rid]["reason"] + failed, v[rid]
 
 
+def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path):
+    """The real node's device plugin in time-slicing mode (GPU Operator-style labels, 4
+    replicas per GPU): pods on it share devices, and gpu_sharing is Implemented, its identity
+    probe read inside pods on that node."""
+    holder.stop()
+    lab, info = _up(tmp_path / "lab", LabShape(**{**SMALL, "gpu_plugin_mode": "time-slicing"}))
+    try:
+        report = tmp_path / "report"
+        proc = run_suite(info, report, ["test_gpu_sharing.py"])
+        v = verdicts(report)
+    finally:
+        lab.down(_say)
+    assert v["gpu_sharing"]["status"] == "Implemented", (v["gpu_sharing"], proc.stdout[-2000:])
+    assert set(outcomes(v["gpu_sharing"]).values()) == {"passed"}
+
+
 def test_killed_session_leaves_nothing_on_the_host(holder, tmp_path, before):
     """SIGKILL every process of a real-node lab (the session too): down then removes the
     node's containers and host state, and the host is exactly as it was."""
