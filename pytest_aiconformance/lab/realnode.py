@@ -155,6 +155,7 @@ def node_labels(inputs: SpecInputs) -> dict[str, str]:
     if inputs.shape.gpu_plugin_mode == "time-slicing":
         labels["nvidia.com/gpu.replicas"] = str(inputs.shape.time_slice_replicas)
         labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing"
+        labels["nvidia.com/gpu.product"] += "-SHARED"  # as GPU Feature Discovery renames it
     return {**labels, **NODE_LABELS}
 
 
@@ -437,7 +438,7 @@ def stop_shims(state_root: Path) -> list[int]:
         if entry.name.isdigit():
             argv = procs.cmdline(int(entry.name))
             if argv and Path(argv[0]).name == "containerd-shim-runc-v2" and any(
-                    str(state_root) in a for a in argv[1:]):
+                    f"{state_root}/" in a for a in argv[1:]):
                 pids.append(int(entry.name))
     if pids:
         procs.stop(pids, str(state_root), timeout=2.0)

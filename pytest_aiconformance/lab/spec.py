@@ -29,6 +29,7 @@ COMPONENTS = (
     "karpenter",
     "trainer",
     "containerd",
+    "coredns",
     "kubelet",
     "kube-proxy",
     "gpu-plugin",

@@ -1,0 +1,151 @@
+"""The real node's configuration: what it listens on, what it may touch, what it refuses."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_aiconformance.lab import hostnet, procs, realnode
+from pytest_aiconformance.lab.errors import LabError
+from pytest_aiconformance.lab.pki import PKIPaths
+from pytest_aiconformance.lab.shape import LabShape
+from pytest_aiconformance.lab.spec import COMPONENTS, SpecInputs
+from pytest_aiconformance.lab.statedir import StateDir
+
+BINARIES = {"aiclab": Path("/b/aiclab"), "containerd": Path("/b/ctd/containerd"),
+            "ctr": Path("/b/ctd/ctr"), "coredns": Path("/b/coredns"),
+            "aic-gpu-plugin": Path("/b/gpusim/aic-gpu-plugin")}
+
+
+def _inputs(tmp_path: Path, **shape: object) -> SpecInputs:
+    ports = {name: 30000 + i for i, name in enumerate(("apiserver", *realnode.PORTS))}
+    return SpecInputs(LabShape(real_nodes=1, **shape), BINARIES,  # type: ignore[arg-type]
+                      ports, PKIPaths(tmp_path / "pki"), StateDir(tmp_path))
+
+
+def test_every_process_is_found_again_and_named(tmp_path: Path) -> None:
+    specs = realnode.specs(_inputs(tmp_path))
+    assert [s.name for s in specs] == list(realnode.NAMES)
+    for spec in specs:
+        assert spec.name in COMPONENTS
+        assert Path(spec.argv[0]).name in procs.LAB_BINARIES
+        # procs recognises a lab process by its state directory in the command line.
+        assert any(str(tmp_path) in arg for arg in spec.argv[1:]), spec.argv
+        assert spec.health_url.startswith("http://127.0.0.1:")
+
+
+def test_no_real_node_no_processes(tmp_path: Path) -> None:
+    inputs = SpecInputs(LabShape(), BINARIES, {}, PKIPaths(tmp_path), StateDir(tmp_path))
+    assert realnode.specs(inputs) == []
+    assert inputs.host("apiserver") == "127.0.0.1"
+    assert _inputs(tmp_path).host("apiserver") == hostnet.NODE_IP
+
+
+def test_configs_listen_on_the_bridge_only_and_keep_the_host(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path)
+    realnode.write_configs(inputs, "aic-lab.local/pause:0123456789ab")
+    node = tmp_path / "node"
+    kubelet = yaml.safe_load((node / "kubelet" / "config.yaml").read_text())
+    assert kubelet["address"] == hostnet.NODE_IP
+    assert kubelet["readOnlyPort"] == 0
+    assert kubelet["healthzBindAddress"] == "127.0.0.1"
+    assert kubelet["authentication"]["anonymous"] == {"enabled": False}
+    assert kubelet["authorization"] == {"mode": "Webhook"}
+    assert kubelet["cgroupRoot"] == "/aiclab"
+    assert kubelet["failCgroupV1"] is False
+    assert kubelet["makeIPTablesUtilChains"] is False
+    assert kubelet["clusterDNS"] == [hostnet.NODE_IP]
+    assert kubelet["podLogsDir"] == str(node / "pod-logs")
+    assert kubelet["resolvConf"] == str(node / "resolv.conf")
+    proxy = yaml.safe_load((node / "kube-proxy" / "config.yaml").read_text())
+    assert proxy["mode"] == "nftables"
+    assert proxy["bindAddress"] == hostnet.NODE_IP
+    assert proxy["nodePortAddresses"] == [f"{hostnet.NODE_IP}/32"]
+    assert proxy["conntrack"] == {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                                  "tcpCloseWaitTimeout": "0s"}
+    assert proxy["healthzBindAddress"].startswith("127.0.0.1:")
+    ctd = tomllib.loads((node / "containerd" / "config.toml").read_text())
+    assert ctd["root"] == str(node / "containerd" / "root")
+    assert ctd["state"] == str(node / "containerd" / "state")
+    assert ctd["disabled_plugins"] == ["io.containerd.nri.v1.nri"]
+    runtime = ctd["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["restrict_oom_score_adj"] is True
+    assert runtime["netns_mounts_under_state_dir"] is True
+    assert runtime["containerd"]["runtimes"]["runc"]["options"]["Root"] == \
+        str(node / "containerd" / "runc")
+    assert ctd["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == \
+        "aic-lab.local/pause:0123456789ab"
+    assert ctd["plugins"]["io.containerd.internal.v1.opt"]["path"] == \
+        str(node / "containerd" / "opt")
+    assert ctd["plugins"]["io.containerd.grpc.v1.cri"]["stream_server_address"] == "127.0.0.1"
+
+
+def test_pods_get_no_default_route_and_no_masquerade(tmp_path: Path) -> None:
+    realnode.write_configs(_inputs(tmp_path), "p")
+    conf = json.loads((tmp_path / "node" / "cni" / "net.d" / "10-aiclab.conflist").read_text())
+    bridge = conf["plugins"][0]
+    assert bridge["bridge"] == hostnet.BRIDGE
+    assert bridge["ipMasq"] is False
+    assert bridge["ipam"]["routes"] == [{"dst": hostnet.SERVICE_CIDR, "gw": hostnet.NODE_IP}]
+    assert bridge["ipam"]["dataDir"] == str(tmp_path / "node" / "cni" / "ipam")
+
+
+def test_cluster_dns_answers_the_cluster_domain_only(tmp_path: Path) -> None:
+    realnode.write_configs(_inputs(tmp_path), "p")
+    corefile = (tmp_path / "node" / "coredns" / "Corefile").read_text()
+    assert f"bind {hostnet.NODE_IP}" in corefile
+    assert "kubernetes cluster.local in-addr.arpa" in corefile
+    assert "forward" not in corefile
+
+
+def test_node_labels_say_nvidia_gpus_and_simulation(tmp_path: Path) -> None:
+    labels = realnode.node_labels(_inputs(tmp_path))
+    assert labels["nvidia.com/gpu.present"] == "true"
+    assert labels["nvidia.com/gpu.count"] == str(realnode.GPUS)
+    assert labels["aic-lab.local/simulated-accelerators"] == "true"
+    assert labels["nvidia.com/gpu.sharing-strategy"] == "none"
+    sliced = realnode.node_labels(_inputs(tmp_path, gpu_plugin_mode="time-slicing"))
+    assert sliced["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+    assert sliced["nvidia.com/gpu.replicas"] == "4"
+    assert sliced["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-SHARED"
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    (dict(real_nodes=2), "real_nodes is 0 or 1"),
+    (dict(prometheus=True), "prometheus needs real_nodes"),
+    (dict(gateway=True), "gateway needs real_nodes"),
+    (dict(real_nodes=1, vendor="amd"), "simulates NVIDIA GPUs"),
+    (dict(real_nodes=1, gpu_plugin_mode="mig"), "gpu_plugin_mode must be one of"),
+    (dict(real_nodes=1, gpu_exporter="nope"), "gpu_exporter must be one of"),
+])
+def test_bad_real_node_shapes_are_one_line(shape: dict[str, object], message: str) -> None:
+    with pytest.raises(LabError, match=message):
+        LabShape(**shape)  # type: ignore[arg-type]
+
+
+def test_a_state_file_without_the_new_keys_is_a_lab_without_them() -> None:
+    old = LabShape.from_dict({"gpu_nodes": 2})
+    assert (old.real_nodes, old.prometheus, old.gateway) == (0, False, False)
+
+
+def test_missing_root_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostnet.os, "geteuid", lambda: 1000)
+    assert hostnet.missing_prerequisite() == (
+        "a real node needs root (network namespaces, bridge, cgroups, mounts)")
+
+
+def test_missing_tools_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostnet.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(hostnet.shutil, "which", lambda name: None if name == "runc" else name)
+    reason = hostnet.missing_prerequisite()
+    assert reason is not None
+    assert reason.startswith("a real node needs runc on PATH")
+
+
+def test_cleanup_of_a_lab_without_real_node_touches_nothing(tmp_path: Path) -> None:
+    """No bridge of ours and no record: nothing to undo, nothing looked at beyond mounts."""
+    assert hostnet.HostNet(tmp_path / "other-lab").cleanup() == []
