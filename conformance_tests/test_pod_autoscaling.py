@@ -282,11 +282,19 @@ def _with_keda(kube, namespace: str, run_context, evidence, timeout) -> None:
     """KEDA's metrics-api trigger reads the value from the first replica over its Service."""
     source = _exposer_ready(kube, namespace, timeout)
     # Only this pod backs the Service: a replica the HPA adds starts LOW and must not answer.
-    kube.patch("v1", "Pod", name(source), {"metadata": {"labels": {CM.SOURCE_LABEL: "true"}}},
-               namespace)
-    run_context.create(CM.exposer_service(APP, namespace, {"app": APP, CM.SOURCE_LABEL: "true"}))
+    # Its deletion cost keeps it when the HPA scales back down.
+    kube.patch("v1", "Pod", name(source), CM.source_patch(), namespace)
+    svc = run_context.create(CM.exposer_service(APP, namespace,
+                                                {"app": APP, CM.SOURCE_LABEL: "true"}))
     hpa_name = f"{APP}-keda"
-    url = CM.service_url(APP, namespace)
+    cluster_ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+    if not cluster_ip or cluster_ip == "None":
+        raise ClusterError(f"Service {APP} got no ClusterIP ({cluster_ip or 'none'}): KEDA "
+                           "has no address to read the value from")
+    url = CM.value_url(cluster_ip)
+    evidence.note(f"KEDA reads {url}: Service {APP}'s ClusterIP, the address "
+                  f"{CM.service_url(APP, namespace)} resolves to (an address needs no cluster "
+                  "DNS where KEDA's operator runs)")
     scaled = run_context.create(CM.scaled_object(APP, namespace, APP, url, hpa_name=hpa_name))
     evidence.yaml("ScaledObject (KEDA metrics-api trigger on the pods' own value)", scaled,
                   f"kubectl get scaledobject -n {namespace} {APP} -o yaml")
@@ -313,6 +321,8 @@ def _with_keda(kube, namespace: str, run_context, evidence, timeout) -> None:
                 "labelSelector": f"scaledobject.keda.sh/name={APP}"}))
         except ApiError as exc:
             answer = f"{exc.status}: {exc.message}"
+        except ClusterError as exc:  # e.g. a 500 from the adapter: evidence, not the verdict
+            answer = str(exc)
         evidence.command(f"kubectl get --raw '{path}'", answer[:2000])
 
 

@@ -209,8 +209,7 @@ class ConformanceRun:
                                  for item in session.items)
         xmlpath = getattr(self.config.option, "xmlpath", None)
         run_end.write_verdicts(state, specs, Path(xmlpath) if xmlpath else None)
-        if state.must_failures and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        session.exitstatus = run_end.exit_status(state, session.exitstatus, session.testsfailed)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         run_end.terminal_summary(terminalreporter, self.state)

@@ -52,6 +52,15 @@ VALUE_KEY = "value"
 # Only the pod carrying this label backs the Service KEDA reads, so a replica the HPA adds
 # (started at the low value) cannot answer for the value the check set.
 SOURCE_LABEL = "aiconformance.io/metric-source"
+# ... and the ReplicaSet keeps that pod when the HPA scales back down (it deletes the pod of
+# lowest cost first): without it, half the time the source goes and KEDA's trigger has no
+# endpoint left to read.
+DELETION_COST = {"controller.kubernetes.io/pod-deletion-cost": "1000"}
+
+
+def source_patch() -> dict[str, Any]:
+    """The patch that makes a running replica the metric's source (label and deletion cost)."""
+    return {"metadata": {"labels": {SOURCE_LABEL: "true"}, "annotations": dict(DELETION_COST)}}
 
 TARGET = 5  # per-pod average the HPAs aim at
 HIGH = 20  # 4x the target: the HPA wants more replicas than its maximum of 2
@@ -270,8 +279,17 @@ def exposer_service(name: str, namespace: str, selector: Mapping[str, str]) -> d
 
 
 def service_url(name: str, namespace: str) -> str:
-    """The in-cluster URL of the value (KEDA's operator reads it from its own namespace)."""
+    """The Service's in-cluster DNS URL of the value (shown in evidence: what the ClusterIP
+    URL KEDA reads stands for)."""
     return f"http://{name}.{namespace}.svc:{PORT}{VALUE_PATH}"
+
+
+def value_url(cluster_ip: str) -> str:
+    """The URL KEDA's metrics-api trigger reads: the Service's ClusterIP, the address its DNS
+    name resolves to. An address works wherever KEDA's operator runs (a pod, or a host
+    process of a cluster without DNS for it); the name needs cluster DNS there."""
+    host = f"[{cluster_ip}]" if ":" in cluster_ip else cluster_ip
+    return f"http://{host}:{PORT}{VALUE_PATH}"
 
 
 def scrape_object(plan: MonitorPlan, name: str, namespace: str,

@@ -197,14 +197,16 @@ def _keep_off(spec: dict[str, Any], nodes: list[str]) -> None:
     """Add "not on these nodes" to every required node-affinity term of a pod spec."""
     if spec.get("nodeName"):
         return
-    match = {"key": "metadata.name", "operator": "NotIn", "values": sorted(nodes)}
+    # One requirement per node: a metadata.name field requirement takes exactly one value.
+    matches = [{"key": "metadata.name", "operator": "NotIn", "values": [n]}
+               for n in sorted(nodes)]
     required = (spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
                 .setdefault("requiredDuringSchedulingIgnoredDuringExecution", {}))
     terms = required.setdefault("nodeSelectorTerms", [])
     if not terms:
         terms.append({})
     for term in terms:
-        term.setdefault("matchFields", []).append(dict(match))
+        term.setdefault("matchFields", []).extend(dict(m) for m in matches)
 
 
 def _pod_specs(obj: Any) -> list[dict[str, Any]]:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from pytest_aiconformance.catalog import load_catalog, official_descriptions
-from pytest_aiconformance.check_records import CheckSpec, check_results
+from pytest_aiconformance.check_records import CheckSpec, check_results, derive_outcome
 from pytest_aiconformance.discovery import describe_simulation
-from pytest_aiconformance.model import RequirementVerdict, Status
+from pytest_aiconformance.model import PROP_REQUIREMENT, RequirementVerdict, Status
+from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports import write_reports
 from pytest_aiconformance.reports.meta import RunMeta
 from pytest_aiconformance.reports.submission import write_submission
@@ -59,6 +60,35 @@ def write_verdicts(state: RunState, specs: dict[str, CheckSpec], junit_path: Pat
         state.submission_check = validate_submission(state.submission.product_dir)
     state.verdicts = list(verdicts)
     state.must_failures = [v.id for v in must_not_implemented(verdicts) if v.id in selected]
+
+
+def exit_status(state: RunState, status: int, failed_reports: int) -> int:
+    """The run's exit status: non-zero when a MUST this run decided is not Implemented, or
+    when a failure is not a verdict (a check errored, a teardown failed, a test without a
+    requirement failed); a failed check that only counts toward a verdict, such as a SHOULD
+    the platform does not implement, is in the verdict table and the reports, not in the
+    exit status.  ``failed_reports``: pytest's count of failed reports (every phase)."""
+    if state.must_failures:
+        return int(pytest.ExitCode.TESTS_FAILED) if status == 0 else status
+    if status != pytest.ExitCode.TESTS_FAILED:
+        return status
+    # Failures that are verdicts: of a SHOULD, or of a MUST decided all the same (another
+    # solution implements it); a failed check of a MUST left undecided still fails the run.
+    settled = {v.id for v in state.verdicts if v.level != "MUST"
+               or v.status in (Status.IMPLEMENTED, Status.NA)}
+    verdict_failures = 0
+    for record in state.records.values():
+        phases = [when for when, out in record.outcomes.items() if out == "failed"]
+        if not phases:
+            continue
+        outcome, _ = derive_outcome(record)
+        if record.props.get(PROP_REQUIREMENT) not in settled or outcome is not Outcome.FAILED \
+                or len(phases) > 1:
+            return status
+        verdict_failures += 1
+    # A failed report no check record accounts for (a test without a requirement): the run
+    # failed for a reason that is no verdict.
+    return int(pytest.ExitCode.OK) if verdict_failures == failed_reports else status
 
 
 def specs_of(items: Iterable[tuple[str, CheckSpec | None]]) -> dict[str, CheckSpec]:

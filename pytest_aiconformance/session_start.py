@@ -70,14 +70,15 @@ def conformance_shape(shape_type: Any) -> Any:
     """The lab the suite runs on by default: what a conformant platform would offer.
 
     Two GPU nodes, one time-sliced GPU node (for gpu_sharing), one CPU node, the simulated
-    DRA driver, metrics-server, the operators the lab can run and Karpenter (GPU node pool);
+    DRA driver, metrics-server, the operators the lab can run, KEDA (external metrics) and
+    Karpenter (GPU node pool);
     a real node (pods run, simulated GPUs inside them) with a Gateway and Prometheus, where
     the host allows one (root, overlayfs, runc...; otherwise the lab says why and runs
     without it).
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
               "kueue": True, "trainer": True, "karpenter": True, "real_nodes": 1, "gateway": True,
-              "prometheus": True}
+              "prometheus": True, "keda": True}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))
     return shape_type(**{k: v for k, v in wanted.items() if k in known})
 

@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run Karpenter (kwok provider) with a GPU NodePool: nodes come and go with GPU pods",
     )
     up.add_argument(
+        "--keda",
+        action="store_true",
+        help="run KEDA (operator and external metrics API server) with its CRDs",
+    )
+    up.add_argument(
         "--no-extended-resources",
         action="store_true",
         help="GPUs only through the simulated DRA driver (no device-plugin resource)",
@@ -132,6 +137,8 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["trainer"] = True
     if args.karpenter:
         changes["karpenter"] = True
+    if args.keda:
+        changes["keda"] = True
     if args.no_extended_resources:
         changes["extended_resources"] = False
     if args.mig:

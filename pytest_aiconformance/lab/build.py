@@ -261,6 +261,25 @@ MODULES: tuple[GoModule, ...] = (
              "jsonnet/prometheus-operator/*-crd.json"),
         ),
     ),
+    GoModule(
+        name="keda",
+        directory="keda",
+        # KEDA v2.21.0's operator and external metrics API server (keda.py): upstream's mains,
+        # copied under lab/keda/cmd so the binaries get names of their own (`go tool` would
+        # name them "operator", like the Prometheus Operator's, and "adapter").
+        targets=("./cmd/...",),
+        binaries=("keda-operator", "keda-adapter"),
+        ldflags=(
+            "-X github.com/kedacore/keda/v2/version.Version=2.21.0",
+            "-X github.com/kedacore/keda/v2/version.GitCommit="
+            "626ded5d783108bedf647e20bbc83f8e458e02e4",  # the v2.21.0 tag
+        ),
+        manifests=(
+            ("crds", "github.com/kedacore/keda/v2", "config/crd/bases/*.yaml"),
+            # The APIService and the external metrics reader RBAC (api_service.yaml, role*.yaml).
+            ("metrics-server", "github.com/kedacore/keda/v2", "config/metrics-server/[ar]*.yaml"),
+        ),
+    ),
 )
 
 

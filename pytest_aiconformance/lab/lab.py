@@ -22,6 +22,7 @@ from . import (
     gateway,
     health,
     hostnet,
+    keda,
     kwok_metrics,
     objects,
     operators,
@@ -291,6 +292,8 @@ class Lab:
         write_kubeconfigs(self._dir, inputs.url("apiserver"), paths)
         kwok_metrics.write_config(self._dir)
         operators.prepare(inputs)
+        if shape.keda:
+            keda.prepare(inputs)
         if shape.real_nodes:
             # The bridge first: the API server listens on the node's address.
             hostnet.HostNet(self.state_dir).setup()
@@ -322,6 +325,11 @@ class Lab:
             operators.install(api, inputs, built, progress)
         for spec in ops:
             launch(spec, self._dir)
+        kd = [by_name[n] for n in keda.NAMES if n in by_name]
+        if kd:  # Its CRDs Established before the operator starts.
+            keda.install(api, inputs, built, progress)
+            for spec in kd:
+                launch(spec, self._dir)
         node = [by_name[n] for n in realnode.NAMES if n in by_name]
         if node:
             realnode.start(node, inputs, self._dir, progress)
@@ -335,7 +343,7 @@ class Lab:
             prometheus.install(api, inputs, built,
                                prometheus.image_refs(realnode.images_json(inputs)), progress)
             launch(prom[0], self._dir)
-        started = rest + ops + [s for s in node if s.name != "containerd"] + gw + prom
+        started = rest + ops + kd + [s for s in node if s.name != "containerd"] + gw + prom
         with ThreadPoolExecutor(len(started)) as pool:
             list(pool.map(lambda spec: wait_healthy(spec, self._dir), started))
         names_up = ", ".join(s.name for s in started)
@@ -347,6 +355,8 @@ class Lab:
             gateway.wait_accepted(api, progress)
         if prom:
             prometheus.wait_ready(api, progress)
+        if kd:
+            keda.wait_available(api, progress)
         bootstrap.occupy_gpus(api, inputs.shape, progress)
 
 
@@ -356,6 +366,7 @@ def _specs(inputs: SpecInputs) -> list[ProcessSpec]:
         *controlplane.specs(inputs),
         kwok_metrics.kwok(inputs),
         *operators.specs(inputs),
+        *keda.specs(inputs),
         *kwok_metrics.metrics_server(inputs),
         *realnode.specs(inputs),
         *prometheus.specs(inputs),
@@ -382,6 +393,8 @@ def _choose_ports(shape: LabShape) -> dict[str, int]:
         names += gateway.PORTS
     if shape.prometheus:
         names += prometheus.PORTS
+    if shape.keda:
+        names += keda.PORTS
     ports = dict(zip(names, procs.free_ports(len(names)), strict=True))
     if shape.kuberay:
         ports["kuberay-webhook"] = objects.kuberay_webhook_port()
@@ -393,7 +406,8 @@ def _modules_for(shape: LabShape) -> tuple[str, ...]:
     return ("controlplane", "tools", *operators.enabled(shape),
             *(realnode.MODULES if shape.real_nodes else ()),
             *((gateway.MODULE,) if shape.gateway else ()),
-            *(prometheus.MODULES if shape.prometheus else ()))
+            *(prometheus.MODULES if shape.prometheus else ()),
+            *((keda.MODULE,) if shape.keda else ()))
 
 
 def _images_file(state_dir: Path, shape: LabShape) -> Path | None:

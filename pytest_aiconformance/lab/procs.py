@@ -24,7 +24,8 @@ from .errors import LabError
 LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue",
                           "trainer-controller-manager", "karpenter", "aic-gpu-plugin",
                           "containerd", "containerd-shim-runc-v2", "coredns", "traefik",
-                          "operator"})  # the Prometheus Operator (cmd/operator)
+                          "operator",  # the Prometheus Operator (cmd/operator)
+                          "keda-operator", "keda-adapter"})
 
 
 def cmdline(pid: int) -> list[str]:

@@ -34,7 +34,7 @@ _SHAPES_DIR = ("data", "shapes")
 # Fields added after labs were already running, with the value a state file that lacks them
 # stands for (see LabShape.from_dict).
 _ADDED_OFF: dict[str, Any] = {"workload_api": False, "real_nodes": 0, "prometheus": False,
-                              "gateway": False}
+                              "gateway": False, "keda": False}
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -109,6 +109,10 @@ class LabShape:
     (``gateway``): GatewayClass ``aic-lab-traefik``, Gateways served on the real node's bridge
     address, port 80, so it needs ``real_nodes``.  A state file written before this field
     existed describes a lab without it.
+
+    ``keda`` runs KEDA (v2.21.0, ``keda``): its operator and its external metrics API server
+    (APIService ``v1beta1.external.metrics.k8s.io``) as host processes, with its CRDs.  A state
+    file written before this field existed describes a lab without it.
     """
 
     gpu_nodes: int = 2
@@ -136,6 +140,7 @@ class LabShape:
     gpu_plugin_mode: str = "isolated"
     gpu_exporter: str = "dcgm"
     prometheus: bool = False
+    keda: bool = False
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes",
@@ -150,7 +155,7 @@ class LabShape:
             )
         for field in ("dra", "metrics_server", "dra_api", "workload_api", "kuberay", "kueue",
                       "trainer", "extended_resources", "mig", "busy", "karpenter", "prometheus",
-                      "gateway"):
+                      "gateway", "keda"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.real_nodes > 1:
@@ -294,6 +299,7 @@ class LabShape:
               if self.gpu_plugin_mode != "isolated" else []),
             *([f"gpu_exporter={self.gpu_exporter}"] if self.gpu_exporter != "dcgm" else []),
             *(["prometheus=on"] if self.prometheus else []),
+            *(["keda=on"] if self.keda else []),
         ]
         return " ".join(parts)
 

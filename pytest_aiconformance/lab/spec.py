@@ -35,6 +35,8 @@ COMPONENTS = (
     "gpu-plugin",
     "prometheus-operator",
     "gateway",
+    "keda-operator",
+    "keda-adapter",
 )
 
 

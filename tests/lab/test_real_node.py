@@ -32,7 +32,8 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "conformance_tests"
 REAL = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
-            trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True)
+            trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True,
+            keda=True)
 # A small real-node lab for the negative variants: what their one check needs.
 SMALL = dict(gpu_nodes=1, cpu_nodes=0, real_nodes=1)
 
@@ -143,8 +144,9 @@ def test_verdict_matrix_on_real_node_lab(real, tmp_path):
     assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
     v = verdicts(report)
     implemented = ("dra_support", "ai_inference", "gang_scheduling", "cluster_autoscaling",
-                   "accelerator_metrics", "ai_service_metrics", "secure_accelerator_access",
-                   "robust_controller", "driver_runtime_management")
+                   "pod_autoscaling", "accelerator_metrics", "ai_service_metrics",
+                   "secure_accelerator_access", "robust_controller",
+                   "driver_runtime_management")
     got = {rid: v[rid]["status"] for rid in implemented}
     assert got == {rid: "Implemented" for rid in implemented}, \
         {rid: v[rid]["reason"] for rid in implemented if got[rid] != "Implemented"}
@@ -156,6 +158,8 @@ def test_verdict_matrix_on_real_node_lab(real, tmp_path):
     run = json.loads((report / "verdicts.json").read_text())["run"]
     assert "simulated accelerators on aic-real-0" in run["simulated"], run
     assert "NOT A SUBMISSION FOR A REAL PLATFORM" in (report / "PRODUCT.yaml").read_text()
+    # Every MUST Implemented: the suite's exit status says so.
+    assert proc.returncode == 0, proc.stdout[-3000:]
 
 
 def test_pods_reach_the_api_and_each_other(real):
@@ -204,7 +208,7 @@ def _images(info: LabInfo) -> dict[str, str]:
     return {k: str(v) for k, v in data["images"].items()}
 
 
-@pytest.mark.parametrize("variant, files, rid, cause", [
+@pytest.mark.parametrize(("variant", "files", "rid", "cause"), [
     (dict(gpu_plugin_mode="all-devices"), ["test_secure_accelerator_access.py"],
      "secure_accelerator_access", "sees 2 devices"),
     (dict(gpu_exporter="no-device-labels", prometheus=True), ["test_accelerator_metrics.py"],

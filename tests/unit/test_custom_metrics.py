@@ -216,6 +216,9 @@ def test_service_and_url() -> None:
     assert cm.service_url("queue-scaler", "ns") == "http://queue-scaler.ns.svc:8080/value.json"
     assert cm.value_url("10.96.4.7") == "http://10.96.4.7:8080/value.json"
     assert cm.value_url("fd00:10:96::4") == "http://[fd00:10:96::4]:8080/value.json"
+    assert cm.source_patch() == {"metadata": {
+        "labels": {"aiconformance.io/metric-source": "true"},
+        "annotations": {"controller.kubernetes.io/pod-deletion-cost": "1000"}}}
 
 
 def test_scaled_object() -> None:
