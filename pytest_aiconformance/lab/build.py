@@ -80,6 +80,9 @@ class GoModule:
     # The binaries the lab runs as host processes (``procs`` must know them to stop them);
     # None: all.  Others run inside containers, once (ctr) or never (version stamps).
     processes: tuple[str, ...] | None = None
+    # (package, binary name) pairs built one by one with ``-o``: a package of a dependency
+    # whose command name would collide with another binary's ("operator").
+    renames: tuple[tuple[str, str], ...] = ()
 
     @property
     def host_processes(self) -> tuple[str, ...]:
@@ -88,12 +91,21 @@ class GoModule:
 
     def go_build_args(self, out_dir: Path) -> list[str]:
         """The ``go build`` command line writing this module's binaries into ``out_dir``."""
-        flags = " ".join(("-s", "-w", *self.ldflags))
         # One binary built from "." would be named after the module path: name it explicitly.
         output = out_dir / self.binaries[0] if self.targets == (".",) else f"{out_dir}{os.sep}"
+        return self._go_build(str(output), self.targets)
+
+    def go_build_commands(self, out_dir: Path) -> list[list[str]]:
+        """Every ``go build`` command line of this module (one per renamed package)."""
+        if not self.renames:
+            return [self.go_build_args(out_dir)]
+        return [self._go_build(str(out_dir / name), (package,))
+                for package, name in self.renames]
+
+    def _go_build(self, output: str, targets: tuple[str, ...]) -> list[str]:
+        flags = " ".join(("-s", "-w", *self.ldflags))
         tags = ["-tags", ",".join(self.tags)] if self.tags else []
-        return ["go", "build", "-trimpath", *tags, "-ldflags", flags, "-o", str(output),
-                *self.targets]
+        return ["go", "build", "-trimpath", *tags, "-ldflags", flags, "-o", output, *targets]
 
 
 # The registry.  A tuple of frozen values: module-level, but not mutable state.
@@ -264,11 +276,13 @@ MODULES: tuple[GoModule, ...] = (
     GoModule(
         name="keda",
         directory="keda",
-        # KEDA v2.21.0's operator and external metrics API server (keda.py): upstream's mains,
-        # copied under lab/keda/cmd so the binaries get names of their own (`go tool` would
+        # KEDA v2.21.0's operator and external metrics API server (keda.py): upstream's
+        # commands (`tool` directives), each built with a name of its own (`go tool` would
         # name them "operator", like the Prometheus Operator's, and "adapter").
-        targets=("./cmd/...",),
+        targets=("tool",),
         binaries=("keda-operator", "keda-adapter"),
+        renames=(("github.com/kedacore/keda/v2/cmd/operator", "keda-operator"),
+                 ("github.com/kedacore/keda/v2/cmd/adapter", "keda-adapter")),
         ldflags=(
             "-X github.com/kedacore/keda/v2/version.Version=2.21.0",
             "-X github.com/kedacore/keda/v2/version.GitCommit="
@@ -347,6 +361,8 @@ def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
         digest.update(part.encode() + b"\0")
     if module.tags:  # Only when present: keys of modules without tags stay as they were.
         digest.update(("tags " + ",".join(module.tags)).encode() + b"\0")
+    if module.renames:
+        digest.update(json.dumps(["renames", module.renames]).encode() + b"\0")
     if module.manifests:  # Only when present: keys of modules without manifests stay as they were.
         digest.update(json.dumps(["manifests as json", module.manifests]).encode() + b"\0")
     files = [mod_dir / "go.mod", mod_dir / "go.sum"]
@@ -420,9 +436,16 @@ def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
 def _run_go_build(
     module: GoModule, root: Path, out_dir: Path, log: Path, progress: Progress
 ) -> None:
-    args = module.go_build_args(out_dir)
+    log.write_text("")
+    for args in module.go_build_commands(out_dir):
+        _run_one_build(module, args, root, log, progress)
+
+
+def _run_one_build(
+    module: GoModule, args: list[str], root: Path, log: Path, progress: Progress
+) -> None:
     started = time.monotonic()
-    with log.open("w") as log_file:
+    with log.open("a") as log_file:
         log_file.write(" ".join(args) + "\n")
         log_file.flush()
         try:

@@ -149,3 +149,24 @@ def test_missing_tools_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cleanup_of_a_lab_without_real_node_touches_nothing(tmp_path: Path) -> None:
     """No bridge of ours and no record: nothing to undo, nothing looked at beyond mounts."""
     assert hostnet.HostNet(tmp_path / "other-lab").cleanup() == []
+
+
+def test_renamed_commands_are_built_one_by_one(tmp_path: Path) -> None:
+    """Two upstream commands named like other binaries get names of their own with -o."""
+    from pytest_aiconformance.lab.build import GoModule, cache_key
+
+    module = GoModule(name="m", directory="m", targets=("tool",), binaries=("a-op", "a-ad"),
+                      renames=(("example.org/x/cmd/operator", "a-op"),
+                               ("example.org/x/cmd/adapter", "a-ad")))
+    commands = module.go_build_commands(tmp_path)
+    assert [c[-3:] for c in commands] == [
+        ["-o", str(tmp_path / "a-op"), "example.org/x/cmd/operator"],
+        ["-o", str(tmp_path / "a-ad"), "example.org/x/cmd/adapter"]]
+    plain = GoModule(name="m", directory="m", targets=("tool",), binaries=("operator",))
+    assert plain.go_build_commands(tmp_path) == [plain.go_build_args(tmp_path)]
+    (tmp_path / "m").mkdir()
+    for name in ("go.mod", "go.sum"):
+        (tmp_path / "m" / name).write_text("module m\n")
+    assert cache_key(module, tmp_path, "go") != cache_key(
+        GoModule(name="m", directory="m", targets=("tool",), binaries=("a-op", "a-ad")),
+        tmp_path, "go")
