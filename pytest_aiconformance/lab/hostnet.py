@@ -80,8 +80,18 @@ def cni_bin_dir() -> Path | None:
     return None
 
 
-def missing_prerequisite() -> str | None:
-    """Why this host cannot run a real node (one line), or None when it can."""
+# The kubelet's deepest socket under the state directory ("node/kubelet/root/pod-resources/"
+# and ten digits) must fit a Unix socket path (108 bytes with its terminating NUL).
+_SOCKET_TAIL = len("/node/kubelet/root/pod-resources/0123456789")
+MAX_STATE_DIR = 107 - _SOCKET_TAIL
+
+
+def missing_prerequisite(state_dir: Path | None = None) -> str | None:
+    """Why this host (or this state directory) cannot run a real node, in one line, or None."""
+    if state_dir is not None and len(str(state_dir)) > MAX_STATE_DIR:
+        return (f"the real node's sockets need a state directory path of at most "
+                f"{MAX_STATE_DIR} characters ({state_dir} has {len(str(state_dir))}); "
+                "use a shorter --state-dir")
     if os.geteuid() != 0:
         return "a real node needs root (network namespaces, bridge, cgroups, mounts)"
     try:

@@ -99,7 +99,7 @@ class Lab:
         """
         shape = shape or LabShape()
         if shape.real_nodes:
-            missing = hostnet.missing_prerequisite()
+            missing = hostnet.missing_prerequisite(self.state_dir)
             if missing:
                 progress(f"{missing}: starting the kwok-only lab (checks that need containers "
                          "stay Not verified)")

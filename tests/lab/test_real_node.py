@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +46,17 @@ def _say(message: str) -> None:
 
 def _up(tmp: Path, shape: LabShape) -> tuple[Lab, LabInfo]:
     lab = Lab(tmp)
-    return lab, lab.up(shape, _say, owner_pid=os.getpid(), port_wait_s=600)
+    info = lab.up(shape, _say, owner_pid=os.getpid(), port_wait_s=600)
+    assert info.shape.real_nodes == shape.real_nodes, "the lab fell back to kwok only"
+    return lab, info
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A state directory short enough for the kubelet's sockets (pytest's are too long)."""
+    path = Path(tempfile.mkdtemp(prefix="aic-rn-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def run_suite(info: LabInfo, report: Path, files: list[str] | None = None,
@@ -122,7 +134,7 @@ class RealLab:
 @pytest.fixture(scope="module")
 def holder(tmp_path_factory: pytest.TempPathFactory,
            before: dict[str, Any]) -> Iterator[RealLab]:
-    lab = RealLab(tmp_path_factory.mktemp("lab-real"))
+    lab = RealLab(tmp_path_factory.mktemp("rn"))
     yield lab
     lab.stop()
     assert host_state() == before
@@ -177,10 +189,12 @@ def test_pods_reach_the_api_and_each_other(real):
             "tolerations": [{"operator": "Exists"}],
             "containers": [{
                 "name": "c", "image": images["curl"],
+                # Always exits 0: what it saw is in its log.
                 "command": ["sh", "-c",
                             "nslookup kubernetes.default.svc.cluster.local 2>&1 | tail -2;"
-                            " curl -sk -o /dev/null -w 'code=%{http_code}\\n' "
-                            "https://kubernetes.default.svc/version"],
+                            " echo | nc -w 5 kubernetes.default.svc 443 && echo tcp=ok;"
+                            " nslookup example.com >/dev/null 2>&1 || echo outside=refused;"
+                            " true"],
             }],
         },
     }
@@ -195,9 +209,9 @@ def test_pods_reach_the_api_and_each_other(real):
     finally:
         subprocess.run(["kubectl", "delete", "pod", name, "--wait=false"], env=env,
                        check=False, capture_output=True)
-    assert "Address: 10.96.0.1" in logs, logs
-    # Anonymous: the API server answers (401/403 both prove the path works end to end).
-    assert "code=401" in logs or "code=403" in logs or "code=200" in logs, logs
+    assert "Address: 10.96.0.1" in logs, logs  # cluster DNS
+    assert "tcp=ok" in logs, logs  # the Service through kube-proxy to the API server
+    assert "outside=refused" in logs, logs  # no name outside the cluster resolves
 
 
 def _images(info: LabInfo) -> dict[str, str]:
@@ -220,42 +234,48 @@ def _images(info: LabInfo) -> dict[str, str]:
      "Prometheus"),
 ], ids=["isolation-broken", "exporter-no-device-labels", "exporter-frozen-util",
         "no-gateway", "no-prometheus"])
-def test_negative_variant_flips_its_requirement(holder, tmp_path, variant, files, rid, cause):
-    """Each broken piece makes exactly its requirement Not Implemented, naming the cause."""
+def test_negative_variant_flips_its_requirement(holder, tmp_path, short_dir, variant, files,
+                                               rid, cause):
+    """Each broken piece makes its requirement no longer Implemented, naming the cause."""
     holder.stop()  # One real node per machine.
-    lab, info = _up(tmp_path / "lab", LabShape(**{**SMALL, **variant}))
+    lab, info = _up(short_dir, LabShape(**{**SMALL, **variant}))
     try:
         report = tmp_path / "report"
         proc = run_suite(info, report, files)
-        v = verdicts(report)
     finally:
         lab.down(_say)
-    assert v[rid]["status"] == "Not Implemented", (v[rid], proc.stdout[-2000:])
+    assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    v = verdicts(report)
+    # Not Implemented, or Partially where the variant breaks only some of its checks (a
+    # frozen exporter still labels its devices).
+    assert v[rid]["status"] in ("Not Implemented", "Partially Implemented"), \
+        (v[rid], proc.stdout[-2000:])
     failed = " ".join(c.get("message", "") or "" for c in v[rid]["checks"])
     assert cause in v[rid]["reason"] + failed, v[rid]
 
 
-def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path):
+def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path, short_dir):
     """The real node's device plugin in time-slicing mode (GPU Operator-style labels, 4
     replicas per GPU): pods on it share devices, and gpu_sharing is Implemented, its identity
     probe read inside pods on that node."""
     holder.stop()
-    lab, info = _up(tmp_path / "lab", LabShape(**{**SMALL, "gpu_plugin_mode": "time-slicing"}))
+    lab, info = _up(short_dir, LabShape(**{**SMALL, "gpu_plugin_mode": "time-slicing"}))
     try:
         report = tmp_path / "report"
         proc = run_suite(info, report, ["test_gpu_sharing.py"])
-        v = verdicts(report)
     finally:
         lab.down(_say)
+    assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    v = verdicts(report)
     assert v["gpu_sharing"]["status"] == "Implemented", (v["gpu_sharing"], proc.stdout[-2000:])
     assert set(outcomes(v["gpu_sharing"]).values()) == {"passed"}
 
 
-def test_killed_session_leaves_nothing_on_the_host(holder, tmp_path, before):
+def test_killed_session_leaves_nothing_on_the_host(holder, short_dir, before):
     """SIGKILL every process of a real-node lab (the session too): down then removes the
     node's containers and host state, and the host is exactly as it was."""
     holder.stop()
-    state = tmp_path / "lab"
+    state = short_dir
     script = (f"from pytest_aiconformance.lab import Lab, LabShape\n"
               f"Lab({str(state)!r}).up(LabShape(gpu_nodes=1, cpu_nodes=0, real_nodes=1),"
               f" owner_pid=__import__('os').getpid())\n"

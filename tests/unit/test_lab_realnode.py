@@ -170,3 +170,12 @@ def test_renamed_commands_are_built_one_by_one(tmp_path: Path) -> None:
     assert cache_key(module, tmp_path, "go") != cache_key(
         GoModule(name="m", directory="m", targets=("tool",), binaries=("a-op", "a-ad")),
         tmp_path, "go")
+
+
+def test_a_state_dir_too_long_for_sockets_is_one_line() -> None:
+    long_dir = Path("/tmp") / ("x" * hostnet.MAX_STATE_DIR)
+    reason = hostnet.missing_prerequisite(long_dir)
+    assert reason is not None
+    assert reason.startswith(f"the real node's sockets need a state directory path of at most "
+                             f"{hostnet.MAX_STATE_DIR} characters")
+    assert hostnet.MAX_STATE_DIR == 107 - len("/node/kubelet/root/pod-resources/0123456789")
