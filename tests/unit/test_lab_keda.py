@@ -73,7 +73,9 @@ def test_module_registered_with_its_manifests() -> None:
     module = build.module_for("keda-adapter")
     assert module.name == "keda"
     assert module.directory == "keda"
-    assert module.targets == ("./cmd/...",)
+    assert module.targets == ("tool",)
+    assert module.renames == (("github.com/kedacore/keda/v2/cmd/operator", "keda-operator"),
+                              ("github.com/kedacore/keda/v2/cmd/adapter", "keda-adapter"))
     assert module.binaries == ("keda-operator", "keda-adapter")
     assert module.manifests == (
         ("crds", "github.com/kedacore/keda/v2", "config/crd/bases/*.yaml"),
