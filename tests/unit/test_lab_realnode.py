@@ -178,4 +178,4 @@ def test_a_state_dir_too_long_for_sockets_is_one_line() -> None:
     assert reason is not None
     assert reason.startswith(f"the real node's sockets need a state directory path of at most "
                              f"{hostnet.MAX_STATE_DIR} characters")
-    assert hostnet.MAX_STATE_DIR == 107 - len("/node/kubelet/root/pod-resources/0123456789")
+    assert 107 - len("/node/kubelet/root/pod-resources/0123456789") == hostnet.MAX_STATE_DIR
