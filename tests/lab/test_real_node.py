@@ -250,8 +250,9 @@ def test_negative_variant_flips_its_requirement(holder, tmp_path, short_dir, var
     # frozen exporter still labels its devices).
     assert v[rid]["status"] in ("Not Implemented", "Partially Implemented"), \
         (v[rid], proc.stdout[-2000:])
-    failed = " ".join(c.get("message", "") or "" for c in v[rid]["checks"])
-    assert cause in v[rid]["reason"] + failed, v[rid]
+    said = " ".join([v[rid]["reason"], *v[rid]["notes"],
+                     *(c.get("reason") or "" for c in v[rid]["checks"])])
+    assert cause in said, v[rid]
 
 
 def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path, short_dir):
