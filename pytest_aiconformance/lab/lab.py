@@ -52,8 +52,8 @@ def _quiet(_: str) -> None:
 class Lab:
     """A lab in one state directory.  Cheap to construct; holds no processes itself."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
-        self.state_dir = (state_dir or default_state_dir()).expanduser().absolute()
+    def __init__(self, state_dir: Path | str | None = None) -> None:
+        self.state_dir = Path(state_dir or default_state_dir()).expanduser().absolute()
 
     # ---- paths -----------------------------------------------------------------------------
     @property
