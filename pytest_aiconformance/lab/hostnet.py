@@ -58,6 +58,9 @@ KUBELET_SYSCTLS = (
 CNI_BIN_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
 HOST_TOOLS = ("runc", "nft", "ip")
+# Host values the node's components change, recorded at set-up and restored on clean-up: the
+# kubelet's tunables, and IPv4 forwarding (the CNI bridge plugin switches it on globally).
+RESTORED_SYSCTLS = (*KUBELET_SYSCTLS, "net/ipv4/ip_forward")
 _RECORD = "host.json"
 
 
@@ -151,7 +154,7 @@ class HostNet:
                 )
         self.node_dir.mkdir(parents=True, exist_ok=True)
         record: dict[str, Any] = {
-            "sysctls": {k: _read_sysctl(k) for k in KUBELET_SYSCTLS},
+            "sysctls": {k: _read_sysctl(k) for k in RESTORED_SYSCTLS},
             "created_dirs": [],
         }
         for directory in (DEVICE_PLUGIN_DIR, CONTAINER_LOG_LINKS, SHIM_SOCKET_DIR):
@@ -161,7 +164,7 @@ class HostNet:
         for directory in (DEVICE_PLUGIN_DIR, CONTAINER_LOG_LINKS):
             directory.mkdir(parents=True, exist_ok=True)
         self._bridge()
-        self._guard()
+        self._guard(forwarding_was_on=record["sysctls"]["net/ipv4/ip_forward"] == "1")
         self._cgroups()
 
     def _bridge(self) -> None:
@@ -173,14 +176,18 @@ class HostNet:
         # net.ipv4.ip_forward stays as it is.
         _write_sysctl(f"net/ipv4/conf/{BRIDGE}/forwarding", "1")
 
-    def _guard(self) -> None:
+    def _guard(self, *, forwarding_was_on: bool) -> None:
+        """Forwarding stays within the bridge.  Where the host forwarded nothing before (the
+        CNI bridge plugin turns IPv4 forwarding on globally), nothing else is forwarded now
+        either; otherwise the host's own forwarding is left as it was."""
+        others = f'    iifname "{BRIDGE}" drop\n' if forwarding_was_on else "    drop\n"
         rules = (
             f"table inet {GUARD_TABLE} {{\n"
             f'  comment "aic-lab real node of {self.state_root}"\n'
             "  chain forward {\n"
             "    type filter hook forward priority filter; policy accept;\n"
             f'    iifname "{BRIDGE}" oifname "{BRIDGE}" accept\n'
-            f'    iifname "{BRIDGE}" drop\n'
+            f"{others}"
             "  }\n"
             "}\n"
         )

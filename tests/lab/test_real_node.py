@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from pytest_aiconformance.lab import Lab, LabInfo, LabShape, hostnet
+from pytest_aiconformance.lab import procs as lab_procs
 
 pytestmark = [
     pytest.mark.lab,
@@ -56,6 +57,7 @@ def short_dir() -> Iterator[Path]:
     """A state directory short enough for the kubelet's sockets (pytest's are too long)."""
     path = Path(tempfile.mkdtemp(prefix="aic-rn-"))
     yield path
+    Lab(path).down(_say)  # A test that failed half-way must not leave its node behind.
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -292,7 +294,11 @@ def test_killed_session_leaves_nothing_on_the_host(holder, short_dir, before):
     finally:
         session.send_signal(signal.SIGKILL)
         session.wait()
-    for pid_file in (state / "pids").glob("*.pid"):
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    pids = [int(f.read_text()) for f in (state / "pids").glob("*.pid")]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(lab_procs.alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)  # Not our children: polling only.
     assert Lab(state).down(_say) == []  # Nothing left running; its host state goes anyway.
     assert host_state() == before
