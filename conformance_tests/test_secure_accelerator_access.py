@@ -203,7 +203,8 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
     candidates = [n for n in cluster_info.accelerator_nodes
                   if int(n.resources.get(allocation.resource or "", "0") or 0) >= 2
                   or n.dra_devices >= 2]
-    shared = {n.name: why for n in candidates if (why := probing.shared_devices(n, profile))}
+    shared = {n.name: why for n in candidates
+              if (why := probing.shared_devices(n, profile, allocation.resource))}
     for node_name, why in sorted(shared.items()):
         evidence.note(f"{node_name} left out: its devices are shared ({why})")
     nodes = probing.running_first(kube, [n.name for n in candidates if n.name not in shared])

@@ -19,6 +19,8 @@ from typing import Any
 
 from pytest_aiconformance.accelerators import AcceleratorProfile
 
+# The device plugin's renamed time-shared replicas (renameByDefault: <resource>.shared).
+SHARED_SUFFIX = ".shared"
 PARTITION = "partition"  # hardware partitions: each unit is its own device instance
 TIME_SHARED = "time-shared"  # software sharing: units are turns on one device
 
@@ -238,12 +240,29 @@ def _shared_units(node: _Node, mechanism: str, signals: list[str], wanted: str,
         resources = whole
         physical = node.units[whole[0]] // per_device
         counted = f"{physical} device(s) = units / {per_device}"
-    shared = [r for r in resources if node.units[r] > physical]
+    # Renamed replicas (the device plugin's `rename`, GPU Operator `renameByDefault`:
+    # <resource>.shared) may cover a subset of the devices, the rest staying whole under the
+    # plain name; the count label counts them all, so the devices behind the renamed
+    # resource are its units / units per device.
+    behind = {r: node.units[r] // per_device if _renamed_replicas(r, node.units[r], per_device,
+                                                                   physical) else physical
+              for r in resources}
+    shared = [r for r in resources if node.units[r] > behind[r]]
     if not shared:
         node.claim(mechanism, [*signals, counted],
                    f"{advertised} is not more than the {physical} physical device(s)")
     for resource in shared:
-        node.offer(mechanism, TIME_SHARED, resource, physical, per_device, [*signals, counted])
+        signal = counted if behind[resource] == physical else (
+            f"{behind[resource]} of {counted} = units / {per_device}")
+        node.offer(mechanism, TIME_SHARED, resource, behind[resource], per_device,
+                   [*signals, signal])
+
+
+def _renamed_replicas(resource: str, units: int, per_device: int, physical: int) -> bool:
+    """Whether a resource holds renamed time-shared replicas of fewer devices than the node
+    has: a `.shared` name with a whole multiple of the units per device, below all of them."""
+    return resource.endswith(SHARED_SUFFIX) and per_device > 1 and units % per_device == 0 \
+        and units // per_device < physical
 
 
 def _platforms(node: _Node, profile: AcceleratorProfile) -> None:
@@ -295,10 +314,18 @@ def _merge(offers: list[SharingOffer]) -> list[SharingOffer]:
 
 
 def time_shared_reason(labels: Mapping[str, str], resources: Mapping[str, str],
-                       profile: AcceleratorProfile) -> str:
+                       profile: AcceleratorProfile, resource: str | None = None) -> str:
     """Why a node's devices may be seen by several pods at once (time-sharing labels or a
-    renamed shared resource), or "": such a node cannot show distinct devices per pod."""
+    renamed shared resource), or "": such a node cannot show distinct devices per pod.
+
+    With ``resource`` (the one pods will request): where the node advertises that resource's
+    renamed replicas (``<resource>.shared``), the sharing labels describe those replicas and
+    ``resource`` itself holds whole devices (the device plugin renames the replicated
+    devices and leaves the others under the plain name), so its devices are not shared."""
     names = profile.node_labels
+    if resource and not resource.endswith(SHARED_SUFFIX) and \
+            _int(resources.get(resource + SHARED_SUFFIX)) > 0 and _int(resources.get(resource)) > 0:
+        return ""
     strategy = _label(labels, names.sharing_strategy)
     if strategy and strategy != "none":
         return f"{names.sharing_strategy}={strategy}"
@@ -312,5 +339,5 @@ def time_shared_reason(labels: Mapping[str, str], resources: Mapping[str, str],
         clients = _label(labels, plat.clients)
         if _int(clients) > 1:
             return f"{plat.clients}={clients}"
-    shared = sorted(r for r in resources if r.endswith(".shared"))
+    shared = sorted(r for r in resources if r.endswith(SHARED_SUFFIX))
     return f"advertises {shared[0]}" if shared else ""

@@ -455,11 +455,12 @@ def require_free_accelerator(free: dict[str, int], total: dict[str, int],
     not_observable(f"every {alloc.unit} is allocated ({in_use}), so {purpose}")
 
 
-def shared_devices(node: AcceleratorNode, profile: AcceleratorProfile) -> str:
-    """Why a node's accelerators are shared between pods (time-slicing, MPS, GKE
-    time-sharing), or "": two pods there may rightly see the same device, so such a node
-    cannot show distinct devices."""
-    return gpu_sharing.time_shared_reason(node.labels, node.resources, profile)
+def shared_devices(node: AcceleratorNode, profile: AcceleratorProfile,
+                   resource: str | None = None) -> str:
+    """Why a node's accelerators (of ``resource``, where given) are shared between pods
+    (time-slicing, MPS, GKE time-sharing), or "": two pods there may rightly see the same
+    device, so such a node cannot show distinct devices."""
+    return gpu_sharing.time_shared_reason(node.labels, node.resources, profile, resource)
 
 
 # Probe scripts that run the vendor's tool, which needs the profile's tool image.

@@ -74,11 +74,12 @@ def conformance_shape(shape_type: Any) -> Any:
     Karpenter (GPU node pool);
     a real node (pods run, simulated GPUs inside them) with a Gateway and Prometheus, where
     the host allows one (root, overlayfs, runc...; otherwise the lab says why and runs
-    without it).
+    without it); besides its two whole GPUs it time-slices a third into replicas advertised
+    as nvidia.com/gpu.shared (``shared_gpus``), so gpu_sharing is seen inside its pods.
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
               "kueue": True, "trainer": True, "karpenter": True, "real_nodes": 1, "gateway": True,
-              "prometheus": True, "keda": True}
+              "prometheus": True, "keda": True, "shared_gpus": 1}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))
     return shape_type(**{k: v for k, v in wanted.items() if k in known})
 

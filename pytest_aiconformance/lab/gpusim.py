@@ -44,6 +44,8 @@ NVIDIACTL_MINOR = 255
 MAX_GPUS = 64
 
 MODES = ("isolated", "all-devices", "time-slicing")
+# The GPU Operator's name for renamed time-sliced replicas (renameByDefault: <resource>.shared).
+SHARED_SUFFIX = ".shared"
 
 NAMESPACE = "aic-lab-gpu"
 # The suite finds the exporter by a Service whose name contains the profile's exporter name
@@ -95,11 +97,12 @@ def device_uuid(node: str, index: int) -> str:
     return f"GPU-{uuid.uuid5(_UUID_NAMESPACE, f'{node}/{index}')}"
 
 
-def socket_name(gpusim_dir: Path) -> str:
+def socket_name(gpusim_dir: Path, *, shared: bool = False) -> str:
     """The plugin's socket name: ``aic-gpusim-`` + 12 hex digits of sha256(absolute dir), as
-    ``aic-gpu-plugin`` computes it, so two labs' plugins never share a socket."""
+    ``aic-gpu-plugin`` computes it, so two labs' plugins never share a socket; the shared
+    resource's socket (``--shared-resource``) ends ``-shared.sock``."""
     digest = hashlib.sha256(os.path.abspath(gpusim_dir).encode()).hexdigest()
-    return f"aic-gpusim-{digest[:12]}.sock"
+    return f"aic-gpusim-{digest[:12]}{'-shared' if shared else ''}.sock"
 
 
 def inventory(node: str, gpus: int, product: str, driver_version: str, cuda_version: str,
@@ -186,18 +189,31 @@ def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H1
 
 def plugin_argv(binary: Path, layout: GpuSimLayout, mode: str = "isolated", *,
                 health_port: int, replicas: int | None = None,
-                resource: str = "nvidia.com/gpu") -> list[str]:
-    """The device plugin's command line; its health URL is http://127.0.0.1:PORT/healthz."""
+                resource: str = "nvidia.com/gpu",
+                shared_devices: Sequence[int] = ()) -> list[str]:
+    """The device plugin's command line; its health URL is http://127.0.0.1:PORT/healthz.
+
+    ``shared_devices`` (indices) are time-sliced into ``replicas`` each and advertised as
+    ``<resource>.shared`` on a second socket, the other devices whole as ``resource``: the
+    GPU Operator's time-slicing of a device subset with ``renameByDefault``."""
     if mode not in MODES:
         raise LabError(f"gpusim: mode {mode!r} is not one of {', '.join(MODES)}")
-    if (mode == "time-slicing") != (replicas is not None):
-        raise LabError("gpusim: replicas go with mode time-slicing, and only with it")
+    sliced = mode == "time-slicing" or bool(shared_devices)
+    if sliced != (replicas is not None):
+        raise LabError("gpusim: replicas go with mode time-slicing or shared devices, and "
+                       "only with them")
+    if shared_devices and mode == "time-slicing":
+        raise LabError("gpusim: shared devices leave the other GPUs whole: not with mode "
+                       "time-slicing")
     if replicas is not None and replicas < 2:
         raise LabError(f"gpusim: time-slicing needs at least 2 replicas, got {replicas}")
     argv = [str(binary), f"--state-dir={layout.directory}", f"--resource={resource}",
             f"--mode={mode}", f"--health-addr=127.0.0.1:{health_port}"]
     if replicas is not None:
         argv.append(f"--replicas={replicas}")
+    if shared_devices:
+        argv += [f"--shared-resource={resource}{SHARED_SUFFIX}",
+                 "--shared-devices=" + ",".join(str(i) for i in shared_devices)]
     return argv
 
 
@@ -212,11 +228,13 @@ def exporter_daemonset(image: str, node_selector: Mapping[str, str], gpusim_dir:
                        command: Sequence[str] = ("/gpu-exporter",),
                        no_device_labels: bool = False, frozen_util: bool = False,
                        pod_attribution: bool = True,
-                       pod_resources_dir: str = POD_RESOURCES_DIR) -> Obj:
+                       pod_resources_dir: str = POD_RESOURCES_DIR,
+                       resources: Sequence[str] = ("nvidia.com/gpu",)) -> Obj:
     """The DCGM-style exporter on the real node(s): reads the gpusim dir (read-only) and, like
-    dcgm-exporter, the kubelet's pod-resources API for pod labels. The two negative variants
-    are its flags."""
-    args = [f"--listen=:{EXPORTER_PORT}", f"--state-dir={EXPORTER_STATE_DIR}"]
+    dcgm-exporter, the kubelet's pod-resources API for pod labels (of pods holding any of
+    ``resources``). The two negative variants are its flags."""
+    args = [f"--listen=:{EXPORTER_PORT}", f"--state-dir={EXPORTER_STATE_DIR}",
+            "--resource=" + ",".join(resources)]
     if no_device_labels:
         args.append("--no-device-labels")
     if frozen_util:
@@ -295,6 +313,7 @@ def cleanup(gpusim_dir: Path) -> None:
     directory = Path(os.path.abspath(gpusim_dir))
     try:
         (DEVICE_PLUGIN_DIR / socket_name(directory)).unlink(missing_ok=True)
+        (DEVICE_PLUGIN_DIR / socket_name(directory, shared=True)).unlink(missing_ok=True)
         for sub in ("dev", "alloc", "util"):
             if (directory / sub).is_dir():
                 shutil.rmtree(directory / sub)

@@ -350,7 +350,7 @@ class Lab:
         progress(f"{names_up} ready in {time.monotonic() - t0:.1f} s")
         bootstrap.wait_ready(api, inputs.shape, progress)
         if node:
-            realnode.wait_ready(api, progress)
+            realnode.wait_ready(api, progress, inputs.shape)
         if gw:
             gateway.wait_accepted(api, progress)
         if prom:

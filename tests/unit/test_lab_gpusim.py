@@ -186,3 +186,33 @@ def test_build_registry_has_the_module():
     assert module.name == "gpusim"
     assert module.directory == "gpusim"
     assert set(module.binaries) == {"aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter"}
+
+
+def test_plugin_argv_with_shared_devices(tmp_path, plugin_dir):
+    """A device subset time-sliced as nvidia.com/gpu.shared beside whole GPUs (the GPU
+    Operator's renameByDefault): one process, two sockets, both cleaned up."""
+    layout = gpusim.GpuSimLayout(tmp_path / "gpusim", "aic-real-0", ())
+    argv = gpusim.plugin_argv(Path("p"), layout, health_port=1, replicas=4,
+                              shared_devices=range(2, 3))
+    assert argv[-3:] == ["--replicas=4", "--shared-resource=nvidia.com/gpu.shared",
+                         "--shared-devices=2"]
+    for mode, replicas in (("isolated", None), ("time-slicing", 4)):
+        with pytest.raises(LabError):
+            gpusim.plugin_argv(Path("p"), layout, mode, health_port=1, replicas=replicas,
+                               shared_devices=[2])
+    assert gpusim.socket_name(Path("/a/gpusim"), shared=True) == \
+        "aic-gpusim-81b30614f2da-shared.sock"
+    (tmp_path / "gpusim").mkdir()
+    sockets = [plugin_dir / gpusim.socket_name(tmp_path / "gpusim", shared=s)
+               for s in (False, True)]
+    for sock in sockets:
+        sock.write_text("")
+    gpusim.cleanup(tmp_path / "gpusim")
+    assert not any(s.exists() for s in sockets)
+
+
+def test_exporter_attributes_the_shared_resource_too(tmp_path):
+    ds = gpusim.exporter_daemonset("img", {}, tmp_path, resources=("nvidia.com/gpu",
+                                                                   "nvidia.com/gpu.shared"))
+    args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--resource=nvidia.com/gpu,nvidia.com/gpu.shared" in args

@@ -114,6 +114,31 @@ def test_node_labels_say_nvidia_gpus_and_simulation(tmp_path: Path) -> None:
     assert sliced["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-SHARED"
 
 
+def test_shared_gpus_beside_whole_ones(tmp_path: Path) -> None:
+    """shared_gpus: GPU Feature Discovery's labels for renamed replicas (every GPU counted,
+    the replicas and strategy labelled, no -SHARED product), the plugin's second resource
+    and the exporter attributing both."""
+    inputs = _inputs(tmp_path, shared_gpus=1)
+    labels = realnode.node_labels(inputs)
+    assert labels["nvidia.com/gpu.count"] == "3"
+    assert labels["nvidia.com/gpu.replicas"] == "4"
+    assert labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    (plugin,) = [s for s in realnode.specs(inputs) if s.name == "gpu-plugin"]
+    assert "--shared-resource=nvidia.com/gpu.shared" in plugin.argv
+    assert "--shared-devices=2" in plugin.argv
+    assert "--resource=nvidia.com/gpu" in plugin.argv
+
+
+@pytest.mark.parametrize("shape", [dict(shared_gpus=1),
+                                   dict(real_nodes=1, shared_gpus=1,
+                                        gpu_plugin_mode="time-slicing"),
+                                   dict(real_nodes=1, shared_gpus=1, time_slice_replicas=1)])
+def test_bad_shared_gpu_shapes(shape: dict[str, object]) -> None:
+    with pytest.raises(LabError, match="shared_gpus time-slices"):
+        LabShape(**shape)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("shape", "message"), [
     (dict(real_nodes=2), "real_nodes is 0 or 1"),
     (dict(prometheus=True), "prometheus needs real_nodes"),
@@ -179,3 +204,4 @@ def test_a_state_dir_too_long_for_sockets_is_one_line() -> None:
     assert reason.startswith(f"the real node's sockets need a state directory path of at most "
                              f"{hostnet.MAX_STATE_DIR} characters")
     assert 107 - len("/node/kubelet/root/pod-resources/0123456789") == hostnet.MAX_STATE_DIR
+

@@ -17,6 +17,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -26,7 +29,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
 		os.Exit(2)
 	}
-	p, err := newPlugin(cfg)
+	ps, err := newPlugins(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
 		os.Exit(1)
@@ -39,15 +42,22 @@ func main() {
 			fmt.Fprintf(os.Stderr, "aic-gpu-plugin: health address: %v\n", err)
 			os.Exit(1)
 		}
-		srv := &http.Server{Handler: p.healthHandler()}
+		srv := &http.Server{Handler: healthHandler(ps)}
 		go func() { _ = srv.Serve(lis) }()
 		defer srv.Close()
 	}
-	log.Printf("serving %s: %d device(s) as %d %s (mode %s) on %s", cfg.stateDir,
-		len(p.inv.Devices), len(p.ids), cfg.resource, cfg.mode, p.socketPath())
-	if err := p.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
-		os.Exit(1)
+	errs := make(chan error, len(ps))
+	for _, p := range ps {
+		log.Printf("serving %s: %d device(s) as %d %s (mode %s) on %s", cfg.stateDir,
+			len(p.inv.Devices), len(p.ids), p.resource, cfg.mode, p.socketPath())
+		go func(p *plugin) { errs <- p.run(ctx) }(p)
+	}
+	for range ps {
+		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(os.Stderr, "aic-gpu-plugin: %v\n", err)
+			stop() // the other resource's socket goes too
+			os.Exit(1)
+		}
 	}
 }
 
@@ -58,6 +68,10 @@ type config struct {
 	replicas   int
 	healthAddr string
 	smiPath    string
+	// Time-slicing of a device subset renamed, as the GPU Operator's renameByDefault: these
+	// device indices are advertised as replicas of sharedResource, the rest as resource.
+	sharedResource string
+	sharedDevices  []int
 }
 
 const (
@@ -78,8 +92,25 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.replicas, "replicas", 0, "time-slicing: schedulable replicas per device (>= 2)")
 	fs.StringVar(&cfg.healthAddr, "health-addr", "", "host:port serving GET /healthz (200 once registered)")
 	fs.StringVar(&cfg.smiPath, "nvidia-smi", "", "simulated nvidia-smi to mount (default: next to this binary)")
+	fs.StringVar(&cfg.sharedResource, "shared-resource", "", "resource of the time-sliced replicas of --shared-devices (e.g. nvidia.com/gpu.shared)")
+	shared := fs.String("shared-devices", "", "comma-separated device indices time-sliced under --shared-resource")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if *shared != "" {
+		for _, f := range strings.Split(*shared, ",") {
+			idx, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || idx < 0 {
+				return cfg, fmt.Errorf("--shared-devices %q: not a list of device indices", *shared)
+			}
+			if slices.Contains(cfg.sharedDevices, idx) {
+				return cfg, fmt.Errorf("--shared-devices %q: device %d twice", *shared, idx)
+			}
+			cfg.sharedDevices = append(cfg.sharedDevices, idx)
+		}
+	}
+	if (cfg.sharedResource == "") != (len(cfg.sharedDevices) == 0) {
+		return cfg, errors.New("--shared-resource and --shared-devices go together")
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -94,6 +125,25 @@ func parseFlags(args []string) (config, error) {
 	cfg.stateDir = abs
 	if !resourceRE.MatchString(cfg.resource) {
 		return cfg, fmt.Errorf("--resource %q is not an extended resource name (domain/name)", cfg.resource)
+	}
+	if cfg.sharedResource != "" {
+		if !resourceRE.MatchString(cfg.sharedResource) || cfg.sharedResource == cfg.resource {
+			return cfg, fmt.Errorf("--shared-resource %q is not an extended resource name other than --resource", cfg.sharedResource)
+		}
+		if cfg.mode == modeTimeSlicing {
+			return cfg, errors.New("--shared-resource time-slices a device subset: the rest stay whole (not with --mode time-slicing)")
+		}
+		if cfg.replicas < 2 {
+			return cfg, errors.New("--shared-resource needs --replicas N with N >= 2")
+		}
+		if cfg.smiPath == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return cfg, err
+			}
+			cfg.smiPath = filepath.Join(filepath.Dir(exe), "nvidia-smi")
+		}
+		return cfg, nil
 	}
 	switch cfg.mode {
 	case modeIsolated, modeAllDevices:

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -32,16 +33,31 @@ var devicePluginDir = pluginapi.DevicePluginPath
 // pollInterval is how often the plugin looks for a restarted kubelet.
 var pollInterval = time.Second
 
+// plugin serves one extended resource on its own socket. One process runs one or two: the
+// GPU Operator's time-slicing with a device subset renamed (renameByDefault) advertises the
+// replicas as <resource>.shared beside the whole GPUs left under <resource>.
 type plugin struct {
 	pluginapi.UnimplementedDevicePluginServer
 	cfg        config
 	inv        *sim.Inventory
+	resource   string                // the extended resource this socket registers
+	suffix     string                // socket name suffix ("" for the main resource)
 	ids        []string              // advertised device IDs, in order
 	byID       map[string]sim.Device // advertised ID -> physical device
 	registered atomic.Bool
 }
 
+// newPlugin is the plugin of the main resource (--resource).
 func newPlugin(cfg config) (*plugin, error) {
+	ps, err := newPlugins(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return ps[0], nil
+}
+
+// newPlugins is the main resource's plugin and, with --shared-resource, the time-sliced one.
+func newPlugins(cfg config) ([]*plugin, error) {
 	inv, err := sim.Load(filepath.Join(cfg.stateDir, "devices.json"))
 	if err != nil {
 		return nil, err
@@ -63,11 +79,42 @@ func newPlugin(cfg config) (*plugin, error) {
 	if err := os.Chmod(filepath.Join(cfg.stateDir, "util"), 0o777); err != nil {
 		return nil, err
 	}
-	p := &plugin{cfg: cfg, inv: inv, byID: map[string]sim.Device{}}
-	for _, d := range inv.Devices {
-		for r := 0; r < cfg.replicas; r++ {
+	shared := map[int]bool{}
+	for _, idx := range cfg.sharedDevices {
+		if idx < 0 || idx >= len(inv.Devices) {
+			return nil, fmt.Errorf("--shared-devices: no device %d (the node has %d)", idx, len(inv.Devices))
+		}
+		shared[idx] = true
+	}
+	var whole, sliced []sim.Device
+	for i, d := range inv.Devices {
+		if shared[i] {
+			sliced = append(sliced, d)
+		} else {
+			whole = append(whole, d)
+		}
+	}
+	if len(whole) == 0 {
+		return nil, errors.New("--shared-devices leaves no device for " + cfg.resource)
+	}
+	main := newResourcePlugin(cfg, inv, cfg.resource, "", whole, cfg.mode == modeTimeSlicing)
+	if cfg.sharedResource == "" {
+		return []*plugin{main}, nil
+	}
+	return []*plugin{main, newResourcePlugin(cfg, inv, cfg.sharedResource, "-shared", sliced, true)}, nil
+}
+
+func newResourcePlugin(cfg config, inv *sim.Inventory, resource, suffix string, devs []sim.Device,
+	sliced bool) *plugin {
+	p := &plugin{cfg: cfg, inv: inv, resource: resource, suffix: suffix, byID: map[string]sim.Device{}}
+	replicas := 1
+	if sliced {
+		replicas = cfg.replicas
+	}
+	for _, d := range devs {
+		for r := 0; r < replicas; r++ {
 			id := d.UUID
-			if cfg.mode == modeTimeSlicing {
+			if sliced {
 				// The NVIDIA device plugin's replica IDs: <uuid>::<replica>.
 				id = fmt.Sprintf("%s::%d", d.UUID, r)
 			}
@@ -75,7 +122,7 @@ func newPlugin(cfg config) (*plugin, error) {
 			p.byID[id] = d
 		}
 	}
-	return p, nil
+	return p
 }
 
 func devPath(stateDir string, minor int) string {
@@ -85,19 +132,24 @@ func devPath(stateDir string, minor int) string {
 // socketName is unique per state dir, so two labs' plugins never take each other's socket.
 func (p *plugin) socketName() string {
 	sum := sha256.Sum256([]byte(p.cfg.stateDir))
-	return "aic-gpusim-" + hex.EncodeToString(sum[:])[:12] + ".sock"
+	return "aic-gpusim-" + hex.EncodeToString(sum[:])[:12] + p.suffix + ".sock"
 }
 
 func (p *plugin) socketPath() string { return filepath.Join(devicePluginDir, p.socketName()) }
 
-func (p *plugin) healthHandler() http.Handler {
+func (p *plugin) healthHandler() http.Handler { return healthHandler([]*plugin{p}) }
+
+// healthHandler answers 200 once every resource is registered with the kubelet.
+func healthHandler(ps []*plugin) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if p.registered.Load() {
-			fmt.Fprintln(w, "ok")
-			return
+		for _, p := range ps {
+			if !p.registered.Load() {
+				http.Error(w, p.resource+" not registered with the kubelet", http.StatusServiceUnavailable)
+				return
+			}
 		}
-		http.Error(w, "not registered with the kubelet", http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "ok")
 	})
 	return mux
 }
@@ -168,7 +220,7 @@ func (p *plugin) serveOnce(ctx context.Context) error {
 				} else {
 					registeredTo = id
 					p.registered.Store(true)
-					log.Printf("registered %s with the kubelet", p.cfg.resource)
+					log.Printf("registered %s with the kubelet", p.resource)
 				}
 			}
 		} else {
@@ -196,7 +248,7 @@ func (p *plugin) register(ctx context.Context, kubelet string) error {
 	_, err = pluginapi.NewRegistrationClient(conn).Register(rctx, &pluginapi.RegisterRequest{
 		Version:      pluginapi.Version,
 		Endpoint:     p.socketName(),
-		ResourceName: p.cfg.resource,
+		ResourceName: p.resource,
 		Options:      &pluginapi.DevicePluginOptions{},
 	}, grpc.WaitForReady(true))
 	return err

@@ -283,3 +283,91 @@ func TestBadFlags(t *testing.T) {
 		t.Error("a state dir without devices.json was accepted")
 	}
 }
+
+// The GPU Operator's time-slicing of a device subset with renameByDefault: device 1's
+// replicas as nvidia.com/gpu.shared on a second socket, device 0 whole as nvidia.com/gpu.
+func TestSharedResourceBesideWholeGPUs(t *testing.T) {
+	main := setup(t, "--shared-resource", "nvidia.com/gpu.shared", "--shared-devices", "1",
+		"--replicas", "3")
+	ps, err := newPlugins(main.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := simtest.SampleInventory()
+	whole, shared := ps[0], ps[1]
+	if len(ps) != 2 || whole.resource != "nvidia.com/gpu" || len(whole.ids) != 1 ||
+		whole.ids[0] != inv.Devices[0].UUID {
+		t.Fatalf("whole GPUs: %s %v", whole.resource, whole.ids)
+	}
+	if shared.resource != "nvidia.com/gpu.shared" || len(shared.ids) != 3 ||
+		shared.ids[2] != inv.Devices[1].UUID+"::2" {
+		t.Fatalf("shared replicas: %s %v", shared.resource, shared.ids)
+	}
+	if whole.socketPath() == shared.socketPath() || !strings.HasSuffix(shared.socketName(), "-shared.sock") {
+		t.Fatalf("sockets %s %s", whole.socketName(), shared.socketName())
+	}
+	kubelet := startKubelet(t, devicePluginDir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, p := range ps {
+		go func(p *plugin) { _ = p.run(ctx) }(p)
+	}
+	got := map[string]string{}
+	for range ps {
+		r := kubelet.waitRegister(t)
+		got[r.ResourceName] = r.Endpoint
+	}
+	if got["nvidia.com/gpu"] != whole.socketName() || got["nvidia.com/gpu.shared"] != shared.socketName() {
+		t.Fatalf("registered %v", got)
+	}
+	rec := httptest.NewRecorder()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		rec = httptest.NewRecorder()
+		healthHandler(ps).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		if rec.Code == http.StatusOK {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rec.Code != http.StatusOK {
+		t.Fatalf("health %d with both registered", rec.Code)
+	}
+	resp, err := shared.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
+		{DevicesIds: []string{inv.Devices[1].UUID + "::0"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := resp.ContainerResponses[0]
+	if c.Envs["NVIDIA_VISIBLE_DEVICES"] != inv.Devices[1].UUID || c.Devices[0].ContainerPath != "/dev/nvidia1" {
+		t.Fatalf("a shared replica gave %v %v", c.Envs, c.Devices)
+	}
+	if _, err := whole.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
+		{DevicesIds: []string{inv.Devices[1].UUID}}}}); err == nil {
+		t.Fatal("the shared device was allocated as a whole GPU")
+	}
+}
+
+func TestSharedFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--state-dir", "/x", "--shared-resource", "nvidia.com/gpu.shared", "--replicas", "4"},
+		{"--state-dir", "/x", "--shared-devices", "1", "--replicas", "4"},
+		{"--state-dir", "/x", "--shared-resource", "nvidia.com/gpu.shared", "--shared-devices", "1"},
+		{"--state-dir", "/x", "--shared-resource", "nvidia.com/gpu", "--shared-devices", "1", "--replicas", "4"},
+		{"--state-dir", "/x", "--shared-resource", "nvidia.com/gpu.shared", "--shared-devices", "1,1", "--replicas", "4"},
+		{"--state-dir", "/x", "--shared-resource", "nvidia.com/gpu.shared", "--shared-devices", "x", "--replicas", "4"},
+		{"--state-dir", "/x", "--mode", "time-slicing", "--shared-resource", "nvidia.com/gpu.shared", "--shared-devices", "1", "--replicas", "4"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	p := setup(t)
+	for _, devs := range [][]int{{2}, {0, 1}} {
+		cfg := p.cfg
+		cfg.sharedResource, cfg.sharedDevices, cfg.replicas = "nvidia.com/gpu.shared", devs, 4
+		if _, err := newPlugins(cfg); err == nil {
+			t.Errorf("shared devices %v accepted", devs)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,7 +53,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.noDeviceLabels, "no-device-labels", false, "negative variant: omit gpu, UUID, device, pci_bus_id")
 	fs.BoolVar(&cfg.frozenUtil, "frozen-util", false, "negative variant: readings never move under load")
 	fs.StringVar(&cfg.podResources, "pod-resources-socket", "", "kubelet pod-resources socket for pod/namespace/container labels")
-	fs.StringVar(&cfg.resource, "resource", "nvidia.com/gpu", "extended resource whose pods are attributed")
+	fs.StringVar(&cfg.resource, "resource", "nvidia.com/gpu", "extended resource(s), comma-separated, whose pods are attributed (e.g. nvidia.com/gpu,nvidia.com/gpu.shared)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -244,7 +245,7 @@ func (e *exporter) owners(ctx context.Context) (map[string]owner, error) {
 	for _, pod := range resp.PodResources {
 		for _, c := range pod.Containers {
 			for _, dev := range c.Devices {
-				if dev.ResourceName != e.cfg.resource {
+				if !slices.Contains(strings.Split(e.cfg.resource, ","), dev.ResourceName) {
 					continue
 				}
 				for _, id := range dev.DeviceIds {

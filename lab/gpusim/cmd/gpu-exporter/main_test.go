@@ -127,7 +127,43 @@ func (fakePodResources) List(context.Context, *podresources.ListPodResourcesRequ
 		Containers: []*podresources.ContainerResources{{Name: "load", Devices: []*podresources.ContainerDevices{
 			{ResourceName: "nvidia.com/gpu", DeviceIds: []string{inv.Devices[1].UUID + "::2"}},
 		}}},
+	}, {
+		Name: "shared-0", Namespace: "aic-test",
+		Containers: []*podresources.ContainerResources{{Name: "c", Devices: []*podresources.ContainerDevices{
+			{ResourceName: "nvidia.com/gpu.shared", DeviceIds: []string{inv.Devices[0].UUID + "::1"}},
+		}}},
 	}}}, nil
+}
+
+func podResourcesSocket(t *testing.T) string {
+	t.Helper()
+	sockDir, err := os.MkdirTemp("", "pr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "kubelet.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	podresources.RegisterPodResourcesListerServer(srv, fakePodResources{})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return sock
+}
+
+// Whole GPUs and renamed time-sliced replicas (nvidia.com/gpu.shared) are both attributed.
+func TestPodAttributionOfSharedReplicas(t *testing.T) {
+	dir := stateDir(t)
+	sock := podResourcesSocket(t)
+	page := scrape(t, "--state-dir", dir, "--pod-resources-socket", sock,
+		"--resource", "nvidia.com/gpu,nvidia.com/gpu.shared")
+	if !strings.Contains(page, `device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="aic-real-0",DCGM_FI_DRIVER_VERSION="550.54.15",container="c",namespace="aic-test",pod="shared-0"} `) ||
+		!strings.Contains(page, `device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="aic-real-0",DCGM_FI_DRIVER_VERSION="550.54.15",container="load",namespace="aic-test",pod="gpu-load"} `) {
+		t.Fatalf("\n%s", page)
+	}
 }
 
 func TestPodAttribution(t *testing.T) {
