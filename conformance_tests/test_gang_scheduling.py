@@ -49,11 +49,11 @@ SCHEDULERS = tuple(s.name for s in G.SOLUTIONS)
 
 
 def present(kube, scheduler: str, operators=None) -> bool:
-    """Whether the solution's APIs are served; with --aic-install, Volcano is installed when
-    no gang scheduler is present at all."""
+    """Whether the solution's APIs are served; with --aic-install, G.INSTALLED_WHEN_NONE is
+    installed when no gang scheduler is present at all."""
     if operators is not None and operators.install and not any(
             present(kube, s) for s in SCHEDULERS):
-        operators.ensure("volcano")
+        operators.ensure(G.BY_NAME[G.INSTALLED_WHEN_NONE].operator)
     return G.BY_NAME[scheduler].served(kube.serves) is not None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import pytest
 import yaml
@@ -14,9 +14,10 @@ from pytest_aiconformance.cluster import ApiError, ClusterError, Kube, Transient
 from pytest_aiconformance.conformance_run import STASH_KEY
 from pytest_aiconformance.discovery import ClusterInfo
 from pytest_aiconformance.evidence import EvidenceRecorder
+from pytest_aiconformance.helm import HelmError, HelmTool, find_helm
 from pytest_aiconformance.isolation import RunContext
-from pytest_aiconformance.operators import HelmError, OperatorManager, require_helm
-from pytest_aiconformance.probing import require_real_cluster, simulated_nodes
+from pytest_aiconformance.operators import OperatorManager
+from pytest_aiconformance.probing import node_is_simulated, require_real_cluster, simulated_nodes
 from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import Settings
 from pytest_aiconformance.tables import POD_WIDE, events_table, get_table
@@ -72,18 +73,28 @@ def timeout(aic_settings: Settings) -> Callable[[float], float]:
     return aic_settings.timeout
 
 
+def _end_run(message: str) -> NoReturn:
+    """An install the user asked for cannot happen: end the run (teardown still runs)."""
+    pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
 def operators(aic_state: RunState, kube: Kube) -> Iterator[OperatorManager]:
     """Detect operators (or install missing ones with --aic-install); uninstall only ours."""
     settings = aic_state.settings
+    tool = None
     if settings.install:
         try:
-            require_helm()
+            if settings.lab and settings.helm is None:
+                raise HelmError("--aic-install on the lab needs its real node (the operators' "
+                                "pods run there), and this lab has none")
+            target = settings.target
+            tool = HelmTool(find_helm(settings.helm), settings.charts,
+                            str(target.kubeconfig or ""), target.context)
         except HelmError as exc:
             raise pytest.UsageError(str(exc)) from None
-    target = settings.target
-    manager = OperatorManager(kube, str(target.kubeconfig or ""), target.context, aic_state.run_id,
-                              install=settings.install and not settings.lab,
+    manager = OperatorManager(kube, aic_state.run_id, helm=tool, images=settings.images,
+                              is_simulated=node_is_simulated, fatal=_end_run,
                               timeout_s=settings.timeout(600))
     yield manager
     for problem in manager.uninstall():

@@ -124,6 +124,9 @@ SOLUTIONS = (
              (((WORKLOAD_V1ALPHA1, "Workload"),),)),
 )
 BY_NAME = {s.name: s for s in SOLUTIONS}
+# What --aic-install installs when no gang scheduler is found: Kueue, whose chart is pinned in
+# registry.k8s.io's OCI repository and ships in its Go module (so it installs offline too).
+INSTALLED_WHEN_NONE = "kueue"
 
 
 def none_found() -> str:

@@ -14,18 +14,19 @@ the group's CRDs Established. The chart's labels (`deployments`) are only a hint
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
+from pytest_aiconformance import helm
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
+from pytest_aiconformance.helm import HelmError, HelmTool
+from pytest_aiconformance.images import Image
+from pytest_aiconformance.isolation import MANAGED_BY, MANAGER, RUN_LABEL
 from pytest_aiconformance.waiting import condition_true
 
 
@@ -44,6 +45,11 @@ class OperatorSpec:
     chart: dict[str, str] = field(default_factory=dict)
     namespace: str = ""
     values: dict[str, Any] = field(default_factory=dict)
+    # --aic-install: chart value path -> images.yaml key (set as repository/tag/pullPolicy),
+    # and the value paths of the operator pods' nodeSelector and tolerations (used where
+    # some nodes are simulated: the pods go to a node that runs containers).
+    images: dict[str, str] = field(default_factory=dict)
+    placement: dict[str, str] = field(default_factory=dict)  # nodeSelector, tolerations
 
 
 @dataclass
@@ -82,6 +88,8 @@ def load_operator_specs() -> dict[str, OperatorSpec]:
             chart=dict(item.get("chart", {})),
             namespace=item.get("namespace", ""),
             values=dict(item.get("values", {})),
+            images=dict(item.get("images", {})),
+            placement=dict(item.get("placement", {})),
         )
     return specs
 
@@ -414,69 +422,33 @@ def detect_all(kube: Kube) -> dict[str, Detection]:
     return out
 
 
-class HelmError(ClusterError):
-    """helm is missing or an install failed."""
-
-
-def require_helm() -> str:
-    path = shutil.which("helm")
-    if not path:
-        raise HelmError(
-            "--aic-install needs the helm CLI on PATH; install helm or drop --aic-install"
-        )
-    return path
-
-
-def helm_install(spec: OperatorSpec, kubeconfig: str, context: str | None, run_id: str,
-                 timeout_s: float) -> None:
-    """Install the chart into its namespace, labelled with this run (uninstalled at end)."""
-    helm = require_helm()
-    chart = spec.chart
-    release = f"aic-{spec.name}"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
-        json.dump(spec.values, values)
-        values.flush()
-        args = [helm, "upgrade", "--install", release, chart["name"], "--version", chart["version"],
-                "--namespace", spec.namespace, "--create-namespace", "--values", values.name,
-                "--labels", f"aiconformance.io/run-id={run_id}", "--wait",
-                "--timeout", f"{int(timeout_s)}s", "--kubeconfig", kubeconfig]
-        if chart["repo"].startswith("oci://"):
-            args[4] = f"{chart['repo']}/{chart['name']}"
-        else:
-            args += ["--repo", chart["repo"]]
-        if context:
-            args += ["--kube-context", context]
-        proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise HelmError(f"helm install of {spec.title} failed: {last[0]}")
-
-
-def helm_uninstall(spec: OperatorSpec, kubeconfig: str, context: str | None) -> None:
-    helm = require_helm()
-    args = [helm, "uninstall", f"aic-{spec.name}", "--namespace", spec.namespace, "--wait",
-            "--kubeconfig", kubeconfig]
-    if context:
-        args += ["--kube-context", context]
-    subprocess.run(args, capture_output=True, text=True, check=False)
-
-
 @dataclass
 class OperatorManager:
     """Per-session operator access: detect once, install with helm only when asked.
 
-    Detection results are cached for the session. With install=True a missing operator is
-    installed (labelled with the run id) and uninstall() removes exactly those, nothing else.
+    Detection results are cached for the session. With ``helm`` (--aic-install) a missing
+    operator is installed as release ``aic-<name>``, labelled with the run id, into a
+    namespace the run creates labelled when absent; uninstall() removes exactly those
+    releases (the run's sweep then deletes the namespaces it created), nothing else.
     """
 
     kube: Kube
-    kubeconfig: str
-    context: str | None
     run_id: str
-    install: bool = False
+    helm: HelmTool | None = None
+    images: dict[str, Image] = field(default_factory=dict)
+    # Whether a Node object is simulated (probing.node_is_simulated; probing imports us).
+    is_simulated: Callable[[dict[str, Any]], bool] = lambda node: False
+    # What an install that cannot happen does (the fixture ends the run with one line); the
+    # default raises the HelmError.
+    fatal: Callable[[str], NoReturn] | None = None
     timeout_s: float = 600.0
     detected: dict[str, Detection] = field(default_factory=dict)
     installed: list[str] = field(default_factory=list)
+
+    @property
+    def install(self) -> bool:
+        """Whether missing operators are installed (--aic-install)."""
+        return self.helm is not None
 
     def ensure(self, name: str) -> Detection:
         """The operator's detection; installs it first if missing and --aic-install is set."""
@@ -484,23 +456,71 @@ class OperatorManager:
         if name not in specs:
             raise KeyError(f"unknown operator {name!r}; known: {', '.join(sorted(specs))}")
         if name not in self.detected:
-            found = detect(self.kube, specs[name])
-            if not found.present and self.install:
-                helm_install(specs[name], self.kubeconfig, self.context, self.run_id,
-                             self.timeout_s)
-                self.installed.append(name)
-                found = detect(self.kube, specs[name])
+            spec = specs[name]
+            found = detect(self.kube, spec)
+            if not found.present and self.helm is not None:
+                try:
+                    described = self._install(spec, self.helm)
+                except HelmError as exc:
+                    if self.fatal is None:
+                        raise
+                    self.fatal(f"--aic-install: {exc}")
+                found = detect(self.kube, spec)
                 found.installed_by_us = True
+                found.details.append(f"Helm release {helm.release_name(name)} in "
+                                     f"{spec.namespace}: chart {described}")
             self.detected[name] = found
         return self.detected[name]
+
+    def _install(self, spec: OperatorSpec, tool: HelmTool) -> str:
+        if not spec.chart:
+            raise HelmError(f"--aic-install cannot install {spec.title}: operators.yaml names "
+                            "no chart for it")
+        self._namespace(spec.namespace)
+        values = helm.install_values(spec.values, spec.images, self.images, spec.placement,
+                                     self._container_node())
+        # Recorded before helm runs: an interrupted install is uninstalled too.
+        self.installed.append(spec.name)
+        return helm.install(tool, spec.name, spec.chart, spec.namespace, values, self.run_id,
+                            self.timeout_s)
+
+    def _namespace(self, name: str) -> None:
+        """Create the release's namespace, labelled as this run's, unless it exists."""
+        try:
+            self.kube.get("v1", "Namespace", name)
+            return
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        self.kube.create({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": name, "labels": {
+                              MANAGED_BY: MANAGER, RUN_LABEL: self.run_id}}})
+
+    def _container_node(self) -> dict[str, Any] | None:
+        """A node that runs containers, when some nodes are simulated (kwok) and would only
+        pretend to run the operator's pods (an untainted one first); None when every node
+        is real."""
+        nodes = self.kube.items("v1", "Node")
+        real = sorted((n for n in nodes if not self.is_simulated(n)),
+                      key=lambda n: (bool(n.get("spec", {}).get("taints")),
+                                     str(n["metadata"]["name"])))
+        if len(real) == len(nodes):
+            return None
+        if not real:
+            raise HelmError("--aic-install: every node is simulated (kwok); the operator's "
+                            "pods could not run anywhere")
+        return real[0]
 
     def uninstall(self) -> list[str]:
         """Remove what this run installed (newest first); returns problems."""
         problems = []
         specs = load_operator_specs()
+        tool = self.helm
         for name in reversed(self.installed):
+            if tool is None:
+                break
             try:
-                helm_uninstall(specs[name], self.kubeconfig, self.context)
+                helm.uninstall(tool, name, specs[name].namespace, self.timeout_s)
             except HelmError as exc:
                 problems.append(str(exc))
         self.installed.clear()

@@ -21,6 +21,13 @@ from pytest_aiconformance.accelerators import NodeEvidence, ProfileDetection, de
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog
 from pytest_aiconformance.cluster import ClusterError, connect
 from pytest_aiconformance.discovery import ClusterInfo, discover
+from pytest_aiconformance.helm import (
+    HelmError,
+    HelmTool,
+    find_helm,
+    labelled_releases,
+    uninstall_release,
+)
 from pytest_aiconformance.isolation import RunContext, sweep
 from pytest_aiconformance.run_state import RunState
 from pytest_aiconformance.settings import LAB_CONTEXT, ClusterTarget, Settings, images_with_lab
@@ -63,6 +70,12 @@ def start_lab(state: RunState, say: Say) -> ClusterTarget:
     if info.images_file is not None:
         # The real node pulls nothing: its pods run the images the lab built and imported.
         state.settings = dataclasses.replace(settings, images=images_with_lab(info.images_file))
+    if info.helm is not None:
+        # --aic-install on the lab: its helm, and the charts shipped in the operators' modules
+        # (the way an air-gapped site installs), unless the user named others.
+        state.settings = dataclasses.replace(
+            state.settings, helm=state.settings.helm or info.helm,
+            charts=state.settings.charts or (str(info.charts_dir) if info.charts_dir else None))
     return ClusterTarget(Path(info.kubeconfig), LAB_CONTEXT)
 
 
@@ -75,11 +88,14 @@ def conformance_shape(shape_type: Any) -> Any:
     a real node (pods run, simulated GPUs inside them) with a Gateway and Prometheus, where
     the host allows one (root, overlayfs, runc...; otherwise the lab says why and runs
     without it); besides its two whole GPUs it time-slices a third into replicas advertised
-    as nvidia.com/gpu.shared (``shared_gpus``), so gpu_sharing is seen inside its pods.
+    as nvidia.com/gpu.shared (``shared_gpus``), so gpu_sharing is seen inside its pods; its
+    containers get their GPUs from the NVIDIA Container Runtime (handler and RuntimeClass
+    nvidia, ``gpu_injection: runtime``), as the GPU Operator sets containerd up.
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
               "kueue": True, "trainer": True, "karpenter": True, "real_nodes": 1, "gateway": True,
-              "prometheus": True, "keda": True, "shared_gpus": 1}
+              "prometheus": True, "keda": True, "shared_gpus": 1,
+              "gpu_injection": "runtime"}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))
     return shape_type(**{k: v for k, v in wanted.items() if k in known})
 
@@ -174,7 +190,7 @@ def run_cleanup(settings: Settings) -> int:
         sys.stdout.write(f"[aic] {line}\n")
         sys.stdout.flush()
 
-    target = settings.target
+    target, helm_cli = settings.target, settings.helm
     if settings.lab:
         from pytest_aiconformance.lab import Lab
 
@@ -183,10 +199,26 @@ def run_cleanup(settings: Settings) -> int:
             say("the lab is not running; nothing to clean")
             return 0
         target = ClusterTarget(lab.kubeconfig, LAB_CONTEXT)
+        helm_cli = helm_cli or lab.info().helm
     try:
-        count = sweep(connect(target.kubeconfig, target.context), say)
+        count = _uninstall_releases(helm_cli, target, say)
+        count += sweep(connect(target.kubeconfig, target.context), say)
     except ClusterError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return int(pytest.ExitCode.USAGE_ERROR)
     say(f"cleanup done: {count} object(s) deleted")
     return 0
+
+
+def _uninstall_releases(helm_cli: Path | None, target: ClusterTarget, say: Say) -> int:
+    """Uninstall the Helm releases --aic-install made in runs that could not (killed)."""
+    try:
+        tool = HelmTool(find_helm(helm_cli), None, str(target.kubeconfig or ""), target.context)
+    except HelmError:
+        say("no helm CLI (PATH or --aic-helm): Helm releases of earlier runs are not looked for")
+        return 0
+    releases = labelled_releases(tool)
+    for name, namespace in releases:
+        say(f"uninstalling Helm release {name} in {namespace}")
+        uninstall_release(tool, name, namespace, 300)
+    return len(releases)

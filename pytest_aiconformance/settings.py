@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import yaml
 
 from pytest_aiconformance.accelerators import AcceleratorProfile, default_profile, get_profile
 from pytest_aiconformance.catalog import UnknownVersionError, load_catalog, normalize_version
+from pytest_aiconformance.helm import HelmError, check_charts_option, find_helm
 from pytest_aiconformance.images import (
     Image,
     ImageConfigError,
@@ -72,6 +72,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--aic-install", "aic_install",
                "install missing operators with helm (default: detect only)",
                env="AIC_INSTALL", default=False, kind="bool"),
+    OptionSpec("--aic-charts", "aic_charts",
+               "where --aic-install takes charts from: a directory holding CHART/ or "
+               "CHART-VERSION.tgz per chart, or one Helm repository URL (oci://, https://) "
+               "for every chart (default: each operator's upstream repository)",
+               env="AIC_CHARTS", metavar="DIR|URL"),
+    OptionSpec("--aic-helm", "aic_helm",
+               "the helm CLI --aic-install runs (default: helm on PATH; on the lab, its own)",
+               env="AIC_HELM", metavar="FILE"),
     OptionSpec("--aic-lab", "aic_lab",
                "run against the local lab (started for the session, or reused if running)",
                env="AIC_LAB", default=False, kind="bool"),
@@ -174,6 +182,8 @@ class Settings:
     profile_source: str = ""
     prometheus: QueryEndpoint | None = None  # --aic-prometheus
     gateway_class: str | None = None  # --aic-gateway-class
+    charts: str | None = None  # --aic-charts (checked: a directory or a repository URL)
+    helm: Path | None = None  # --aic-helm, or the lab's own helm
 
     @property
     def accelerator(self) -> str:
@@ -273,10 +283,16 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
             raise pytest.UsageError(f"--accelerator: {str(exc).splitlines()[0]}") from None
         profile_source = sources["aic_accelerator"]
 
-    if values["aic_install"] and shutil.which("helm") is None:
-        raise pytest.UsageError(
-            "--aic-install needs the helm CLI on PATH; install helm or drop --aic-install"
-        )
+    charts, helm_cli = None, None
+    try:
+        if values["aic_charts"]:
+            charts = check_charts_option(str(values["aic_charts"]))
+        if values["aic_helm"]:
+            helm_cli = Path(find_helm(Path(os.path.expanduser(str(values["aic_helm"])))))
+        elif values["aic_install"] and not values["aic_lab"]:
+            find_helm(None)  # The lab brings its own helm.
+    except HelmError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
     def path_or_none(key: str, must_exist: bool = True) -> Path | None:
         raw = values[key]
@@ -298,6 +314,8 @@ def resolve(config: pytest.Config, kubeconfig_dest: str,
         profile=profile,
         allocation_mode=str(values["aic_allocation_mode"]),
         install=values["aic_install"],
+        charts=charts,
+        helm=helm_cli,
         lab=values["aic_lab"],
         lab_shape=_lab_shape(values["aic_lab_shape"]),
         report_dir=Path(os.path.expanduser(str(values["aic_report_dir"]))),

@@ -39,6 +39,9 @@ def _outside(pytester: pytest.Pytester) -> Path:
     (folder / "template.yaml").write_text("spec: {}\n")
     (folder / "reports").mkdir(exist_ok=True)
     (folder / "submission").mkdir(exist_ok=True)
+    (folder / "charts").mkdir(exist_ok=True)
+    (folder / "helm").write_text("#!/bin/sh\nexit 0\n")
+    (folder / "helm").chmod(0o755)
     return folder
 
 
@@ -46,7 +49,8 @@ def _value(flag: str, outside: Path) -> tuple[str, bool]:
     """A valid value for the flag, and whether it is a path outside the project."""
     paths = {"--kubeconfig": "kubeconfig", "--aic-lab-shape": "shape.yaml",
              "--aic-platform": "platform.yaml", "--aic-template": "template.yaml",
-             "--aic-report-dir": "reports", "--aic-submission": "submission"}
+             "--aic-report-dir": "reports", "--aic-submission": "submission",
+             "--aic-charts": "charts", "--aic-helm": "helm"}
     if flag in paths:
         return str(outside / paths[flag]), True
     plain = {"--context": "fake", "--aic-version": "1.35", "--accelerator": "amd",
@@ -73,7 +77,7 @@ def checkout(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_every_valued_option_is_covered() -> None:
-    assert len(FLAGS) == 17
+    assert len(FLAGS) == 19
     for flag in FLAGS:
         _value(flag, Path("/x"))  # raises KeyError for an option this file does not know
 

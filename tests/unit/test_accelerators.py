@@ -321,6 +321,7 @@ EXPECTED_KEYS = {
     "gpu-load",
     "pause",
     "ray",
+    "kueue",
 }
 
 
