@@ -212,9 +212,11 @@ MODULES: tuple[GoModule, ...] = (
         name="gpusim",
         directory="gpusim",
         # Simulated NVIDIA GPUs on the real node (gpusim.py): device plugin (host process),
-        # nvidia-smi and gpu-load (in containers), DCGM-style gpu-exporter (DaemonSet image).
+        # nvidia-smi and gpu-load (in containers), DCGM-style gpu-exporter (DaemonSet image),
+        # aic-nvidia-runtime (containerd's handler "nvidia": an OCI runtime wrapper over runc).
         targets=("./cmd/...",),
-        binaries=("aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter"),
+        binaries=("aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter",
+                  "aic-nvidia-runtime"),
         processes=("aic-gpu-plugin",),
     ),
     GoModule(

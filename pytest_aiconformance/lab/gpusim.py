@@ -46,6 +46,7 @@ MAX_GPUS = 64
 MODES = ("isolated", "all-devices", "time-slicing")
 # The GPU Operator's name for renamed time-sliced replicas (renameByDefault: <resource>.shared).
 SHARED_SUFFIX = ".shared"
+DEVICE_LISTS = ("direct", "envvar", "volume-mounts")
 
 NAMESPACE = "aic-lab-gpu"
 # The suite finds the exporter by a Service whose name contains the profile's exporter name
@@ -190,12 +191,19 @@ def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H1
 def plugin_argv(binary: Path, layout: GpuSimLayout, mode: str = "isolated", *,
                 health_port: int, replicas: int | None = None,
                 resource: str = "nvidia.com/gpu",
-                shared_devices: Sequence[int] = ()) -> list[str]:
+                shared_devices: Sequence[int] = (), device_list: str = "direct") -> list[str]:
     """The device plugin's command line; its health URL is http://127.0.0.1:PORT/healthz.
 
     ``shared_devices`` (indices) are time-sliced into ``replicas`` each and advertised as
     ``<resource>.shared`` on a second socket, the other devices whole as ``resource``: the
-    GPU Operator's time-slicing of a device subset with ``renameByDefault``."""
+    GPU Operator's time-slicing of a device subset with ``renameByDefault``.
+
+    ``device_list``: ``direct`` (the plugin injects the devices itself), or the NVIDIA device
+    plugin's ``envvar`` / ``volume-mounts`` strategies, which leave injection to the runtime
+    (``aic-nvidia-runtime``)."""
+    if device_list not in DEVICE_LISTS:
+        raise LabError(f"gpusim: device list {device_list!r} is not one of "
+                       f"{', '.join(DEVICE_LISTS)}")
     if mode not in MODES:
         raise LabError(f"gpusim: mode {mode!r} is not one of {', '.join(MODES)}")
     sliced = mode == "time-slicing" or bool(shared_devices)
@@ -211,6 +219,8 @@ def plugin_argv(binary: Path, layout: GpuSimLayout, mode: str = "isolated", *,
             f"--mode={mode}", f"--health-addr=127.0.0.1:{health_port}"]
     if replicas is not None:
         argv.append(f"--replicas={replicas}")
+    if device_list != "direct":
+        argv.append(f"--device-list-strategy={device_list}")
     if shared_devices:
         argv += [f"--shared-resource={resource}{SHARED_SUFFIX}",
                  "--shared-devices=" + ",".join(str(i) for i in shared_devices)]

@@ -50,6 +50,7 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "RoleBinding": ("rolebindings", True),
     "Prometheus": ("prometheuses", True),
     "ServiceMonitor": ("servicemonitors", True),
+    "RuntimeClass": ("runtimeclasses", False),
 }
 
 

@@ -23,6 +23,9 @@ from .errors import LabError
 
 LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue",
                           "trainer-controller-manager", "karpenter", "aic-gpu-plugin",
+                          # The NVIDIA runtime wrapper, while it edits a bundle (it then
+                          # becomes runc); its argv names the lab's runc root.
+                          "aic-nvidia-runtime",
                           "containerd", "containerd-shim-runc-v2", "coredns", "traefik",
                           "operator",  # the Prometheus Operator (cmd/operator)
                           "keda-operator", "keda-adapter"})

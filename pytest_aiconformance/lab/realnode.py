@@ -49,6 +49,11 @@ MODULES = ("containerd", "coredns", "nodeimages", "gpusim")
 # Waiting for the node: Ready after the kubelet's first status update (seconds).
 READY_TIMEOUT_S = 120.0
 IMAGES_FILE = "images.yaml"
+# The NVIDIA Container Runtime's handler (containerd CRI runtime) and RuntimeClass name, as
+# the GPU Operator names them.
+NVIDIA_HANDLER = "nvidia"
+RUNTIME_BINARY = "aic-nvidia-runtime"
+RUNTIME_CONFIG_ENV = "AIC_NVIDIA_RUNTIME_CONFIG"
 
 
 def images_file(state_root: Path) -> Path:
@@ -63,6 +68,16 @@ def node_dir(inputs: SpecInputs) -> Path:
 def images_json(inputs: SpecInputs) -> Path:
     """The images built for the node: key -> reference, archive, digest (nodeimages)."""
     return node_dir(inputs) / "images.json"
+
+
+def runtime_config(state_root: Path) -> Path:
+    """aic-nvidia-runtime's configuration (its toolkit-style switches), read on every call."""
+    return state_root / "node" / "nvidia-runtime.json"
+
+
+def runtime_log(state_root: Path) -> Path:
+    """One line per container whose devices aic-nvidia-runtime injected (or refused)."""
+    return state_root / "node" / "nvidia-runtime.log"
 
 
 def gpusim_dir(state_root: Path) -> Path:
@@ -92,8 +107,12 @@ def specs(inputs: SpecInputs) -> list[ProcessSpec]:
             f"http://127.0.0.1:{p['containerd-metrics']}/v1/metrics",
             "plain",
             p["containerd-metrics"],
-            # The shims find runc and the CNI plugins on PATH; nothing else of ours leaks in.
-            env={"PATH": _path_with(inputs.binaries["containerd"].parent)},
+            # The shims find runc and the CNI plugins on PATH; nothing else of ours leaks in
+            # but, where the NVIDIA runtime runs, where its configuration is (the shims and
+            # the runtime inherit containerd's environment).
+            env={"PATH": _path_with(inputs.binaries["containerd"].parent),
+                 **({RUNTIME_CONFIG_ENV: str(runtime_config(inputs.state.root))}
+                    if inputs.shape.gpu_injection != "plugin" else {})},
         ),
         ProcessSpec(
             "coredns",
@@ -153,7 +172,13 @@ def _plugin_argv(inputs: SpecInputs) -> list[str]:
                               health_port=inputs.ports["gpu-plugin"],
                               replicas=shape.time_slice_replicas if sliced else None,
                               resource=GPU_RESOURCE,
-                              shared_devices=range(GPUS, total_gpus(shape)))
+                              shared_devices=range(GPUS, total_gpus(shape)),
+                              device_list=DEVICE_LISTS[shape.gpu_injection])
+
+
+# The device plugin's device-list strategy per injection mode: the NVIDIA device plugin's
+# volume-mounts (a list a pod cannot forge) or envvar, or the lab's direct injection.
+DEVICE_LISTS = {"plugin": "direct", "runtime": "volume-mounts", "runtime-envvar": "envvar"}
 
 
 def node_labels(inputs: SpecInputs) -> dict[str, str]:
@@ -218,10 +243,22 @@ def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,
     progress(f"containerd up and {len(images)} images imported in {time.monotonic() - t0:.1f} s")
 
 
+def runtime_class() -> Obj:
+    """RuntimeClass ``nvidia`` (handler ``nvidia``), as the GPU Operator creates it: no
+    scheduling constraints, so it admits every node."""
+    return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": NVIDIA_HANDLER,
+                         "labels": {"app.kubernetes.io/managed-by": "aic-lab"}},
+            "handler": NVIDIA_HANDLER}
+
+
 def install(api: KubeAPI, inputs: SpecInputs) -> None:
-    """The objects of the real node's GPU stack: the DCGM-style exporter (DaemonSet)."""
+    """The objects of the real node's GPU stack: RuntimeClass nvidia where its handler runs,
+    and the DCGM-style exporter (DaemonSet)."""
     from . import gpusim
 
+    if inputs.shape.gpu_injection != "plugin":
+        api.apply(runtime_class())
     if inputs.shape.gpu_exporter == "off":
         return
     data = json.loads(images_json(inputs).read_text())
@@ -269,7 +306,12 @@ def write_configs(inputs: SpecInputs, sandbox_image: str) -> None:
     for sub in (ctd, d / "cni" / "net.d", d / "kubelet" / "root", d / "kube-proxy",
                 d / "pod-logs"):
         sub.mkdir(parents=True, exist_ok=True)
-    (ctd / "config.toml").write_text(_containerd_toml(inputs, ctd, cni_bin, sandbox_image))
+    runc = subprocess.run(["sh", "-c", "command -v runc"], capture_output=True, text=True,
+                          check=False).stdout.strip() or "runc"
+    (ctd / "config.toml").write_text(_containerd_toml(inputs, ctd, cni_bin, sandbox_image, runc))
+    if inputs.shape.gpu_injection != "plugin":
+        runtime_config(inputs.state.root).write_text(json.dumps(
+            _runtime_settings(inputs, runc), indent=2) + "\n")
     (d / "cni" / "net.d" / "10-aiclab.conflist").write_text(json.dumps(_cni(d), indent=2))
     (d / "resolv.conf").write_text("# aic-lab pods resolve no names outside the cluster\n")
     (d / "coredns").mkdir(parents=True, exist_ok=True)
@@ -278,10 +320,34 @@ def write_configs(inputs: SpecInputs, sandbox_image: str) -> None:
     (d / "kube-proxy" / "config.yaml").write_text(yaml.safe_dump(_kube_proxy_config(inputs)))
 
 
-def _containerd_toml(inputs: SpecInputs, ctd: Path, cni_bin: Path, sandbox_image: str) -> str:
-    runc = subprocess.run(["sh", "-c", "command -v runc"], capture_output=True, text=True,
-                          check=False).stdout.strip() or "runc"
+def _runtime_settings(inputs: SpecInputs, runc: str) -> dict[str, object]:
+    """aic-nvidia-runtime's configuration: the NVIDIA Container Toolkit's switches
+    accept-nvidia-visible-devices-as-volume-mounts and
+    accept-nvidia-visible-devices-envvar-when-unprivileged (on only in the negative variant)."""
+    root = inputs.state.root
+    return {
+        "runc": runc,
+        "stateDir": str(gpusim_dir(root)),
+        "nvidiaSmi": str(inputs.binaries["aic-gpu-plugin"].parent / "nvidia-smi"),
+        "acceptVolumeMounts": True,
+        "acceptEnvvarUnprivileged": inputs.shape.gpu_injection == "runtime-envvar",
+        "log": str(runtime_log(root)),
+    }
+
+
+def _containerd_toml(inputs: SpecInputs, ctd: Path, cni_bin: Path, sandbox_image: str,
+                     runc: str) -> str:
     q = json.dumps  # TOML basic strings accept JSON string escapes.
+    nvidia = inputs.shape.gpu_injection != "plugin"
+    # The GPU Operator's toolkit makes "nvidia" containerd's default runtime too: pods that
+    # name no RuntimeClass get their devices the same way.
+    handler = f"""    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{NVIDIA_HANDLER}]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{NVIDIA_HANDLER}.options]
+        BinaryName = {q(str(inputs.binaries["aic-gpu-plugin"].parent / RUNTIME_BINARY))}
+        Root = {q(str(ctd / "runc"))}
+        SystemdCgroup = false
+""" if nvidia else ""
     return f"""version = 3
 root = {q(str(ctd / "root"))}
 state = {q(str(ctd / "state"))}
@@ -315,14 +381,14 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   netns_mounts_under_state_dir = true
   enable_cdi = false
   [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
+    default_runtime_name = {q(NVIDIA_HANDLER if nvidia else "runc")}
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         BinaryName = {q(runc)}
         Root = {q(str(ctd / "runc"))}
         SystemdCgroup = false
-  [plugins."io.containerd.cri.v1.runtime".cni]
+{handler}  [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = [{q(str(cni_bin))}]
     conf_dir = {q(str(ctd.parent / "cni" / "net.d"))}
     max_conf_num = 1

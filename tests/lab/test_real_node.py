@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape, hostnet
+from pytest_aiconformance.lab import Lab, LabInfo, LabShape, hostnet, realnode
 from pytest_aiconformance.lab import procs as lab_procs
 
 pytestmark = [
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "conformance_tests"
 REAL = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
             trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True,
-            keda=True, shared_gpus=1)
+            keda=True, shared_gpus=1, gpu_injection="runtime")
 # A small real-node lab for the negative variants: what their one check needs.
 SMALL = dict(gpu_nodes=1, cpu_nodes=0, real_nodes=1)
 
@@ -170,6 +170,13 @@ def test_verdict_matrix_on_real_node_lab(real, tmp_path):
     # inside its pods; the isolated nvidia.com/gpu beside them keeps DistinctDevices there.
     assert v["gpu_sharing"]["status"] == "Implemented", v["gpu_sharing"]
     assert set(outcomes(v["gpu_sharing"]).values()) == {"passed"}, v["gpu_sharing"]
+    # The NVIDIA runtime (handler and RuntimeClass nvidia) injected the driver tool; the
+    # RuntimeClass is the lab's and admits the accelerator nodes.
+    assert set(outcomes(v["driver_runtime_management"]).values()) == {"passed"}, \
+        v["driver_runtime_management"]
+    log = realnode.runtime_log(info.state_dir).read_text()
+    assert "from volume mounts under /var/run/nvidia-container-devices" in log, log
+    assert "NVIDIA_VISIBLE_DEVICES=all of an unprivileged container ignored" in log, log
     evidence = (report / "evidence.md").read_text()
     assert "aic-real-0: time-slicing: 4 x nvidia.com/gpu.shared from 1 device(s)" in evidence
     assert "aic-real-0 left out" not in evidence  # DistinctDevices compared its whole GPUs

@@ -185,7 +185,8 @@ def test_build_registry_has_the_module():
     module = build.module_for("nvidia-smi")
     assert module.name == "gpusim"
     assert module.directory == "gpusim"
-    assert set(module.binaries) == {"aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter"}
+    assert set(module.binaries) == {"aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter",
+                                    "aic-nvidia-runtime"}
 
 
 def test_plugin_argv_with_shared_devices(tmp_path, plugin_dir):

@@ -205,3 +205,52 @@ def test_a_state_dir_too_long_for_sockets_is_one_line() -> None:
                              f"{hostnet.MAX_STATE_DIR} characters")
     assert 107 - len("/node/kubelet/root/pod-resources/0123456789") == hostnet.MAX_STATE_DIR
 
+
+@pytest.mark.parametrize(("injection", "strategy", "permissive"), [
+    ("runtime", "volume-mounts", False), ("runtime-envvar", "envvar", True)])
+def test_nvidia_runtime_handler(tmp_path: Path, injection: str, strategy: str,
+                                permissive: bool) -> None:
+    """gpu_injection runtime: containerd's handler "nvidia" (also its default, as the GPU
+    Operator sets it) runs aic-nvidia-runtime over runc; the plugin only lists devices; the
+    runtime's switches say whose NVIDIA_VISIBLE_DEVICES it honours; RuntimeClass nvidia."""
+    inputs = _inputs(tmp_path, gpu_injection=injection)
+    realnode.write_configs(inputs, "p")
+    node = tmp_path / "node"
+    ctd = tomllib.loads((node / "containerd" / "config.toml").read_text())
+    cri = ctd["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]
+    assert cri["default_runtime_name"] == "nvidia"
+    nvidia = cri["runtimes"]["nvidia"]
+    assert nvidia["runtime_type"] == "io.containerd.runc.v2"
+    assert nvidia["options"]["BinaryName"] == "/b/gpusim/aic-nvidia-runtime"
+    assert nvidia["options"]["Root"] == cri["runtimes"]["runc"]["options"]["Root"]
+    settings = json.loads(realnode.runtime_config(tmp_path).read_text())
+    assert settings["runc"] == cri["runtimes"]["runc"]["options"]["BinaryName"]
+    assert settings["stateDir"] == str(realnode.gpusim_dir(tmp_path))
+    assert settings["nvidiaSmi"] == "/b/gpusim/nvidia-smi"
+    assert settings["acceptVolumeMounts"] is True
+    assert settings["acceptEnvvarUnprivileged"] is permissive
+    specs = {s.name: s for s in realnode.specs(inputs)}
+    assert specs["containerd"].env[realnode.RUNTIME_CONFIG_ENV] == \
+        str(realnode.runtime_config(tmp_path))
+    assert f"--device-list-strategy={strategy}" in specs["gpu-plugin"].argv
+    rc = realnode.runtime_class()
+    assert (rc["metadata"]["name"], rc["handler"]) == ("nvidia", "nvidia")
+    assert "scheduling" not in rc  # admits every node, as the GPU Operator's
+    assert "aic-nvidia-runtime" in procs.LAB_BINARIES
+
+
+def test_plugin_injection_keeps_runc(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path)
+    realnode.write_configs(inputs, "p")
+    ctd = tomllib.loads((tmp_path / "node" / "containerd" / "config.toml").read_text())
+    cri = ctd["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]
+    assert cri["default_runtime_name"] == "runc"
+    assert "nvidia" not in cri["runtimes"]
+    assert not realnode.runtime_config(tmp_path).exists()
+    specs = {s.name: s for s in realnode.specs(inputs)}
+    assert realnode.RUNTIME_CONFIG_ENV not in specs["containerd"].env
+    assert not any(a.startswith("--device-list-strategy") for a in specs["gpu-plugin"].argv)
+    with pytest.raises(LabError, match="gpu_injection runtime needs real_nodes"):
+        LabShape(gpu_injection="runtime")
+    with pytest.raises(LabError, match="gpu_injection must be one of"):
+        LabShape(real_nodes=1, gpu_injection="cdi")

@@ -72,7 +72,18 @@ type config struct {
 	// device indices are advertised as replicas of sharedResource, the rest as resource.
 	sharedResource string
 	sharedDevices  []int
+	// How a container learns its devices: direct (this plugin hands it device nodes, the
+	// simulated nvidia-smi and its inventory), or, as the NVIDIA device plugin with the
+	// NVIDIA Container Toolkit, only a device list the runtime (aic-nvidia-runtime) acts on:
+	// envvar (NVIDIA_VISIBLE_DEVICES=<uuids>) or volume-mounts (/dev/null mounts).
+	deviceList string
 }
+
+const (
+	listDirect       = "direct"
+	listEnvvar       = "envvar"
+	listVolumeMounts = "volume-mounts"
+)
 
 const (
 	modeIsolated    = "isolated"
@@ -93,6 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.healthAddr, "health-addr", "", "host:port serving GET /healthz (200 once registered)")
 	fs.StringVar(&cfg.smiPath, "nvidia-smi", "", "simulated nvidia-smi to mount (default: next to this binary)")
 	fs.StringVar(&cfg.sharedResource, "shared-resource", "", "resource of the time-sliced replicas of --shared-devices (e.g. nvidia.com/gpu.shared)")
+	fs.StringVar(&cfg.deviceList, "device-list-strategy", listDirect, "direct | envvar | volume-mounts")
 	shared := fs.String("shared-devices", "", "comma-separated device indices time-sliced under --shared-resource")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -108,6 +120,9 @@ func parseFlags(args []string) (config, error) {
 			}
 			cfg.sharedDevices = append(cfg.sharedDevices, idx)
 		}
+	}
+	if cfg.deviceList != listDirect && cfg.deviceList != listEnvvar && cfg.deviceList != listVolumeMounts {
+		return cfg, fmt.Errorf("--device-list-strategy %q is not one of direct, envvar, volume-mounts", cfg.deviceList)
 	}
 	if (cfg.sharedResource == "") != (len(cfg.sharedDevices) == 0) {
 		return cfg, errors.New("--shared-resource and --shared-devices go together")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -314,14 +313,34 @@ func (p *plugin) resolve(ids []string) ([]sim.Device, error) {
 }
 
 func (p *plugin) containerResponse(devs []sim.Device) (*pluginapi.ContainerAllocateResponse, error) {
+	uuids := make([]string, 0, len(devs))
+	for _, d := range devs {
+		uuids = append(uuids, d.UUID)
+	}
+	switch p.cfg.deviceList {
+	case listEnvvar:
+		// The NVIDIA device plugin's envvar strategy: the runtime reads the variable.
+		return &pluginapi.ContainerAllocateResponse{
+			Envs: map[string]string{sim.VisibleDevicesEnv: strings.Join(uuids, ",")},
+		}, nil
+	case listVolumeMounts:
+		// Its volume-mounts strategy: /dev/null at <root>/<uuid> per device, which a
+		// container cannot forge through its environment.
+		resp := &pluginapi.ContainerAllocateResponse{
+			Envs: map[string]string{sim.VisibleDevicesEnv: sim.DeviceListRoot},
+		}
+		for _, u := range uuids {
+			resp.Mounts = append(resp.Mounts, &pluginapi.Mount{
+				ContainerPath: sim.DeviceListRoot + "/" + u, HostPath: "/dev/null", ReadOnly: true})
+		}
+		return resp, nil
+	}
 	allocFile, err := p.writeAllocation(devs)
 	if err != nil {
 		return nil, err
 	}
-	uuids := make([]string, 0, len(devs))
 	specs := make([]*pluginapi.DeviceSpec, 0, len(devs)+1)
 	for _, d := range devs {
-		uuids = append(uuids, d.UUID)
 		specs = append(specs, &pluginapi.DeviceSpec{
 			ContainerPath: fmt.Sprintf("/dev/nvidia%d", d.Minor),
 			HostPath:      devPath(p.cfg.stateDir, d.Minor),
@@ -334,7 +353,7 @@ func (p *plugin) containerResponse(devs []sim.Device) (*pluginapi.ContainerAlloc
 		Permissions:   "rw",
 	})
 	return &pluginapi.ContainerAllocateResponse{
-		Envs:    map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(uuids, ",")},
+		Envs:    map[string]string{sim.VisibleDevicesEnv: strings.Join(uuids, ",")},
 		Devices: specs,
 		Mounts: []*pluginapi.Mount{
 			{ContainerPath: sim.ContainerSMI, HostPath: p.cfg.smiPath, ReadOnly: true},
@@ -344,26 +363,7 @@ func (p *plugin) containerResponse(devs []sim.Device) (*pluginapi.ContainerAlloc
 	}, nil
 }
 
-// writeAllocation writes the inventory of exactly these devices to alloc/<hash>.json. The name
-// hashes the UUIDs, so the same set reuses its file and the directory stays bounded.
+// writeAllocation writes the inventory of exactly these devices under alloc/.
 func (p *plugin) writeAllocation(devs []sim.Device) (string, error) {
-	inv := sim.Inventory{Node: p.inv.Node, DriverVersion: p.inv.DriverVersion,
-		CUDAVersion: p.inv.CUDAVersion, Devices: devs}
-	if inv.Devices == nil {
-		inv.Devices = []sim.Device{}
-	}
-	data, err := json.MarshalIndent(inv, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	var key strings.Builder
-	for _, d := range devs {
-		key.WriteString(d.UUID + "\n")
-	}
-	sum := sha256.Sum256([]byte(key.String()))
-	path := filepath.Join(p.cfg.stateDir, "alloc", hex.EncodeToString(sum[:])[:16]+".json")
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
-		return path, nil
-	}
-	return path, sim.WriteAtomic(path, data, 0o644)
+	return sim.WriteAllocation(filepath.Join(p.cfg.stateDir, "alloc"), p.inv, devs)
 }

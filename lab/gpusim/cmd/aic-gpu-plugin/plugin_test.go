@@ -371,3 +371,34 @@ func TestSharedFlags(t *testing.T) {
 		}
 	}
 }
+
+// With the NVIDIA Container Toolkit the plugin only hands out a device list; the runtime
+// (aic-nvidia-runtime) injects the devices.
+func TestDeviceListStrategies(t *testing.T) {
+	inv := simtest.SampleInventory()
+	req := &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
+		{DevicesIds: []string{inv.Devices[1].UUID}}}}
+	p := setup(t, "--device-list-strategy", "volume-mounts")
+	resp, err := p.Allocate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := resp.ContainerResponses[0]
+	if c.Envs["NVIDIA_VISIBLE_DEVICES"] != "/var/run/nvidia-container-devices" || len(c.Devices) != 0 ||
+		len(c.Mounts) != 1 || c.Mounts[0].HostPath != "/dev/null" ||
+		c.Mounts[0].ContainerPath != "/var/run/nvidia-container-devices/"+inv.Devices[1].UUID {
+		t.Fatalf("volume-mounts gave %v %v %v", c.Envs, c.Devices, c.Mounts)
+	}
+	p = setup(t, "--device-list-strategy", "envvar")
+	resp, err = p.Allocate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = resp.ContainerResponses[0]
+	if c.Envs["NVIDIA_VISIBLE_DEVICES"] != inv.Devices[1].UUID || len(c.Devices) != 0 || len(c.Mounts) != 0 {
+		t.Fatalf("envvar gave %v %v %v", c.Envs, c.Devices, c.Mounts)
+	}
+	if _, err := parseFlags([]string{"--state-dir", "/x", "--device-list-strategy", "cdi"}); err == nil {
+		t.Fatal("an unknown strategy was accepted")
+	}
+}

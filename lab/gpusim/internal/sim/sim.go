@@ -5,6 +5,8 @@
 package sim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,16 @@ const (
 	ContainerInventory = "/etc/aic-gpusim/devices.json"
 	ContainerUtilDir   = "/run/aic-gpusim/util"
 	ContainerSMI       = "/usr/bin/nvidia-smi"
+)
+
+// The NVIDIA stack's names: the variable listing a container's devices, the directory under
+// which the device plugin's volume-mounts strategy lists them (/dev/null mounted at
+// <root>/<id>), and the device nodes' char major and nvidiactl's minor.
+const (
+	VisibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES"
+	DeviceListRoot    = "/var/run/nvidia-container-devices"
+	NvidiaMajor       = 195
+	NvidiactlMinor    = 255
 )
 
 // Device is one simulated GPU.
@@ -107,6 +119,31 @@ func WriteAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// WriteAllocation writes the inventory of exactly these devices to <allocDir>/<hash>.json and
+// returns its path. The name hashes the UUIDs, so the same set reuses its file and the
+// directory stays bounded.
+func WriteAllocation(allocDir string, node *Inventory, devs []Device) (string, error) {
+	inv := Inventory{Node: node.Node, DriverVersion: node.DriverVersion,
+		CUDAVersion: node.CUDAVersion, Devices: devs}
+	if inv.Devices == nil {
+		inv.Devices = []Device{}
+	}
+	data, err := json.MarshalIndent(inv, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	var key strings.Builder
+	for _, d := range devs {
+		key.WriteString(d.UUID + "\n")
+	}
+	sum := sha256.Sum256([]byte(key.String()))
+	path := filepath.Join(allocDir, hex.EncodeToString(sum[:])[:16]+".json")
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return path, nil
+	}
+	return path, WriteAtomic(path, data, 0o644)
 }
 
 // UtilPath is the load file of one device in a util directory.
