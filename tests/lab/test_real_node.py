@@ -248,8 +248,16 @@ def _images(info: LabInfo) -> dict[str, str]:
     (dict(gateway=False), ["test_ai_inference.py"], "ai_inference", "GatewayClass"),
     (dict(prometheus=False), ["test_ai_service_metrics.py"], "ai_service_metrics",
      "Prometheus"),
+    # The NVIDIA runtime honours NVIDIA_VISIBLE_DEVICES set by an unprivileged pod itself
+    # (the toolkit's accept-nvidia-visible-devices-envvar-when-unprivileged, with the device
+    # plugin's envvar strategy): nvidia-smi and the devices reach a pod with no allocation.
+    # driver_runtime_management runs next to it and must stay Implemented.
+    (dict(gpu_injection="runtime-envvar"),
+     ["test_secure_accelerator_access.py", "test_driver_runtime_management.py"],
+     "secure_accelerator_access",
+     "NVIDIA_VISIBLE_DEVICES=all with RuntimeClass nvidia and no request exposes 2 devices"),
 ], ids=["isolation-broken", "exporter-no-device-labels", "exporter-frozen-util",
-        "no-gateway", "no-prometheus"])
+        "no-gateway", "no-prometheus", "runtime-injects-without-allocation"])
 def test_negative_variant_flips_its_requirement(holder, tmp_path, short_dir, variant, files,
                                                rid, cause):
     """Each broken piece makes its requirement no longer Implemented, naming the cause."""
@@ -258,6 +266,8 @@ def test_negative_variant_flips_its_requirement(holder, tmp_path, short_dir, var
     try:
         report = tmp_path / "report"
         proc = run_suite(info, report, files)
+        log = realnode.runtime_log(info.state_dir)
+        runtime_log = log.read_text() if log.is_file() else ""
     finally:
         lab.down(_say)
     assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -269,6 +279,15 @@ def test_negative_variant_flips_its_requirement(holder, tmp_path, short_dir, var
     said = " ".join([v[rid]["reason"], *v[rid]["notes"],
                      *(c.get("reason") or "" for c in v[rid]["checks"])])
     assert cause in said, v[rid]
+    # Exactly this requirement flips: every other one the files decided stays Implemented.
+    decided = {r: v[r]["status"] for r in v if r != rid and v[r]["status"] != "Not verified"}
+    assert set(decided.values()) <= {"Implemented"}, decided
+    if variant.get("gpu_injection") == "runtime-envvar":
+        failed = {k for k, o in outcomes(v[rid]).items() if o != "passed"}
+        assert failed == {"TestSecureAcceleratorAccess/RuntimeClassWithoutRequest"}, v[rid]
+        # The runtime itself did it: every GPU, from the pod's own variable.
+        assert "(from NVIDIA_VISIBLE_DEVICES=all of an unprivileged container)" in runtime_log, \
+            runtime_log
 
 
 def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path, short_dir):
