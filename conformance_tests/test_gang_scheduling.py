@@ -24,6 +24,7 @@ capacity or none (required topology at the node level).
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -339,25 +340,42 @@ def _kai(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, imag
 
 # --- scheduler-plugins Coscheduling -----------------------------------------------------------
 
-def coscheduling_scheduler(kube, evidence) -> str:
+def _listed(kube, api_version: str, kind: str, **selectors) -> list[dict[str, Any]]:
+    """The objects, or none where the suite may not list them."""
     try:
-        deps = kube.items("apps/v1", "Deployment", label_selector="component=scheduler")
+        return kube.items(api_version, kind, **selectors)
     except ApiError as exc:
         if exc.status != 403:
             raise
-        deps = []
-    scheduler, how = G.coscheduling_scheduler(deps)
+        return []
+
+
+def coscheduling_scheduler(kube, evidence) -> str:
+    """The chart's Deployment, else a second scheduler's leader-election Lease, names the
+    profile; a Lease nobody holds or renews says the scheduler is not running (its gang would
+    wait for nobody)."""
+    deps = _listed(kube, "apps/v1", "Deployment", label_selector="component=scheduler")
+    leases = [] if G.coscheduling_scheduler(deps)[0] != G.DEFAULT_SCHEDULER else _listed(
+        kube, G.LEASES, "Lease")
+    scheduler, how = G.coscheduling_scheduler(deps, leases)
     evidence.note(f"schedulerName {scheduler}: {how}")
+    lease = G.coscheduling_lease(leases)
+    if lease is not None and lease["metadata"]["name"] == scheduler:
+        gone = G.lease_gone(lease, datetime.datetime.now(datetime.UTC))
+        evidence.yaml("the second scheduler's leader-election Lease", lease.get("spec", {}),
+                      f"kubectl get lease {scheduler} -n "
+                      f"{lease['metadata'].get('namespace', '')} -o yaml")
+        assert not gone, f"the scheduler-plugins scheduler {scheduler} is not running: {gone}"
     return scheduler
 
 
 def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan,
                   image: str, *, fits: bool) -> None:
-    """A PodGroup of minMember = members and its member pods."""
+    """A PodGroup of minMember = members and a Job whose pods are labelled with it."""
     name = "gang-ok" if fits else "gang-big"
     objs = G.coscheduling_objects(name, namespace, plan, coscheduling_scheduler(kube, evidence),
                                   image)
-    evidence.yaml(f"PodGroup with minMember {plan.members} and its first member", objs[:2])
+    evidence.yaml(f"PodGroup with minMember {plan.members} and the Job of its members", objs)
     for obj in objs:
         run_context.create(obj)
     pods = settle(kube, namespace, name, plan, evidence, timeout, fits=fits)

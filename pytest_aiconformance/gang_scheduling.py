@@ -22,7 +22,10 @@ API facts, and where they were read:
   `scheduling.x-k8s.io/pod-group` (apis/scheduling/v1alpha1/types.go); its Helm chart runs it as
   a second scheduler whose Deployment and profile are both named `scheduler-plugins-scheduler`
   (manifests/install/charts/as-a-second-scheduler); installed as the only scheduler, its
-  profile is `default-scheduler`.
+  profile is `default-scheduler`. With leader election the chart names the Lease after the
+  profile too (`leaderElection.resourceName`, in the release namespace); kube-scheduler
+  releases it when it stops (ReleaseOnCancel: `holderIdentity` emptied) and a killed one stops
+  renewing it (`renewTime` + `leaseDurationSeconds`, k8s.io/client-go leaderelection).
 - Kubernetes' own Workload API (alpha; read in k8s.io/api v0.35.4 and v0.36.2 and the
   kube-scheduler of k8s.io/kubernetes v1.35.4). 1.35: `scheduling.k8s.io/v1alpha1` Workload
   with `spec.podGroups[].policy.gang.minCount`; a pod joins with `spec.workloadRef {name,
@@ -42,6 +45,7 @@ API facts, and where they were read:
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +75,8 @@ KAI_UNSCHEDULABLE = "UnschedulableOnNodePool"
 COSCHEDULING = "scheduling.x-k8s.io/v1alpha1"
 COSCHEDULING_LABEL = "scheduling.x-k8s.io/pod-group"
 COSCHEDULING_IMAGE = "scheduler-plugins/kube-scheduler"  # the chart's scheduler image
+COSCHEDULING_NAME = "scheduler-plugins"  # in the chart's scheduler name (profile, lease)
+LEASES = "coordination.k8s.io/v1"
 WORKLOAD_V1ALPHA1 = "scheduling.k8s.io/v1alpha1"  # Kubernetes 1.35
 WORKLOAD_V1ALPHA2 = "scheduling.k8s.io/v1alpha2"  # Kubernetes 1.36
 WORKLOAD_POD_GROUP = "workers"  # the one pod group (template) of the check's Workload
@@ -403,21 +409,27 @@ def kai_job(name: str, namespace: str, plan: GangPlan, queue: str, image: str) -
 
 def coscheduling_objects(name: str, namespace: str, plan: GangPlan, scheduler: str,
                          image: str) -> list[Obj]:
-    """A PodGroup of minMember `members`, then its members: plain pods labelled with it."""
-    objs: list[Obj] = [{"apiVersion": COSCHEDULING, "kind": "PodGroup",
-                        "metadata": {"name": name, "namespace": namespace},
-                        "spec": {"minMember": plan.members, "scheduleTimeoutSeconds": 10}}]
-    for i in range(plan.members):
-        objs.append({"apiVersion": "v1", "kind": "Pod",
-                     "metadata": {"name": f"{name}-{i}", "namespace": namespace,
-                                  "labels": {GANG_LABEL: name, COSCHEDULING_LABEL: name}},
-                     "spec": member_spec(plan, image, scheduler)})
-    return objs
+    """A PodGroup of minMember `members`, then a batch/v1 Job of `members` pods labelled with
+    it for `scheduler` (a Job, so that its pods complete as every workload's do: a simulated
+    node completes only a Job's pods)."""
+    return [{"apiVersion": COSCHEDULING, "kind": "PodGroup",
+             "metadata": {"name": name, "namespace": namespace},
+             "spec": {"minMember": plan.members, "scheduleTimeoutSeconds": 10}},
+            {"apiVersion": "batch/v1", "kind": "Job",
+             "metadata": {"name": name, "namespace": namespace},
+             "spec": {"parallelism": plan.members, "completions": plan.members,
+                      "backoffLimit": 0,
+                      "template": {"metadata": {"labels": {GANG_LABEL: name,
+                                                           COSCHEDULING_LABEL: name}},
+                                   "spec": member_spec(plan, image, scheduler)}}}]
 
 
-def coscheduling_scheduler(deployments: Iterable[Obj]) -> tuple[str, str]:
+def coscheduling_scheduler(deployments: Iterable[Obj],
+                           leases: Iterable[Obj] = ()) -> tuple[str, str]:
     """The schedulerName that runs Coscheduling, and how it was found: the chart's second
-    scheduler (its Deployment's name is its profile's), else the default scheduler."""
+    scheduler (its Deployment's name is its profile's), else a second scheduler's
+    leader-election Lease (named after its profile, as the chart names it; a scheduler run
+    outside the cluster shows only that), else the default scheduler."""
     for dep in sorted(deployments, key=lambda d: str(d["metadata"]["name"])):
         containers = dep.get("spec", {}).get("template", {}).get("spec", {}).get(
             "containers") or []
@@ -425,8 +437,52 @@ def coscheduling_scheduler(deployments: Iterable[Obj]) -> tuple[str, str]:
             meta = dep["metadata"]
             return (str(meta["name"]), f"scheduler-plugins runs as a second scheduler: "
                     f"Deployment {meta.get('namespace', '')}/{meta['name']}")
-    return (DEFAULT_SCHEDULER, "no scheduler-plugins Deployment found: Coscheduling is taken "
-            "to run in the default scheduler's profile")
+    lease = coscheduling_lease(leases)
+    if lease is not None:
+        meta = lease["metadata"]
+        return (str(meta["name"]), "scheduler-plugins runs as a second scheduler: its "
+                f"leader-election Lease {meta.get('namespace', '')}/{meta['name']} (named "
+                "after its profile, as the chart names it)")
+    return (DEFAULT_SCHEDULER, "no scheduler-plugins Deployment or leader-election Lease "
+            "found: Coscheduling is taken to run in the default scheduler's profile")
+
+
+def coscheduling_lease(leases: Iterable[Obj]) -> Obj | None:
+    """The leader-election Lease of a scheduler-plugins scheduler (its name names
+    scheduler-plugins and ends in "scheduler", as the chart's does), by namespace and name."""
+    found = [lease for lease in leases
+             if COSCHEDULING_NAME in str(lease["metadata"]["name"])
+             and str(lease["metadata"]["name"]).endswith("scheduler")]
+    return min(found, key=lambda o: (str(o["metadata"].get("namespace", "")),
+                                     str(o["metadata"]["name"])), default=None)
+
+
+def _rfc3339(text: str) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def lease_gone(lease: Obj, now: datetime.datetime) -> str:
+    """Why a leader-election Lease shows that its scheduler is not running ("" while a holder
+    renews it): released (no holder: the scheduler stopped), or not renewed for twice its
+    duration (killed)."""
+    spec = lease.get("spec") or {}
+    meta = lease["metadata"]
+    where = f"Lease {meta.get('namespace', '')}/{meta['name']}"
+    holder = spec.get("holderIdentity")
+    if not holder:
+        return f"nobody holds its leader-election {where} (released: the scheduler stopped)"
+    renewed = _rfc3339(str(spec.get("renewTime") or ""))
+    duration = int(spec.get("leaseDurationSeconds") or 15)
+    if renewed is None:
+        return f"its leader-election {where} has no renewTime (held by {holder})"
+    age = (now - renewed).total_seconds()
+    if age > 2 * duration:
+        return (f"its leader-election {where} was last renewed {age:.0f} s ago by {holder} "
+                f"(lease duration {duration} s): the scheduler is gone")
+    return ""
 
 
 def workload_api_objects(name: str, namespace: str, plan: GangPlan, image: str,

@@ -81,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
         help="run KEDA (operator and external metrics API server) with its CRDs",
     )
     up.add_argument(
+        "--coscheduling",
+        action="store_true",
+        help="run scheduler-plugins' Coscheduling (second scheduler scheduler-plugins-scheduler"
+        " and PodGroup controller) with its CRDs",
+    )
+    up.add_argument(
+        "--no-coscheduling-plugin",
+        action="store_true",
+        help="with --coscheduling: the second scheduler without the Coscheduling plugin",
+    )
+    up.add_argument(
         "--no-extended-resources",
         action="store_true",
         help="GPUs only through the simulated DRA driver (no device-plugin resource)",
@@ -139,6 +150,10 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["karpenter"] = True
     if args.keda:
         changes["keda"] = True
+    if args.coscheduling:
+        changes["coscheduling"] = True
+    if args.no_coscheduling_plugin:
+        changes["coscheduling_plugin"] = False
     if args.no_extended_resources:
         changes["extended_resources"] = False
     if args.mig:

@@ -41,6 +41,8 @@ KUEUE_VERSION = "v0.17.0"  # Must match lab/kueue/go.mod (it is only stamped int
 KARPENTER_VERSION = "v1.14.1"
 CONTAINERD_VERSION = "v2.4.2"  # Must match lab/containerd/go.mod.
 COREDNS_VERSION = "v1.15.0"  # Must match lab/coredns/go.mod.
+# The Kubernetes release lab/schedplugins pins (scheduler-plugins v0.34.1-devel's own).
+SCHEDPLUGINS_K8S_VERSION = "v1.34.1"
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -294,6 +296,25 @@ MODULES: tuple[GoModule, ...] = (
             ("crds", "github.com/kedacore/keda/v2", "config/crd/bases/*.yaml"),
             # The APIService and the external metrics reader RBAC (api_service.yaml, role*.yaml).
             ("metrics-server", "github.com/kedacore/keda/v2", "config/metrics-server/[ar]*.yaml"),
+        ),
+    ),
+    GoModule(
+        name="schedplugins",
+        directory="schedplugins",
+        # scheduler-plugins v0.34.1-devel's Coscheduling (coscheduling.py), with its own
+        # Kubernetes 1.34.1 pins (it does not compile against the lab's 1.35.4): our own
+        # scheduler main registering only Coscheduling (upstream's links every plugin) and
+        # upstream's PodGroup controller (a `tool` directive), each named by -o.
+        targets=("./cmd/scheduler-plugins-scheduler", "tool"),
+        binaries=("scheduler-plugins-scheduler", "scheduler-plugins-controller"),
+        renames=(("./cmd/scheduler-plugins-scheduler", "scheduler-plugins-scheduler"),
+                 ("sigs.k8s.io/scheduler-plugins/cmd/controller",
+                  "scheduler-plugins-controller")),
+        ldflags=_version_ldflags("k8s.io/component-base/version", SCHEDPLUGINS_K8S_VERSION),
+        manifests=(
+            # PodGroup and ElasticQuota (the controller watches both).
+            ("crds", "sigs.k8s.io/scheduler-plugins",
+             "config/crd/bases/scheduling.x-k8s.io_*.yaml"),
         ),
     ),
 )

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import (
     bootstrap,
     controlplane,
+    coscheduling,
     gateway,
     health,
     hostnet,
@@ -294,6 +295,8 @@ class Lab:
         operators.prepare(inputs)
         if shape.keda:
             keda.prepare(inputs)
+        if shape.coscheduling:
+            coscheduling.prepare(inputs)
         if shape.real_nodes:
             # The bridge first: the API server listens on the node's address.
             hostnet.HostNet(self.state_dir).setup()
@@ -330,6 +333,11 @@ class Lab:
             keda.install(api, inputs, built, progress)
             for spec in kd:
                 launch(spec, self._dir)
+        cs = [by_name[n] for n in coscheduling.NAMES if n in by_name]
+        if cs:  # Its CRDs Established before the scheduler and the controller start.
+            coscheduling.install(api, built, progress)
+            for spec in cs:
+                launch(spec, self._dir)
         node = [by_name[n] for n in realnode.NAMES if n in by_name]
         if node:
             realnode.start(node, inputs, self._dir, progress)
@@ -343,7 +351,7 @@ class Lab:
             prometheus.install(api, inputs, built,
                                prometheus.image_refs(realnode.images_json(inputs)), progress)
             launch(prom[0], self._dir)
-        started = rest + ops + kd + [s for s in node if s.name != "containerd"] + gw + prom
+        started = rest + ops + kd + cs + [s for s in node if s.name != "containerd"] + gw + prom
         with ThreadPoolExecutor(len(started)) as pool:
             list(pool.map(lambda spec: wait_healthy(spec, self._dir), started))
         names_up = ", ".join(s.name for s in started)
@@ -367,6 +375,7 @@ def _specs(inputs: SpecInputs) -> list[ProcessSpec]:
         kwok_metrics.kwok(inputs),
         *operators.specs(inputs),
         *keda.specs(inputs),
+        *coscheduling.specs(inputs),
         *kwok_metrics.metrics_server(inputs),
         *realnode.specs(inputs),
         *prometheus.specs(inputs),
@@ -395,6 +404,8 @@ def _choose_ports(shape: LabShape) -> dict[str, int]:
         names += prometheus.PORTS
     if shape.keda:
         names += keda.PORTS
+    if shape.coscheduling:
+        names += coscheduling.PORTS
     ports = dict(zip(names, procs.free_ports(len(names)), strict=True))
     if shape.kuberay:
         ports["kuberay-webhook"] = objects.kuberay_webhook_port()
@@ -407,7 +418,8 @@ def _modules_for(shape: LabShape) -> tuple[str, ...]:
             *(realnode.MODULES if shape.real_nodes else ()),
             *((gateway.MODULE,) if shape.gateway else ()),
             *(prometheus.MODULES if shape.prometheus else ()),
-            *((keda.MODULE,) if shape.keda else ()))
+            *((keda.MODULE,) if shape.keda else ()),
+            *((coscheduling.MODULE,) if shape.coscheduling else ()))
 
 
 def _images_file(state_dir: Path, shape: LabShape) -> Path | None:

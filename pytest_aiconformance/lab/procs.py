@@ -28,7 +28,8 @@ LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "k
                           "aic-nvidia-runtime",
                           "containerd", "containerd-shim-runc-v2", "coredns", "traefik",
                           "operator",  # the Prometheus Operator (cmd/operator)
-                          "keda-operator", "keda-adapter"})
+                          "keda-operator", "keda-adapter",
+                          "scheduler-plugins-scheduler", "scheduler-plugins-controller"})
 
 
 def cmdline(pid: int) -> list[str]:

@@ -37,7 +37,8 @@ _SHAPES_DIR = ("data", "shapes")
 # Fields added after labs were already running, with the value a state file that lacks them
 # stands for (see LabShape.from_dict).
 _ADDED_OFF: dict[str, Any] = {"workload_api": False, "real_nodes": 0, "prometheus": False,
-                              "gateway": False, "keda": False, "shared_gpus": 0}
+                              "gateway": False, "keda": False, "coscheduling": False,
+                              "coscheduling_plugin": True, "shared_gpus": 0}
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -131,6 +132,13 @@ class LabShape:
     ``keda`` runs KEDA (v2.21.0, ``keda``): its operator and its external metrics API server
     (APIService ``v1beta1.external.metrics.k8s.io``) as host processes, with its CRDs.  A state
     file written before this field existed describes a lab without it.
+
+    ``coscheduling`` runs scheduler-plugins' Coscheduling (``coscheduling``): a second
+    scheduler (profile ``scheduler-plugins-scheduler``) with the Coscheduling plugin and the
+    PodGroup controller as host processes, with the ``scheduling.x-k8s.io`` CRDs.  Its
+    negative variant ``coscheduling_plugin: false`` runs the same second scheduler without the
+    plugin (a plain scheduler under the same name).  A state file written before these fields
+    existed describes a lab without Coscheduling.
     """
 
     gpu_nodes: int = 2
@@ -159,6 +167,8 @@ class LabShape:
     gpu_exporter: str = "dcgm"
     prometheus: bool = False
     keda: bool = False
+    coscheduling: bool = False
+    coscheduling_plugin: bool = True
     shared_gpus: int = 0
     gpu_injection: str = "plugin"
 
@@ -175,7 +185,7 @@ class LabShape:
             )
         for field in ("dra", "metrics_server", "dra_api", "workload_api", "kuberay", "kueue",
                       "trainer", "extended_resources", "mig", "busy", "karpenter", "prometheus",
-                      "gateway", "keda"):
+                      "gateway", "keda", "coscheduling", "coscheduling_plugin"):
             if not isinstance(getattr(self, field), bool):
                 raise LabError(f"lab shape: {field} must be true or false")
         if self.real_nodes > 1:
@@ -188,6 +198,9 @@ class LabShape:
                 "lab shape: gateway needs real_nodes (its data plane listens on the real "
                 "node's bridge, where pods reach it)"
             )
+        if not self.coscheduling_plugin and not self.coscheduling:
+            raise LabError("lab shape: coscheduling_plugin=false is a variant of coscheduling "
+                           "(the second scheduler without the plugin), so it needs coscheduling")
         if self.dra and not self.dra_api:
             raise LabError(
                 "lab shape: dra (the simulated driver) needs dra_api (resource.k8s.io/v1)"
@@ -334,6 +347,8 @@ class LabShape:
               else []),
             *(["prometheus=on"] if self.prometheus else []),
             *(["keda=on"] if self.keda else []),
+            *([f"coscheduling={'on' if self.coscheduling_plugin else 'no-plugin'}"]
+              if self.coscheduling else []),
         ]
         return " ".join(parts)
 

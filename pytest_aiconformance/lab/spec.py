@@ -37,6 +37,8 @@ COMPONENTS = (
     "gateway",
     "keda-operator",
     "keda-adapter",
+    "scheduler-plugins-scheduler",
+    "scheduler-plugins-controller",
 )
 
 

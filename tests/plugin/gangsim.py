@@ -80,7 +80,10 @@ APIS: dict[str, dict[str, dict[str, tuple[str, bool]]]] = {
         KAI_SCHEDULING: {"podgroups": ("PodGroup", True)},
         KAI_QUEUES: {"queues": ("Queue", False)},
     },
-    "coscheduling": {COSCHEDULING: {"podgroups": ("PodGroup", True)}},
+    "coscheduling": {
+        "batch/v1": {"jobs": ("Job", True)},
+        COSCHEDULING: {"podgroups": ("PodGroup", True)},
+    },
     "workload-api": {
         "batch/v1": {"jobs": ("Job", True)},
         WORKLOAD_V1ALPHA1: {"workloads": ("Workload", True)},
@@ -316,31 +319,30 @@ def kai(policy: str) -> Callable[[FakeCluster, str, Obj], None]:
 
 def coscheduling(policy: str, scheduler: str = SECOND_SCHEDULER
                  ) -> Callable[[FakeCluster, str, Obj], None]:
-    """The Coscheduling plugin in `scheduler`: a PodGroup's members are placed once
-    minMember of them exist."""
-    def react(cluster: FakeCluster, key: str, pod: Obj) -> None:
-        group = (pod["metadata"].get("labels") or {}).get(COSCHEDULING_LABEL)
-        if key != "pods" or not group or pod["spec"].get("schedulerName") != scheduler:
+    """The Job controller and the Coscheduling plugin in `scheduler`: a Job's pods labelled
+    with a PodGroup are placed once minMember of them exist."""
+    def react(cluster: FakeCluster, key: str, job: Obj) -> None:
+        template = job.get("spec", {}).get("template", {})
+        group = (template.get("metadata", {}).get("labels") or {}).get(COSCHEDULING_LABEL)
+        if key != "jobs.batch" or not group or template["spec"].get(
+                "schedulerName") != scheduler:
             return
-        ns = _ns(pod)
+        name, ns = job["metadata"]["name"], _ns(job)
         pg = cluster.objects["podgroups.scheduling.x-k8s.io"][group]
-        members = sorted((p for p in cluster.objects["pods"].values()
-                          if _ns(p) == ns and (p["metadata"].get("labels") or {}).get(
-                              COSCHEDULING_LABEL) == group),
-                         key=lambda p: str(p["metadata"]["name"]))
-        if len(members) < pg["spec"]["minMember"]:
+        pods = member_pods(job, template, job["spec"]["parallelism"],
+                           lambda i: f"{name}-{_suffix(ns, name, str(i))}")
+        minimum = int(pg["spec"]["minMember"])
+        if len(pods) < minimum:
+            for pod in pods:
+                cluster.add("pods", pod)
             return
-        bound_before = sum(1 for m in members if m["spec"].get("nodeName"))
-        members = [m for m in members if not m["spec"].get("nodeName")]
-        resource = requested(pod)
-        first = members[0]["metadata"]["name"]
-        bound = place(cluster, members, policy, pod["spec"]["nodeSelector"][HOSTNAME],
+        resource = requested(pods[0])
+        first = pods[0]["metadata"]["name"]
+        bound = place(cluster, pods, policy, template["spec"]["nodeSelector"][HOSTNAME],
                       lambda p: (f"0/1 nodes are available: 1 Insufficient {resource}. "
                                  f"PodGroup {ns}/{group} gets rejected due to Pod {first} is "
-                                 "unschedulable even after PostFilter"),
-                      max(1, int(pg["spec"]["minMember"]) - bound_before))
-        pg["status"] = {"phase": "Scheduled" if bound else "Pending",
-                        "scheduled": bound_before + bound}
+                                 "unschedulable even after PostFilter"), minimum)
+        pg["status"] = {"phase": "Scheduled" if bound else "Pending", "scheduled": bound}
     return react
 
 
@@ -416,13 +418,11 @@ CONTROLLERS: dict[str, Callable[[str], Callable[[FakeCluster, str, Obj], None]]]
 
 
 def containers(obj: Obj) -> list[Obj]:
-    """The member containers of an object the check created (a Volcano, batch or Kueue Job,
-    a Coscheduling member Pod); none for any other object."""
+    """The member containers of an object the check created (a Volcano, batch or Kueue Job);
+    none for any other object."""
     spec = obj.get("spec") or {}
     templates = [t["template"] for t in spec.get("tasks") or []] + (
         [spec["template"]] if "template" in spec else [])
-    if obj.get("kind") == "Pod":
-        return list(spec.get("containers") or [])
     return [c for t in templates for c in t.get("spec", {}).get("containers") or []]
 
 

@@ -223,14 +223,16 @@ def test_kai_job_and_queues():
 
 
 def test_coscheduling_objects():
-    pg, *pods = G.coscheduling_objects("gang-big", "ns", PLAN, "scheduler-plugins-scheduler",
-                                       "img")
+    pg, job = G.coscheduling_objects("gang-big", "ns", PLAN, "scheduler-plugins-scheduler",
+                                     "img")
     assert pg["apiVersion"] == "scheduling.x-k8s.io/v1alpha1"
     assert pg["spec"]["minMember"] == 3
-    assert [p["metadata"]["name"] for p in pods] == ["gang-big-0", "gang-big-1", "gang-big-2"]
-    assert {p["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] for p in pods} == {
-        "gang-big"}
-    assert {p["spec"]["schedulerName"] for p in pods} == {"scheduler-plugins-scheduler"}
+    assert job["kind"] == "Job"
+    assert job["spec"]["parallelism"] == job["spec"]["completions"] == 3
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"] == {"gang": "gang-big",
+                                              "scheduling.x-k8s.io/pod-group": "gang-big"}
+    assert template["spec"]["schedulerName"] == "scheduler-plugins-scheduler"
 
 
 def test_coscheduling_scheduler_name():
