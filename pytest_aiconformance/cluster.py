@@ -253,6 +253,10 @@ class Kube:
             self._resources[api_version] = found
         return self._resources[api_version]
 
+    def forget_discovery(self) -> None:
+        """Drop cached discovery: APIs were added (an operator installed mid-run)."""
+        self._resources.clear()
+
     def serves(self, api_version: str, kind: str | None = None) -> bool:
         res = self.resources(api_version)
         if kind is None:

@@ -465,6 +465,7 @@ class OperatorManager:
                     if self.fatal is None:
                         raise
                     self.fatal(f"--aic-install: {exc}")
+                self.kube.forget_discovery()  # The chart's CRDs are new APIs.
                 found = detect(self.kube, spec)
                 found.installed_by_us = True
                 found.details.append(f"Helm release {helm.release_name(name)} in "

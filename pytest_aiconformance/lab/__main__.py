@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         " (default $AIC_LAB_STATE_DIR, else ~/.cache/pytest-aiconformance/lab)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build the lab binaries (cached)")
+    build = sub.add_parser("build", help="build the lab binaries (cached)")
+    build.add_argument("modules", nargs="*", metavar="MODULE",
+                       help="only these Go modules (e.g. helm); default: all")
     up = sub.add_parser("up", help="start the lab (or reuse it); print the kubeconfig path")
     up.add_argument(
         "--shape",
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             started = time.monotonic()
-            for name, path in lab.build(_progress).items():
+            for name, path in lab.build(_progress, tuple(args.modules) or None).items():
                 print(f"{name}: {path}")
             _progress(f"build done in {time.monotonic() - started:.1f} s")
         elif args.command == "up":

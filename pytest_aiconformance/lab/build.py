@@ -43,6 +43,7 @@ CONTAINERD_VERSION = "v2.4.2"  # Must match lab/containerd/go.mod.
 COREDNS_VERSION = "v1.15.0"  # Must match lab/coredns/go.mod.
 # The Kubernetes release lab/schedplugins pins (scheduler-plugins v0.34.1-devel's own).
 SCHEDPLUGINS_K8S_VERSION = "v1.34.1"
+HELM_VERSION = "v3.22.0"  # Must match lab/helm/go.mod.
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -70,6 +71,9 @@ class GoModule:
     build leaves in the output directory.  ``manifests`` are ``(subdir, Go module path, glob)``
     triples: the YAML files matching the glob in that dependency's source (at the version
     go.mod selects) are stored as JSON, one file per document, in ``<output>/<subdir>``.
+    ``charts`` are ``(chart name, Go module path, directory)`` triples: Helm chart directories
+    shipped inside a dependency's source, copied verbatim to ``<output>/charts/<name>`` (the
+    chart and the binary its image holds then come from one module version).
     """
 
     name: str
@@ -85,6 +89,7 @@ class GoModule:
     # (package, binary name) pairs built one by one with ``-o``: a package of a dependency
     # whose command name would collide with another binary's ("operator").
     renames: tuple[tuple[str, str], ...] = ()
+    charts: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def host_processes(self) -> tuple[str, ...]:
@@ -154,6 +159,9 @@ MODULES: tuple[GoModule, ...] = (
             ("crds", "sigs.k8s.io/kueue", "config/components/crd/bases/*.yaml"),
             ("webhooks", "sigs.k8s.io/kueue", "config/components/webhook/manifests.yaml"),
         ),
+        # For --aic-install on a lab with a real node: Helm installs this chart, whose
+        # controller pod runs the binary above (image `kueue`, nodeimages.py).
+        charts=(("kueue", "sigs.k8s.io/kueue", "charts/kueue"),),
     ),
     GoModule(
         name="trainer",
@@ -299,6 +307,19 @@ MODULES: tuple[GoModule, ...] = (
         ),
     ),
     GoModule(
+        name="helm",
+        directory="helm",
+        # The helm CLI (a tool, never a lab process): --aic-install runs it against a lab with
+        # a real node, installing charts that ship inside the operators' modules (``charts``).
+        targets=("tool",),
+        binaries=("helm",),
+        processes=(),
+        ldflags=(
+            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        ),
+    ),
+    GoModule(
         name="schedplugins",
         directory="schedplugins",
         # scheduler-plugins v0.34.1-devel's Coscheduling (coscheduling.py), with its own
@@ -388,6 +409,8 @@ def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
         digest.update(json.dumps(["renames", module.renames]).encode() + b"\0")
     if module.manifests:  # Only when present: keys of modules without manifests stay as they were.
         digest.update(json.dumps(["manifests as json", module.manifests]).encode() + b"\0")
+    if module.charts:
+        digest.update(json.dumps(["charts", module.charts]).encode() + b"\0")
     files = [mod_dir / "go.mod", mod_dir / "go.sum"]
     files += sorted(p for p in mod_dir.rglob("*.go") if p.is_file())
     for path in files:
@@ -415,10 +438,47 @@ class BuiltModule:
         """Directory of some of the module's manifests (``GoModule.manifests``), as JSON."""
         return self.directory / subdir
 
+    def chart_dir(self, name: str) -> Path:
+        """Directory of one of the module's Helm charts (``GoModule.charts``)."""
+        return self.directory / "charts" / name
+
 
 def _complete(directory: Path, module: GoModule) -> bool:
     binaries = all((directory / name).is_file() for name in module.binaries)
-    return binaries and all((directory / sub).is_dir() for sub, _, _ in module.manifests)
+    charts = all((directory / "charts" / name / "Chart.yaml").is_file()
+                 for name, _, _ in module.charts)
+    return binaries and charts and all((directory / sub).is_dir()
+                                       for sub, _, _ in module.manifests)
+
+
+def _module_source(module: GoModule, root: Path, go_module: str, what: str) -> Path:
+    """Directory of ``go_module``'s source at the version ``module``'s go.mod selects."""
+    try:
+        out = _go_output(
+            ["go", "mod", "download", "-json", go_module],
+            cwd=root / module.directory,
+            timeout=300,
+        )
+        return Path(json.loads(out)["Dir"])
+    except subprocess.CalledProcessError as err:
+        raise LabError(
+            f"cannot locate the source of {go_module} for {module.name}'s {what}:"
+            f" {err.stderr.strip() or err.stdout.strip()}"
+        ) from err
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+        raise LabError(
+            f"cannot locate the source of {go_module} for {module.name}'s {what}: {err}"
+        ) from err
+
+
+def _copy_charts(module: GoModule, root: Path, out_dir: Path) -> None:
+    """Copy ``module.charts`` from the Go module cache (read-only files made writable)."""
+    for name, go_module, subdir in module.charts:
+        source = _module_source(module, root, go_module, "charts") / subdir
+        if not (source / "Chart.yaml").is_file():
+            raise LabError(f"{module.name}: no Helm chart (Chart.yaml) in {source}")
+        target = out_dir / "charts" / name
+        shutil.copytree(source, target, copy_function=shutil.copyfile)
 
 
 def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
@@ -426,22 +486,7 @@ def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
     for subdir, go_module, pattern in module.manifests:
         target = out_dir / subdir
         target.mkdir(exist_ok=True)
-        try:
-            out = _go_output(
-                ["go", "mod", "download", "-json", go_module],
-                cwd=root / module.directory,
-                timeout=300,
-            )
-            source = Path(json.loads(out)["Dir"])
-        except subprocess.CalledProcessError as err:
-            raise LabError(
-                f"cannot locate the source of {go_module} for {module.name}'s manifests:"
-                f" {err.stderr.strip() or err.stdout.strip()}"
-            ) from err
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
-            raise LabError(
-                f"cannot locate the source of {go_module} for {module.name}'s manifests: {err}"
-            ) from err
+        source = _module_source(module, root, go_module, "manifests")
         files = sorted(source.glob(pattern))
         if not files:
             raise LabError(f"{module.name}: no manifests match {pattern} in {source}")
@@ -532,6 +577,8 @@ def build_module(
             _run_go_build(module, root, tmp, log, progress)
             if module.manifests:
                 _copy_manifests(module, root, tmp)
+            if module.charts:
+                _copy_charts(module, root, tmp)
             if not _complete(tmp, module):
                 raise LabError(f"go build of {module.name} did not produce {module.binaries}")
             shutil.rmtree(final, ignore_errors=True)

@@ -22,6 +22,9 @@ class LabInfo:
     ports: dict[str, int] = field(default_factory=dict)
     # AIC_IMAGES-format overrides naming the images built for the real node (None: no node).
     images_file: Path | None = None
+    # --aic-install's kit on a lab with a real node (installkit.py): helm and local charts.
+    helm: Path | None = None
+    charts_dir: Path | None = None
 
 
 @dataclass(frozen=True)

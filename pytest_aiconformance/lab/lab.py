@@ -23,6 +23,7 @@ from . import (
     gateway,
     health,
     hostnet,
+    installkit,
     keda,
     kwok_metrics,
     objects,
@@ -79,9 +80,13 @@ class Lab:
         return KubeAPI(state["server"], paths.ca_cert, cert, key)
 
     # ---- public API ------------------------------------------------------------------------
-    def build(self, progress: Progress = print) -> dict[str, Path]:
-        """Build (or find cached) the lab binaries."""
-        return build_all(progress)
+    def build(self, progress: Progress = print,
+              modules: tuple[str, ...] | None = None) -> dict[str, Path]:
+        """Build (or find cached) the lab binaries: every module's, or those of ``modules``."""
+        if modules is None:
+            return build_all(progress)
+        return {name: result.binary(name) for result in build_modules(modules, progress).values()
+                for name in result.module.binaries}
 
     def up(
         self,
@@ -160,6 +165,8 @@ class Lab:
             state_dir=self.state_dir,
             ports=dict(state["ports"]),
             images_file=_images_file(self.state_dir, LabShape.from_dict(state["shape"])),
+            helm=installkit.helm_path(self.state_dir),
+            charts_dir=installkit.charts_dir(self.state_dir),
         )
 
     def stop_component(self, name: str, progress: Progress = _quiet) -> None:
@@ -280,6 +287,8 @@ class Lab:
             state_dir=self.state_dir,
             ports=inputs.ports,
             images_file=_images_file(self.state_dir, shape),
+            helm=installkit.helm_path(self.state_dir),
+            charts_dir=installkit.charts_dir(self.state_dir),
         )
 
     def _prepare(
@@ -301,6 +310,7 @@ class Lab:
             # The bridge first: the API server listens on the node's address.
             hostnet.HostNet(self.state_dir).setup()
             realnode.prepare(inputs, built, progress)
+            installkit.prepare(self.state_dir, built)
         return inputs
 
     def _run(
@@ -416,6 +426,7 @@ def _modules_for(shape: LabShape) -> tuple[str, ...]:
     """The Go modules a lab of ``shape`` runs binaries of (others need not even compile)."""
     return ("controlplane", "tools", *operators.enabled(shape),
             *(realnode.MODULES if shape.real_nodes else ()),
+            *(installkit.MODULES if shape.real_nodes else ()),
             *((gateway.MODULE,) if shape.gateway else ()),
             *(prometheus.MODULES if shape.prometheus else ()),
             *((keda.MODULE,) if shape.keda else ()),

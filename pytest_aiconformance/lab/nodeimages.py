@@ -148,6 +148,14 @@ IMAGES: tuple[ImageSpec, ...] = (
         in_suite=False,
     ),
     ImageSpec(
+        key="kueue",
+        purpose="Kueue v0.17.0's controller manager (/manager, as the chart's Deployment runs"
+                " it), for --aic-install's Helm install of the Kueue chart",
+        binaries=(Binary("kueue", "kueue", "/manager"),),
+        entrypoint=("/manager",),
+        user=NOBODY,
+    ),
+    ImageSpec(
         key="prometheus-config-reloader",
         purpose="the Prometheus Operator's (v0.85.0) config reloader sidecar",
         binaries=(Binary("promoperator", "prometheus-config-reloader",

@@ -199,6 +199,7 @@ class InstallKube:
 
     def __init__(self, namespaces: set[str], log: Path) -> None:
         self.namespaces, self.log, self.created = namespaces, log, []
+        self.forgotten = False
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
         if kind == "Namespace" and name in self.namespaces:
@@ -233,6 +234,9 @@ class InstallKube:
     def get_or_none(self, *args: Any, **kwargs: Any) -> Any:
         return None
 
+    def forget_discovery(self) -> None:
+        self.forgotten = True
+
     def serves(self, api_version: str, kind: str | None = None) -> bool:
         return True
 
@@ -250,6 +254,7 @@ def test_manager_installs_into_a_labelled_namespace_on_a_real_node(tmp_path: Pat
     mgr, kube, log = manager(tmp_path, set())
     found = mgr.ensure("kueue")
     assert found.installed_by_us
+    assert kube.forgotten  # the chart's APIs are seen after the install
     assert kube.created == [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": "kueue-system", "labels": {"app.kubernetes.io/managed-by": "pytest-aiconformance",
                                            "aiconformance.io/run-id": "run-7"}}}]
