@@ -27,6 +27,7 @@ from pytest_aiconformance.kit import (
 )
 
 DRA = "resource.k8s.io/v1"
+META_HOLD_S = 5  # how long the metadata probe keeps its claim after reading what it sees
 KINDS = ("DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ResourceSlice")
 
 
@@ -198,6 +199,10 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
         unknown_hardware(f"no accelerator profile knows DRA drivers {', '.join(sorted(drivers))}")
     nodes = sorted({s["spec"]["nodeName"] for s in slices if s["spec"].get("nodeName")})
     probing.require_running_containers(kube, nodes)
+    # Where some of the driver's nodes are simulated (kwok) the probe must land on one that
+    # runs containers, or nothing would be seen; otherwise the scheduler picks freely.
+    running = probing.running_first(kube, nodes)
+    pin = running[0] if len(running) < len(nodes) else None
     if profile.injected_env_prefix:
         scripts = ["env_prefix.sh"]
     elif profile.tool and profile.dra.uuid_attribute:
@@ -209,14 +214,27 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
     run_context.create(workloads.claim_template("one-device", namespace, device_class))
     alloc = probing.Allocation("dra", profile, device_class=device_class)
     image = aic_settings.image(probing.probe_image_key(profile, scripts))
+    # The probe holds its claim a little after reading: the claim made from the template is
+    # deallocated and deleted once the pod has finished, so it is read while the pod runs.
     pod = probing.probe_pod("dra-meta", namespace, [probing.probe_container(
-        "prober", scripts, profile, alloc=alloc, image=image)],
-        alloc=alloc, claim_template="one-device")
-    out = probing.run_probe(kube, run_context, namespace, pod, timeout=timeout(300))["prober"]
+        "prober", scripts, profile, alloc=alloc, image=image, hold_s=META_HOLD_S)],
+        alloc=alloc, claim_template="one-device", node_name=pin)
+    if pin:
+        evidence.note(f"pinned to {pin}: the driver's other nodes are simulated")
+    run_context.create(pod)
+
+    def held(objs: dict[str, dict[str, Any]]) -> bool:
+        return any(c.get("status", {}).get("allocation") and any(
+            r.get("name") == "dra-meta" for r in c["status"].get("reservedFor") or [])
+            for c in objs.values())
+
+    claims = watch_until(kube, Target(DRA, "ResourceClaim", namespace), held,
+                         timeout=timeout(300),
+                         expected="the probe's ResourceClaim allocated and reserved for it")
+    claim = next(c for c in claims.values() if held({"c": c}))
+    out = probing.wait_probes(kube, namespace, [pod], timeout=timeout(300))[0][0]["prober"]
     evidence.log("what the container sees", kube.logs(namespace, "dra-meta", "prober"),
                  f"kubectl logs dra-meta -n {namespace}")
-    claim = next(c for c in kube.items(DRA, "ResourceClaim", namespace)
-                 if c.get("status", {}).get("allocation"))
     result = claim["status"]["allocation"]["devices"]["results"][0]
     device = next(d for s in slices for d in s["spec"].get("devices", [])
                   if s["spec"]["driver"] == result["driver"]

@@ -147,6 +147,13 @@ def run_probes(kube: Kube, ctx: RunContext, namespace: str, pods: list[dict[str,
     and its final Pod object (whose container states say when each ran)."""
     for pod in pods:
         ctx.create(pod)
+    return wait_probes(kube, namespace, pods, timeout=timeout)
+
+
+def wait_probes(kube: Kube, namespace: str, pods: list[dict[str, Any]],
+                *, timeout: float) -> list[tuple[dict[str, dict[str, list[str]]], Obj]]:
+    """Wait for probe pods already created (run_probes without the creation): for a check
+    that must read something while they run."""
     names = {pod["metadata"]["name"] for pod in pods}
 
     def finished(objs: dict[str, Obj]) -> bool:

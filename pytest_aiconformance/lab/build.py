@@ -226,7 +226,7 @@ MODULES: tuple[GoModule, ...] = (
         # aic-nvidia-runtime (containerd's handler "nvidia": an OCI runtime wrapper over runc).
         targets=("./cmd/...",),
         binaries=("aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter",
-                  "aic-nvidia-runtime"),
+                  "aic-nvidia-runtime", "aic-dra-plugin"),
         processes=("aic-gpu-plugin",),
     ),
     GoModule(

@@ -19,6 +19,7 @@ kubelet; ``gpu-exporter`` runs as a DaemonSet (``exporter_objects``) reading the
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import json
@@ -35,6 +36,7 @@ from typing import Any
 from .errors import LabError
 from .kapi import Obj
 from .objects import _UUID_NAMESPACE
+from .shape import LabShape
 
 # The kubelet's device-plugin directory (fixed by the kubelet); tests point it elsewhere.
 DEVICE_PLUGIN_DIR = Path("/var/lib/kubelet/device-plugins")
@@ -225,6 +227,29 @@ def plugin_argv(binary: Path, layout: GpuSimLayout, mode: str = "isolated", *,
         argv += [f"--shared-resource={resource}{SHARED_SUFFIX}",
                  "--shared-devices=" + ",".join(str(i) for i in shared_devices)]
     return argv
+
+
+def dra_devices(shape: LabShape, node: str, gpus: int) -> list[dict[str, Any]]:
+    """The devices of the real node's ResourceSlice for the shape's DRA driver, shaped like
+    the slices the lab publishes for its kwok nodes (data/dra.yaml): ``gpu-<i>`` with the
+    driver's attributes, ``index`` and, where the driver has one, a uuid (for ``i`` below
+    ``gpus`` GPU ``i``'s own, ``device_uuid``); the plugin maps device ``i`` to GPU ``i`` mod
+    ``gpus`` (dra-example-driver publishes 8 devices however many GPUs there are)."""
+    from .objects import _driver
+
+    spec = _driver(shape)
+    per_node = spec.get("devicesPerNode")
+    devices = []
+    for index in range(gpus if per_node is None else int(per_node)):
+        device = copy.deepcopy(spec["device"])
+        device["name"] = f"gpu-{index}"
+        attributes: dict[str, Any] = {spec["indexAttribute"]: {"int": index}}
+        if spec["uuidPrefix"] is not None:
+            gpu_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
+            attributes["uuid"] = {"string": f"{spec['uuidPrefix']}{gpu_uuid}"}
+        device["attributes"] = {**attributes, **device["attributes"]}
+        devices.append(device)
+    return devices
 
 
 def namespace() -> Obj:

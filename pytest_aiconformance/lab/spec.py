@@ -33,6 +33,7 @@ COMPONENTS = (
     "kubelet",
     "kube-proxy",
     "gpu-plugin",
+    "dra-plugin",
     "prometheus-operator",
     "gateway",
     "keda-operator",

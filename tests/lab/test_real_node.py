@@ -307,6 +307,24 @@ def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path, short_dir):
     assert set(outcomes(v["gpu_sharing"]).values()) == {"passed"}
 
 
+def test_real_node_dra_device_in_container(holder, tmp_path, short_dir):
+    """The real node's DRA kubelet plugin (real_node_dra): its ResourceSlice, a claim prepared
+    with a CDI spec containerd applies, and dra_support's in-container check decided there."""
+    holder.stop()
+    lab, info = _up(short_dir, LabShape(**{**SMALL, "shared_gpus": 1, "gpu_injection": "runtime",
+                                           "real_node_dra": True}))
+    try:
+        report = tmp_path / "report"
+        proc = run_suite(info, report, ["test_dra_support.py"])
+    finally:
+        lab.down(_say)
+    assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    v = verdicts(report)
+    assert v["dra_support"]["status"] == "Implemented", (v["dra_support"], proc.stdout[-2000:])
+    assert set(outcomes(v["dra_support"]).values()) == {"passed"}, v["dra_support"]
+    assert "pinned to aic-real-0" in (report / "evidence.md").read_text()
+
+
 def test_killed_session_leaves_nothing_on_the_host(holder, short_dir, before):
     """SIGKILL every process of a real-node lab (the session too): down then removes the
     node's containers and host state, and the host is exactly as it was."""

@@ -186,7 +186,7 @@ def test_build_registry_has_the_module():
     assert module.name == "gpusim"
     assert module.directory == "gpusim"
     assert set(module.binaries) == {"aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter",
-                                    "aic-nvidia-runtime"}
+                                    "aic-nvidia-runtime", "aic-dra-plugin"}
 
 
 def test_plugin_argv_with_shared_devices(tmp_path, plugin_dir):
@@ -217,3 +217,17 @@ def test_exporter_attributes_the_shared_resource_too(tmp_path):
                                                                    "nvidia.com/gpu.shared"))
     args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--resource=nvidia.com/gpu,nvidia.com/gpu.shared" in args
+
+
+def test_dra_devices_of_the_real_node():
+    """The real node's ResourceSlice devices: the driver's shape, GPU i's uuid for device i."""
+    from pytest_aiconformance.lab import LabShape
+
+    nvidia = gpusim.dra_devices(LabShape(real_nodes=1, dra_driver="gpu.nvidia.com"),
+                                "aic-real-0", 3)
+    assert [d["name"] for d in nvidia] == ["gpu-0", "gpu-1", "gpu-2"]
+    assert nvidia[1]["attributes"]["uuid"] == {"string": gpusim.device_uuid("aic-real-0", 1)}
+    assert nvidia[1]["attributes"]["index"] == {"int": 1}
+    assert nvidia[1]["attributes"]["driverVersion"] == {"version": "550.54.15"}
+    example = gpusim.dra_devices(LabShape(real_nodes=1), "aic-real-0", 3)
+    assert len(example) == 8  # dra-example-driver's 8 per node, on 3 simulated GPUs

@@ -28,8 +28,9 @@ def _inputs(tmp_path: Path, **shape: object) -> SpecInputs:
 
 
 def test_every_process_is_found_again_and_named(tmp_path: Path) -> None:
-    specs = realnode.specs(_inputs(tmp_path))
+    specs = realnode.specs(_inputs(tmp_path, real_node_dra=True))
     assert [s.name for s in specs] == list(realnode.NAMES)
+    assert "dra-plugin" not in [s.name for s in realnode.specs(_inputs(tmp_path))]
     for spec in specs:
         assert spec.name in COMPONENTS
         assert Path(spec.argv[0]).name in procs.LAB_BINARIES
@@ -254,3 +255,28 @@ def test_plugin_injection_keeps_runc(tmp_path: Path) -> None:
         LabShape(gpu_injection="runtime")
     with pytest.raises(LabError, match="gpu_injection must be one of"):
         LabShape(real_nodes=1, gpu_injection="cdi")
+
+
+def test_real_node_dra_plugin(tmp_path: Path) -> None:
+    """real_node_dra: the DRA kubelet plugin (kubelet root, node credentials, CDI specs in the
+    state dir, the example driver's env prefix) and containerd applying those CDI specs."""
+    inputs = _inputs(tmp_path, real_node_dra=True)
+    (spec,) = [s for s in realnode.specs(inputs) if s.name == "dra-plugin"]
+    argv = spec.argv
+    assert argv[0] == "/b/gpusim/aic-dra-plugin"
+    assert "--driver=gpu.example.com" in argv
+    assert "--node=aic-real-0" in argv
+    assert f"--kubelet-root={realnode.kubelet_root(tmp_path)}" in argv
+    assert f"--cdi-dir={realnode.cdi_dir(tmp_path)}" in argv
+    assert "--env-prefix=GPU_DEVICE_" in argv
+    assert any(a.endswith("kubelet.kubeconfig") for a in argv)
+    realnode.write_configs(inputs, "p")
+    ctd = tomllib.loads((tmp_path / "node" / "containerd" / "config.toml").read_text())
+    runtime = ctd["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["enable_cdi"] is True
+    assert runtime["cdi_spec_dirs"] == [str(realnode.cdi_dir(tmp_path))]
+    nvidia = _inputs(tmp_path, real_node_dra=True, dra_driver="gpu.nvidia.com")
+    (spec,) = [s for s in realnode.specs(nvidia) if s.name == "dra-plugin"]
+    assert not any(a.startswith("--env-prefix") for a in spec.argv)  # identity by nvidia-smi
+    with pytest.raises(LabError, match="real_node_dra needs real_nodes and dra"):
+        LabShape(real_nodes=1, dra=False, real_node_dra=True)
