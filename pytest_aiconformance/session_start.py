@@ -90,12 +90,13 @@ def conformance_shape(shape_type: Any) -> Any:
     without it); besides its two whole GPUs it time-slices a third into replicas advertised
     as nvidia.com/gpu.shared (``shared_gpus``), so gpu_sharing is seen inside its pods; its
     containers get their GPUs from the NVIDIA Container Runtime (handler and RuntimeClass
-    nvidia, ``gpu_injection: runtime``), as the GPU Operator sets containerd up.
+    nvidia, ``gpu_injection: runtime``), as the GPU Operator sets containerd up, and a DRA
+    kubelet plugin prepares its GPUs for ResourceClaims with CDI (``real_node_dra``).
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
               "kueue": True, "trainer": True, "karpenter": True, "real_nodes": 1, "gateway": True,
               "prometheus": True, "keda": True, "shared_gpus": 1,
-              "gpu_injection": "runtime"}
+              "gpu_injection": "runtime", "real_node_dra": True}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))
     return shape_type(**{k: v for k, v in wanted.items() if k in known})
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "conformance_tests"
 REAL = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
             trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True,
-            keda=True, shared_gpus=1, gpu_injection="runtime")
+            keda=True, shared_gpus=1, gpu_injection="runtime", real_node_dra=True)
 # A small real-node lab for the negative variants: what their one check needs.
 SMALL = dict(gpu_nodes=1, cpu_nodes=0, real_nodes=1)
 
@@ -170,6 +170,9 @@ def test_verdict_matrix_on_real_node_lab(real, tmp_path):
     # inside its pods; the isolated nvidia.com/gpu beside them keeps DistinctDevices there.
     assert v["gpu_sharing"]["status"] == "Implemented", v["gpu_sharing"]
     assert set(outcomes(v["gpu_sharing"]).values()) == {"passed"}, v["gpu_sharing"]
+    # The real node's DRA kubelet plugin prepared the claim with a CDI spec containerd
+    # applied: the claimed device's name is in the container (DeviceMetadataInContainer).
+    assert set(outcomes(v["dra_support"]).values()) == {"passed"}, v["dra_support"]
     # The NVIDIA runtime (handler and RuntimeClass nvidia) injected the driver tool; the
     # RuntimeClass is the lab's and admits the accelerator nodes.
     assert set(outcomes(v["driver_runtime_management"]).values()) == {"passed"}, \
