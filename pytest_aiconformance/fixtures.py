@@ -97,7 +97,10 @@ def operators(aic_state: RunState, kube: Kube) -> Iterator[OperatorManager]:
                               is_simulated=node_is_simulated, fatal=_end_run,
                               timeout_s=settings.timeout(600))
     yield manager
-    for problem in manager.uninstall():
+    def say(line: str) -> None:
+        sys.stderr.write(f"[aic] {line}\n")
+
+    for problem in manager.uninstall(say):
         sys.stderr.write(f"[aic] operator uninstall: {problem}\n")
 
 

@@ -26,8 +26,8 @@ from pytest_aiconformance import helm
 from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
 from pytest_aiconformance.helm import HelmError, HelmTool
 from pytest_aiconformance.images import Image
-from pytest_aiconformance.isolation import MANAGED_BY, MANAGER, RUN_LABEL
-from pytest_aiconformance.waiting import condition_true
+from pytest_aiconformance.isolation import MANAGED_BY, MANAGER, RUN_LABEL, cluster_scoped_kinds
+from pytest_aiconformance.waiting import Target, condition_true, wait_deleted
 
 
 @dataclass(frozen=True)
@@ -444,6 +444,7 @@ class OperatorManager:
     timeout_s: float = 600.0
     detected: dict[str, Detection] = field(default_factory=dict)
     installed: list[str] = field(default_factory=list)
+    created_namespaces: set[str] = field(default_factory=set)
 
     @property
     def install(self) -> bool:
@@ -496,6 +497,7 @@ class OperatorManager:
         self.kube.create({"apiVersion": "v1", "kind": "Namespace",
                           "metadata": {"name": name, "labels": {
                               MANAGED_BY: MANAGER, RUN_LABEL: self.run_id}}})
+        self.created_namespaces.add(name)
 
     def _container_node(self) -> dict[str, Any] | None:
         """A node that runs containers, when some nodes are simulated (kwok) and would only
@@ -512,11 +514,43 @@ class OperatorManager:
                             "pods could not run anywhere")
         return real[0]
 
-    def uninstall(self) -> list[str]:
-        """Remove what this run installed (newest first); returns problems."""
+    def _delete_run_objects_of(self, spec: OperatorSpec, say: Callable[[str], None]) -> None:
+        """Delete this run's cluster-scoped objects of the operator's API groups, and wait for
+        this run's namespaces already being deleted, while the operator still runs."""
+        groups = {crd.split(".", 1)[1] for crd in spec.crds if "." in crd}
+        selector = f"{MANAGED_BY}={MANAGER},{RUN_LABEL}={self.run_id}"
+        deleted = []
+        for api_version, kind in cluster_scoped_kinds(self.kube):
+            if api_version.split("/")[0] not in groups:
+                continue
+            for obj in self.kube.items(api_version, kind, label_selector=selector):
+                say(f"deleting {kind} {obj['metadata']['name']} before {spec.title} goes")
+                self.kube.delete(api_version, kind, obj["metadata"]["name"])
+                deleted.append((api_version, kind))
+        for api_version, kind in dict.fromkeys(deleted):
+            wait_deleted(self.kube, Target(api_version, kind, label_selector=selector),
+                         timeout=self.timeout_s)
+        for ns in self.kube.items("v1", "Namespace", label_selector=selector):
+            if ns["metadata"].get("deletionTimestamp"):
+                wait_deleted(self.kube, Target("v1", "Namespace", name=ns["metadata"]["name"]),
+                             timeout=self.timeout_s)
+
+    def uninstall(self, say: Callable[[str], None] = lambda line: None) -> list[str]:
+        """Remove what this run installed (newest first); returns problems.
+
+        The run's own objects of each operator's API groups go first, while the operator still
+        runs: it removes the finalizers it put on them (Kueue's on its flavors and queues), and
+        once it is gone nothing would, leaving them, its CRDs and namespaces stuck deleting.
+        """
         problems = []
         specs = load_operator_specs()
         tool = self.helm
+        for name in reversed(self.installed if tool is not None else []):
+            try:
+                self._delete_run_objects_of(specs[name], say)
+            except ClusterError as exc:
+                problems.append(f"deleting the run's {specs[name].title} objects before the "
+                                f"uninstall: {exc}")
         for name in reversed(self.installed):
             if tool is None:
                 break
@@ -525,4 +559,13 @@ class OperatorManager:
             except HelmError as exc:
                 problems.append(str(exc))
         self.installed.clear()
+        for namespace in sorted(self.created_namespaces):  # Made and labelled by this run.
+            try:
+                say(f"deleting namespace {namespace}")
+                self.kube.delete("v1", "Namespace", namespace)
+                wait_deleted(self.kube, Target("v1", "Namespace", name=namespace),
+                             timeout=self.timeout_s)
+            except ClusterError as exc:
+                problems.append(f"deleting namespace {namespace}: {exc}")
+        self.created_namespaces.clear()
         return problems

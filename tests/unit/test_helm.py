@@ -200,6 +200,13 @@ class InstallKube:
     def __init__(self, namespaces: set[str], log: Path) -> None:
         self.namespaces, self.log, self.created = namespaces, log, []
         self.forgotten = False
+        self.deleted: list[str] = []
+        run = {"app.kubernetes.io/managed-by": "pytest-aiconformance",
+               "aiconformance.io/run-id": "run-7"}
+        # The run's ClusterQueue (Kueue's finalizer on it) and one labelled by another run.
+        self.queues = [{"metadata": {"name": "q-run-7", "labels": run}},
+                       {"metadata": {"name": "q-other", "labels": {
+                           **run, "aiconformance.io/run-id": "run-1"}}}]
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
         if kind == "Namespace" and name in self.namespaces:
@@ -213,6 +220,10 @@ class InstallKube:
 
     def items(self, api_version: str, kind: str, namespace: str | None = None,
               label_selector: str | None = None, **_: Any) -> list[dict[str, Any]]:
+        if kind == "ClusterQueue":
+            terms = dict(t.split("=", 1) for t in (label_selector or "").split(",") if t)
+            return [q for q in self.queues
+                    if all(q["metadata"]["labels"].get(k) == v for k, v in terms.items())]
         if kind == "Node":
             return [{"metadata": {"name": "kwok-gpu-0", "annotations": {"sim": "yes"}}},
                     {"metadata": {"name": "a-real-gpu"}, "spec": {"taints": [
@@ -236,6 +247,27 @@ class InstallKube:
 
     def forget_discovery(self) -> None:
         self.forgotten = True
+
+    def request(self, method: str, path: str) -> Any:
+        assert (method, path) == ("GET", "/apis")
+        return {"groups": [{"preferredVersion": {"groupVersion": "kueue.x-k8s.io/v1beta1"}},
+                           {"preferredVersion": {"groupVersion": "rbac.authorization.k8s.io/v1"}}]}
+
+    def resources(self, api_version: str) -> list[dict[str, Any]]:
+        kind = {"kueue.x-k8s.io/v1beta1": "ClusterQueue",
+                "rbac.authorization.k8s.io/v1": "ClusterRole"}.get(api_version)
+        return [{"name": kind.lower() + "s", "kind": kind, "namespaced": False,
+                 "verbs": ["list", "delete", "watch"]}] if kind else []
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None, field_selector: str | None = None) -> Any:
+        return {"metadata": {"resourceVersion": "9"},
+                "items": self.items(api_version, kind, namespace, label_selector)}
+
+    def delete(self, api_version: str, kind: str, name: str) -> None:
+        self.deleted.append(f"{kind}/{name}")
+        self.queues = [q for q in self.queues if q["metadata"]["name"] != name]
+        self.namespaces.discard(name if kind == "Namespace" else "")
 
     def serves(self, api_version: str, kind: str | None = None) -> bool:
         return True
@@ -267,7 +299,12 @@ def test_manager_installs_into_a_labelled_namespace_on_a_real_node(tmp_path: Pat
                               "pullPolicy": "IfNotPresent"}},
         "nodeSelector": {"kubernetes.io/hostname": "real-0"}}}
     assert mgr.installed == ["kueue"]
-    assert mgr.uninstall() == []
+    said: list[str] = []
+    assert mgr.uninstall(said.append) == []
+    # The run's Kueue object went while Kueue still ran, then the release; nothing else.
+    assert kube.deleted == ["ClusterQueue/q-run-7", "Namespace/kueue-system"]
+    assert said == ["deleting ClusterQueue q-run-7 before Kueue goes",
+                    "deleting namespace kueue-system"]
     assert calls(log)[-1][:2] == ["uninstall", "aic-kueue"]
     assert mgr.installed == []
 
@@ -276,6 +313,8 @@ def test_manager_leaves_an_existing_namespace_alone(tmp_path: Path) -> None:
     mgr, kube, _ = manager(tmp_path, {"kueue-system"})
     mgr.ensure("kueue")
     assert kube.created == []
+    assert mgr.uninstall() == []
+    assert "Namespace/kueue-system" not in kube.deleted
 
 
 def test_install_failure_goes_to_the_fatal_handler(tmp_path: Path) -> None:

@@ -135,6 +135,7 @@ def test_builds_every_image_with_content_references(cache, built, with_gpusim, t
     built["prometheus"] = fake_module(tmp_path, "prometheus", ("prometheus",))
     built["promoperator"] = fake_module(tmp_path, "promoperator",
                                         ("operator", "prometheus-config-reloader"))
+    built["kueue"] = fake_module(tmp_path, "kueue", ("kueue",))
     notes: list[str] = []
     images = nodeimages.build_images(built, notes.append)
     assert sorted(images) == sorted(s.key for s in nodeimages.IMAGES)
