@@ -14,7 +14,15 @@ from pathlib import Path
 
 from .errors import LabError
 from .lab import Lab
-from .shape import MIG_STRATEGIES, VENDORS, LabShape, shape_names
+from .shape import (
+    GPU_EXPORTERS,
+    GPU_INJECTIONS,
+    GPU_PLUGIN_MODES,
+    MIG_STRATEGIES,
+    VENDORS,
+    LabShape,
+    shape_names,
+)
 from .spec import COMPONENTS
 
 
@@ -109,6 +117,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="real nodes (0 or 1: kubelet, containerd, CNI, kube-proxy; needs root)",
     )
+    up.add_argument("--gateway", action="store_true",
+                    help="run Traefik as the Gateway API implementation (needs --real-nodes 1)")
+    up.add_argument("--prometheus", action="store_true",
+                    help="run the Prometheus Operator and a Prometheus (needs --real-nodes 1)")
+    up.add_argument("--shared-gpus", type=int, metavar="N",
+                    help="N more time-sliced GPUs on the real node (nvidia.com/gpu.shared)")
+    up.add_argument("--gpu-injection", choices=GPU_INJECTIONS,
+                    help="who puts GPUs into the real node's containers (default plugin)")
+    up.add_argument("--gpu-plugin-mode", choices=GPU_PLUGIN_MODES,
+                    help="the real node's device plugin (all-devices: isolation broken)")
+    up.add_argument("--gpu-exporter", choices=GPU_EXPORTERS,
+                    help="the real node's DCGM-style exporter, or a negative variant of it")
+    up.add_argument("--real-node-dra", action="store_true",
+                    help="a DRA kubelet plugin for the real node's GPUs (needs DRA)")
     sub.add_parser("down", help="stop every lab process")
     sub.add_parser("status", help="exit 0 only when the lab is up and healthy")
     for verb in ("stop", "start"):
@@ -130,6 +152,10 @@ def _shape(args: argparse.Namespace) -> LabShape:
         "vendor",
         "dra_driver",
         "real_nodes",
+        "shared_gpus",
+        "gpu_injection",
+        "gpu_plugin_mode",
+        "gpu_exporter",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -154,6 +180,9 @@ def _shape(args: argparse.Namespace) -> LabShape:
         changes["keda"] = True
     if args.coscheduling:
         changes["coscheduling"] = True
+    for flag in ("gateway", "prometheus", "real_node_dra"):
+        if getattr(args, flag):
+            changes[flag] = True
     if args.no_coscheduling_plugin:
         changes["coscheduling_plugin"] = False
     if args.no_extended_resources:

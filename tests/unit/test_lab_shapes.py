@@ -564,3 +564,21 @@ def test_describe_says_when_the_workload_api_is_off() -> None:
     assert "workload_api" not in LabShape().describe()
     assert LabShape(workload_api=False).describe().split()[4:6] == ["dra=on",
                                                                    "workload_api=off"]
+
+
+def test_up_flags_for_the_real_node_variants() -> None:
+    """Every real-node shape key has an `up` flag (negative variants by hand, no YAML file)."""
+    from pytest_aiconformance.lab.__main__ import _parser, _shape
+
+    args = _parser().parse_args([
+        "up", "--real-nodes", "1", "--gateway", "--prometheus", "--shared-gpus", "1",
+        "--gpu-injection", "runtime-envvar", "--gpu-exporter", "frozen-util", "--real-node-dra"])
+    shape = _shape(args)
+    assert (shape.real_nodes, shape.gateway, shape.prometheus, shape.shared_gpus,
+            shape.gpu_injection, shape.gpu_exporter, shape.real_node_dra,
+            shape.gpu_plugin_mode) == (1, True, True, 1, "runtime-envvar", "frozen-util", True,
+                                       "isolated")
+    plain = _shape(_parser().parse_args(["up", "--gpu-plugin-mode", "all-devices",
+                                          "--real-nodes", "1"]))
+    assert (plain.gpu_plugin_mode, plain.gateway, plain.real_node_dra) == ("all-devices",
+                                                                          False, False)
