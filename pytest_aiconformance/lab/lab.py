@@ -21,6 +21,7 @@ from . import (
     controlplane,
     coscheduling,
     gateway,
+    gpusim,
     health,
     hostnet,
     installkit,
@@ -372,7 +373,8 @@ class Lab:
         if gw:
             gateway.wait_accepted(api, progress)
         if prom:
-            prometheus.wait_ready(api, progress)
+            exporter = () if inputs.shape.gpu_exporter == "off" else (gpusim.EXPORTER_NAME,)
+            prometheus.wait_ready(api, progress, scraped=exporter)
         if kd:
             keda.wait_available(api, progress)
         bootstrap.occupy_gpus(api, inputs.shape, progress)

@@ -55,6 +55,7 @@ DEFAULT_BASE_IMAGE = "aic-lab.local/prometheus"
 MON = "monitoring.coreos.com/v1"
 SCRAPE_INTERVAL = "5s"
 RELOADER_WATCH_INTERVAL = "5s"
+TARGETS_POLL_S = 0.5  # Polling Prometheus' targets API while the lab comes up (no watch there).
 WEB_PORT = 9090
 MANAGED_BY = {"app.kubernetes.io/managed-by": "aic-lab"}
 # The pod runs on the lab's real node, whose GPU taint every lab pod there tolerates.
@@ -324,8 +325,10 @@ def prometheus_available(items: list[Obj], name: str) -> bool:
 
 
 def wait_ready(api: KubeAPI, progress: Progress, *, names: Names = NAMES,
-               timeout: float = READY_TIMEOUT_S) -> None:
-    """Wait until the operator reports the Prometheus Available (its pod Ready)."""
+               timeout: float = READY_TIMEOUT_S, scraped: tuple[str, ...] = ()) -> None:
+    """Wait until the operator reports the Prometheus Available (its pod Ready), then until
+    each job of ``scraped`` has a target Prometheus has scraped successfully: a lab is up
+    when its exporter's series can be queried, as on a platform in service."""
     t0 = time.monotonic()
     api.wait_list(f"/apis/{MON}/namespaces/{names.namespace}/prometheuses",
                   lambda items: prometheus_available(items, names.prometheus),
@@ -333,3 +336,29 @@ def wait_ready(api: KubeAPI, progress: Progress, *, names: Names = NAMES,
                                         "Available")
     progress(f"Prometheus {names.namespace}/{names.prometheus} Available in "
              f"{time.monotonic() - t0:.1f} s")
+    if not scraped:
+        return
+    path = (f"/api/v1/namespaces/{names.namespace}/services/prometheus-operated:web/proxy"
+            "/api/v1/targets?state=active")
+    deadline = time.monotonic() + timeout
+    missing = set(scraped)
+    while missing:
+        status, body = api.request("GET", path)
+        if status == 200:
+            missing -= scraped_jobs(body)
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f} s waiting for Prometheus to scrape "
+                           f"{', '.join(sorted(missing))}")
+        # Prometheus' API has no watch: ask again soon (a scrape interval is 5 s).
+        time.sleep(TARGETS_POLL_S)
+    progress(f"Prometheus scraped {', '.join(scraped)} {time.monotonic() - t0:.1f} s after "
+             "its start")
+
+
+def scraped_jobs(targets: Obj) -> set[str]:
+    """Jobs with a target whose last scrape succeeded (Prometheus' /api/v1/targets)."""
+    return {str(t.get("labels", {}).get("job")) for t in
+            (targets.get("data") or {}).get("activeTargets") or []
+            if t.get("health") == "up"}

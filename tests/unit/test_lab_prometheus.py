@@ -232,3 +232,16 @@ def test_specs_follow_the_shape_switch(tmp_path: Path) -> None:
     (spec,) = prometheus.specs(on)
     assert f"--prometheus-config-reloader={RELOADER}" in spec.argv
     assert "--apiserver=https://10.213.0.1:6443" in spec.argv  # the API server on the bridge
+
+
+def test_scraped_jobs_are_those_with_a_healthy_target() -> None:
+    from pytest_aiconformance.lab.prometheus import scraped_jobs
+
+    targets = {"status": "success", "data": {"activeTargets": [
+        {"labels": {"job": "aic-dcgm-exporter"}, "health": "unknown"},
+        {"labels": {"job": "aic-dcgm-exporter"}, "health": "up"},
+        {"labels": {"job": "aic-lab-prometheus"}, "health": "down"},
+    ]}}
+    assert scraped_jobs(targets) == {"aic-dcgm-exporter"}
+    assert scraped_jobs({"data": {"activeTargets": []}}) == set()
+    assert scraped_jobs({}) == set()
