@@ -92,12 +92,14 @@ class ConformanceRun:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """pytest-xdist: hand the run id, version and cluster target to each worker."""
+        """pytest-xdist: hand the run id, version, cluster target and what the lab set (image
+        table, helm, charts) to each worker."""
         node.workerinput["aic"] = {
             "run_id": self.state.run_id,
             "version": self.state.version,
             "version_source": self.state.version_source,
             "target": self.state.settings.target.to_worker(),
+            "settings": self.state.settings.to_worker(),
         }
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

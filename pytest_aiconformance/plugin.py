@@ -163,6 +163,8 @@ def pytest_configure(config: pytest.Config) -> None:
     shared = (workerinput or {}).get("aic", {})
     target = ClusterTarget.from_worker(shared["target"]) if "target" in shared else None
     settings = resolve(config, _kubeconfig_dest(config), target)
+    if "settings" in shared:
+        settings = settings.with_worker(shared["settings"])
     state = RunState(
         settings=settings,
         run_id=shared.get("run_id") or new_run_id(),

@@ -7,6 +7,7 @@ now, and the results travel in Settings, so nothing later re-reads them or the e
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -197,6 +198,19 @@ class Settings:
     def image(self, key: str) -> str:
         """The pinned image reference for a key of images.yaml (after AIC_IMAGES overrides)."""
         return self.images[key].ref
+
+    def to_worker(self) -> dict[str, Any]:
+        """What the xdist controller learnt after the options (the lab's image table, helm and
+        charts), for its workers, which read only the options themselves."""
+        return {"images": {k: dataclasses.asdict(v) for k, v in self.images.items()},
+                "helm": str(self.helm or ""), "charts": self.charts or ""}
+
+    def with_worker(self, data: dict[str, Any]) -> Settings:
+        """These settings with what the controller handed over (``to_worker``)."""
+        return dataclasses.replace(
+            self, images={k: Image(**v) for k, v in data["images"].items()},
+            helm=Path(data["helm"]) if data.get("helm") else None,
+            charts=data.get("charts") or None)
 
 
 _TRUE = {"1", "true", "yes", "on"}
