@@ -151,14 +151,7 @@ func parseFlags(args []string) (config, error) {
 		if cfg.replicas < 2 {
 			return cfg, errors.New("--shared-resource needs --replicas N with N >= 2")
 		}
-		if cfg.smiPath == "" {
-			exe, err := os.Executable()
-			if err != nil {
-				return cfg, err
-			}
-			cfg.smiPath = filepath.Join(filepath.Dir(exe), "nvidia-smi")
-		}
-		return cfg, nil
+		return withSMIPath(cfg)
 	}
 	switch cfg.mode {
 	case modeIsolated, modeAllDevices:
@@ -176,6 +169,11 @@ func parseFlags(args []string) (config, error) {
 	if cfg.replicas < 1 {
 		return cfg, errors.New("--replicas must be positive")
 	}
+	return withSMIPath(cfg)
+}
+
+// withSMIPath defaults the simulated nvidia-smi to the one built next to this binary.
+func withSMIPath(cfg config) (config, error) {
 	if cfg.smiPath == "" {
 		exe, err := os.Executable()
 		if err != nil {
