@@ -217,7 +217,10 @@ def test_ctrl_c_during_the_install_uninstalls_it(node_lab, tmp_path):
            f"--aic-lab-shape={shape}", "--aic-install"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "AIC_LAB_STATE_DIR": str(state_dir)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # As a terminal's Ctrl-C finds it (a background launcher ignores
+                            # SIGINT, and the child would inherit that).
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not _helm_releases(info.helm, info):
@@ -230,6 +233,8 @@ def test_ctrl_c_during_the_install_uninstalls_it(node_lab, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0, out[-3000:]
+    assert "KeyboardInterrupt" in out or "Interrupted" in out or "--aic-install:" in out, \
+        out[-3000:]
     assert _helm_releases(info.helm, info) == [], out[-3000:]
     kube = connect(Path(info.kubeconfig), info.context)
     try:

@@ -321,12 +321,28 @@ def _wait_for_labelled_namespace(info: LabInfo, deadline: float) -> str:
 
 
 def _start_suite(info: LabInfo, report: Path, files: list[str]) -> subprocess.Popen[str]:
+    """The suite as a child process, once no labelled namespace of an earlier test is left
+    (one still terminating would be taken for the child's first)."""
+    kube = connect(Path(info.kubeconfig), info.context)
+    try:
+        from pytest_aiconformance.waiting import Target, wait_deleted
+
+        wait_deleted(kube, Target("v1", "Namespace", label_selector=selector_all_runs()),
+                     timeout=180)
+    finally:
+        kube.close()
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
            "-c", str(ROOT / "pyproject.toml"), *[str(CHECKS / f) for f in files],
            "--kubeconfig", str(info.kubeconfig), "--context", info.context,
            "--aic-report-dir", str(report), "-q"]
+    # SIGINT as a terminal's Ctrl-C finds it: a shell that starts this session in the
+    # background (CI runners, nohup ... &) ignores SIGINT, and the child would inherit that.
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_sigint_mid_check_leaves_nothing(conformant, tmp_path):
