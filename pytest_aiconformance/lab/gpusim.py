@@ -19,7 +19,6 @@ kubelet; ``gpu-exporter`` runs as a DaemonSet (``exporter_objects``) reading the
 
 from __future__ import annotations
 
-import copy
 import errno
 import hashlib
 import json
@@ -235,21 +234,11 @@ def dra_devices(shape: LabShape, node: str, gpus: int) -> list[dict[str, Any]]:
     driver's attributes, ``index`` and, where the driver has one, a uuid (for ``i`` below
     ``gpus`` GPU ``i``'s own, ``device_uuid``); the plugin maps device ``i`` to GPU ``i`` mod
     ``gpus`` (dra-example-driver publishes 8 devices however many GPUs there are)."""
-    from .objects import _driver
+    from .objects import _driver, slice_devices
 
     spec = _driver(shape)
     per_node = spec.get("devicesPerNode")
-    devices = []
-    for index in range(gpus if per_node is None else int(per_node)):
-        device = copy.deepcopy(spec["device"])
-        device["name"] = f"gpu-{index}"
-        attributes: dict[str, Any] = {spec["indexAttribute"]: {"int": index}}
-        if spec["uuidPrefix"] is not None:
-            gpu_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
-            attributes["uuid"] = {"string": f"{spec['uuidPrefix']}{gpu_uuid}"}
-        device["attributes"] = {**attributes, **device["attributes"]}
-        devices.append(device)
-    return devices
+    return slice_devices(spec, node, gpus if per_node is None else int(per_node))
 
 
 def namespace() -> Obj:

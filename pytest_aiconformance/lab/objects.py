@@ -160,6 +160,22 @@ def dra_devices_per_node(shape: LabShape) -> int:
     return shape.gpus_per_node if per_node is None else int(per_node)
 
 
+def slice_devices(spec: Obj, node: str, count: int) -> list[Obj]:
+    """A ResourceSlice's devices ``gpu-<i>`` of the driver ``spec`` (data/dra.yaml) on
+    ``node``: its attributes, the index and, where it has one, the stable uuid of GPU ``i``."""
+    devices = []
+    for index in range(count):
+        device = copy.deepcopy(spec["device"])
+        device["name"] = f"gpu-{index}"
+        attributes: dict[str, Any] = {spec["indexAttribute"]: {"int": index}}
+        if spec["uuidPrefix"] is not None:
+            device_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
+            attributes["uuid"] = {"string": f"{spec['uuidPrefix']}{device_uuid}"}
+        device["attributes"] = {**attributes, **device["attributes"]}
+        devices.append(device)
+    return devices
+
+
 def dra_objects(shape: LabShape) -> list[Obj]:
     """DeviceClass and one ResourceSlice per GPU node (none when DRA is off)."""
     if not shape.dra:
@@ -175,16 +191,7 @@ def dra_objects(shape: LabShape) -> list[Obj]:
     objs: list[Obj] = [device_class]
     names = node_names(shape)
     for node in names["gpu"] + names["gpu-time-sliced"]:
-        devices = []
-        for index in range(dra_devices_per_node(shape)):
-            device = copy.deepcopy(spec["device"])
-            device["name"] = f"gpu-{index}"
-            attributes: dict[str, Any] = {spec["indexAttribute"]: {"int": index}}
-            if spec["uuidPrefix"] is not None:
-                device_uuid = uuid.uuid5(_UUID_NAMESPACE, f"{node}/{index}")
-                attributes["uuid"] = {"string": f"{spec['uuidPrefix']}{device_uuid}"}
-            device["attributes"] = {**attributes, **device["attributes"]}
-            devices.append(device)
+        devices = slice_devices(spec, node, dra_devices_per_node(shape))
         objs.append(
             {
                 "apiVersion": "resource.k8s.io/v1",
