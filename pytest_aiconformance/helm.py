@@ -31,8 +31,8 @@ import yaml
 
 from pytest_aiconformance.cluster import ClusterError
 from pytest_aiconformance.images import Image
+from pytest_aiconformance.isolation import RUN_LABEL
 
-RUN_LABEL = "aiconformance.io/run-id"  # isolation.RUN_LABEL, also on the release
 RELEASE_PREFIX = "aic-"
 _URL_SCHEMES = ("oci://", "https://", "http://")
 
