@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from . import (
@@ -330,38 +332,54 @@ class Lab:
             progress(f"{name} ready in {time.monotonic() - t0:.1f} s")
         rest = [by_name[n] for n in _AFTER_APISERVER if n in by_name]
         ops = [by_name[n] for n in operators.NAMES if n in by_name]
+        kd = [by_name[n] for n in keda.NAMES if n in by_name]
+        cs = [by_name[n] for n in coscheduling.NAMES if n in by_name]
+        node = [by_name[n] for n in realnode.NAMES if n in by_name]
+        gw = [by_name[n] for n in (gateway.NAME,) if n in by_name]
+        prom = [by_name[n] for n in (prometheus.COMPONENT,) if n in by_name]
         t0 = time.monotonic()
+        guard = _LaunchGuard(self._dir)
         for spec in rest:
-            launch(spec, self._dir)
+            guard.launch(spec)
         api = self._api()
         bootstrap.apply_cluster_objects(api, inputs.shape, inputs.ports, inputs.pki)
-        if ops:
-            operators.install(api, inputs, built, progress)
-        for spec in ops:
-            launch(spec, self._dir)
-        kd = [by_name[n] for n in keda.NAMES if n in by_name]
-        if kd:  # Its CRDs Established before the operator starts.
-            keda.install(api, inputs, built, progress)
-            for spec in kd:
-                launch(spec, self._dir)
-        cs = [by_name[n] for n in coscheduling.NAMES if n in by_name]
-        if cs:  # Its CRDs Established before the scheduler and the controller start.
-            coscheduling.install(api, built, progress)
-            for spec in cs:
-                launch(spec, self._dir)
-        node = [by_name[n] for n in realnode.NAMES if n in by_name]
-        if node:
-            realnode.start(node, inputs, self._dir, progress)
-            realnode.install(api, inputs)
-        gw = [by_name[n] for n in (gateway.NAME,) if n in by_name]
-        if gw:  # The data plane listens on the node's bridge: after the node's set-up.
-            gateway.install(api, inputs, built, progress)
-            launch(gw[0], self._dir)
-        prom = [by_name[n] for n in (prometheus.COMPONENT,) if n in by_name]
+        # Each installer applies its own objects and starts its own processes; none needs
+        # another's, so they run side by side (a lab's start is mostly waiting on the API
+        # server and on pods).  The slowest chains go first: Prometheus (operator, then its
+        # pod on the real node, then a first scrape) and the real node itself.
+        tasks: list[Callable[[], object]] = []
         if prom:  # Its CRDs Established before the operator starts; its images imported.
-            prometheus.install(api, inputs, built,
-                               prometheus.image_refs(realnode.images_json(inputs)), progress)
-            launch(prom[0], self._dir)
+            images = prometheus.image_refs(realnode.images_json(inputs))
+
+            def operator_starts() -> None:
+                guard.open_gate()
+                guard.launch(prom[0])  # Its pod's objects are applied meanwhile.
+
+            tasks.append(lambda: prometheus.install(self._api(), inputs, built, images,
+                                                    progress, crds_established=operator_starts))
+        else:
+            guard.open_gate()
+        if node:
+            def start_node() -> None:
+                realnode.start(node, inputs, self._dir, progress, launcher=guard.launch)
+                realnode.install(self._api(), inputs)
+            tasks.append(start_node)
+        # The other CRDs wait for Prometheus' to be Established: the API server is the busiest
+        # process of a start (each CRD is validated, compiled and served), and Prometheus'
+        # operator, its pod on the real node and a first scrape are the longest chain after.
+        if ops:
+            tasks.append(guard.then_launch(
+                lambda: operators.install(self._api(), inputs, built, progress), ops, gated=True))
+        if kd:  # Its CRDs Established before the operator starts.
+            tasks.append(guard.then_launch(
+                lambda: keda.install(self._api(), inputs, built, progress), kd, gated=True))
+        if cs:  # Its CRDs Established before the scheduler and the controller start.
+            tasks.append(guard.then_launch(
+                lambda: coscheduling.install(self._api(), built, progress), cs, gated=True))
+        if gw:  # The data plane listens on the node's bridge, made in ``_prepare``.
+            tasks.append(guard.then_launch(
+                lambda: gateway.install(self._api(), inputs, built, progress), gw, gated=True))
+        guard.run(tasks)
         started = rest + ops + kd + cs + [s for s in node if s.name != "containerd"] + gw + prom
         with ThreadPoolExecutor(len(started)) as pool:
             list(pool.map(lambda spec: wait_healthy(spec, self._dir), started))
@@ -378,6 +396,62 @@ class Lab:
         if kd:
             keda.wait_available(api, progress)
         bootstrap.occupy_gpus(api, inputs.shape, progress)
+
+
+class _LaunchGuard:
+    """Runs a lab's installers side by side and starts its processes, until cancelled.
+
+    On an error or Ctrl-C in any of them the guard stops further launches before ``up``
+    stops what was started: a thread that finishes its install a moment later cannot start
+    a process the clean-up has already missed.  Gated installers start once the gate opens.
+    """
+
+    def __init__(self, state: StateDir) -> None:
+        self._state = state
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._gate = threading.Event()
+
+    def open_gate(self) -> None:
+        self._gate.set()
+
+    def launch(self, spec: ProcessSpec, _state: StateDir | None = None) -> int:
+        with self._lock:
+            if self._cancelled:
+                raise LabError(f"lab start cancelled before {spec.name} started")
+            return launch(spec, self._state)
+
+    def then_launch(self, install: Callable[[], object], specs: list[ProcessSpec], *,
+                    gated: bool = False) -> Callable[[], None]:
+        """A task: ``install`` (objects the processes need first), then start ``specs``."""
+        def task() -> None:
+            if gated:
+                self._gate.wait()
+            if self._cancelled:
+                return
+            install()
+            for spec in specs:
+                self.launch(spec)
+        return task
+
+    def run(self, tasks: list[Callable[[], object]]) -> None:
+        """Run ``tasks`` in threads; re-raise the first failure once launches are stopped."""
+        if not tasks:
+            return
+        pool = ThreadPoolExecutor(len(tasks), thread_name_prefix="lab-up")
+        try:
+            futures = [pool.submit(task) for task in tasks]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                future.result()
+        except BaseException:
+            with self._lock:
+                self._cancelled = True
+            self._gate.set()  # Gated tasks wake up, see the cancel and end.
+            # Do not wait: the caller stops the API server, and the threads' waits then end.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
 
 def _specs(inputs: SpecInputs) -> list[ProcessSpec]:

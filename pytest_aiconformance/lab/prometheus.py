@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,7 +238,14 @@ def prometheus(image: str, node: str, names: Names = NAMES) -> Obj:
                             "fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}},
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
         # New ServiceMonitors within seconds, not at the reloader's 3-minute tick.
-        "containers": [{"name": "config-reloader", "args": reloader_args(names)}],
+        "containers": [
+            {"name": "config-reloader", "args": reloader_args(names)},
+            # The operator's startup probe ticks every 15 s, and a kubelet that started less
+            # than a period ago first waits a random part of it: Ready up to 15 s late on a
+            # fresh node.  Probed every second instead (merged into the generated probes).
+            {"name": "prometheus", "startupProbe": {"periodSeconds": 1, "failureThreshold": 900},
+             "readinessProbe": {"periodSeconds": 1}},
+        ],
     }
     for kind in ("serviceMonitor", "podMonitor", "probe", "rule", "scrapeConfig"):
         spec_[f"{kind}Selector"] = json.loads(json.dumps(selector))
@@ -298,14 +305,20 @@ def cluster_objects(image: str, node: str, names: Names = NAMES) -> list[Obj]:
 
 
 def install(api: KubeAPI, inputs: SpecInputs, built: Mapping[str, BuiltModule],
-            images: Mapping[str, str], progress: Progress, *, names: Names = NAMES) -> None:
+            images: Mapping[str, str], progress: Progress, *, names: Names = NAMES,
+            crds_established: Callable[[], None] | None = None) -> None:
     """Apply the CRDs (Established before the operator starts: it skips the controllers of
-    CRDs it does not find), then the Prometheus and its objects, pinned to the real node."""
+    CRDs it does not find), then the Prometheus and its objects, pinned to the real node.
+    ``crds_established`` is called as soon as the CRDs are (``up`` holds other CRDs back
+    until then: the operator, its pod and a first scrape are the longest chain of a start).
+    """
     from . import realnode
 
     docs = crds(built["promoperator"])
     bootstrap.apply_crds_and_objects(api, docs, [])
     bootstrap.wait_established(api, {c["metadata"]["name"] for c in docs})
+    if crds_established is not None:
+        crds_established()
     for obj in cluster_objects(images[PROMETHEUS_IMAGE], realnode.NODE_NAME, names):
         api.apply(obj)
     progress(f"Prometheus {names.namespace}/{names.prometheus} and {len(docs)} "

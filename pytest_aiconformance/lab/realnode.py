@@ -14,6 +14,7 @@ import dataclasses
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -264,13 +265,17 @@ def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progres
 
 
 def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,
-          progress: Progress) -> None:
-    """containerd, the images imported into it, then the kubelet and kube-proxy."""
+          progress: Progress, *,
+          launcher: Callable[[ProcessSpec, StateDir], int] = launch) -> None:
+    """containerd, the images imported into it, then the kubelet and kube-proxy.
+
+    ``launcher`` starts each process (``up`` passes one that refuses once the start is
+    cancelled)."""
     from . import nodeimages
 
     t0 = time.monotonic()
     by_name = {s.name: s for s in specs_}
-    launch(by_name["containerd"], state)
+    launcher(by_name["containerd"], state)
     wait_healthy(by_name["containerd"], state)
     data = json.loads(images_json(inputs).read_text())
     images = {k: nodeimages.LabImage(**{**v, "archive": Path(v["archive"])})
@@ -279,7 +284,7 @@ def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,
                              images)
     for name in ("coredns", "kubelet", "kube-proxy", "gpu-plugin", "dra-plugin"):
         if name in by_name:
-            launch(by_name[name], state)
+            launcher(by_name[name], state)
     progress(f"containerd up and {len(images)} images imported in {time.monotonic() - t0:.1f} s")
 
 

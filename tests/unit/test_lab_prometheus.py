@@ -89,7 +89,8 @@ def test_prometheus_selects_like_kube_prometheus_stack() -> None:
     assert spec["tolerations"] == [{"operator": "Exists"}]
     assert spec["serviceDiscoveryRole"] == "EndpointSlice"
     assert "portName" not in spec  # the operator's default: "web", prometheus-operated:web
-    # The operator v0.85.0's reloader arguments, plus a short watch interval.
+    # The operator v0.85.0's reloader arguments, plus a short watch interval; probes each
+    # second (merged into the operator's, whose startup probe ticks every 15 s).
     assert spec["containers"] == [{"name": "config-reloader", "args": [
         "--listen-address=:8080",
         "--reload-url=http://localhost:9090/-/reload",
@@ -97,7 +98,8 @@ def test_prometheus_selects_like_kube_prometheus_stack() -> None:
         "--config-envsubst-file=/etc/prometheus/config_out/prometheus.env.yaml",
         "--watched-dir=/etc/prometheus/rules/prometheus-aic-lab-prometheus-rulefiles-0",
         "--watch-interval=5s",
-    ]}]
+    ]}, {"name": "prometheus", "startupProbe": {"periodSeconds": 1, "failureThreshold": 900},
+         "readinessProbe": {"periodSeconds": 1}}]
 
 
 def test_the_suite_finds_and_selects_it() -> None:
