@@ -593,16 +593,16 @@ def build_module(
 def build_modules(
     names: tuple[str, ...] | None = None, progress: Progress = print
 ) -> dict[str, BuiltModule]:
-    """Build (or find cached) the registered modules named (all by default), by name."""
+    """Build (or find cached) the registered modules named (all by default), by name, in the
+    order named (a background build follows the order in which tests will need them)."""
     unknown = sorted(set(names or ()) - {m.name for m in MODULES})
     if unknown:
         raise LabError(f"no lab Go module named {', '.join(unknown)}")
     root = source_root()
     identity = _go_identity()
     built: dict[str, BuiltModule] = {}
-    for module in MODULES:
-        if names is not None and module.name not in names:
-            continue
+    by_name = {m.name: m for m in MODULES}
+    for module in MODULES if names is None else [by_name[n] for n in dict.fromkeys(names)]:
         result = build_module(module, progress, root=root, go_identity=identity)
         if result.cached:
             progress(f"{module.name}: cached ({result.directory})")

@@ -19,9 +19,36 @@ from kubernetes import client, config
 
 from pytest_aiconformance.lab import Lab, LabInfo, LabShape
 
+# The order the lab test files run in: kwok-only labs first, then the operators, the real
+# node, Coscheduling, and the check that every module is a cache hit last.  It follows the
+# order ``scripts/dev.sh test`` builds the lab's modules in the background (LAB_MODULES there),
+# so on a cold cache the first tests run while later modules still compile.  Files not
+# listed run before the last one.
+RUN_ORDER = (
+    "test_lifecycle.py", "test_capabilities.py", "test_operators.py",
+    "test_robust_controller_on_lab.py", "test_shapes.py", "test_suite_on_lab.py",
+    "test_autoscaling.py", "test_helm_install.py", "test_real_node.py", "test_coscheduling.py",
+    "test_shape_and_build.py",
+)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs a running lab (Go toolchain; builds it)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the lab files in RUN_ORDER (a stable sort: the tests of a file keep their order;
+    items from outside tests/lab stay where they were)."""
+    here = Path(__file__).parent
+    last = len(RUN_ORDER) - 1
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(item.path)
+        if path.parent != here:
+            return -1
+        return RUN_ORDER.index(path.name) if path.name in RUN_ORDER else last - 1
+
+    items.sort(key=rank)
 
 
 def _progress(message: str) -> None:
