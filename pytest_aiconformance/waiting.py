@@ -164,7 +164,11 @@ def _default_describe(items: dict[str, Obj]) -> str:
         state = status.get("phase") or ",".join(
             f"{c.get('type')}={c.get('status')}" for c in status.get("conditions", []) or []
         ) or "-"
-        parts.append(f"{key.lstrip('/')}: {state}")
+        # A pod's node says where it was bound: the evidence of a gang that was split, even
+        # before the scheduler's "Scheduled" event is recorded.
+        node = (obj.get("spec") or {}).get("nodeName") if obj.get("kind", "Pod") == "Pod" \
+            and "containers" in (obj.get("spec") or {}) else None
+        parts.append(f"{key.lstrip('/')}: {state}" + (f" on {node}" if node else ""))
     more = f" (+{len(items) - 10} more)" if len(items) > 10 else ""
     return "; ".join(parts) + more
 
