@@ -104,11 +104,17 @@ def namespace(fake: FakeApiServer, half: str, solution: str) -> str:
 
 
 def seen(fake: FakeApiServer, ns: str) -> str:
-    """The members as the check's wait describes them (namespace/name: phase, by name)."""
-    pods = sorted(p["metadata"]["name"] for p in fake.cluster.objects["pods"].values()
-                  if p["metadata"]["namespace"] == ns)
-    return "; ".join(f"{ns}/{name}: {fake.cluster.objects['pods'][name]['status']['phase']}"
-                     for name in pods)
+    """The members as the check's wait describes them (namespace/name: phase, and the node of
+    a bound one, by name)."""
+    pods = {p["metadata"]["name"]: p for p in fake.cluster.objects["pods"].values()
+            if p["metadata"]["namespace"] == ns}
+
+    def one(name: str) -> str:
+        pod = pods[name]
+        node = pod["spec"].get("nodeName")
+        return f"{ns}/{name}: {pod['status']['phase']}" + (f" on {node}" if node else "")
+
+    return "; ".join(one(name) for name in sorted(pods))
 
 
 def phases(fake: FakeApiServer, ns: str) -> list[str]:
