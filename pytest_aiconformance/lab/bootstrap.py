@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from . import objects, pki
 from .build import Progress
@@ -33,10 +34,30 @@ def apply_cluster_objects(
         api.apply(doc)
 
 
+def without_descriptions(schema: Any) -> Any:
+    """``schema`` without its ``description`` texts (a property *named* description, whose
+    value is a schema, stays).
+
+    The lab installs its operators' CRDs this way, as the Prometheus Operator's
+    stripped-down CRDs and ``controller-gen crd:maxDescLen=0`` do: validation, defaults and
+    printer columns are unchanged, only ``kubectl explain`` loses its prose.  The texts are
+    60 % of the 6.4 MB of CRDs a conformant lab creates, and the API server's CRD pipeline
+    (validated, converted and encoded on every status change, one CRD at a time) is the
+    longest part of a start.
+    """
+    if isinstance(schema, dict):
+        return {k: without_descriptions(v) for k, v in schema.items()
+                if not (k == "description" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [without_descriptions(v) for v in schema]
+    return schema
+
+
 def apply_crds_and_objects(api: KubeAPI, crds: list[Obj], docs: list[Obj]) -> None:
-    """Apply ``crds`` in parallel, then ``docs`` in order (a namespace before its contents)."""
+    """Apply ``crds`` (without descriptions) in parallel, then ``docs`` in order (a
+    namespace before its contents)."""
     with ThreadPoolExecutor(min(8, len(crds))) as pool:
-        list(pool.map(api.apply, crds))
+        list(pool.map(api.apply, [without_descriptions(c) for c in crds]))
     for doc in docs:
         api.apply(doc)
 
