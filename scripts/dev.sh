@@ -52,21 +52,17 @@ system_packages() {
 
 build_lab() {
     system_packages
-    log "building the lab (cached by go.sum hash; a cold build takes about an hour on 2 cores)"
+    log "building the lab (cached by go.sum hash; a cold build takes about 45 minutes on 2 cores)"
     "$VENV/bin/python" -m pytest_aiconformance.lab build
 }
 
-# The lab's Go modules in the order the lab tests first need them (tests/lab/conftest.py
-# RUN_ORDER runs the files in that order).
-LAB_MODULES=(controlplane tools kuberay kueue trainer karpenter containerd coredns nodeimages
-             gpusim helm gatewayapi prometheus promoperator keda schedplugins)
 BG_BUILD_PID=""
 
 # The tests build in the background: the control plane first, the rest at the lowest CPU
 # priority while the unit tests and the first lab tests run (a lab mostly waits), in the order
-# the lab tests need them.  A lab test that needs a module not built yet builds it itself;
+# the lab tests need them (the order of build.MODULES).  A lab test that needs a module not built yet builds it itself;
 # both take the module's build lock, so each module is built once.  Cold, this overlaps most of
-# the hour of compiling with tests; warm, every module is a cache hit within seconds.
+# the 45 minutes of compiling with tests; warm, every module is a cache hit within seconds.
 build_lab_background() {
     system_packages
     log "building the lab's control plane (cached by go.sum hash)"
@@ -74,8 +70,7 @@ build_lab_background() {
     local logfile="$CACHE/build-background.log"
     log "building the other lab modules in the background (log: $logfile)"
     # Its own process group (setsid), so that the go compilers under it stop with it.
-    setsid nice -n 19 "$VENV/bin/python" -m pytest_aiconformance.lab build "${LAB_MODULES[@]}" \
-        >"$logfile" 2>&1 &
+    setsid nice -n 19 "$VENV/bin/python" -m pytest_aiconformance.lab build >"$logfile" 2>&1 &
     BG_BUILD_PID=$!
     trap 'stop_background_build' EXIT
 }

@@ -115,7 +115,9 @@ class GoModule:
         return ["go", "build", "-trimpath", *tags, "-ldflags", flags, "-o", output, *targets]
 
 
-# The registry.  A tuple of frozen values: module-level, but not mutable state.
+# The registry.  A tuple of frozen values: module-level, but not mutable state.  In the order
+# the lab tests first need them (tests/lab/conftest.py RUN_ORDER): a background build of all
+# of them (``scripts/dev.sh test``) finishes each before its first test.
 MODULES: tuple[GoModule, ...] = (
     GoModule(
         name="controlplane",
@@ -230,6 +232,19 @@ MODULES: tuple[GoModule, ...] = (
         processes=("aic-gpu-plugin",),
     ),
     GoModule(
+        name="helm",
+        directory="helm",
+        # The helm CLI (a tool, never a lab process): --aic-install runs it against a lab with
+        # a real node, installing charts that ship inside the operators' modules (``charts``).
+        targets=("tool",),
+        binaries=("helm",),
+        processes=(),
+        ldflags=(
+            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        ),
+    ),
+    GoModule(
         name="gatewayapi",
         directory="gatewayapi",
         # The Gateway API standard-channel CRDs for the lab's Gateway (gateway.py; Traefik
@@ -304,19 +319,6 @@ MODULES: tuple[GoModule, ...] = (
             ("crds", "github.com/kedacore/keda/v2", "config/crd/bases/*.yaml"),
             # The APIService and the external metrics reader RBAC (api_service.yaml, role*.yaml).
             ("metrics-server", "github.com/kedacore/keda/v2", "config/metrics-server/[ar]*.yaml"),
-        ),
-    ),
-    GoModule(
-        name="helm",
-        directory="helm",
-        # The helm CLI (a tool, never a lab process): --aic-install runs it against a lab with
-        # a real node, installing charts that ship inside the operators' modules (``charts``).
-        targets=("tool",),
-        binaries=("helm",),
-        processes=(),
-        ldflags=(
-            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
-            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
         ),
     ),
     GoModule(
@@ -593,16 +595,16 @@ def build_module(
 def build_modules(
     names: tuple[str, ...] | None = None, progress: Progress = print
 ) -> dict[str, BuiltModule]:
-    """Build (or find cached) the registered modules named (all by default), by name, in the
-    order named (a background build follows the order in which tests will need them)."""
+    """Build (or find cached) the registered modules named (all by default), by name."""
     unknown = sorted(set(names or ()) - {m.name for m in MODULES})
     if unknown:
         raise LabError(f"no lab Go module named {', '.join(unknown)}")
     root = source_root()
     identity = _go_identity()
     built: dict[str, BuiltModule] = {}
-    by_name = {m.name: m for m in MODULES}
-    for module in MODULES if names is None else [by_name[n] for n in dict.fromkeys(names)]:
+    for module in MODULES:
+        if names is not None and module.name not in names:
+            continue
         result = build_module(module, progress, root=root, go_identity=identity)
         if result.cached:
             progress(f"{module.name}: cached ({result.directory})")

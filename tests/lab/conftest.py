@@ -21,7 +21,7 @@ from pytest_aiconformance.lab import Lab, LabInfo, LabShape
 
 # The order the lab test files run in: kwok-only labs first, then the operators, the real
 # node, Coscheduling, and the check that every module is a cache hit last.  It follows the
-# order ``scripts/dev.sh test`` builds the lab's modules in the background (LAB_MODULES there),
+# order ``scripts/dev.sh test`` builds the lab's modules in the background (build.MODULES),
 # so on a cold cache the first tests run while later modules still compile.  Files not
 # listed run before the last one.
 RUN_ORDER = (
