@@ -85,7 +85,8 @@ def conformance_shape(shape_type: Any) -> Any:
     Two GPU nodes, one time-sliced GPU node (for gpu_sharing), one CPU node, the simulated
     DRA driver, metrics-server, the operators the lab can run, KEDA (external metrics) and
     Karpenter (GPU node pool);
-    a real node (pods run, simulated GPUs inside them) with a Gateway and Prometheus, where
+    a real node (pods run, simulated GPUs inside them) with Envoy Gateway (the seed's Gateway
+    API implementation: controller and Envoy proxies as pods there) and Prometheus, where
     the host allows one (root, overlayfs, runc...; otherwise the lab says why and runs
     without it); besides its two whole GPUs it time-slices a third into replicas advertised
     as nvidia.com/gpu.shared (``shared_gpus``), so gpu_sharing is seen inside its pods; its
@@ -95,6 +96,7 @@ def conformance_shape(shape_type: Any) -> Any:
     """
     wanted = {"gpu_nodes": 2, "time_sliced_nodes": 1, "cpu_nodes": 1, "kuberay": True,
               "kueue": True, "trainer": True, "karpenter": True, "real_nodes": 1, "gateway": True,
+              "gateway_impl": "envoy-gateway",
               "prometheus": True, "keda": True, "shared_gpus": 1,
               "gpu_injection": "runtime", "real_node_dra": True}
     known = set(getattr(shape_type, "__dataclass_fields__", {}))

@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import LabError
 from .lab import Lab
 from .shape import (
+    GATEWAY_IMPLS,
     GPU_EXPORTERS,
     GPU_INJECTIONS,
     GPU_PLUGIN_MODES,
@@ -118,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         help="real nodes (0 or 1: kubelet, containerd, CNI, kube-proxy; needs root)",
     )
     up.add_argument("--gateway", action="store_true",
-                    help="run Traefik as the Gateway API implementation (needs --real-nodes 1)")
+                    help="run a Gateway API implementation (needs --real-nodes 1)")
+    up.add_argument("--gateway-impl", choices=GATEWAY_IMPLS,
+                    help="which one (default envoy-gateway)")
     up.add_argument("--prometheus", action="store_true",
                     help="run the Prometheus Operator and a Prometheus (needs --real-nodes 1)")
     up.add_argument("--shared-gpus", type=int, metavar="N",
@@ -156,6 +159,7 @@ def _shape(args: argparse.Namespace) -> LabShape:
         "gpu_injection",
         "gpu_plugin_mode",
         "gpu_exporter",
+        "gateway_impl",
     ):
         value = getattr(args, name)
         if value is not None:

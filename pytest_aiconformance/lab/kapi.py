@@ -51,6 +51,7 @@ _RESOURCES: Mapping[str, tuple[str, bool]] = {
     "Prometheus": ("prometheuses", True),
     "ServiceMonitor": ("servicemonitors", True),
     "RuntimeClass": ("runtimeclasses", False),
+    "EnvoyProxy": ("envoyproxies", True),
 }
 
 

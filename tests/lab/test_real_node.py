@@ -1,5 +1,5 @@
 """The lab's real node: pods really run, with simulated GPUs inside their containers, a Gateway
-data plane and Prometheus, so the in-container requirements are decided on the lab; its host
+data plane (Envoy Gateway, or Traefik) and Prometheus, so the in-container requirements are decided on the lab; its host
 state is removed on down and after a killed session.
 
 Only one real node runs per machine (the kubelet's device-plugin socket is a fixed path), so
@@ -183,8 +183,12 @@ def test_verdict_matrix_on_real_node_lab(real, tmp_path):
     evidence = (report / "evidence.md").read_text()
     assert "aic-real-0: time-slicing: 4 x nvidia.com/gpu.shared from 1 device(s)" in evidence
     assert "aic-real-0 left out" not in evidence  # DistinctDevices compared its whole GPUs
-    # The Gateway is Traefik's on the node's bridge; the weighted split is real HTTP.
+    # The Gateway is Envoy Gateway's: an Envoy pod on the real node behind a ClusterIP
+    # Service; the path and header matches and the weighted split are real HTTP through it.
     assert set(outcomes(v["ai_inference"]).values()) == {"passed"}
+    assert ("GatewayClass aic-lab-envoy-gateway (controller "
+            "gateway.envoyproxy.io/gatewayclass-controller) is Accepted") in evidence
+    assert "sent 210 requests to the Gateway address 10.96." in evidence
     # The reports say the accelerators are simulated.
     run = json.loads((report / "verdicts.json").read_text())["run"]
     assert "simulated accelerators on aic-real-0" in run["simulated"], run
@@ -291,6 +295,25 @@ def test_negative_variant_flips_its_requirement(holder, tmp_path, short_dir, var
         # The runtime itself did it: every GPU, from the pod's own variable.
         assert "(from NVIDIA_VISIBLE_DEVICES=all of an unprivileged container)" in runtime_log, \
             runtime_log
+
+
+def test_traefik_gateway_routes_inference_traffic(holder, tmp_path, short_dir):
+    """The lab's other Gateway API implementation (gateway_impl: traefik, one host process on
+    the node's bridge) passes ai_inference too: the check holds for more than one data plane."""
+    holder.stop()
+    lab, info = _up(short_dir, LabShape(**{**SMALL, "gateway": True, "gateway_impl": "traefik"}))
+    try:
+        report = tmp_path / "report"
+        proc = run_suite(info, report, ["test_ai_inference.py"])
+    finally:
+        lab.down(_say)
+    assert (report / "verdicts.json").is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    v = verdicts(report)
+    assert v["ai_inference"]["status"] == "Implemented", (v["ai_inference"], proc.stdout[-2000:])
+    evidence = (report / "evidence.md").read_text()
+    assert ("GatewayClass aic-lab-traefik (controller traefik.io/gateway-controller) is "
+            "Accepted") in evidence
+    assert "sent 210 requests to the Gateway address 10.213.0.1" in evidence
 
 
 def test_time_sliced_real_node_shows_gpu_sharing(holder, tmp_path, short_dir):

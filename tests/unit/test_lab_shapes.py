@@ -582,3 +582,18 @@ def test_up_flags_for_the_real_node_variants() -> None:
                                           "--real-nodes", "1"]))
     assert (plain.gpu_plugin_mode, plain.gateway, plain.real_node_dra) == ("all-devices",
                                                                           False, False)
+
+
+def test_gateway_impl_of_state_files_and_shape_files(tmp_path: Path) -> None:
+    """A state file written before gateway_impl existed describes a Traefik lab; a shape file
+    that does not name it gets Envoy Gateway, the default; without a gateway it stays default."""
+    state = {**LabShape(real_nodes=1).to_dict(), "gateway": True}
+    del state["gateway_impl"]
+    assert LabShape.from_dict(state).gateway_impl == "traefik"
+    state["gateway"] = False
+    assert LabShape.from_dict(state) == LabShape(real_nodes=1)
+    shape_file = tmp_path / "gw.yaml"
+    shape_file.write_text("real_nodes: 1\ngateway: true\n")
+    assert LabShape.from_yaml(shape_file).gateway_impl == "envoy-gateway"
+    shape_file.write_text("real_nodes: 1\ngateway: true\ngateway-impl: traefik\n")
+    assert LabShape.from_yaml(shape_file).gateway_impl == "traefik"
