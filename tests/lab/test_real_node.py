@@ -1,6 +1,6 @@
 """The lab's real node: pods really run, with simulated GPUs inside their containers, a Gateway
-data plane (Envoy Gateway, or Traefik) and Prometheus, so the in-container requirements are decided on the lab; its host
-state is removed on down and after a killed session.
+data plane (Envoy Gateway, or Traefik) and Prometheus, so the in-container requirements are
+decided on the lab; its host state is removed on down and after a killed session.
 
 Only one real node runs per machine (the kubelet's device-plugin socket is a fixed path), so
 the labs of this module run one after the other: the conformant one (module fixture) first,

@@ -280,3 +280,15 @@ def test_real_node_dra_plugin(tmp_path: Path) -> None:
     assert not any(a.startswith("--env-prefix") for a in spec.argv)  # identity by nvidia-smi
     with pytest.raises(LabError, match="real_node_dra needs real_nodes and dra"):
         LabShape(real_nodes=1, dra=False, real_node_dra=True)
+
+
+def test_image_refs_from_the_node_image_list(tmp_path: Path) -> None:
+    spec_inputs = _inputs(tmp_path, gateway=True)
+    path = realnode.images_json(spec_inputs)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"envoy": {"ref": "aic-lab.local/envoy:0123456789ab"}}))
+    assert realnode.image_refs(spec_inputs, ["envoy"], "Envoy Gateway") == {
+        "envoy": "aic-lab.local/envoy:0123456789ab"}
+    with pytest.raises(LabError, match=r"images\.json lacks the image\(s\) envoy-gateway that "
+                                       r"Envoy Gateway needs$"):
+        realnode.image_refs(spec_inputs, ["envoy", "envoy-gateway"], "Envoy Gateway")
