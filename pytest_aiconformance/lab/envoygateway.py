@@ -63,6 +63,8 @@ SELECTOR = {"control-plane": "envoy-gateway", "app.kubernetes.io/name": "envoy-g
 PORTS = (("grpc", 18000), ("ratelimit", 18001), ("wasm", 18002), ("metrics", 19001))
 HEALTH_PORT = 8081
 CERTGEN_TIMEOUT_S = 60.0
+# certgen runs once, at once: its token lives the shortest time TokenRequest grants.
+CERTGEN_TOKEN_S = 600
 # Waiting for the controller (its pod on the real node) to Accept the GatewayClass.
 ACCEPT_TIMEOUT_S = 120.0
 _GW = "gateway.networking.k8s.io"
@@ -330,7 +332,8 @@ def install(api: KubeAPI, inputs: SpecInputs, built: Mapping[str, BuiltModule],
     bootstrap.apply_crds_and_objects(api, definitions, identity_objects(namespace))
     path = certgen_kubeconfig_path(inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = gateway.request_token(api, namespace, account=CERTGEN_ACCOUNT)
+    token = gateway.request_token(api, namespace, account=CERTGEN_ACCOUNT,
+                                  seconds=CERTGEN_TOKEN_S)
     path.write_text(yaml.safe_dump(gateway.kubeconfig(inputs.url("apiserver"),
                                                       inputs.pki.ca_cert, token)))
     path.chmod(0o600)

@@ -236,12 +236,11 @@ def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:
 
 
 def request_token(api: KubeAPI, namespace: str = NAMESPACE, *,
-                  account: str = SERVICE_ACCOUNT) -> str:
-    """A token of Traefik's (or another lab) ServiceAccount (TokenRequest, ``TOKEN_SECONDS``
-    long)."""
+                  account: str = SERVICE_ACCOUNT, seconds: int = TOKEN_SECONDS) -> str:
+    """A token of Traefik's (or another lab) ServiceAccount (TokenRequest), ``seconds`` long."""
     path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": TOKEN_SECONDS}}
+            "spec": {"expirationSeconds": seconds}}
     status, answer = api.request("POST", path, body)
     token = (answer.get("status") or {}).get("token") if status < 300 else None
     if not token:

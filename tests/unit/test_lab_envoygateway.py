@@ -160,6 +160,7 @@ class FakeAPI:
 
     token_status: int = 201
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    bodies: list[Any] = field(default_factory=list)
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("apply", f"{obj['kind']}/{obj['metadata']['name']}"))
@@ -168,6 +169,8 @@ class FakeAPI:
     def request(self, method: str, path: str, body: Any = None, **_: Any,
                 ) -> tuple[int, dict[str, Any]]:
         self.calls.append((method, path))
+        if body is not None:
+            self.bodies.append(body)
         if self.token_status >= 300:
             return self.token_status, {"message": "forbidden"}
         return self.token_status, {"status": {"token": "CERTGEN-TOKEN"}}
@@ -205,6 +208,8 @@ def test_install_order_certgen_before_the_controller(tmp_path: Path,
         "certgen", "wait",
         "ConfigMap/envoy-gateway-config", "Deployment/envoy-gateway", "Service/envoy-gateway",
         "EnvoyProxy/aic-lab", "GatewayClass/aic-lab-envoy-gateway"]
+    assert api.bodies == [{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                           "spec": {"expirationSeconds": 600}}]
     [(binary, kubeconfig, namespace)] = certgen
     assert (binary, namespace) == (tmp_path / "envoygateway" / "envoy-gateway", "eg-x")
     assert kubeconfig == spec_inputs.state.etc / "envoy-gateway-certgen.kubeconfig"
