@@ -345,13 +345,31 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _cleanup_run(info: LabInfo) -> subprocess.CompletedProcess[str]:
+    """``--aic-cleanup``: what a user runs after a killed session."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c",
+         str(ROOT / "pyproject.toml"), "--kubeconfig", str(info.kubeconfig), "--context",
+         info.context, "--aic-cleanup"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        check=False)
+
+
 def test_sigint_mid_check_leaves_nothing(conformant, tmp_path):
     _lab, info = conformant
     proc = _start_suite(info, tmp_path / "r", ["test_pod_autoscaling.py"])
     try:
         _wait_for_labelled_namespace(info, 60)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=180)
+        try:
+            out, _ = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate(timeout=30)
+            # What the session was doing when Ctrl-C did not end it, for the failure report;
+            # its leftovers are removed so that the next test starts clean.
+            _cleanup_run(info)
+            pytest.fail(f"the suite did not end within 180 s of SIGINT; its output:\n"
+                        f"{out[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -371,11 +389,7 @@ def test_cleanup_removes_what_a_sigkilled_run_left(conformant, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert f"Namespace/{ns}" in labelled_leftovers(info)
-    cleanup = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c",
-         str(ROOT / "pyproject.toml"), "--kubeconfig", str(info.kubeconfig), "--context",
-         info.context, "--aic-cleanup"], capture_output=True, text=True, timeout=300, cwd=ROOT,
-        check=False)
+    cleanup = _cleanup_run(info)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert f"deleting namespace {ns}" in cleanup.stdout
     assert labelled_leftovers(info) == []
