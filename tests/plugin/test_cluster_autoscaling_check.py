@@ -99,3 +99,46 @@ def test_no_scale_up_says_what_the_autoscaler_did(aic: pytest.Pytester,
         "nodeclaim/gpu-x1. timed out after "), check["reason"]
     assert "NodePools: gpu" in text
     assert "scales from zero, so the pod asks for nvidia.com/gpu" in text
+
+
+def test_freed_accelerators_get_one_more_pod(aic: pytest.Pytester, fake: FakeApiServer) -> None:
+    """gpu-1 has two GPUs, one held by another workload when the check counts: it creates two
+    pods. That workload ends meanwhile, so both fit on gpu-1; the check adds a third, which
+    Karpenter's (fake) new node takes: scale-up seen. Nothing removes that node here, so the
+    check fails later, at scale-down."""
+    from test_profile_detection import gpu_node
+
+    for crd_name in ("nodepools.karpenter.sh", "nodeclaims.karpenter.sh"):
+        fake.cluster.add("customresourcedefinitions", crd(crd_name))
+    node = gpu_node("gpu-1", {"nvidia.com/gpu": "2"})
+    node["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    fake.cluster.add("nodes", node)
+    fake.cluster.add("pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "other", "namespace": "team-a"},
+        "spec": {"nodeName": "gpu-1", "containers": [{
+            "name": "main", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        "status": {"phase": "Running"}})
+
+    def scheduler(cluster: Any, key: str, obj: dict[str, Any]) -> None:
+        if key != "pods" or not obj["metadata"]["name"].startswith("scale-"):
+            return
+        index = int(obj["metadata"]["name"].split("-")[1])
+        if index == 0:  # The other workload ends as the check's pods arrive.
+            cluster.objects["pods"].pop("other", None)
+        if index < 2:
+            obj["spec"]["nodeName"] = "gpu-1"
+        else:
+            cluster.add("nodes", gpu_node("gpu-new", {"nvidia.com/gpu": "1"}))
+            obj["spec"]["nodeName"] = "gpu-new"
+        obj["status"] = {"phase": "Running"}
+
+    fake.cluster.reactors.append(scheduler)
+    verdict, text = run(aic)
+    [check] = verdict["checks"]
+    assert check["outcome"] == "failed", text
+    assert check["reason"].startswith(
+        "node(s) gpu-new still there after the workload was deleted (scale-down)"), check["reason"]
+    assert "1 free nvidia.com/gpu in the cluster; creating 2 pods" in text
+    assert ("all 2 pods fit on existing nodes (nvidia.com/gpu freed since they were counted); "
+            "creating scale-2") in text
+    assert "new node(s) created for the pending pod: gpu-new" in text
