@@ -52,7 +52,7 @@ system_packages() {
 
 build_lab() {
     system_packages
-    log "building the lab (cached by go.sum hash; a cold build takes about 45 minutes on 2 cores)"
+    log "building the lab (cached by go.sum hash; a cold build takes about 40 minutes on 2 cores)"
     "$VENV/bin/python" -m pytest_aiconformance.lab build
 }
 
@@ -62,7 +62,7 @@ BG_BUILD_PID=""
 # priority while the unit tests and the first lab tests run (a lab mostly waits), in the order
 # the lab tests need them (the order of build.MODULES).  A lab test that needs a module not built yet builds it itself;
 # both take the module's build lock, so each module is built once.  Cold, this overlaps most of
-# the 45 minutes of compiling with tests; warm, every module is a cache hit within seconds.
+# the 40 minutes of compiling with tests; warm, every module is a cache hit within seconds.
 build_lab_background() {
     system_packages
     log "building the lab's control plane (cached by go.sum hash)"
