@@ -115,7 +115,7 @@ class Lab:
             if missing:
                 progress(f"{missing}: starting the kwok-only lab (checks that need containers "
                          "stay Not verified)")
-                shape = shape.replace(real_nodes=0)
+                shape = shape.without_real_nodes()
         with self._dir.locked():
             reused = self._reuse_or_clean(shape, progress)
             if reused is not None:

@@ -333,6 +333,13 @@ class LabShape:
         """A copy with some fields changed (shape options on top of a YAML file)."""
         return dataclasses.replace(self, **changes)
 
+    def without_real_nodes(self) -> LabShape:
+        """This shape's kwok-only lab, for a host that cannot run a real node: everything that
+        lives on the real node goes with it (gateway, Prometheus, shared GPUs, the NVIDIA
+        runtime, its DRA plugin); the kwok nodes and host-process operators stay."""
+        return dataclasses.replace(self, real_nodes=0, gateway=False, prometheus=False,
+                                   shared_gpus=0, gpu_injection="plugin", real_node_dra=False)
+
     def describe(self) -> str:
         """One-line summary for messages."""
         parts = [

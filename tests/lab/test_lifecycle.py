@@ -222,3 +222,25 @@ def test_killed_session_restart_components_and_clean_down(
         down = cli("--state-dir", str(state), "down")
     assert down.returncode == 0
     assert cli("--state-dir", str(state), "status").returncode == 1
+
+
+def test_a_host_without_real_nodes_starts_the_kwok_part(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real-node shape with a gateway and Prometheus on a host that cannot run a real node
+    (no root, say): one line says why, and the kwok-only lab starts without the node's parts."""
+    from pytest_aiconformance.lab import hostnet
+
+    monkeypatch.setattr(hostnet, "missing_prerequisite", lambda *_: "not root")
+    said: list[str] = []
+    lab = Lab(tmp_path / "state")
+    shape = LabShape(gpu_nodes=1, cpu_nodes=0, real_nodes=1, gateway=True, prometheus=True,
+                     real_node_dra=True)
+    try:
+        info = lab.up(shape, said.append)
+        assert (info.shape.real_nodes, info.shape.gateway, info.shape.prometheus,
+                info.shape.real_node_dra) == (0, False, False, False)
+        assert "not root: starting the kwok-only lab (checks that need containers stay Not " \
+               "verified)" in said
+        assert info.images_file is None
+    finally:
+        lab.down(lambda _: None)

@@ -597,3 +597,18 @@ def test_gateway_impl_of_state_files_and_shape_files(tmp_path: Path) -> None:
     assert LabShape.from_yaml(shape_file).gateway_impl == "envoy-gateway"
     shape_file.write_text("real_nodes: 1\ngateway: true\ngateway-impl: traefik\n")
     assert LabShape.from_yaml(shape_file).gateway_impl == "traefik"
+
+
+def test_a_host_without_real_nodes_gets_the_kwok_part_of_any_shape() -> None:
+    """The conformance shape on a host that cannot run a real node: what lives there goes
+    (replacing real_nodes alone was refused: gateway and prometheus need a real node)."""
+    from pytest_aiconformance.session_start import conformance_shape
+
+    full = conformance_shape(LabShape)
+    with pytest.raises(LabError, match="gateway needs real_nodes"):
+        full.replace(real_nodes=0)
+    kwok = full.without_real_nodes()
+    assert (kwok.real_nodes, kwok.gateway, kwok.prometheus, kwok.shared_gpus,
+            kwok.gpu_injection, kwok.real_node_dra) == (0, False, False, 0, "plugin", False)
+    assert (kwok.gpu_nodes, kwok.time_sliced_nodes, kwok.kuberay, kwok.kueue, kwok.trainer,
+            kwok.karpenter, kwok.keda) == (full.gpu_nodes, 1, True, True, True, True, True)
