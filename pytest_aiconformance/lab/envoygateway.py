@@ -35,7 +35,7 @@ import yaml
 from . import bootstrap, gateway, objects
 from .build import ENVOY_GATEWAY_VERSION, BuiltModule, Progress
 from .errors import LabError
-from .kapi import KubeAPI, Obj, condition_true
+from .kapi import KubeAPI, Obj
 from .spec import SpecInputs
 
 # The LabShape gateway_impl value, the Go module, and the images (nodeimages keys).
@@ -350,11 +350,5 @@ def install(api: KubeAPI, inputs: SpecInputs, built: Mapping[str, BuiltModule],
 
 def wait_accepted(api: KubeAPI, progress: Progress, timeout: float = ACCEPT_TIMEOUT_S) -> None:
     """Wait until Envoy Gateway has Accepted the lab's GatewayClass (its pod runs)."""
-    t0 = time.monotonic()
-    api.wait_list(
-        f"/apis/{_GW}/v1/gatewayclasses?fieldSelector=metadata.name%3D{CLASS_NAME}",
-        lambda items: any(condition_true(i, "Accepted") for i in items),
-        timeout=timeout,
-        what=f"GatewayClass {CLASS_NAME} Accepted by {CONTROLLER_NAME}",
-    )
-    progress(f"GatewayClass {CLASS_NAME} Accepted in {time.monotonic() - t0:.1f} s")
+    gateway.wait_accepted(api, progress, timeout, class_name=CLASS_NAME,
+                          controller=CONTROLLER_NAME)

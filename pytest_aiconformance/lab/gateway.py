@@ -285,13 +285,15 @@ def install(
              f"GatewayClass {CLASS_NAME} created in {time.monotonic() - t0:.1f} s")
 
 
-def wait_accepted(api: KubeAPI, progress: Progress, timeout: float = ACCEPT_TIMEOUT_S) -> None:
-    """Wait until Traefik has Accepted the lab's GatewayClass."""
+def wait_accepted(api: KubeAPI, progress: Progress, timeout: float = ACCEPT_TIMEOUT_S, *,
+                  class_name: str = CLASS_NAME, controller: str = CONTROLLER_NAME) -> None:
+    """Wait until the lab's GatewayClass (Traefik's, or ``class_name``) is Accepted by its
+    controller."""
     t0 = time.monotonic()
     api.wait_list(
-        f"/apis/{_GW}/v1/gatewayclasses?fieldSelector=metadata.name%3D{CLASS_NAME}",
+        f"/apis/{_GW}/v1/gatewayclasses?fieldSelector=metadata.name%3D{class_name}",
         lambda items: any(condition_true(i, "Accepted") for i in items),
         timeout=timeout,
-        what=f"GatewayClass {CLASS_NAME} Accepted by {CONTROLLER_NAME}",
+        what=f"GatewayClass {class_name} Accepted by {controller}",
     )
-    progress(f"GatewayClass {CLASS_NAME} Accepted in {time.monotonic() - t0:.1f} s")
+    progress(f"GatewayClass {class_name} Accepted in {time.monotonic() - t0:.1f} s")

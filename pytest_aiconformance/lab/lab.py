@@ -390,7 +390,8 @@ class Lab:
                 lambda: gateway.install(self._api(), inputs, built, progress), gw, gated=True))
         eg = envoygateway.enabled(inputs.shape)
         if eg:  # Pods on the real node; its CRDs wait like the others'.
-            eg_images = realnode.image_refs(inputs, envoygateway.IMAGES, "Envoy Gateway")
+            eg_images = realnode.image_refs(realnode.images_json(inputs), envoygateway.IMAGES,
+                                            "Envoy Gateway needs them")
             tasks.append(guard.then_launch(
                 lambda: envoygateway.install(self._api(), inputs, built, eg_images, progress,
                                              node=realnode.NODE_NAME), [], gated=True))

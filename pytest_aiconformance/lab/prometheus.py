@@ -137,17 +137,11 @@ def specs(inputs: SpecInputs) -> list[ProcessSpec]:
 
 def image_refs(images_json: Path) -> dict[str, str]:
     """The references of the Prometheus pod's images (nodeimages keys ``prometheus`` and
-    ``prometheus-config-reloader``) from the real node's ``images.json``, which
-    ``realnode.prepare`` writes for every image whose Go module was built."""
-    try:
-        data = json.loads(images_json.read_text())
-    except (OSError, ValueError) as err:
-        raise LabError(f"cannot read the real node's image list {images_json}: {err}") from err
-    missing = [k for k in IMAGE_KEYS if k not in data]
-    if missing:
-        raise LabError(f"{images_json} lacks the image(s) {', '.join(missing)}: the lab's "
-                       f"Prometheus needs the Go modules {', '.join(MODULES)} built")
-    return {k: str(data[k]["ref"]) for k in IMAGE_KEYS}
+    ``prometheus-config-reloader``) from the real node's ``images.json``."""
+    from . import realnode
+
+    return realnode.image_refs(images_json, IMAGE_KEYS, "the lab's Prometheus needs the Go "
+                               f"modules {', '.join(MODULES)} built")
 
 
 # --- the objects -----------------------------------------------------------------------------

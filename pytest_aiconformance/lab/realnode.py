@@ -269,17 +269,17 @@ def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progres
          for key, img in images.items()}))
 
 
-def image_refs(inputs: SpecInputs, keys: Iterable[str], what: str) -> dict[str, str]:
-    """References of the images ``keys`` from ``images.json`` (written by ``prepare``);
-    a LabError naming ``what`` needs them when one is missing (its module was not built)."""
-    path = images_json(inputs)
+def image_refs(path: Path, keys: Iterable[str], what: str) -> dict[str, str]:
+    """References of the images ``keys`` from the node's ``images.json`` (``prepare`` writes
+    it for every image whose Go module was built); a LabError saying what ``what`` needs
+    when one is missing."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise LabError(f"cannot read the real node's image list {path}: {err}") from err
     missing = [k for k in keys if k not in data]
     if missing:
-        raise LabError(f"{path} lacks the image(s) {', '.join(missing)} that {what} needs")
+        raise LabError(f"{path} lacks the image(s) {', '.join(missing)}: {what}")
     return {k: str(data[k]["ref"]) for k in keys}
 
 

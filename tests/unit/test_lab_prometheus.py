@@ -196,7 +196,9 @@ def test_image_refs(tmp_path: Path) -> None:
     assert prometheus.image_refs(path) == {"prometheus": IMAGE,
                                            "prometheus-config-reloader": RELOADER}
     path.write_text(json.dumps({"prometheus": {"ref": IMAGE}}))
-    with pytest.raises(LabError, match=r"lacks the image\(s\) prometheus-config-reloader"):
+    with pytest.raises(LabError, match=r"lacks the image\(s\) prometheus-config-reloader: the "
+                                       r"lab's Prometheus needs the Go modules "
+                                       r"prometheus, promoperator built$"):
         prometheus.image_refs(path)
 
 

@@ -287,8 +287,11 @@ def test_image_refs_from_the_node_image_list(tmp_path: Path) -> None:
     path = realnode.images_json(spec_inputs)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"envoy": {"ref": "aic-lab.local/envoy:0123456789ab"}}))
-    assert realnode.image_refs(spec_inputs, ["envoy"], "Envoy Gateway") == {
+    assert realnode.image_refs(path, ["envoy"], "Envoy Gateway needs them") == {
         "envoy": "aic-lab.local/envoy:0123456789ab"}
-    with pytest.raises(LabError, match=r"images\.json lacks the image\(s\) envoy-gateway that "
-                                       r"Envoy Gateway needs$"):
-        realnode.image_refs(spec_inputs, ["envoy", "envoy-gateway"], "Envoy Gateway")
+    with pytest.raises(LabError, match=r"images\.json lacks the image\(s\) envoy-gateway: "
+                                       r"Envoy Gateway needs them$"):
+        realnode.image_refs(path, ["envoy", "envoy-gateway"], "Envoy Gateway needs them")
+    path.write_text("{not json")
+    with pytest.raises(LabError, match=r"^cannot read the real node's image list .*images\.json"):
+        realnode.image_refs(path, ["envoy"], "Envoy Gateway needs them")
