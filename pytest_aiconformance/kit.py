@@ -1,4 +1,4 @@
-"""The public toolkit of requirement checks: everything a file in conformance_tests/ may use.
+"""The public toolkit of requirement checks: everything a file in checks/ may use.
 
 Checks import from here only (a test enforces it), so the modules behind it can change
 shape without touching a check. Fixtures come from the plugin by name: `kube` (Kube),
@@ -13,94 +13,104 @@ exercises, e.g. one gang scheduler: any one solution passing all its checks deci
 
 from __future__ import annotations
 
-from pytest_aiconformance import (
-    ai_operators,
-    custom_metrics,
-    driver_versions,
-    gang_scheduling,
-    gpu_sharing,
-    inference_serving,
-    metrics_queries,
-    nic_discovery,
-    probing,
-    sandboxing,
+from pytest_aiconformance.cluster import (
+    allocations,
+    monitoring,
+    probes,
+    simulation,
     traffic,
-    virtualization,
     workloads,
 )
-from pytest_aiconformance.accelerators import AcceleratorProfile, profile_for_dra_driver
-from pytest_aiconformance.check_records import make_supporting
-from pytest_aiconformance.cluster import ApiError, ClusterError, Kube
-from pytest_aiconformance.discovery import ClusterInfo
-from pytest_aiconformance.evidence import EvidenceRecorder
-from pytest_aiconformance.fixtures import collect_diagnostics
-from pytest_aiconformance.isolation import RUN_LABEL, RunContext
-from pytest_aiconformance.outcomes import not_applicable, not_observable, unknown_hardware
-from pytest_aiconformance.parsers import (
-    ParseError,
-    PrometheusAPIError,
-    parse_exposition,
-    parse_query_response,
+from pytest_aiconformance.cluster.client import ApiError, ClusterError, Kube
+from pytest_aiconformance.cluster.discovery import ClusterInfo
+from pytest_aiconformance.cluster.profiles import AcceleratorProfile, profile_for_dra_driver
+from pytest_aiconformance.cluster.run_objects import RUN_LABEL, RunContext
+from pytest_aiconformance.cluster.tables import (
+    POD_WIDE,
+    condition,
+    events_table,
+    get_table,
+    name,
+    table,
 )
-from pytest_aiconformance.settings import Settings
-from pytest_aiconformance.tables import POD_WIDE, condition, events_table, get_table, name, table
-from pytest_aiconformance.waiting import (
+from pytest_aiconformance.cluster.waits import (
     Target,
     WaitTimeout,
     condition_true,
     wait_for_event,
     watch_until,
 )
+from pytest_aiconformance.parsers import (
+    ParseError,
+    PrometheusAPIError,
+    parse_exposition,
+    parse_query_response,
+)
+from pytest_aiconformance.requirements import (
+    advanced_inference_ingress,
+    disaggregated_inference,
+    driver_runtime_management,
+    gang_scheduling,
+    gpu_sharing,
+    high_performance_networking,
+    pod_autoscaling,
+    robust_controller,
+    secure_accelerator_access,
+    virtualized_accelerator,
+    workload_sandboxing,
+)
+from pytest_aiconformance.run.check_records import make_supporting
+from pytest_aiconformance.run.fixtures import collect_diagnostics
+from pytest_aiconformance.run.settings import Settings
+from pytest_aiconformance.verdicts.evidence import EvidenceRecorder
+from pytest_aiconformance.verdicts.outcomes import not_applicable, not_observable, unknown_hardware
 
 __all__ = [
-    # evidence and tables
     "POD_WIDE",
-    # the cluster client and what the session found
     "RUN_LABEL",
-    # accelerator profiles
     "AcceleratorProfile",
     "ApiError",
     "ClusterError",
     "ClusterInfo",
     "EvidenceRecorder",
     "Kube",
-    # parsers
     "ParseError",
     "PrometheusAPIError",
     "RunContext",
     "Settings",
-    # waits
     "Target",
     "WaitTimeout",
-    "ai_operators",
+    "advanced_inference_ingress",
+    "allocations",
     "collect_diagnostics",
     "condition",
     "condition_true",
-    # builders, probes and check logic (modules)
-    "custom_metrics",
-    "driver_versions",
+    "disaggregated_inference",
+    "driver_runtime_management",
     "events_table",
     "gang_scheduling",
     "get_table",
     "gpu_sharing",
-    "inference_serving",
-    # outcomes other than pass and fail
+    "high_performance_networking",
     "make_supporting",
-    "metrics_queries",
+    "monitoring",
     "name",
-    "nic_discovery",
     "not_applicable",
     "not_observable",
     "parse_exposition",
     "parse_query_response",
-    "probing",
+    "pod_autoscaling",
+    "probes",
     "profile_for_dra_driver",
-    "sandboxing",
+    "robust_controller",
+    "secure_accelerator_access",
+    "simulation",
     "table",
     "traffic",
     "unknown_hardware",
-    "virtualization",
+    "virtualized_accelerator",
     "wait_for_event",
     "watch_until",
+    "workload_sandboxing",
     "workloads",
 ]

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import session_start
-from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.check_records import NEEDS_CONTAINERS
-from pytest_aiconformance.conformance_run import STASH_KEY, ConformanceRun
-from pytest_aiconformance.isolation import new_run_id
-from pytest_aiconformance.run_state import RunState
-from pytest_aiconformance.selection import join_option_values
-from pytest_aiconformance.settings import KUBECONFIG_HELP, OPTIONS, ClusterTarget, resolve
+from pytest_aiconformance.cluster.run_objects import new_run_id
+from pytest_aiconformance.run import lifecycle
+from pytest_aiconformance.run.check_records import NEEDS_CONTAINERS
+from pytest_aiconformance.run.conformance_run import STASH_KEY, ConformanceRun
+from pytest_aiconformance.run.option_values import join_option_values
+from pytest_aiconformance.run.settings import KUBECONFIG_HELP, OPTIONS, ClusterTarget, resolve
+from pytest_aiconformance.run.state import RunState
+from pytest_aiconformance.verdicts.catalog import load_catalog
 
-pytest_plugins = ["pytest_aiconformance.fixtures"]
+pytest_plugins = ["pytest_aiconformance.run.fixtures"]
 
 GROUP = "aiconformance"
 OUR_KUBECONFIG_DEST = "aic_kubeconfig"
@@ -208,4 +208,4 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--aic-cleanup: remove every labelled leftover of earlier runs, then exit."""
     if config.option.help or not getattr(config.option, "aic_cleanup", False):
         return None
-    return session_start.run_cleanup(resolve(config, _kubeconfig_dest(config)))
+    return lifecycle.run_cleanup(resolve(config, _kubeconfig_dest(config)))

@@ -17,16 +17,17 @@ venv() {
     local stamp="$VENV/.aic-installed"
     local want
     # The install is editable: it belongs to this checkout as much as to pyproject.toml.
-    want="$( (cat "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
+    want="$( (cat "$ROOT/pyproject.toml" "$ROOT/lab/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
     if [[ ! -x "$VENV/bin/python" ]]; then
         log "creating virtualenv $VENV"
         mkdir -p "$(dirname "$VENV")"
         python3 -m venv "$VENV"
     fi
     if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-        log "installing pytest-aiconformance and its dev tools into $VENV"
+        log "installing pytest-aiconformance, its lab and its dev tools into $VENV"
         "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+        # The lab is a distribution of its own (lab/pyproject.toml); [dev] asks for it by name.
+        "$VENV/bin/python" -m pip install -q -e "$ROOT/lab" -e "$ROOT[dev]"
         echo "$want" > "$stamp"
     fi
 }
@@ -53,7 +54,7 @@ system_packages() {
 build_lab() {
     system_packages
     log "building the lab (cached by go.sum hash; a cold build takes about 40 minutes on 2 cores)"
-    "$VENV/bin/python" -m pytest_aiconformance.lab build
+    "$VENV/bin/python" -m aiconformance_lab build
 }
 
 BG_BUILD_PID=""
@@ -66,11 +67,11 @@ BG_BUILD_PID=""
 build_lab_background() {
     system_packages
     log "building the lab's control plane (cached by go.sum hash)"
-    "$VENV/bin/python" -m pytest_aiconformance.lab build controlplane tools
+    "$VENV/bin/python" -m aiconformance_lab build controlplane tools
     local logfile="$CACHE/build-background.log"
     log "building the other lab modules in the background (log: $logfile)"
     # Its own process group (setsid), so that the go compilers under it stop with it.
-    setsid nice -n 19 "$VENV/bin/python" -m pytest_aiconformance.lab build >"$logfile" 2>&1 &
+    setsid nice -n 19 "$VENV/bin/python" -m aiconformance_lab build >"$logfile" 2>&1 &
     BG_BUILD_PID=$!
     trap 'stop_background_build' EXIT
 }

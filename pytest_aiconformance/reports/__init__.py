@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_aiconformance.catalog import UnknownVersionError, load_catalog
-from pytest_aiconformance.model import RequirementVerdict
 from pytest_aiconformance.reports.evidence_md import descriptions_for, render_evidence_md
 from pytest_aiconformance.reports.go_artifacts import (
     load_evidence_texts,
@@ -26,6 +24,8 @@ from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, load_platfo
 from pytest_aiconformance.reports.product_yaml import complete_verdicts, render_product_yaml
 from pytest_aiconformance.reports.terminal import format_verdict_table, totals_line
 from pytest_aiconformance.reports.verdicts_json import render_verdicts_json
+from pytest_aiconformance.verdicts.catalog import UnknownVersionError, load_catalog
+from pytest_aiconformance.verdicts.model import RequirementVerdict
 
 VERDICTS_JSON = "verdicts.json"
 PRODUCT_YAML = "PRODUCT.yaml"

@@ -10,11 +10,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_aiconformance.evidence import CheckEvidence, Step, load_evidence, redact
-from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role
-from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, iso, simulated_banner
-from pytest_aiconformance.verdicts import describe_check, one_line
+from pytest_aiconformance.verdicts.evidence import CheckEvidence, Step, load_evidence, redact
+from pytest_aiconformance.verdicts.model import CheckResult, RequirementVerdict, Role
+from pytest_aiconformance.verdicts.outcomes import Outcome
+from pytest_aiconformance.verdicts.rules import describe_check, one_line
 
 # Headings for the known ids (the checklist's own naming); unknown ids get a generated one.
 REQUIREMENT_TITLES = {

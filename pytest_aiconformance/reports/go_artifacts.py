@@ -26,12 +26,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.evidence import load_evidence
-from pytest_aiconformance.model import CheckResult
-from pytest_aiconformance.outcomes import Outcome
+from pytest_aiconformance.verdicts.catalog import load_catalog
+from pytest_aiconformance.verdicts.evidence import load_evidence
+from pytest_aiconformance.verdicts.model import CheckResult
+from pytest_aiconformance.verdicts.outcomes import Outcome
 
-PACKAGE = "pytest-aiconformance/conformance_tests"
+PACKAGE = "pytest-aiconformance/checks"
 INDENT = "    "  # go test's indentation step (log lines, nested result lines)
 GUTTER = "| "  # in front of every evidence line
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pytest_aiconformance.model import PROP_JUNIT_NAME
+from pytest_aiconformance.verdicts.model import PROP_JUNIT_NAME
 
 # pytest writes the file with ElementTree: attributes double-quoted, text escaped, no CDATA,
 # so a literal '<testcase', '<property' or '</testcase>' can only be markup.

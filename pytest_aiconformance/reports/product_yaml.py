@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 import yaml
 
 from pytest_aiconformance import __version__
-from pytest_aiconformance.catalog import Requirement, UnknownVersionError, load_catalog
-from pytest_aiconformance.catalog import (  # re-exported: the one template parser lives there
-    load_template_descriptions as load_template_descriptions,
-)
-from pytest_aiconformance.model import RequirementVerdict, Status
 from pytest_aiconformance.reports.junit import evidence_ref
 from pytest_aiconformance.reports.meta import PlatformMeta, simulated_note
-from pytest_aiconformance.verdicts import aggregate
+from pytest_aiconformance.verdicts.catalog import Requirement, UnknownVersionError, load_catalog
+from pytest_aiconformance.verdicts.catalog import (  # re-exported: the one template parser lives there
+    load_template_descriptions as load_template_descriptions,
+)
+from pytest_aiconformance.verdicts.model import RequirementVerdict, Status
+from pytest_aiconformance.verdicts.rules import aggregate
 
 ALLOWED_STATUSES = ("Implemented", "Not Implemented", "Partially Implemented", "N/A", "")
 FILL_IN_NOTE = "Status left empty for you to fill in: this run could not decide it."

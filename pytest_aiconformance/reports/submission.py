@@ -16,9 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.model import RequirementVerdict, Status
-from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports.evidence_md import render_requirement_page
 from pytest_aiconformance.reports.go_artifacts import (
     load_evidence_texts,
@@ -28,6 +25,9 @@ from pytest_aiconformance.reports.go_artifacts import (
 )
 from pytest_aiconformance.reports.meta import OPTIONAL_METADATA, PlatformMeta, RunMeta
 from pytest_aiconformance.reports.product_yaml import complete_verdicts, render_product_yaml
+from pytest_aiconformance.verdicts.catalog import load_catalog
+from pytest_aiconformance.verdicts.model import RequirementVerdict, Status
+from pytest_aiconformance.verdicts.outcomes import Outcome
 
 PLACEHOLDER_PRODUCT = "product-name"
 

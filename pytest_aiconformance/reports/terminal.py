@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_aiconformance.model import RequirementVerdict
-from pytest_aiconformance.verdicts import must_not_implemented, summarize
+from pytest_aiconformance.verdicts.model import RequirementVerdict
+from pytest_aiconformance.verdicts.rules import must_not_implemented, summarize
 
 
 def _cut(text: str, room: int) -> str:

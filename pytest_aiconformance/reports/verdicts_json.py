@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_aiconformance.model import CheckResult, RequirementVerdict
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta
-from pytest_aiconformance.verdicts import must_not_implemented, summarize
+from pytest_aiconformance.verdicts.model import CheckResult, RequirementVerdict
+from pytest_aiconformance.verdicts.rules import must_not_implemented, summarize
 
 SCHEMA_VERSION = 1
 

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiconformance_lab import Lab, LabInfo, LabShape
 from kubernetes import client, config
-
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape
 
 # The order the lab test files run in: kwok-only labs first, then the operators, the real
 # node, Coscheduling, and the check that every module is a cache hit last.  It follows the

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiconformance_lab import Lab, LabInfo, LabShape, procs
 from test_suite_on_lab import CHECKS, ROOT, run_suite, verdicts
 
-from pytest_aiconformance.cluster import connect
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape, procs
-from pytest_aiconformance.waiting import Target, watch_until
+from pytest_aiconformance.cluster.client import connect
+from pytest_aiconformance.cluster.waits import Target, watch_until
 
 pytestmark = pytest.mark.lab
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import labchecks
 import pytest
+from aiconformance_lab import LabInfo, LabShape
 from kubernetes import client
 
 from conftest import api_client, drop_namespace, make_namespace, start_lab
-from pytest_aiconformance.lab import LabInfo, LabShape
 
 pytestmark = pytest.mark.lab
 

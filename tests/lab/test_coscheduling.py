@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiconformance_lab import Lab, LabInfo, LabShape, procs
 from test_suite_on_lab import run_suite, verdicts
-
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape, procs
 
 pytestmark = pytest.mark.lab
 

@@ -29,15 +29,15 @@ from typing import Any
 
 import pytest
 import yaml
+from aiconformance_lab import Lab, LabInfo, LabShape, hostnet, realnode
+from aiconformance_lab.build import build_modules
 
-from pytest_aiconformance.cluster import Kube, connect
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape, hostnet, realnode
-from pytest_aiconformance.lab.build import build_modules
+from pytest_aiconformance.cluster.client import Kube, connect
 
 pytestmark = [pytest.mark.lab]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECK = ROOT / "conformance_tests" / "test_gang_scheduling.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_gang_scheduling.py"
 NO_GANG = dict(gpu_nodes=2, cpu_nodes=1, kueue=False, workload_api=False)
 KUEUE_KINDS = ("clusterqueues.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io",
                "workloads.kueue.x-k8s.io")

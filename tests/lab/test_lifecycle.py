@@ -16,10 +16,10 @@ from pathlib import Path
 
 import labchecks
 import pytest
+from aiconformance_lab import Lab, LabError, LabInfo, LabShape, procs
 from kubernetes import client
 
 from conftest import api_client
-from pytest_aiconformance.lab import Lab, LabError, LabInfo, LabShape, procs
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +30,7 @@ SMALL = LabShape(gpu_nodes=1, cpu_nodes=0, dra=False, metrics_server=False)
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "pytest_aiconformance.lab", *args],
+        [sys.executable, "-m", "aiconformance_lab", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -121,7 +121,7 @@ def _start_owned_lab_in_child(state_dir: Path) -> subprocess.Popen[str]:
     """A 'test session' that starts a lab it owns, then hangs (to be SIGKILLed)."""
     code = (
         "import sys; from pathlib import Path;"
-        "from pytest_aiconformance.lab import Lab, LabShape;"
+        "from aiconformance_lab import Lab, LabShape;"
         f"Lab(Path({str(state_dir)!r})).up(LabShape(**{SMALL.to_dict()!r}), lambda _: None,"
         " owner_pid=__import__('os').getpid());"
         "print('READY', flush=True); sys.stdin.read()"
@@ -228,7 +228,7 @@ def test_a_host_without_real_nodes_starts_the_kwok_part(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A real-node shape with a gateway and Prometheus on a host that cannot run a real node
     (no root, say): one line says why, and the kwok-only lab starts without the node's parts."""
-    from pytest_aiconformance.lab import hostnet
+    from aiconformance_lab import hostnet
 
     monkeypatch.setattr(hostnet, "missing_prerequisite", lambda *_: "not root")
     said: list[str] = []

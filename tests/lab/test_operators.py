@@ -19,11 +19,11 @@ from typing import Any
 
 import labchecks
 import pytest
+from aiconformance_lab import Lab, LabError, LabInfo, LabShape
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import api_client
-from pytest_aiconformance.lab import Lab, LabError, LabInfo, LabShape
 
 pytestmark = pytest.mark.lab
 

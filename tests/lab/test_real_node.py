@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape, hostnet, realnode
-from pytest_aiconformance.lab import procs as lab_procs
+from aiconformance_lab import Lab, LabInfo, LabShape, hostnet, realnode
+from aiconformance_lab import procs as lab_procs
 
 pytestmark = [
     pytest.mark.lab,
@@ -33,7 +32,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = ROOT / "conformance_tests"
+CHECKS = ROOT / "pytest_aiconformance" / "checks"
 REAL = dict(gpu_nodes=2, time_sliced_nodes=1, cpu_nodes=1, kuberay=True, kueue=True,
             trainer=True, karpenter=True, real_nodes=1, gateway=True, prometheus=True,
             keda=True, shared_gpus=1, gpu_injection="runtime", real_node_dra=True)
@@ -356,7 +355,7 @@ def test_killed_session_leaves_nothing_on_the_host(holder, short_dir, before):
     node's containers and host state, and the host is exactly as it was."""
     holder.stop()
     state = short_dir
-    script = (f"from pytest_aiconformance.lab import Lab, LabShape\n"
+    script = (f"from aiconformance_lab import Lab, LabShape\n"
               f"Lab({str(state)!r}).up(LabShape(gpu_nodes=1, cpu_nodes=0, real_nodes=1),"
               f" owner_pid=__import__('os').getpid())\n"
               f"import time; time.sleep(600)\n")

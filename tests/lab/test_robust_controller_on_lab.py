@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiconformance_lab import Lab, LabInfo, LabShape
 
-from pytest_aiconformance.cluster import connect
-from pytest_aiconformance.isolation import selector_all_runs
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape
+from pytest_aiconformance.cluster.client import connect
+from pytest_aiconformance.cluster.run_objects import selector_all_runs
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECK = ROOT / "conformance_tests" / "test_robust_controller.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_robust_controller.py"
 
 
 def _up(tmp: Path, shape: LabShape) -> tuple[Lab, LabInfo]:

@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from pytest_aiconformance.lab import LabError, LabShape, build, objects
+from aiconformance_lab import LabError, LabShape, build, objects
 
 
 def test_shape_from_yaml_and_errors(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiconformance_lab import Lab, LabShape
 
-from pytest_aiconformance.cluster import connect
-from pytest_aiconformance.lab import Lab, LabShape
+from pytest_aiconformance.cluster.client import connect
 
 pytestmark = pytest.mark.lab
 
@@ -97,7 +97,7 @@ def shape_run(name: str, tmp_path_factory: pytest.TempPathFactory) -> ShapeRun:
             kube.close()
         report = tmp / "report"
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-               "-c", str(ROOT / "pyproject.toml"), str(ROOT / "conformance_tests"),
+               "-c", str(ROOT / "pyproject.toml"), str(ROOT / "pytest_aiconformance" / "checks"),
                f"--kubeconfig={info.kubeconfig}", "--context", info.context,
                "--aic-version", "1.35", "--aic-timeout-scale", "0.5",
                f"--aic-report-dir={report}", "-q", "-rs"]

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiconformance_lab import Lab, LabInfo, LabShape
 
-from pytest_aiconformance.cluster import connect
-from pytest_aiconformance.isolation import cluster_scoped_kinds, selector_all_runs
-from pytest_aiconformance.lab import Lab, LabInfo, LabShape
-from pytest_aiconformance.validator import validate_submission
+from pytest_aiconformance.cluster.client import connect
+from pytest_aiconformance.cluster.run_objects import cluster_scoped_kinds, selector_all_runs
+from pytest_aiconformance.validator.rules import validate_submission
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = ROOT / "conformance_tests"
+CHECKS = ROOT / "pytest_aiconformance" / "checks"
 
 
 def _shape(**kw: Any) -> LabShape:
@@ -310,7 +310,7 @@ def test_apiserver_restart_mid_run_changes_no_verdict(conformant, tmp_path):
 def _wait_for_labelled_namespace(info: LabInfo, deadline: float) -> str:
     kube = connect(Path(info.kubeconfig), info.context)
     try:
-        from pytest_aiconformance.waiting import Target, watch_until
+        from pytest_aiconformance.cluster.waits import Target, watch_until
 
         found = watch_until(kube, Target("v1", "Namespace", label_selector=selector_all_runs()),
                             lambda objs: bool(objs), timeout=deadline,
@@ -325,7 +325,7 @@ def _start_suite(info: LabInfo, report: Path, files: list[str]) -> subprocess.Po
     (one still terminating would be taken for the child's first)."""
     kube = connect(Path(info.kubeconfig), info.context)
     try:
-        from pytest_aiconformance.waiting import Target, wait_deleted
+        from pytest_aiconformance.cluster.waits import Target, wait_deleted
 
         wait_deleted(kube, Target("v1", "Namespace", label_selector=selector_all_runs()),
                      timeout=180)

@@ -2,7 +2,7 @@
 
 CHECKS = '''
 import pytest
-from pytest_aiconformance.outcomes import not_applicable, not_observable
+from pytest_aiconformance.verdicts.outcomes import not_applicable, not_observable
 
 # dra_support: essential pass + supporting not observable -> Implemented (note on supporting)
 @pytest.mark.requirement("dra_support", junit="TestDRASupport/APIKindsServed")

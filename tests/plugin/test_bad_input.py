@@ -10,7 +10,7 @@ from dummies import KUBE_CHECK
 from fakeapi import FakeApiServer, write_kubeconfig
 
 from conftest import base_args
-from pytest_aiconformance.catalog import load_catalog
+from pytest_aiconformance.verdicts.catalog import load_catalog
 
 
 def closed_port() -> int:

@@ -11,7 +11,7 @@ from fakeapi import FakeApiServer
 
 from conftest import ROOT, base_args
 
-CHECK = ROOT / "conformance_tests" / "test_cluster_autoscaling.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_cluster_autoscaling.py"
 
 
 def crd(name: str) -> dict[str, Any]:

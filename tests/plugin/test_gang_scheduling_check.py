@@ -15,9 +15,9 @@ from fakeapi import FakeApiServer
 from test_profile_detection import gpu_node
 
 from conftest import ROOT, base_args
-from pytest_aiconformance.verdicts import sentence
+from pytest_aiconformance.verdicts.rules import sentence
 
-CHECK = ROOT / "conformance_tests" / "test_gang_scheduling.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_gang_scheduling.py"
 ORDER = ["volcano", "kueue", "kai", "coscheduling", "workload-api"]  # the check's parameters
 BOUND = "A gang of 2 members is bound together and completes."
 UNBOUND = "A gang one member larger than free capacity stays entirely unbound, with a reason."

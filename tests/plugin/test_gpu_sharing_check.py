@@ -13,7 +13,7 @@ from test_profile_detection import gpu_node
 
 from conftest import ROOT, base_args
 
-CHECK = ROOT / "conformance_tests" / "test_gpu_sharing.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_gpu_sharing.py"
 
 
 def advertised(aic: pytest.Pytester) -> tuple[dict[str, Any], str]:

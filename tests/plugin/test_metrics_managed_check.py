@@ -18,8 +18,8 @@ from fakeapi import FakeApiServer, FakeCluster
 
 from conftest import ROOT, base_args
 
-SERVICE_CHECK = ROOT / "conformance_tests" / "test_ai_service_metrics.py"
-DEVICE_CHECK = ROOT / "conformance_tests" / "test_accelerator_metrics.py"
+SERVICE_CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_ai_service_metrics.py"
+DEVICE_CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_accelerator_metrics.py"
 RUN_LABEL = "aiconformance.io/run-id"
 GMP = "monitoring.googleapis.com/v1"
 AZURE = "azmonitoring.coreos.com/v1"

@@ -16,7 +16,7 @@ from dummies import KUBE_CHECK
 from fakeapi import write_kubeconfig
 
 from conftest import project_ini
-from pytest_aiconformance.settings import OPTIONS
+from pytest_aiconformance.run.settings import OPTIONS
 
 CHECK = """
 import pytest

@@ -10,7 +10,7 @@ import pytest
 from fakeapi import FakeApiServer
 
 from conftest import ROOT, base_args
-from pytest_aiconformance.settings import OPTIONS
+from pytest_aiconformance.run.settings import OPTIONS
 
 DOCUMENTED = [
     "--kubeconfig", "--context", "--aic-version", "--accelerator", "--allocation-mode",
@@ -49,7 +49,7 @@ def test_collect_only_real_checks_fast_and_offline(pytester: pytest.Pytester) ->
     start = time.monotonic()
     result = pytester.run(sys.executable, "-m", "pytest", "--collect-only", "-q",
                           "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                          "-c", str(ROOT / "pyproject.toml"), str(ROOT / "conformance_tests"))
+                          "-c", str(ROOT / "pyproject.toml"), str(ROOT / "pytest_aiconformance" / "checks"))
     elapsed = time.monotonic() - start
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 0, out

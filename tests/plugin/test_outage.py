@@ -13,7 +13,7 @@ from fakeapi import FakeApiServer, write_kubeconfig
 from test_bad_input import closed_port
 
 from conftest import base_args
-from pytest_aiconformance.cluster import PROGRESS_LOGGER, Unreachable, connect
+from pytest_aiconformance.cluster.client import PROGRESS_LOGGER, Unreachable, connect
 
 
 def _kube(tmp_path: Path, port: int, budget: float):
@@ -63,7 +63,7 @@ def test_budget_is_bounded(tmp_path: Path) -> None:
 
 CHECKS = """
 import pytest
-from pytest_aiconformance.cluster import ClusterError, Unreachable
+from pytest_aiconformance.cluster.client import ClusterError, Unreachable
 
 @pytest.mark.requirement("gang_scheduling")
 def test_gang():

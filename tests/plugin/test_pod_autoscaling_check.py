@@ -15,9 +15,9 @@ from fakeapi import FakeApiServer, FakeCluster
 from test_profile_detection import gpu_node
 
 from conftest import ROOT, base_args
-from pytest_aiconformance import custom_metrics
+from pytest_aiconformance.requirements import pod_autoscaling
 
-CHECK = ROOT / "conformance_tests" / "test_pod_autoscaling.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_pod_autoscaling.py"
 HPA = {"autoscaling/v2": {"horizontalpodautoscalers": ("HorizontalPodAutoscaler", True)}}
 KEDA = {"keda.sh/v1alpha1": {"scaledobjects": ("ScaledObject", True)}}
 EXTERNAL = {"external.metrics.k8s.io/v1beta1": {
@@ -150,10 +150,10 @@ def test_custom_metric_that_never_appears_fails_in_time(aic: pytest.Pytester,
     assert reason.startswith(
         "the custom metrics adapter (custom.metrics.k8s.io/v1beta1 (APIService "
         "v1beta1.custom.metrics.k8s.io -> Service monitoring/prometheus-adapter)) did not "
-        f"serve {custom_metrics.METRIC} for the check's pod queue-scaler-7d4b9-x2k8q within")
-    assert f"pods/*/{custom_metrics.METRIC} last answered: 404" in reason
+        f"serve {pod_autoscaling.METRIC} for the check's pod queue-scaler-7d4b9-x2k8q within")
+    assert f"pods/*/{pod_autoscaling.METRIC} last answered: 404" in reason
     # the pods were annotated for scraping, as no Prometheus Operator or VMAgent was found
     deployment = fc.objects["deployments"]["queue-scaler"]
     assert deployment["spec"]["template"]["metadata"]["annotations"] == \
-        custom_metrics.scrape_annotations()
+        pod_autoscaling.scrape_annotations()
     assert checks[CPU_CASE]["outcome"] == "not applicable"

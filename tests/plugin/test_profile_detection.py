@@ -141,7 +141,7 @@ def test_load_check_is_supporting_where_the_profile_pins_no_load(
     """The real accelerator_metrics load check on AMD nodes: it skips (no load image for AMD)
     as a supporting check, so it cannot leave the requirement Not verified by itself."""
     fake.cluster.add("nodes", gpu_node("m1", {"amd.com/gpu": "8"}))
-    check = ROOT / "conformance_tests" / "test_accelerator_metrics.py"
+    check = ROOT / "pytest_aiconformance" / "checks" / "test_accelerator_metrics.py"
     # The fake cannot delete a namespace's pods: the check's namespace is kept instead.
     result = aic.runpytest_subprocess(
         *base_args(aic, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),

@@ -18,7 +18,7 @@ from fakeapi import FakeApiServer
 
 from conftest import ROOT, base_args
 
-CHECK = ROOT / "conformance_tests" / "test_robust_controller.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_robust_controller.py"
 RAY_CRDS = ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io")
 ADMISSION = "admissionregistration.k8s.io/v1"
 

@@ -16,7 +16,7 @@ import yaml
 from fakeapi import FakeApiServer
 
 from conftest import base_args
-from pytest_aiconformance.discovery import SIMULATED_ACCELERATORS_LABEL
+from pytest_aiconformance.cluster.discovery import SIMULATED_ACCELERATORS_LABEL
 
 CHECK = """
 import pytest

@@ -11,7 +11,7 @@ import yaml
 from dummies import CHECKS, EXPECTED_134
 
 from conftest import base_args
-from pytest_aiconformance.catalog import load_catalog
+from pytest_aiconformance.verdicts.catalog import load_catalog
 
 ALLOWED = {"Implemented", "Not Implemented", "Partially Implemented", "N/A", ""}
 
@@ -174,7 +174,7 @@ def test_version_from_server(suite: pytest.Pytester, fake: Any) -> None:
 
 POD_AUTOSCALING_NA = """
 import pytest
-from pytest_aiconformance.outcomes import not_applicable
+from pytest_aiconformance.verdicts.outcomes import not_applicable
 
 @pytest.mark.requirement("pod_autoscaling")
 def test_hpa():
@@ -251,7 +251,7 @@ def test_node_id_selection_is_partial_too(aic: pytest.Pytester) -> None:
 
 SOLUTIONS = """
 import pytest
-from pytest_aiconformance.outcomes import not_applicable
+from pytest_aiconformance.verdicts.outcomes import not_applicable
 
 SCHEDULERS = ["alpha", "beta", "gamma"]
 

@@ -12,7 +12,7 @@ from test_profile_detection import gpu_node
 
 from conftest import ROOT, base_args
 
-CHECK = ROOT / "conformance_tests" / "test_virtualized_accelerator.py"
+CHECK = ROOT / "pytest_aiconformance" / "checks" / "test_virtualized_accelerator.py"
 
 
 def offered(aic: pytest.Pytester) -> dict[str, str]:

@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_aiconformance import images as images_mod
-from pytest_aiconformance.accelerators import (
+from pytest_aiconformance.cluster import images as images_mod
+from pytest_aiconformance.cluster.images import (
+    ImageConfigError,
+    UnknownImageError,
+    list_images,
+    load_images,
+    split_reference,
+)
+from pytest_aiconformance.cluster.profiles import (
     LoadSpec,
     NodeEvidence,
     PlatformSharing,
@@ -26,13 +33,6 @@ from pytest_aiconformance.accelerators import (
     profile_for_dra_driver,
     profile_for_resource,
     vendor_domains,
-)
-from pytest_aiconformance.images import (
-    ImageConfigError,
-    UnknownImageError,
-    list_images,
-    load_images,
-    split_reference,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "pytest_aiconformance" / "data"

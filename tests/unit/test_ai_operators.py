@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pytest_aiconformance import ai_operators as AO
+from pytest_aiconformance.requirements import robust_controller as AO
 
 # What the lab's API server answered to a dry run of a TrainJob named 0tj-webhook (Trainer
 # v2.0.0's webhook behind it, Kubernetes v1.35.4).

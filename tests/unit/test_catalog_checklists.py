@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_aiconformance.catalog import (
+from pytest_aiconformance.verdicts.catalog import (
     CHECKLIST_FILE,
     UnknownVersionError,
     load_catalog,
@@ -93,5 +93,6 @@ def test_template_parser_rejects_a_file_without_spec():
 
 def test_checklists_are_package_data():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "pytest_aiconformance.data.checklists" in setuptools["packages"]
+    assert setuptools["packages"]["find"]["include"] == ["pytest_aiconformance",
+                                                        "pytest_aiconformance.*"]
     assert setuptools["package-data"]["pytest_aiconformance.data.checklists"] == ["*.yaml"]

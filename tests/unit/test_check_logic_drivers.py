@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance import driver_versions as dv
-from pytest_aiconformance import virtualization as virt
-from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.cluster.profiles import get_profile
 from pytest_aiconformance.parsers import parse_key_values
+from pytest_aiconformance.requirements import driver_runtime_management as dv
+from pytest_aiconformance.requirements import virtualized_accelerator as virt
 
 PROBES = Path(__file__).resolve().parents[2] / "pytest_aiconformance" / "data" / "probes"
 REC = Path(__file__).resolve().parent / "data" / "recorded"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import gang_scheduling as G
+from pytest_aiconformance.requirements import gang_scheduling as G
 
 GPU = "nvidia.com/gpu"
 

@@ -1,4 +1,4 @@
-"""Metrics decisions (pytest_aiconformance.metrics_queries) on recorded exporter pages and
+"""Metrics decisions (pytest_aiconformance.cluster.monitoring) on recorded exporter pages and
 Prometheus API answers, including inputs that must fail.
 
 Recorded: dcgm/l40s-dcgm-exporter-metrics.txt (dcgm-exporter, one L40S),
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance import metrics_queries as mq
-from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.cluster import monitoring as mq
+from pytest_aiconformance.cluster.profiles import get_profile
 from pytest_aiconformance.parsers import parse_exposition, parse_query_response
 
 REC = Path(__file__).resolve().parent / "data" / "recorded"

@@ -6,8 +6,9 @@ Gateway API Inference Extension (v1 and v1alpha2 status) and llm-d use.
 
 from __future__ import annotations
 
-from pytest_aiconformance import inference_serving as inf
-from pytest_aiconformance import nic_discovery as nic
+from pytest_aiconformance.requirements import advanced_inference_ingress as aii
+from pytest_aiconformance.requirements import disaggregated_inference as dis
+from pytest_aiconformance.requirements import high_performance_networking as nic
 
 
 def node(name, alloc):
@@ -64,30 +65,30 @@ def parent(**conds):
 
 
 def test_pool_accepted_and_resolved():
-    assert inf.pool_accepted(pool([parent(Accepted="True", ResolvedRefs="True")]))[0]
-    assert inf.pool_accepted(pool([parent(Accepted="True")], "v1alpha2"))[0]
+    assert aii.pool_accepted(pool([parent(Accepted="True", ResolvedRefs="True")]))[0]
+    assert aii.pool_accepted(pool([parent(Accepted="True")], "v1alpha2"))[0]
 
 
 def test_pool_not_accepted_fails():
-    assert not inf.pool_accepted(pool([parent(Accepted="False")]))[0]
-    assert not inf.pool_accepted(pool([]))[0]
-    ok, reason = inf.pool_accepted(pool([parent(Accepted="True", ResolvedRefs="False")]))
+    assert not aii.pool_accepted(pool([parent(Accepted="False")]))[0]
+    assert not aii.pool_accepted(pool([]))[0]
+    ok, reason = aii.pool_accepted(pool([parent(Accepted="True", ResolvedRefs="False")]))
     assert not ok
     assert "ResolvedRefs=False" in reason
 
 
 def test_endpoint_picker_refs():
-    assert inf.endpoint_picker(pool([])) == ("vllm-epp", 9002)
+    assert aii.endpoint_picker(pool([])) == ("vllm-epp", 9002)
     old = {"spec": {"extensionRef": {"name": "epp", "portNumber": 9002}}}
-    assert inf.endpoint_picker(old) == ("epp", 9002)
-    assert inf.endpoint_picker({"spec": {}}) is None
+    assert aii.endpoint_picker(old) == ("epp", 9002)
+    assert aii.endpoint_picker({"spec": {}}) is None
 
 
 def test_ready_endpoints():
     slices = [{"endpoints": [{"conditions": {"ready": True}}, {"conditions": {"ready": False}},
                              {"conditions": {}}]}]
-    assert inf.ready_endpoints(slices) == 1
-    assert inf.ready_endpoints([]) == 0
+    assert aii.ready_endpoints(slices) == 1
+    assert aii.ready_endpoints([]) == 0
 
 
 def pod(name, **labels):
@@ -95,35 +96,35 @@ def pod(name, **labels):
 
 
 def test_llm_d_roles():
-    roles = inf.classify_roles([pod("p-0", **{"llm-d.ai/role": "prefill"}),
+    roles = dis.classify_roles([pod("p-0", **{"llm-d.ai/role": "prefill"}),
                                 pod("d-0", **{"llm-d.ai/role": "decode"}),
                                 pod("d-1", **{"llm-d.ai/role": "decode"}), pod("other")])
     assert roles is not None
     assert roles.prefill == ("p-0",)
     assert roles.decode == ("d-0", "d-1")
-    assert inf.separate_pods(roles)[0]
+    assert dis.separate_pods(roles)[0]
 
 
 def test_only_decode_is_not_disaggregated():
-    assert inf.classify_roles([pod("d-0", **{"llm-d.ai/role": "decode"})]) is None
-    assert inf.classify_roles([]) is None
+    assert dis.classify_roles([pod("d-0", **{"llm-d.ai/role": "decode"})]) is None
+    assert dis.classify_roles([]) is None
 
 
 def test_request_id_in_both_logs():
     rid = "aic-abc123-0011223344"
     pre = {"p-0": f"INFO prefill request {rid} 12 tokens\n", "p-1": "idle\n"}
     dec = {"d-0": f"INFO decode x-request-id={rid} done\n"}
-    ok, reason = inf.request_id_in_both(pre, dec, rid)
+    ok, reason = dis.request_id_in_both(pre, dec, rid)
     assert ok, reason
-    assert inf.log_lines_with(pre["p-0"], rid).startswith("INFO prefill")
+    assert dis.log_lines_with(pre["p-0"], rid).startswith("INFO prefill")
 
 
 def test_request_id_only_in_decode_fails():
     rid = "aic-abc123-0011223344"
-    ok, reason = inf.request_id_in_both({"p-0": "other request\n"}, {"d-0": rid}, rid)
+    ok, reason = dis.request_id_in_both({"p-0": "other request\n"}, {"d-0": rid}, rid)
     assert not ok
     assert "prefill" in reason
 
 
 def test_short_request_id_is_refused():
-    assert not inf.request_id_in_both({"p": "a"}, {"d": "a"}, "a")[0]
+    assert not dis.request_id_in_both({"p": "a"}, {"d": "a"}, "a")[0]

@@ -1,4 +1,4 @@
-"""Routing decisions (pytest_aiconformance.traffic) on recorded curl -si outputs.
+"""Routing decisions (pytest_aiconformance.cluster.traffic) on recorded curl -si outputs.
 
 Recorded inputs: http/http-echo-alb-200.txt (http-echo answering through an ALB, with its
 backend-only X-App-Name header), http/kong-404-no-route.txt (the proxy's own 404),
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance import traffic
+from pytest_aiconformance.cluster import traffic
 
 REC = Path(__file__).resolve().parent / "data" / "recorded"
 ECHO_200 = (REC / "http" / "http-echo-alb-200.txt").read_text()

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import custom_metrics as cm
-from pytest_aiconformance import probing
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.metrics_queries import plan_service_monitor, plan_vm_service_scrape
-from pytest_aiconformance.model import CheckResult, Role, Status
-from pytest_aiconformance.outcomes import Outcome
+from pytest_aiconformance.cluster import allocations
+from pytest_aiconformance.cluster.monitoring import plan_service_monitor, plan_vm_service_scrape
+from pytest_aiconformance.cluster.profiles import get_profile
 from pytest_aiconformance.parsers import parse_exposition
-from pytest_aiconformance.verdicts import aggregate
+from pytest_aiconformance.requirements import pod_autoscaling as cm
+from pytest_aiconformance.verdicts.catalog import load_catalog
+from pytest_aiconformance.verdicts.model import CheckResult, Role, Status
+from pytest_aiconformance.verdicts.outcomes import Outcome
+from pytest_aiconformance.verdicts.rules import aggregate
 
 CUSTOM_V2, CUSTOM_V1 = cm.CUSTOM_GVS
 BASE = ["v1", "apps/v1", "autoscaling/v2", "apiregistration.k8s.io/v1"]
@@ -179,7 +179,7 @@ def test_serve_command_writes_the_start_value_then_execs_httpd(tmp_path: Path) -
 
 @pytest.mark.parametrize("mode", ["device-plugin", "dra"])
 def test_exposer_deployment(mode: str) -> None:
-    alloc = probing.Allocation(mode, get_profile("nvidia"), resource="nvidia.com/gpu",
+    alloc = allocations.Allocation(mode, get_profile("nvidia"), resource="nvidia.com/gpu",
                                device_class="gpu.nvidia.com")
     dep = cm.exposer_deployment("queue-scaler", "ns", alloc, "gpu-1", image="busybox:1.36.1",
                                 annotations=cm.scrape_annotations())
@@ -350,7 +350,7 @@ def test_hpa_rows() -> None:
 
 
 def _result(name: str, outcome: Outcome, reason: str = "") -> CheckResult:
-    return CheckResult(nodeid=f"conformance_tests/test_pod_autoscaling.py::test_{name}",
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_pod_autoscaling.py::test_{name}",
                        requirement="pod_autoscaling", role=Role.ESSENTIAL, outcome=outcome,
                        reason=reason, junit_name=f"TestPodAutoscaling/{name}", title=name)
 

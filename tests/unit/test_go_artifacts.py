@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.model import CheckResult, Role
-from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports.go_artifacts import (
     PACKAGE,
     render_e2e_log,
     render_go_json,
     render_junit_xml,
 )
+from pytest_aiconformance.verdicts.catalog import load_catalog
+from pytest_aiconformance.verdicts.model import CheckResult, Role
+from pytest_aiconformance.verdicts.outcomes import Outcome
 
 ROOT = Path(__file__).parents[2]
 START = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ NASTY = 'pods <kueue-0> & "kueue-1" not bound'
 
 def check(name: str, outcome: Outcome, reason: str = "", duration: float = 0.25) -> CheckResult:
     req = re.sub(r"(?<!^)([A-Z])", r"_\1", name.split("/")[0].removeprefix("Test")).lower()
-    return CheckResult(nodeid=f"conformance_tests/test_{req}.py::test_{name}", requirement=req,
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_{req}.py::test_{name}", requirement=req,
                        role=Role.ESSENTIAL, outcome=outcome, reason=reason, junit_name=name,
                        title=name, duration=duration)
 
@@ -466,7 +466,7 @@ def test_evidence_cannot_pass_for_a_result(fmt):
 PROBE = '''
 import os
 import pytest
-from pytest_aiconformance.check_records import check_spec
+from pytest_aiconformance.run.check_records import check_spec
 
 
 @pytest.hookimpl(trylast=True)
@@ -488,7 +488,7 @@ def test_real_suite_checks_have_distinct_junit_names(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
          "-p", "aic_junit_names_probe", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-         str(ROOT / "conformance_tests")],
+         str(ROOT / "pytest_aiconformance" / "checks")],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     collected = re.search(r"(\d+) tests? collected", proc.stdout)

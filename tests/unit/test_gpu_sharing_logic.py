@@ -12,12 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiconformance_lab import LabShape, objects
 
-from pytest_aiconformance import gpu_sharing, probing
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.discovery import AcceleratorNode
-from pytest_aiconformance.gpu_sharing import PARTITION, TIME_SHARED, SharingClaim, SharingOffer
-from pytest_aiconformance.lab import LabShape, objects
+from pytest_aiconformance.cluster import probes
+from pytest_aiconformance.cluster.discovery import AcceleratorNode
+from pytest_aiconformance.cluster.profiles import get_profile
+from pytest_aiconformance.requirements import gpu_sharing, secure_accelerator_access
+from pytest_aiconformance.requirements.gpu_sharing import (
+    PARTITION,
+    TIME_SHARED,
+    SharingClaim,
+    SharingOffer,
+)
 
 NVIDIA = get_profile("nvidia")
 
@@ -273,16 +279,16 @@ def test_gke_time_sharing_nodes_cannot_show_distinct_devices() -> None:
     gke = AcceleratorNode("g", {"nvidia.com/gpu": "4"}, {
         "cloud.google.com/gke-gpu-sharing-strategy": "time-sharing",
         "cloud.google.com/gke-max-shared-clients-per-gpu": "4"})
-    assert probing.shared_devices(gke, NVIDIA) == (
+    assert secure_accelerator_access.shared_devices(gke, NVIDIA) == (
         "cloud.google.com/gke-gpu-sharing-strategy=time-sharing")
     clients = AcceleratorNode("c", {"nvidia.com/gpu": "4"}, {
         "cloud.google.com/gke-max-shared-clients-per-gpu": "2"})
-    assert probing.shared_devices(clients, NVIDIA) == (
+    assert secure_accelerator_access.shared_devices(clients, NVIDIA) == (
         "cloud.google.com/gke-max-shared-clients-per-gpu=2")
     # MIG partitions are distinct devices: two pods there must see different UUIDs.
     mig = AcceleratorNode("m", {"nvidia.com/gpu": "7"}, {
         "cloud.google.com/gke-gpu-partition-size": "1g.5gb"})
-    assert probing.shared_devices(mig, NVIDIA) == ""
+    assert secure_accelerator_access.shared_devices(mig, NVIDIA) == ""
 
 
 # --- identity probes must overlap in time ---------------------------------------------------
@@ -299,13 +305,13 @@ def test_identity_probes_that_only_overlap_in_pairs_did_not_run_together() -> No
     chain = [_ran("2026-11-30T07:00:01Z", "2026-11-30T07:00:10Z"),
              _ran("2026-11-30T07:00:05Z", "2026-11-30T07:00:15Z"),
              _ran("2026-11-30T07:00:12Z", "2026-11-30T07:00:20Z")]
-    assert probing.ran_together(chain) is False
-    assert probing.ran_together(chain[:2]) is True
+    assert probes.ran_together(chain) is False
+    assert probes.ran_together(chain[:2]) is True
     # One starting the second the other finished never held the device alongside it.
     touching = [_ran("2026-11-30T07:00:01Z", "2026-11-30T07:00:05Z"),
                 _ran("2026-11-30T07:00:05Z", "2026-11-30T07:00:09Z")]
-    assert probing.ran_together(touching) is False
+    assert probes.ran_together(touching) is False
     # A pod still running (no terminated state) has no end to compare: no proof.
     running = {"status": {"containerStatuses": [{"state": {"running": {
         "startedAt": "2026-11-30T07:00:02Z"}}}]}}
-    assert probing.ran_together([chain[0], running]) is False
+    assert probes.ran_together([chain[0], running]) is False

@@ -6,9 +6,9 @@ Discovery counts every GPU and labels the replicas, without ``-SHARED`` on the p
 
 from __future__ import annotations
 
-from pytest_aiconformance import gpu_sharing, probing
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.discovery import AcceleratorNode
+from pytest_aiconformance.cluster.discovery import AcceleratorNode
+from pytest_aiconformance.cluster.profiles import get_profile
+from pytest_aiconformance.requirements import gpu_sharing, secure_accelerator_access
 
 NVIDIA = get_profile("nvidia")
 LABELS = {"nvidia.com/gpu.count": "3", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
@@ -50,11 +50,11 @@ def test_every_device_renamed() -> None:
 def test_whole_gpus_beside_renamed_replicas_are_not_shared() -> None:
     resources = {"nvidia.com/gpu": "2", "nvidia.com/gpu.shared": "4"}
     mixed = AcceleratorNode("mixed", resources, dict(LABELS))
-    assert probing.shared_devices(mixed, NVIDIA, "nvidia.com/gpu") == ""
-    assert probing.shared_devices(mixed, NVIDIA, "nvidia.com/gpu.shared") == (
+    assert secure_accelerator_access.shared_devices(mixed, NVIDIA, "nvidia.com/gpu") == ""
+    assert secure_accelerator_access.shared_devices(mixed, NVIDIA, "nvidia.com/gpu.shared") == (
         "nvidia.com/gpu.sharing-strategy=time-slicing")
-    assert probing.shared_devices(mixed, NVIDIA) == "nvidia.com/gpu.sharing-strategy=time-slicing"
+    assert secure_accelerator_access.shared_devices(mixed, NVIDIA) == "nvidia.com/gpu.sharing-strategy=time-slicing"
     # Replicas kept under the plain name: those GPUs are shared.
     plain = AcceleratorNode("plain", {"nvidia.com/gpu": "8"}, dict(LABELS))
-    assert probing.shared_devices(plain, NVIDIA, "nvidia.com/gpu") == (
+    assert secure_accelerator_access.shared_devices(plain, NVIDIA, "nvidia.com/gpu") == (
         "nvidia.com/gpu.sharing-strategy=time-slicing")

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from pytest_aiconformance import helm
-from pytest_aiconformance.cluster import ApiError
-from pytest_aiconformance.helm import HelmError, HelmTool
-from pytest_aiconformance.images import Image
-from pytest_aiconformance.operators import OperatorManager, load_operator_specs
+from pytest_aiconformance.cluster import helm
+from pytest_aiconformance.cluster.client import ApiError
+from pytest_aiconformance.cluster.helm import HelmError, HelmTool
+from pytest_aiconformance.cluster.images import Image
+from pytest_aiconformance.cluster.operators import OperatorManager, load_operator_specs
 
 KUEUE = {"repo": "oci://registry.k8s.io/kueue/charts", "name": "kueue", "version": "0.17.0"}
 IMAGES = {

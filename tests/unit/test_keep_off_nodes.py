@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_aiconformance.isolation import RunContext
+from pytest_aiconformance.cluster.run_objects import RunContext
 
 
 def _ctx(nodes: list[str]) -> RunContext:

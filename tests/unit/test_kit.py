@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pytest_aiconformance import kit
-from pytest_aiconformance.check_records import junit_name
+from pytest_aiconformance.run.check_records import junit_name
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = sorted((ROOT / "conformance_tests").glob("*.py"))
+CHECKS = sorted((ROOT / "pytest_aiconformance" / "checks").glob("*.py"))
 
 
 def _our_imports(path: Path) -> list[str]:
@@ -35,11 +35,11 @@ def test_checks_import_only_the_kit(path: Path) -> None:
 
 def test_the_rule_sees_a_forbidden_import(tmp_path: Path) -> None:
     check = tmp_path / "test_x.py"
-    check.write_text("from pytest_aiconformance.isolation import RUN_LABEL\n"
-                     "import pytest_aiconformance.cluster\n"
+    check.write_text("from pytest_aiconformance.cluster.run_objects import RUN_LABEL\n"
+                     "import pytest_aiconformance.cluster.client\n"
                      "from pytest_aiconformance.kit import Target\n")
-    assert _our_imports(check) == ["pytest_aiconformance.isolation",
-                                   "pytest_aiconformance.cluster", "pytest_aiconformance.kit"]
+    assert _our_imports(check) == ["pytest_aiconformance.cluster.run_objects",
+                                   "pytest_aiconformance.cluster.client", "pytest_aiconformance.kit"]
 
 
 def test_kit_exports_exist_and_are_documented() -> None:

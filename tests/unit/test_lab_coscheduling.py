@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiconformance_lab import build, coscheduling, lab, pki, procs
+from aiconformance_lab.__main__ import _parser, _shape
+from aiconformance_lab.build import BuiltModule
+from aiconformance_lab.errors import LabError
+from aiconformance_lab.shape import LabShape
+from aiconformance_lab.spec import COMPONENTS, SpecInputs
+from aiconformance_lab.statedir import StateDir
 
-from pytest_aiconformance import gang_scheduling as G
-from pytest_aiconformance.lab import build, coscheduling, lab, pki, procs
-from pytest_aiconformance.lab.__main__ import _parser, _shape
-from pytest_aiconformance.lab.build import BuiltModule
-from pytest_aiconformance.lab.errors import LabError
-from pytest_aiconformance.lab.shape import LabShape
-from pytest_aiconformance.lab.spec import COMPONENTS, SpecInputs
-from pytest_aiconformance.lab.statedir import StateDir
+from pytest_aiconformance.requirements import gang_scheduling as G
 
 PORTS = {"scheduler-plugins-scheduler": 21101, "scheduler-plugins-controller": 21102}
 SCHEDULER, CONTROLLER = "scheduler-plugins-scheduler", "scheduler-plugins-controller"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance.settings import IMAGES_ENV, images_with_lab
+from pytest_aiconformance.run.settings import IMAGES_ENV, images_with_lab
 
 
 def test_lab_images_replace_the_packaged_ones(tmp_path: Path,

@@ -10,14 +10,14 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from aiconformance_lab import build, nodeimages, procs, prometheus
+from aiconformance_lab.errors import LabError
+from aiconformance_lab.pki import PKIPaths
+from aiconformance_lab.shape import LabShape
+from aiconformance_lab.spec import SpecInputs
+from aiconformance_lab.statedir import StateDir
 
-from pytest_aiconformance import metrics_queries
-from pytest_aiconformance.lab import build, nodeimages, procs, prometheus
-from pytest_aiconformance.lab.errors import LabError
-from pytest_aiconformance.lab.pki import PKIPaths
-from pytest_aiconformance.lab.shape import LabShape
-from pytest_aiconformance.lab.spec import SpecInputs
-from pytest_aiconformance.lab.statedir import StateDir
+from pytest_aiconformance.cluster import monitoring
 
 IMAGE = "aic-lab.local/prometheus:0123456789ab"
 RELOADER = "aic-lab.local/prometheus-config-reloader:ba9876543210"
@@ -107,7 +107,7 @@ def test_the_suite_finds_and_selects_it() -> None:
     queried at prometheus-operated:web, and the ServiceMonitor the check builds goes beside
     the workload with release=aic-lab, the label the Prometheus selects."""
     obj = prometheus.prometheus(IMAGE, "aic-real-0")
-    found = metrics_queries.choose_monitoring([obj], [])
+    found = monitoring.choose_monitoring([obj], [])
     assert found.kind == "Prometheus"
     assert found.endpoint is not None
     assert found.endpoint.api_path() == (
@@ -116,7 +116,7 @@ def test_the_suite_finds_and_selects_it() -> None:
     plan = found.plan("aic-check-1")
     assert (plan.monitor_namespace, plan.monitor_labels, plan.namespace_labels) == (
         "aic-check-1", {"release": "aic-lab"}, {})
-    sm = metrics_queries.service_monitor("aic-x", plan, "aic-check-1", {"app": "a"}, "web",
+    sm = monitoring.service_monitor("aic-x", plan, "aic-check-1", {"app": "a"}, "web",
                                          ["aiconformance.io/run-id"])
     assert sm["metadata"]["labels"] == {"release": "aic-lab"}
 
@@ -239,7 +239,7 @@ def test_specs_follow_the_shape_switch(tmp_path: Path) -> None:
 
 
 def test_scraped_jobs_are_those_with_a_healthy_target() -> None:
-    from pytest_aiconformance.lab.prometheus import scraped_jobs
+    from aiconformance_lab.prometheus import scraped_jobs
 
     targets = {"status": "success", "data": {"activeTargets": [
         {"labels": {"job": "aic-dcgm-exporter"}, "health": "unknown"},

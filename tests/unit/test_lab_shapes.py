@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiconformance_lab import LabError, LabShape, karpenter, objects
+from aiconformance_lab.__main__ import main as lab_main
+from aiconformance_lab.shape import parse_taint, shape_file, shape_names
 
-from pytest_aiconformance import probing, workloads
-from pytest_aiconformance.accelerators import get_profile
-from pytest_aiconformance.discovery import AcceleratorNode, ClusterInfo
-from pytest_aiconformance.isolation import RunContext
-from pytest_aiconformance.lab import LabError, LabShape, karpenter, objects
-from pytest_aiconformance.lab.__main__ import main as lab_main
-from pytest_aiconformance.lab.shape import parse_taint, shape_file, shape_names
-from pytest_aiconformance.settings import _lab_shape
+from pytest_aiconformance.cluster import allocations, probes, workloads
+from pytest_aiconformance.cluster.discovery import AcceleratorNode, ClusterInfo
+from pytest_aiconformance.cluster.profiles import get_profile
+from pytest_aiconformance.cluster.run_objects import RunContext
+from pytest_aiconformance.requirements import secure_accelerator_access
+from pytest_aiconformance.run.lifecycle import lab_shape_file as _lab_shape
 
 NAMES = ["amd", "busy", "dra-only", "mig", "scale-from-zero", "tainted-gpus"]
 
@@ -82,7 +83,7 @@ def test_aic_lab_shape_option_resolves_names(tmp_path: Path) -> None:
 
 def test_cli_takes_a_name_with_options_on_top(capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_aiconformance.lab import __main__ as cli
+    from aiconformance_lab import __main__ as cli
 
     seen: list[LabShape] = []
 
@@ -310,8 +311,8 @@ def test_karpenter_pool_makes_nodes_like_the_labs_gpu_nodes() -> None:
 
 def test_karpenter_process_names_its_state_dir(tmp_path: Path) -> None:
     """The command line names the state dir: that is how `down` knows the process is its own."""
-    from pytest_aiconformance.lab.spec import SpecInputs
-    from pytest_aiconformance.lab.statedir import StateDir
+    from aiconformance_lab.spec import SpecInputs
+    from aiconformance_lab.statedir import StateDir
 
     state = StateDir(tmp_path)
     inputs = SpecInputs(LabShape(karpenter=True), {"karpenter": Path("/bin/karpenter")},
@@ -367,13 +368,13 @@ def _info(shape: LabShape) -> ClusterInfo:
 def test_dra_capacity_is_the_class_devices_minus_allocated_claims() -> None:
     shape = LabShape.load("dra-only")
     info = _info(shape)
-    alloc = probing.choose_allocation(info, get_profile("nvidia"), "auto")
+    alloc = allocations.choose_allocation(info, get_profile("nvidia"), "auto")
     assert (alloc.mode, alloc.device_class) == ("dra", "gpu.nvidia.com")
     assert alloc.refusal == "cannot allocate all claims"
     claim = objects._busy_claim({"name": "c", "namespace": "t"}, "gpu.nvidia.com", 1)
     kube = FakeKube([*objects.dra_objects(shape), _allocated(claim, "aic-gpu-1", ["gpu-0"])])
-    assert probing.allocatable_per_node(kube, info, alloc) == {"aic-gpu-0": 2, "aic-gpu-1": 2}
-    assert probing.free_accelerators(kube, info, alloc) == {"aic-gpu-0": 2, "aic-gpu-1": 1}
+    assert allocations.allocatable_per_node(kube, info, alloc) == {"aic-gpu-0": 2, "aic-gpu-1": 2}
+    assert allocations.free_accelerators(kube, info, alloc) == {"aic-gpu-0": 2, "aic-gpu-1": 1}
 
 
 def test_device_class_selects_by_driver_and_attribute() -> None:
@@ -383,19 +384,19 @@ def test_device_class_selects_by_driver_and_attribute() -> None:
     older = {**slices[1], "spec": {**slices[1]["spec"], "pool": {
         "name": "aic-gpu-1", "generation": 0, "resourceSliceCount": 1}}}
     kube = FakeKube([objects.dra_objects(shape)[0], *slices, older])
-    devices = probing.class_devices(kube, "gpu.nvidia.com")
+    devices = allocations.class_devices(kube, "gpu.nvidia.com")
     assert {n: sorted(d[2] for d in devs) for n, devs in devices.items()} == {
         "aic-gpu-0": ["gpu-0"], "aic-gpu-1": ["gpu-0", "gpu-1"]}
-    selector = probing.parse_device_class({"spec": {"selectors": [{"cel": {"expression":
+    selector = allocations.parse_device_class({"spec": {"selectors": [{"cel": {"expression":
         'device.driver == "gpu.amd.com" && device.attributes["gpu.amd.com"].cardIndex == 0'}}]}})
-    assert selector == probing.DeviceSelector(frozenset({"gpu.amd.com"}),
+    assert selector == allocations.DeviceSelector(frozenset({"gpu.amd.com"}),
                                               (("gpu.amd.com", "cardIndex", "0"),))
     # a class whose CEL names no driver: the profile's drivers' devices, never another's
     vague = {**objects.dra_objects(shape)[0], "spec": {"selectors": [{"cel": {
         "expression": "device.attributes['gpu.nvidia.com'].type == 'gpu'"}}]}}
     other = {**slices[0], "spec": {**slices[0]["spec"], "driver": "gpu.example.com"}}
     kube = FakeKube([vague, other, slices[1]])
-    devices = probing.class_devices(kube, "gpu.nvidia.com", ("gpu.nvidia.com",))
+    devices = allocations.class_devices(kube, "gpu.nvidia.com", ("gpu.nvidia.com",))
     assert {n: len(d) for n, d in devices.items()} == {"aic-gpu-1": 2}
 
 
@@ -407,24 +408,24 @@ def test_busy_cluster_is_not_observable_in_both_modes() -> None:
                        [f"gpu-{i}" for i in range(8)]) for d in docs if d["kind"] ==
             "ResourceClaim"]
     kube = FakeKube([*objects.dra_objects(shape), *held])
-    alloc = probing.choose_allocation(info, get_profile("dra-example"), "auto")
-    total = probing.allocatable_per_node(kube, info, alloc)
-    free = probing.free_accelerators(kube, info, alloc)
+    alloc = allocations.choose_allocation(info, get_profile("dra-example"), "auto")
+    total = allocations.allocatable_per_node(kube, info, alloc)
+    free = allocations.free_accelerators(kube, info, alloc)
     assert free == {"aic-gpu-0": 0, "aic-gpu-1": 0}
     with pytest.raises(pytest.skip.Exception) as err:
-        probing.require_free_accelerator(free, total, alloc, "nothing to fill")
+        allocations.require_free_accelerator(free, total, alloc, "nothing to fill")
     assert str(err.value) == (
         "not observable here: every device of DeviceClass gpu.example.com is allocated "
         "(aic-gpu-0: 8 of 8 in use, aic-gpu-1: 8 of 8 in use), so nothing to fill")
     with pytest.raises(AssertionError, match=r"^no node offers a nvidia\.com/gpu$"):
-        probing.require_free_accelerator({}, {}, probing.Allocation(
+        allocations.require_free_accelerator({}, {}, allocations.Allocation(
             "device-plugin", get_profile("nvidia"), resource="nvidia.com/gpu"), "x")
-    probing.require_free_accelerator({"a": 1}, {"a": 2}, alloc, "x")  # one free: go on
+    allocations.require_free_accelerator({"a": 1}, {"a": 2}, alloc, "x")  # one free: go on
 
 
 def test_mig_mixed_picks_the_mig_resource_not_the_zero_gpu() -> None:
     info = _info(LabShape.load("mig").replace(dra=False))
-    alloc = probing.choose_allocation(info, get_profile("nvidia"), "auto")
+    alloc = allocations.choose_allocation(info, get_profile("nvidia"), "auto")
     assert alloc.resource == "nvidia.com/mig-1g.10gb"
     assert alloc.refusal == "Insufficient nvidia.com/mig-1g.10gb"
 
@@ -433,19 +434,19 @@ def test_accelerator_pod_asks_the_chosen_way() -> None:
     profile = get_profile("nvidia")
     ctr = workloads.container("c", ["sleep", "1"], image="x",
                               resources_={"limits": {"cpu": "200m"}})
-    plugin = probing.Allocation("device-plugin", profile, resource="nvidia.com/gpu")
-    pod = probing.accelerator_pod("p", "ns", plugin, ctr)
+    plugin = allocations.Allocation("device-plugin", profile, resource="nvidia.com/gpu")
+    pod = allocations.accelerator_pod("p", "ns", plugin, ctr)
     assert pod["spec"]["containers"][0]["resources"] == {
         "limits": {"cpu": "200m", "nvidia.com/gpu": "1"}}
     assert "resourceClaims" not in pod["spec"]
-    assert probing.claim_objects(plugin, "ns") == []
-    dra = probing.Allocation("dra", profile, device_class="gpu.nvidia.com")
-    pod = probing.accelerator_pod("p", "ns", dra, ctr, claim_template="one")
+    assert allocations.claim_objects(plugin, "ns") == []
+    dra = allocations.Allocation("dra", profile, device_class="gpu.nvidia.com")
+    pod = allocations.accelerator_pod("p", "ns", dra, ctr, claim_template="one")
     assert pod["spec"]["containers"][0]["resources"] == {
         "limits": {"cpu": "200m"}, "claims": [{"name": "accel"}]}
     assert pod["spec"]["resourceClaims"] == [{"name": "accel",
                                               "resourceClaimTemplateName": "one"}]
-    assert [o["kind"] for o in probing.claim_objects(dra, "ns")] == ["ResourceClaimTemplate"]
+    assert [o["kind"] for o in allocations.claim_objects(dra, "ns")] == ["ResourceClaimTemplate"]
     assert ctr["resources"] == {"limits": {"cpu": "200m"}}  # the caller's container untouched
 
 
@@ -476,12 +477,12 @@ def test_shared_devices_are_recognised() -> None:
     """A time-sliced node's pods may rightly share one device: no distinct-device proof there."""
     nvidia = get_profile("nvidia")
     info = _info(LabShape(gpu_nodes=1, time_sliced_nodes=1, gpus_per_node=2))
-    reasons = {n.name: probing.shared_devices(n, nvidia) for n in info.accelerator_nodes}
+    reasons = {n.name: secure_accelerator_access.shared_devices(n, nvidia) for n in info.accelerator_nodes}
     assert sorted(reasons.values()) == ["", "nvidia.com/gpu.sharing-strategy=time-slicing"]
     plain = AcceleratorNode("n", {"nvidia.com/gpu.shared": "8"}, {})
-    assert probing.shared_devices(plain, nvidia) == "advertises nvidia.com/gpu.shared"
+    assert secure_accelerator_access.shared_devices(plain, nvidia) == "advertises nvidia.com/gpu.shared"
     replicas = AcceleratorNode("r", {"nvidia.com/gpu": "8"}, {"nvidia.com/gpu.replicas": "4"})
-    assert probing.shared_devices(replicas, nvidia) == "nvidia.com/gpu.replicas=4"
+    assert secure_accelerator_access.shared_devices(replicas, nvidia) == "nvidia.com/gpu.replicas=4"
 
 
 def _ran(started: str, finished: str) -> dict[str, object]:
@@ -492,34 +493,34 @@ def _ran(started: str, finished: str) -> dict[str, object]:
 def test_ran_together_needs_every_pod_running_at_once() -> None:
     together = [_ran("2026-11-30T07:00:01Z", "2026-11-30T07:00:21Z"),
                 _ran("2026-11-30T07:00:03Z", "2026-11-30T07:00:23Z")]
-    assert probing.ran_together(together)
+    assert probes.ran_together(together)
     one_after_another = [_ran("2026-11-30T07:00:01Z", "2026-11-30T07:00:02Z"),
                          _ran("2026-11-30T07:00:05Z", "2026-11-30T07:00:06Z")]
-    assert not probing.ran_together(one_after_another)
-    assert not probing.ran_together([{"status": {}}, *together])  # no record: no proof
+    assert not probes.ran_together(one_after_another)
+    assert not probes.ran_together([{"status": {}}, *together])  # no record: no proof
 
 
 def test_pods_with_a_device_use_the_vendors_runtime_class_where_it_exists() -> None:
     info = _info(LabShape(gpu_nodes=1, cpu_nodes=0))
     nvidia = get_profile("nvidia")
-    alloc = probing.choose_allocation(info, nvidia, "device-plugin")
+    alloc = allocations.choose_allocation(info, nvidia, "device-plugin")
     assert alloc.runtime_class == ""  # the lab has no RuntimeClass nvidia
     info.runtime_classes = ["nvidia"]
-    alloc = probing.choose_allocation(info, nvidia, "device-plugin")
+    alloc = allocations.choose_allocation(info, nvidia, "device-plugin")
     assert alloc.runtime_class == "nvidia"
     ctr = workloads.container("c", ["true"], image="busybox")
-    assert probing.accelerator_pod("p", "ns", alloc, ctr)["spec"]["runtimeClassName"] == "nvidia"
-    assert probing.probe_pod("q", "ns", [ctr], alloc=alloc)["spec"]["runtimeClassName"] == "nvidia"
-    assert "runtimeClassName" not in probing.probe_pod("r", "ns", [ctr])["spec"]
+    assert allocations.accelerator_pod("p", "ns", alloc, ctr)["spec"]["runtimeClassName"] == "nvidia"
+    assert probes.probe_pod("q", "ns", [ctr], alloc=alloc)["spec"]["runtimeClassName"] == "nvidia"
+    assert "runtimeClassName" not in probes.probe_pod("r", "ns", [ctr])["spec"]
 
 
 # --- the control plane's command lines ------------------------------------------------------
 
 def _control_plane(shape: LabShape, tmp_path: Path) -> dict[str, list[str]]:
-    from pytest_aiconformance.lab import controlplane
-    from pytest_aiconformance.lab.pki import PKIPaths
-    from pytest_aiconformance.lab.spec import SpecInputs
-    from pytest_aiconformance.lab.statedir import StateDir
+    from aiconformance_lab import controlplane
+    from aiconformance_lab.pki import PKIPaths
+    from aiconformance_lab.spec import SpecInputs
+    from aiconformance_lab.statedir import StateDir
 
     ports = {name: 30000 + i for i, name in enumerate(
         ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"))}
@@ -568,7 +569,7 @@ def test_describe_says_when_the_workload_api_is_off() -> None:
 
 def test_up_flags_for_the_real_node_variants() -> None:
     """Every real-node shape key has an `up` flag (negative variants by hand, no YAML file)."""
-    from pytest_aiconformance.lab.__main__ import _parser, _shape
+    from aiconformance_lab.__main__ import _parser, _shape
 
     args = _parser().parse_args([
         "up", "--real-nodes", "1", "--gateway", "--prometheus", "--shared-gpus", "1",
@@ -602,7 +603,7 @@ def test_gateway_impl_of_state_files_and_shape_files(tmp_path: Path) -> None:
 def test_a_host_without_real_nodes_gets_the_kwok_part_of_any_shape() -> None:
     """The conformance shape on a host that cannot run a real node: what lives there goes
     (replacing real_nodes alone was refused: gateway and prometheus need a real node)."""
-    from pytest_aiconformance.session_start import conformance_shape
+    from pytest_aiconformance.run.lifecycle import conformance_shape
 
     full = conformance_shape(LabShape)
     with pytest.raises(LabError, match="gateway needs real_nodes"):

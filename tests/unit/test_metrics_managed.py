@@ -1,4 +1,4 @@
-"""Managed Prometheus collectors (metrics_queries.MANAGED_COLLECTORS): which one is chosen when
+"""Managed Prometheus collectors (monitoring.MANAGED_COLLECTORS): which one is chosen when
 its scrape-object API is served, the object built for it, and no query API without
 --aic-prometheus."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aiconformance import metrics_queries as mq
+from pytest_aiconformance.cluster import monitoring as mq
 
 GMP, AZURE = mq.MANAGED_COLLECTORS
 FORMS = "http(s)://HOST[:PORT][/PATH] or NAMESPACE/SERVICE:PORT[/PATH]"

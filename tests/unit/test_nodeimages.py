@@ -1,4 +1,4 @@
-"""The lab's image registry (pytest_aiconformance.lab.nodeimages): images built from a busybox
+"""The lab's image registry (aiconformance_lab.nodeimages): images built from a busybox
 package and lab module binaries, cached by content, named aic-lab.local/<key>:<digest12>,
 imported with ctr, and handed to the suite in an override file load_images accepts.
 
@@ -16,11 +16,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from aiconformance_lab import build, nodeimages
+from aiconformance_lab.build import BuiltModule, GoModule
+from aiconformance_lab.errors import LabError
 
-from pytest_aiconformance import images as suite_images
-from pytest_aiconformance.lab import build, nodeimages
-from pytest_aiconformance.lab.build import BuiltModule, GoModule
-from pytest_aiconformance.lab.errors import LabError
+from pytest_aiconformance.cluster import images as suite_images
 
 APPLETS = ("bin/sh", "bin/busybox", "usr/bin/awk", "bin/sleep", "sbin/ip")
 REF_RE = re.compile(r"^aic-lab\.local/[a-z-]+:[0-9a-f]{12}$")

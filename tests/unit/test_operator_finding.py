@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_aiconformance.cluster import ApiError
-from pytest_aiconformance.operators import (
+from pytest_aiconformance.cluster.client import ApiError
+from pytest_aiconformance.cluster.operators import (
     OperatorFinding,
     ServiceBackend,
     WebhookRoute,

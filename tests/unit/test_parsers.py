@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.cluster.profiles import get_profile
 from pytest_aiconformance.parsers import (
     ParseError,
     PrometheusAPIError,

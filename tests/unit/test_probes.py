@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiconformance import probing
-from pytest_aiconformance.accelerators import get_profile
+from pytest_aiconformance.cluster import probes
+from pytest_aiconformance.cluster.profiles import get_profile
 from pytest_aiconformance.parsers import parse_key_values
 
 PROBES = Path(str(resources.files("pytest_aiconformance").joinpath("data", "probes")))
@@ -330,7 +330,7 @@ def test_tool_that_cannot_start_is_reported_as_unrunnable(shell, tmp_path):
     with pytest.raises(pytest.skip.Exception,
                        match=r"^not observable here: nvidia-smi is in pod p but could not "
                              r"start \(exit status 127: .*not found"):
-        probing.probed_uuids(r.out.values, get_profile("nvidia"), "pod p")
+        probes.probed_uuids(r.out.values, get_profile("nvidia"), "pod p")
 
 
 def test_uuids_are_read_only_where_the_tool_ran(shell, tmp_path):
@@ -339,21 +339,21 @@ def test_uuids_are_read_only_where_the_tool_ran(shell, tmp_path):
     with pytest.raises(pytest.skip.Exception,
                        match=r"^not observable here: nvidia-smi is not in pod p, so its "
                              r"device UUIDs cannot be read$"):
-        probing.probed_uuids(missing.out.values, nvidia, "pod p")
+        probes.probed_uuids(missing.out.values, nvidia, "pod p")
     source = RECORDED / "nvidia-smi" / "h100-mig-mixed-L.txt"
     bindir = fake_tool(tmp_path / "bin", "nvidia-smi", f'cat "{source}"\n')
     ran = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
-    assert probing.probed_uuids(ran.out.values, nvidia, "pod p") == list(ran.out.all("UUID"))
-    assert len(probing.probed_uuids(ran.out.values, nvidia, "pod p")) == 5
+    assert probes.probed_uuids(ran.out.values, nvidia, "pod p") == list(ran.out.all("UUID"))
+    assert len(probes.probed_uuids(ran.out.values, nvidia, "pod p")) == 5
 
 
 def test_probes_that_run_the_vendor_tool_use_the_profiles_tool_image():
     nvidia = get_profile("nvidia")
-    assert probing.probe_image_key(nvidia, ["device_uuids.sh"]) == "driver-injection"
-    assert probing.probe_image_key(nvidia, probing.count_scripts(nvidia)) == "driver-injection"
-    assert probing.probe_image_key(nvidia, ["count_devices.sh"]) == "probe"
+    assert probes.probe_image_key(nvidia, ["device_uuids.sh"]) == "driver-injection"
+    assert probes.probe_image_key(nvidia, probes.count_scripts(nvidia)) == "driver-injection"
+    assert probes.probe_image_key(nvidia, ["count_devices.sh"]) == "probe"
     example = get_profile("dra-example")
-    assert probing.probe_image_key(example, probing.count_scripts(example)) == "probe"
+    assert probes.probe_image_key(example, probes.count_scripts(example)) == "probe"
 
 
 def test_tool_args_are_passed_without_glob_expansion(shell, tmp_path):
@@ -522,7 +522,7 @@ def test_lib_is_posix_sh_and_only_defines(shell):
 
 
 def test_configmap_holds_every_probe_and_the_lib(shell, tmp_path):
-    data = probing.probe_configmap("ns")["data"]
+    data = probes.probe_configmap("ns")["data"]
     assert sorted(data) == sorted([*SCRIPTS, LIB])
     assert all(data[name] == (PROBES / name).read_text() for name in data)
     # Mounted on its own, as at /probes in a pod, the ConfigMap's files are enough to run.

@@ -12,15 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_aiconformance.catalog import load_catalog
-from pytest_aiconformance.discovery import (
+from pytest_aiconformance.cluster.discovery import (
     SIMULATED_ACCELERATORS_LABEL,
     ClusterInfo,
     describe_simulation,
 )
-from pytest_aiconformance.evidence import EvidenceRecorder
-from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role, Status
-from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports import (
     PlatformMeta,
     RunMeta,
@@ -40,7 +36,11 @@ from pytest_aiconformance.reports.product_yaml import (
     render_product_yaml,
 )
 from pytest_aiconformance.reports.verdicts_json import verdicts_document
-from pytest_aiconformance.verdicts import aggregate
+from pytest_aiconformance.verdicts.catalog import load_catalog
+from pytest_aiconformance.verdicts.evidence import EvidenceRecorder
+from pytest_aiconformance.verdicts.model import CheckResult, RequirementVerdict, Role, Status
+from pytest_aiconformance.verdicts.outcomes import Outcome
+from pytest_aiconformance.verdicts.rules import aggregate
 
 pytest_plugins = ["pytester"]
 
@@ -59,7 +59,7 @@ def official(version: str) -> Path:
 
 def result(req: str, name: str, outcome: Outcome, reason: str = "", role: Role = Role.ESSENTIAL,
            evidence_file: str = "", duration: float = 0.0) -> CheckResult:
-    return CheckResult(nodeid=f"conformance_tests/test_{req}.py::test_{name}", requirement=req,
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_{req}.py::test_{name}", requirement=req,
                        role=role, outcome=outcome, reason=reason,
                        junit_name=f"Test{req.title().replace('_', '')}/{name}",
                        title=f"{req} {name}", evidence_file=evidence_file, duration=duration)
@@ -254,7 +254,7 @@ def test_verdicts_json_structure_and_exit():
         "status": "Implemented", "reason": "The essential check passed: ai_inference Routing.",
         "notes": [],
         "checks": [{
-            "nodeid": "conformance_tests/test_ai_inference.py::test_Routing",
+            "nodeid": "pytest_aiconformance/checks/test_ai_inference.py::test_Routing",
             "junit_name": "TestAiInference/Routing", "title": "ai_inference Routing",
             "role": "essential", "outcome": "passed", "reason": "", "duration": 3.21,
             "evidence_file": "",
@@ -266,14 +266,14 @@ def test_verdicts_json_structure_and_exit():
 # ---------------------------------------------------------------- evidence.md
 
 def _recorded(report_dir: Path) -> list[CheckResult]:
-    rec = EvidenceRecorder("conformance_tests/test_dra.py::test_kinds", "dra_support",
+    rec = EvidenceRecorder("pytest_aiconformance/checks/test_dra.py::test_kinds", "dra_support",
                            "TestDRA/APIKindsServed", "DRA API kinds are served")
     rec.command("kubectl api-resources --api-group=resource.k8s.io",
                 "NAME            APIVERSION           KIND\n"
                 "deviceclasses   resource.k8s.io/v1   DeviceClass\n")
     rec.note("All four DRA kinds are served at resource.k8s.io/v1.")
     ok = rec.write(report_dir)
-    bad = EvidenceRecorder("conformance_tests/test_gang.py::test_negative", "gang_scheduling",
+    bad = EvidenceRecorder("pytest_aiconformance/checks/test_gang.py::test_negative", "gang_scheduling",
                            "TestGangScheduling/Negative", "Oversized gang stays unbound")
     bad.command("kubectl get pods -l volcano.sh/job-name=gang-overflow",
                 "NAME   READY   STATUS\ngang-overflow-worker-0   1/1   Running\n")
@@ -281,13 +281,13 @@ def _recorded(report_dir: Path) -> list[CheckResult]:
                    "kubectl get events -n aic-r0a1b2")
     bad_rel = bad.write(report_dir)
     return [
-        CheckResult("conformance_tests/test_dra.py::test_kinds", "dra_support", Role.ESSENTIAL,
+        CheckResult("pytest_aiconformance/checks/test_dra.py::test_kinds", "dra_support", Role.ESSENTIAL,
                     Outcome.PASSED, "", "TestDRA/APIKindsServed", "DRA API kinds are served", ok,
                     0.5),
-        CheckResult("conformance_tests/test_gang.py::test_negative", "gang_scheduling",
+        CheckResult("pytest_aiconformance/checks/test_gang.py::test_negative", "gang_scheduling",
                     Role.ESSENTIAL, Outcome.FAILED, "1 of 12 pods was bound",
                     "TestGangScheduling/Negative", "Oversized gang stays unbound", bad_rel, 30.0),
-        CheckResult("conformance_tests/test_sec.py::test_neg", "secure_accelerator_access",
+        CheckResult("pytest_aiconformance/checks/test_sec.py::test_neg", "secure_accelerator_access",
                     Role.ESSENTIAL, Outcome.NOT_OBSERVABLE, "simulated nodes run no containers",
                     "TestSecureAcceleratorAccess/NegativeIsolationTest", "Pod without request",
                     "checks/missing.json"),

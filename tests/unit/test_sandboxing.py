@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_aiconformance.parsers import parse_key_values
-from pytest_aiconformance.sandboxing import (
+from pytest_aiconformance.requirements.workload_sandboxing import (
     KNOWN_SANDBOX_NAMES,
     PROBE_KEYS,
     PROBE_SCRIPT,

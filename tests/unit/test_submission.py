@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_aiconformance.catalog import load_catalog, official_descriptions
-from pytest_aiconformance.evidence import EvidenceRecorder
-from pytest_aiconformance.model import CheckResult, Role
-from pytest_aiconformance.outcomes import Outcome
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta
 from pytest_aiconformance.reports.submission import product_slug, write_submission
-from pytest_aiconformance.validator import validate_submission
-from pytest_aiconformance.verdicts import aggregate
+from pytest_aiconformance.validator.rules import validate_submission
+from pytest_aiconformance.verdicts.catalog import load_catalog, official_descriptions
+from pytest_aiconformance.verdicts.evidence import EvidenceRecorder
+from pytest_aiconformance.verdicts.model import CheckResult, Role
+from pytest_aiconformance.verdicts.outcomes import Outcome
+from pytest_aiconformance.verdicts.rules import aggregate
 
 VERSION = "1.36"
 START = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.UTC)
@@ -134,7 +134,7 @@ def test_product_slug(name: str, slug: str) -> None:
 def test_upstream_tested_requirements_use_upstream_test_names() -> None:
     """Where upstream has an automated test, our checks' top-level JUnit name is upstream's,
     so the validator finds the test it looks for without a #fragment."""
-    from pytest_aiconformance.validator import UPSTREAM_TESTS
+    from pytest_aiconformance.validator.rules import UPSTREAM_TESTS
 
     assert UPSTREAM_TESTS == {
         "secure_accelerator_access": "TestSecureAcceleratorAccess",

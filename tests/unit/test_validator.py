@@ -12,15 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_aiconformance import validator
-from pytest_aiconformance.catalog import load_catalog
 from pytest_aiconformance.parsers.test_artifacts import (
     ArtifactOutcome,
     parse_e2e_log,
     parse_go_test_json,
     parse_junit,
 )
-from pytest_aiconformance.validator import (
+from pytest_aiconformance.validator import rules as validator
+from pytest_aiconformance.validator.rules import (
     ERROR,
     NOT_CHECKED,
     WARNING,
@@ -29,6 +28,7 @@ from pytest_aiconformance.validator import (
     resolve_evidence,
     validate_submission,
 )
+from pytest_aiconformance.verdicts.catalog import load_catalog
 
 REPO = Path(__file__).parents[2]
 PRODUCT = "v1.36/acme"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aiconformance.catalog import Requirement, load_catalog
-from pytest_aiconformance.model import CheckResult, RequirementVerdict, Role, Status
-from pytest_aiconformance.outcomes import Outcome
-from pytest_aiconformance.verdicts import (
+from pytest_aiconformance.verdicts.catalog import Requirement, load_catalog
+from pytest_aiconformance.verdicts.model import CheckResult, RequirementVerdict, Role, Status
+from pytest_aiconformance.verdicts.outcomes import Outcome
+from pytest_aiconformance.verdicts.rules import (
     aggregate,
     must_not_implemented,
     one_line,
@@ -24,7 +24,7 @@ SHOULD = Requirement(id="gpu_sharing", category="accelerators", level="SHOULD", 
 
 def check(name: str, outcome: Outcome, reason: str = "", role: Role = Role.ESSENTIAL,
           req: str = "gang_scheduling", solution: str = "") -> CheckResult:
-    return CheckResult(nodeid=f"conformance_tests/test_x.py::test_{name}", requirement=req,
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_x.py::test_{name}", requirement=req,
                        role=role, outcome=outcome, reason=reason, junit_name=f"TestX/{name}",
                        title=f"check {name}", solution=solution)
 
@@ -103,7 +103,7 @@ def test_pass_with_teardown_problem_stays_a_pass_with_a_note():
 
 def test_partial_run_does_not_decide():
     """Essential checks that were deselected or not collected leave it Not verified."""
-    ct = "conformance_tests/test_x.py::test_"
+    ct = "pytest_aiconformance/checks/test_x.py::test_"
     expected = {"gang_scheduling": {f"{ct}a": "TestX/a",
                                     f"{ct}b": "TestX/b",
                                     f"{ct}c": "TestX/c"}}
@@ -355,7 +355,7 @@ def test_every_solution_not_applicable_is_na():
 def test_partial_run_rules_hold_for_solutions():
     """A partial run does not decide, and a solution's failure is no proof while another
     solution's checks were not run."""
-    ct = "conformance_tests/test_x.py::test_"
+    ct = "pytest_aiconformance/checks/test_x.py::test_"
     expected = {"gang_scheduling": {f"{ct}{h}[{s}]": f"TestX/{h}/{s}"
                                     for h in ("bound", "unbound") for s in ("kueue", "volcano")}}
     [v] = aggregate([REQ], gang("kueue", P, P), expected=expected)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_aiconformance.waiting import _default_describe
+from pytest_aiconformance.cluster.waits import _default_describe
 
 
 def test_a_bound_pod_names_its_node_and_others_their_phase() -> None:

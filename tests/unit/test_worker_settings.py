@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytest_aiconformance.accelerators import default_profile
-from pytest_aiconformance.images import Image, packaged_images
-from pytest_aiconformance.settings import ClusterTarget, Settings
+from pytest_aiconformance.cluster.images import Image, packaged_images
+from pytest_aiconformance.cluster.profiles import default_profile
+from pytest_aiconformance.run.settings import ClusterTarget, Settings
 
 
 def settings(**changes: object) -> Settings:
