@@ -2,6 +2,17 @@
 
 The metrics checks decide on exact counter values and on the presence of device labels, so a
 line the parser does not understand is an error with its line number, never a skipped sample.
+
+Each line is read by prometheus_client's parser (names, label sets, escapes, values); this
+module adds what the checks need and that parser does not keep or check. It feeds the parser
+one line at a time, so every sample and error has its line number, and every sample keeps
+the name the exporter wrote: read as one page, counter families drop ``_total`` from their
+name and rename samples that lack it to ``<name>_total``, and timestamps become float
+seconds. On top of the library, a line is rejected for what Prometheus's own parser rejects
+but the library lets through: text after the timestamp (the library reads the first and last
+word), a timestamp that is not an int64 of milliseconds, a value not separated from the
+labels, an escape other than ``\\\\``, ``\\"``, ``\\n`` in a label value, and HELP/TYPE
+repeated, of an unknown type, or a TYPE after its metric's samples.
 """
 
 from __future__ import annotations
@@ -12,14 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
 from .errors import ParseError
 
 _SOURCE = "exposition"
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _SPECIAL = {"nan": math.nan, "inf": math.inf, "infinity": math.inf}
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
+_ESCAPE = re.compile(r"\\(.?)")
 _TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -78,94 +91,50 @@ def parse_value(text: str) -> float:
     return special if math.isnan(special) else sign * special
 
 
-def _unescape(text: str, allowed: str, number: int) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c != "\\":
-            out.append(c)
-            i += 1
-            continue
-        if i + 1 >= len(text) or text[i + 1] not in allowed:
-            seq = text[i : i + 2]
-            raise ParseError(f"invalid escape sequence {seq!r}", number, _SOURCE)
-        out.append("\n" if text[i + 1] == "n" else text[i + 1])
-        i += 2
-    return "".join(out)
-
-
-def _parse_labels(line: str, pos: int, number: int) -> tuple[dict[str, str], int]:
-    """Parse from just after '{'; return labels and the index just after '}'."""
-    labels: dict[str, str] = {}
-    while True:
-        while pos < len(line) and line[pos] in " \t":
-            pos += 1
-        if pos >= len(line):
-            raise ParseError("unterminated label set", number, _SOURCE)
-        if line[pos] == "}":
-            return labels, pos + 1
-        match = _LABEL_NAME.match(line, pos)
-        if not match:
-            raise ParseError(f"bad label name at column {pos + 1}", number, _SOURCE)
-        name = match.group(0)
-        pos = match.end()
-        while pos < len(line) and line[pos] in " \t":
-            pos += 1
-        if pos >= len(line) or line[pos] != "=":
-            raise ParseError(f"expected '=' after label {name}", number, _SOURCE)
-        pos += 1
-        while pos < len(line) and line[pos] in " \t":
-            pos += 1
-        if pos >= len(line) or line[pos] != '"':
-            raise ParseError(f"expected '\"' to open the value of label {name}", number, _SOURCE)
-        pos += 1
-        start = pos
-        while pos < len(line) and line[pos] != '"':
-            pos += 2 if line[pos] == "\\" else 1
-        if pos >= len(line):
-            raise ParseError(f"unterminated value of label {name}", number, _SOURCE)
-        if name in labels:
-            raise ParseError(f"duplicate label {name}", number, _SOURCE)
-        labels[name] = _unescape(line[start:pos], '\\"n', number)
-        pos += 1
-        while pos < len(line) and line[pos] in " \t":
-            pos += 1
-        if pos < len(line) and line[pos] == ",":
-            pos += 1
-        elif pos < len(line) and line[pos] != "}":
-            raise ParseError(f"expected ',' or '}}' after label {name}", number, _SOURCE)
+def _read_line(line: str, number: int) -> list[Metric]:
+    """The families prometheus_client reads from one line; any failure is a ParseError."""
+    try:
+        return list(text_string_to_metric_families(line))
+    except Exception as exc:  # the library raises bare ValueErrors, OverflowError and the like
+        detail = f": {exc}" if str(exc) else ""
+        shown = line if len(line) <= 120 else line[:117] + "..."
+        raise ParseError(f"cannot parse {shown!r}{detail}", number, _SOURCE) from None
 
 
 def _parse_sample(line: str, number: int) -> Sample:
-    match = _METRIC_NAME.match(line)
-    if not match:
-        raise ParseError(f"bad metric name in {line!r}", number, _SOURCE)
-    name = match.group(0)
-    pos = match.end()
-    labels: dict[str, str] = {}
-    if pos < len(line) and line[pos] == "{":
-        labels, pos = _parse_labels(line, pos + 1, number)
-    rest = line[pos:]
-    if rest and rest[0] not in " \t":
+    families = _read_line(line, number)
+    if len(families) != 1 or len(families[0].samples) != 1:  # a lone sample line never is
+        raise ParseError(f"not one sample: {line!r}", number, _SOURCE)
+    read = families[0].samples[0]
+    name = read.name
+    bad = next((m.group(0) for m in _ESCAPE.finditer(line)
+                if m.group(1) not in ("\\", '"', "n")), None)
+    if bad is not None:
+        raise ParseError(f"invalid escape sequence {bad!r} in {name}", number, _SOURCE)
+    # What follows the label set (or the bare name): whitespace, value, optional timestamp.
+    # The last '}' ends the label set: neither a value nor a timestamp contains one.
+    end = line.rfind("}")
+    tail = line[end + 1 :] if end >= 0 else line[len(name) :]
+    words = tail.split()
+    if tail[:1] not in (" ", "\t"):
         raise ParseError(f"expected whitespace after {name}", number, _SOURCE)
-    tokens = rest.split()
-    if not tokens:
-        raise ParseError(f"sample {name} has no value", number, _SOURCE)
-    if len(tokens) > 2:
-        raise ParseError(f"unexpected text after the timestamp: {tokens[2:]!r}", number, _SOURCE)
+    if len(words) > 2:
+        raise ParseError(f"unexpected text after the timestamp: {words[2:]!r}", number, _SOURCE)
     try:
-        value = parse_value(tokens[0])
-    except ValueError:
-        raise ParseError(f"bad value {tokens[0]!r} for {name}", number, _SOURCE) from None
+        value = parse_value(words[0])
+        same = value == float(read.value) or (math.isnan(value) and math.isnan(read.value))
+    except (ValueError, OverflowError):
+        raise ParseError(f"bad value {words[0]!r} for {name}", number, _SOURCE) from None
+    if not same:  # the label set did not end at the last '}': text follows the value
+        raise ParseError(f"unexpected text after the value of {name}", number, _SOURCE)
     timestamp: int | None = None
-    if len(tokens) == 2:
-        if not _INT.fullmatch(tokens[1]):
-            raise ParseError(f"bad timestamp {tokens[1]!r} for {name}", number, _SOURCE)
-        timestamp = int(tokens[1])
+    if len(words) == 2:
+        if not _INT.fullmatch(words[1]):
+            raise ParseError(f"bad timestamp {words[1]!r} for {name}", number, _SOURCE)
+        timestamp = int(words[1])
         if not _INT64_MIN <= timestamp <= _INT64_MAX:
-            raise ParseError(f"timestamp {tokens[1]} is out of int64 range", number, _SOURCE)
-    return Sample(name, MappingProxyType(labels), value, timestamp, number)
+            raise ParseError(f"timestamp {words[1]} is out of int64 range", number, _SOURCE)
+    return Sample(name, MappingProxyType(dict(read.labels)), value, timestamp, number)
 
 
 def parse_exposition(text: str) -> Exposition:
@@ -179,36 +148,37 @@ def parse_exposition(text: str) -> Exposition:
     helps: dict[str, str] = {}
     seen_names: set[str] = set()
     for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip(" \t\r")
+        line = raw.strip()
         if not line:
             continue
-        if line.startswith("#"):
-            parts = line[1:].strip(" \t").split(None, 1)
-            if not parts or parts[0] not in ("HELP", "TYPE"):
-                continue
-            args = parts[1] if len(parts) > 1 else ""
-            if parts[0] == "HELP":
-                name_doc = args.split(None, 1)
-                if not name_doc or not _METRIC_NAME.fullmatch(name_doc[0]):
-                    raise ParseError("HELP without a valid metric name", number, _SOURCE)
-                if name_doc[0] in helps:
-                    raise ParseError(f"second HELP for {name_doc[0]}", number, _SOURCE)
-                doc = name_doc[1] if len(name_doc) > 1 else ""
-                helps[name_doc[0]] = _unescape(doc, "\\n", number)
-            else:
-                name_type = args.split()
-                if len(name_type) != 2 or not _METRIC_NAME.fullmatch(name_type[0]):
-                    raise ParseError("TYPE needs exactly a metric name and a type", number, _SOURCE)
-                name, kind = name_type
-                if kind not in _TYPES:
-                    raise ParseError(f"unknown metric type {kind!r}", number, _SOURCE)
-                if name in types:
-                    raise ParseError(f"second TYPE for {name}", number, _SOURCE)
-                if name in seen_names:
-                    raise ParseError(f"TYPE for {name} after its samples", number, _SOURCE)
-                types[name] = kind
+        if not line.startswith("#"):
+            sample = _parse_sample(line, number)
+            seen_names.add(sample.name)
+            samples.append(sample)
             continue
-        sample = _parse_sample(line, number)
-        seen_names.add(sample.name)
-        samples.append(sample)
+        words = line.split()
+        if len(words) < 2 or words[0] != "#" or words[1] not in ("HELP", "TYPE"):
+            continue  # a plain comment, as for the library
+        if words[1] == "TYPE":  # checked here: the library knows OpenMetrics types too
+            if len(words) != 4:
+                raise ParseError("TYPE needs exactly a metric name and a type", number, _SOURCE)
+            if words[3] not in _TYPES:
+                raise ParseError(f"unknown metric type {words[3]!r}", number, _SOURCE)
+        families = _read_line(line, number)
+        if len(families) != 1:
+            raise ParseError(f"{words[1]} without a metric name", number, _SOURCE)
+        family = families[0]
+        name = family.name
+        if words[1] == "HELP":
+            if name in helps:
+                raise ParseError(f"second HELP for {name}", number, _SOURCE)
+            helps[name] = family.documentation
+            continue
+        if words[3] == "counter" and words[2].strip('"').endswith("_total"):
+            name += "_total"  # the library drops the suffix from a counter family's name
+        if name in types:
+            raise ParseError(f"second TYPE for {name}", number, _SOURCE)
+        if name in seen_names:
+            raise ParseError(f"TYPE for {name} after its samples", number, _SOURCE)
+        types[name] = words[3]  # as written: the library calls untyped "unknown"
     return Exposition(tuple(samples), MappingProxyType(types), MappingProxyType(helps))

@@ -71,6 +71,9 @@ def test_exposition_dcgm_l40s_device_labels_and_names():
     assert expo.value(metrics.power[0]) == 35.686
     assert expo.value("DCGM_FI_PROF_DRAM_ACTIVE") == 0.000131
     assert expo.types["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"] == "counter"
+    # Counter samples keep the exporter's name (prometheus_client, reading a whole page,
+    # renames them to ..._total).
+    assert expo.value("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION") == 5551899580
     assert len(expo.samples) == 23
     # The L40S has no NVLink: interconnect metrics are absent, which the check reports as SHOULD.
     assert not any(expo.find(name) for name in metrics.interconnect)
@@ -99,25 +102,50 @@ def test_exposition_nan_and_trailing_comma():
     assert expo.value("y") == -math.inf
 
 
+def test_exposition_names_and_types_as_written():
+    # synthetic: counters with and without _total, untyped, and a quoted (UTF-8) name, which
+    # prometheus_client reads and the hand-written parser before it rejected
+    expo = parse_exposition(
+        "# TYPE a_total counter\n# TYPE b counter\n# TYPE u untyped\n"
+        'a_total 1\nb 2\nu 3\n{"c.d", e="f"} 4 7\n'
+    )
+    assert dict(expo.types) == {"a_total": "counter", "b": "counter", "u": "untyped"}
+    assert [(s.name, dict(s.labels), s.value, s.timestamp_ms, s.line) for s in expo.samples] == [
+        ("a_total", {}, 1, None, 4),
+        ("b", {}, 2, None, 5),
+        ("u", {}, 3, None, 6),
+        ("c.d", {"e": "f"}, 4, 7, 7),
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [  # all synthetic, each breaking one rule on a known line
-        ("ok 1\nbroken_line_without_value\n", 2, "has no value"),
-        ('ok 1\nm{a="1" 2\n', 2, r"expected ',' or '\}'"),
-        ('m{a="unterminated} 1\n', 1, "unterminated value of label a"),
-        ('m{a="1",a="2"} 1\n', 1, "duplicate label a"),
+        # Sample lines prometheus_client itself rejects: our message names the line, the
+        # library's reason follows (its wording is not ours to pin).
+        ("ok 1\nbroken_line_without_value\n", 2, "cannot parse 'broken_line_without_value'"),
+        ('ok 1\nm{a="1" 2\n', 2, r"cannot parse 'm\{a=\"1\" 2'"),
+        ('m{a="unterminated} 1\n', 1, r"cannot parse 'm\{a=\"unterminated\} 1'"),
+        ('m{a="1",a="2"} 1\n', 1, r"cannot parse 'm\{a=\"1\",a=\"2\"\} 1'"),  # duplicate label
+        ("m one\n", 1, "cannot parse 'm one'"),
+        ("m 1_000\n", 1, "cannot parse 'm 1_000'"),
+        ("9m 1\n", 1, "cannot parse '9m 1'"),
+        ('m{9a="1"} 1\n', 1, r"cannot parse 'm\{9a=\"1\"\} 1'"),  # bad label name
+        ("# HELP 9m x\n", 1, "cannot parse '# HELP 9m x'"),
+        # What the library lets through and Prometheus's own parser rejects
         ('m{a="\\t"} 1\n', 1, "invalid escape sequence"),
-        ("m one\n", 1, "bad value 'one'"),
-        ("m 1_000\n", 1, "bad value '1_000'"),
         ("m 1 12.5\n", 1, "bad timestamp '12.5'"),
-        ("m 1 2 3\n", 1, "unexpected text after the timestamp"),
+        ("m 1 2 3\n", 1, "unexpected text after the timestamp"),  # library: value 1, time 3
+        ('m{a="1"} 1 # {x="y"} 2\n', 1, "unexpected text after the value"),  # an exemplar
+        ('m{a="1"}1\n', 1, "expected whitespace after m"),
+        ("m \u0661\n", 1, "bad value"),  # ARABIC-INDIC DIGIT ONE: Python's float reads it
         ("# TYPE m countr\nm 1\n", 1, "unknown metric type 'countr'"),
+        ("# TYPE m unknown\n", 1, "unknown metric type 'unknown'"),  # OpenMetrics only
+        ("# TYPE m\n", 1, "TYPE needs exactly a metric name and a type"),
+        ("# HELP\n", 1, "HELP without a metric name"),
         ("m 1\n# TYPE m gauge\n", 2, "TYPE for m after its samples"),
         ("# TYPE m gauge\n# TYPE m gauge\n", 2, "second TYPE for m"),
         ("# HELP m a\n# HELP m b\n", 2, "second HELP for m"),
-        ("9m 1\n", 1, "bad metric name"),
-        ('m{9a="1"} 1\n', 1, "bad label name"),
-        ('m{a="1"}1\n', 1, "expected whitespace after m"),
     ],
 )
 def test_exposition_negative(text, line, message):
