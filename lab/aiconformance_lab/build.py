@@ -220,9 +220,9 @@ MODULES: tuple[GoModule, ...] = (
         name="nodeimages",
         directory="nodeimages",
         # Small static programs for the real node's locally built images (nodeimages.py):
-        # stand-ins for upstream images that cannot be pulled here.
+        # stand-ins for upstream images that cannot be pulled here (curl is Debian's).
         targets=("./cmd/...",),
-        binaries=("pause", "http-echo", "curl", "metrics-demo"),
+        binaries=("pause", "http-echo", "metrics-demo"),
         processes=(),
     ),
     GoModule(

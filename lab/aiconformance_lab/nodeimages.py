@@ -3,9 +3,10 @@ the suite through an ``AIC_IMAGES`` override file like any air-gapped mirror.
 
 No registry is reachable, so every image a check (or the lab itself) runs on the real node is
 an OCI archive assembled here from a shell userland (Debian's ``busybox-static``, pinned by
-the package version apt serves) and static binaries of the lab's Go modules.  Nothing pretends
-to be an upstream image: references are ``aic-lab.local/<key>:<first 12 hex of the manifest
-digest>``, so a reference names exactly one content.
+the package version apt serves), static binaries of the lab's Go modules, and files of other
+Debian packages (the ``curl`` image is Debian's curl with the shared libraries it loads).
+Nothing pretends to be an upstream image: references are ``aic-lab.local/<key>:<first 12 hex
+of the manifest digest>``, so a reference names exactly one content.
 
 The registry (``IMAGES``) lists what goes into each image.  A file of an image may come from
 any registered lab Go module (``Binary``): adding an image built from another module's
@@ -25,6 +26,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
 from importlib import metadata
 from pathlib import Path
 
@@ -67,10 +69,22 @@ class WheelFile:
 class DebFiles:
     """The files, symlinks and directories of a Debian package (``apt-get download``) under
     ``prefixes`` of its data tarball, at the same paths: the C library a dynamically linked
-    binary needs, taken from the package, not from this host's file system."""
+    binary needs, taken from the package, not from this host's file system.
+
+    A prefix with a shell wildcard (``*?[``) is a pattern over the whole path instead, ``*``
+    matching ``/`` too (``*lib/*/libz.so.1*``: the library wherever the package keeps it); a
+    pattern that matches nothing in the package is an error, so a missing library is found
+    when the image is built, not when its program starts."""
 
     package: str
     prefixes: tuple[str, ...]
+
+
+def shared_libraries(package: str, *sonames: str) -> DebFiles:
+    """The shared libraries ``sonames`` of a Debian package: each soname's symlink and the
+    file it names, in ``lib/<triplet>/`` or ``usr/lib/<triplet>/`` as the package has them
+    (the dynamic loader searches both), nothing else of the package."""
+    return DebFiles(package, tuple(f"*lib/*/{soname}*" for soname in sonames))
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,44 @@ class ImageSpec:
 
 NOBODY = "65534:65534"
 
+# Debian (bookworm) curl: /usr/bin/curl and the shared libraries it loads, the closure ldd
+# lists, each from its package.  Not taken from apt's dependency closure: libsasl2-modules-db
+# (libdb5.3) holds SASL plugins only LDAP authentication opens, gcc-12-base no library at all.
+# libgcc_s is in it although ldd does not list it: glibc opens it to unwind a thread
+# (pthread_exit, pthread_cancel).  Package names and sonames are bookworm's.
+CURL_DEBS: tuple[DebFiles, ...] = (
+    DebFiles("curl", ("usr/bin/curl",)),
+    # The dynamic loader (/lib64's symlink and the file), the C library, its resolver.
+    DebFiles("libc6", ("lib*/ld-linux*", "*lib/*/libc.so.6", "*lib/*/libresolv.so.2")),
+    shared_libraries("libgcc-s1", "libgcc_s.so.1"),
+    shared_libraries("libcurl4", "libcurl.so.4"),
+    shared_libraries("zlib1g", "libz.so.1"),
+    shared_libraries("libnghttp2-14", "libnghttp2.so.14"),
+    shared_libraries("libidn2-0", "libidn2.so.0"),
+    shared_libraries("libunistring2", "libunistring.so.2"),
+    shared_libraries("librtmp1", "librtmp.so.1"),
+    shared_libraries("libssh2-1", "libssh2.so.1"),
+    shared_libraries("libpsl5", "libpsl.so.5"),
+    shared_libraries("libssl3", "libssl.so.3", "libcrypto.so.3"),
+    shared_libraries("libgnutls30", "libgnutls.so.30"),
+    shared_libraries("libhogweed6", "libhogweed.so.6"),
+    shared_libraries("libnettle8", "libnettle.so.8"),
+    shared_libraries("libgmp10", "libgmp.so.10"),
+    shared_libraries("libp11-kit0", "libp11-kit.so.0"),
+    shared_libraries("libtasn1-6", "libtasn1.so.6"),
+    shared_libraries("libffi8", "libffi.so.8"),
+    shared_libraries("libgssapi-krb5-2", "libgssapi_krb5.so.2"),
+    shared_libraries("libkrb5-3", "libkrb5.so.3"),
+    shared_libraries("libk5crypto3", "libk5crypto.so.3"),
+    shared_libraries("libkrb5support0", "libkrb5support.so.0"),
+    shared_libraries("libcom-err2", "libcom_err.so.2"),
+    shared_libraries("libkeyutils1", "libkeyutils.so.1"),
+    shared_libraries("libldap-2.5-0", "libldap-2.5.so.0", "liblber-2.5.so.0"),
+    shared_libraries("libsasl2-2", "libsasl2.so.2"),
+    shared_libraries("libzstd1", "libzstd.so.1"),
+    shared_libraries("libbrotli1", "libbrotlidec.so.1", "libbrotlicommon.so.1"),
+)
+
 # The registry.  A tuple of frozen values: module-level, but not mutable state.
 IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec(
@@ -126,9 +178,10 @@ IMAGES: tuple[ImageSpec, ...] = (
     ),
     ImageSpec(
         key="curl",
-        purpose="sh plus a minimal curl for the client pods' request loops",
-        binaries=(Binary("nodeimages", "curl", "/usr/bin/curl"),),
+        purpose="Debian's curl (and the libraries it loads) plus sh, grep... (busybox) for the"
+                " client pods' request loops",
         busybox=True,
+        debs=CURL_DEBS,
         entrypoint=("/usr/bin/curl",),
         user=NOBODY,
     ),
@@ -271,27 +324,42 @@ def _run(args: list[str], *, cwd: Path | None = None, timeout: float) -> str:
 def debian_package(package: str, progress: build.Progress = print) -> Path:
     """A Debian package, fetched once with ``apt-get download`` and kept: its file name
     carries the version, so an image's userland only changes when the cache is cleared."""
+    return debian_packages([package], progress)[package]
+
+
+def debian_packages(packages: Iterable[str], progress: build.Progress = print) -> dict[str, Path]:
+    """Debian packages by name (``debian_package``): the ones not cached yet fetched with
+    one ``apt-get download``."""
     debs = images_dir() / "debs"
-    found = sorted(debs.glob(f"{package}_*.deb"))
-    if found:
-        return found[-1]
+    wanted = list(dict.fromkeys(packages))
+    out: dict[str, Path] = {}
+    for package in wanted:
+        found = sorted(debs.glob(f"{package}_*.deb"))
+        if found:
+            out[package] = found[-1]
+    missing = [p for p in wanted if p not in out]
+    if not missing:
+        return out
+    names = " ".join(missing)
     if shutil.which("apt-get") is None:
         raise LabError(
-            f"the lab's images need Debian's {package} package and apt-get is missing;"
-            f" put a {package}_*.deb into {debs}"
+            f"the lab's images need Debian's package(s) {names} and apt-get is missing;"
+            f" put {', '.join(f'{p}_*.deb' for p in missing)} into {debs}"
         )
     debs.mkdir(parents=True, exist_ok=True)
-    progress(f"fetching {package} with apt-get download into {debs}")
+    progress(f"fetching {names} with apt-get download into {debs}")
     with tempfile.TemporaryDirectory(dir=debs) as tmp:
         try:
-            _run(["apt-get", "download", package], cwd=Path(tmp), timeout=300)
+            _run(["apt-get", "download", *missing], cwd=Path(tmp), timeout=300)
         except LabError as err:
             raise LabError(f"{err} (run 'apt-get update' first?)") from err
-        got = sorted(Path(tmp).glob(f"{package}_*.deb"))
-        if not got:
-            raise LabError(f"apt-get download {package} left no .deb in {tmp}")
-        got[-1].replace(debs / got[-1].name)
-        return debs / got[-1].name
+        for package in missing:
+            got = sorted(Path(tmp).glob(f"{package}_*.deb"))
+            if not got:
+                raise LabError(f"apt-get download {package} left no .deb in {tmp}")
+            got[-1].replace(debs / got[-1].name)
+            out[package] = debs / got[-1].name
+    return {p: out[p] for p in wanted}
 
 
 def busybox_deb(progress: build.Progress = print) -> Path:
@@ -311,18 +379,34 @@ def _data_tar(deb: Path) -> tuple[str, bytes]:
     return data_name, members[data_name]
 
 
+def _is_pattern(prefix: str) -> bool:
+    return any(c in prefix for c in "*?[")
+
+
+def _selects(name: str, prefix: str) -> bool:
+    """Whether a path of a data tarball is ``prefix`` or under it, or matches it as a pattern."""
+    if _is_pattern(prefix):
+        return fnmatchcase(name, prefix)
+    return name == prefix or name.startswith(prefix + "/")
+
+
 def deb_members(deb: Path, prefixes: Iterable[str]) -> list[Member]:
     """Regular files, symlinks and directories of ``deb`` under ``prefixes`` (paths in its
-    data tarball, e.g. ``lib/``), with their modes and link targets as packaged."""
+    data tarball, e.g. ``lib/``, or patterns: ``DebFiles``), with their modes and link targets
+    as packaged."""
     wanted = tuple(p.strip("/") for p in prefixes)
     data_name, data = _data_tar(deb)
     out: list[Member] = []
+    matched: set[str] = set()
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            for info in tar.getmembers():
+        # A stream, read once: seeking back in an xz tarball decompresses it again.
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as tar:
+            for info in tar:
                 name = info.name.lstrip("./").rstrip("/")
-                if not name or not any(name == p or name.startswith(p + "/") for p in wanted):
+                hits = {p for p in wanted if name and _selects(name, p)}
+                if not hits:
                     continue
+                matched |= hits
                 if info.isdir():
                     out.append(Dir("/" + name, info.mode & 0o7777))
                 elif info.issym():
@@ -335,6 +419,9 @@ def deb_members(deb: Path, prefixes: Iterable[str]) -> list[Member]:
         raise LabError(f"{deb}: cannot read {data_name}: {err}") from err
     if not any(isinstance(m, File) for m in out):
         raise LabError(f"{deb}: no files under {', '.join(wanted)} in {data_name}")
+    unmatched = [p for p in wanted if _is_pattern(p) and p not in matched]
+    if unmatched:
+        raise LabError(f"{deb}: nothing matches {', '.join(unmatched)} in {data_name}")
     return out
 
 
@@ -473,8 +560,9 @@ def _members(
         members += busybox.members()
     members += [File(b.path, _binary_path(spec, b, built), b.mode) for b in spec.binaries]
     members += [File(w.path, wheel_file(spec, w), w.mode) for w in spec.wheel_files]
+    packages = debian_packages((d.package for d in spec.debs), progress)
     for debs in spec.debs:
-        members += deb_members(debian_package(debs.package, progress), debs.prefixes)
+        members += deb_members(packages[debs.package], debs.prefixes)
     return members
 
 
@@ -515,8 +603,9 @@ def input_key(
         parts.append([binary.path, hashlib.sha256(path.read_bytes()).hexdigest()])
     for wanted in spec.wheel_files:
         parts.append([wanted.path, _file_digest(wheel_file(spec, wanted))])
+    packages = debian_packages((d.package for d in spec.debs), progress)
     for debs in spec.debs:  # The package's file name carries its version.
-        parts.append([debs.package, debian_package(debs.package, progress).name])
+        parts.append([debs.package, packages[debs.package].name])
     digest.update(json.dumps(parts, sort_keys=True).encode())
     return digest.hexdigest()
 

@@ -1,8 +1,9 @@
 """The lab's image registry (aiconformance_lab.nodeimages): images built from a busybox
-package and lab module binaries, cached by content, named aic-lab.local/<key>:<digest12>,
-imported with ctr, and handed to the suite in an override file load_images accepts.
+package, lab module binaries and files of Debian packages (curl and its libraries), cached by
+content, named aic-lab.local/<key>:<digest12>, imported with ctr, and handed to the suite in
+an override file load_images accepts.
 
-No network and no containerd: the package is a .deb made here, the binaries are small files,
+No network and no containerd: the packages are .debs made here, the binaries are small files,
 and ctr is a shell script keeping its image list in a file."""
 
 from __future__ import annotations
@@ -61,9 +62,72 @@ def deb_with(path: Path, entries: list[tuple[str, bytes | str | None, int]]) -> 
     return path
 
 
+# Bookworm's curl and the library packages it loads, as they lay their libraries out: the
+# directory (lib or usr/lib, then the triplet), then (soname, file) pairs; files the curl
+# image must leave out are listed with soname None.
+TRIPLET = "x86_64-linux-gnu"
+CURL_LIBS: dict[str, tuple[str, list[tuple[str | None, str]]]] = {
+    "libgcc-s1": ("lib", [("libgcc_s.so.1", "libgcc_s.so.1")]),
+    "libcurl4": ("usr/lib", [("libcurl.so.4", "libcurl.so.4.8.0")]),
+    "zlib1g": ("lib", [("libz.so.1", "libz.so.1.2.13")]),
+    "libnghttp2-14": ("usr/lib", [("libnghttp2.so.14", "libnghttp2.so.14.24.1")]),
+    "libidn2-0": ("usr/lib", [("libidn2.so.0", "libidn2.so.0.3.8")]),
+    "libunistring2": ("usr/lib", [("libunistring.so.2", "libunistring.so.2.2.0")]),
+    "librtmp1": ("usr/lib", [("librtmp.so.1", "librtmp.so.1")]),
+    "libssh2-1": ("usr/lib", [("libssh2.so.1", "libssh2.so.1.0.1")]),
+    "libpsl5": ("usr/lib", [("libpsl.so.5", "libpsl.so.5.3.4")]),
+    "libssl3": ("usr/lib", [("libssl.so.3", "libssl.so.3"), ("libcrypto.so.3", "libcrypto.so.3"),
+                            (None, "engines-3/afalg.so"), (None, "ossl-modules/legacy.so")]),
+    "libgnutls30": ("usr/lib", [("libgnutls.so.30", "libgnutls.so.30.34.3")]),
+    "libhogweed6": ("usr/lib", [("libhogweed.so.6", "libhogweed.so.6.6")]),
+    "libnettle8": ("usr/lib", [("libnettle.so.8", "libnettle.so.8.6")]),
+    "libgmp10": ("usr/lib", [("libgmp.so.10", "libgmp.so.10.4.1")]),
+    "libp11-kit0": ("usr/lib", [("libp11-kit.so.0", "libp11-kit.so.0.3.0")]),
+    "libtasn1-6": ("usr/lib", [("libtasn1.so.6", "libtasn1.so.6.6.3")]),
+    "libffi8": ("usr/lib", [("libffi.so.8", "libffi.so.8.1.2")]),
+    "libgssapi-krb5-2": ("usr/lib", [("libgssapi_krb5.so.2", "libgssapi_krb5.so.2.2")]),
+    "libkrb5-3": ("usr/lib", [("libkrb5.so.3", "libkrb5.so.3.3"),
+                              (None, "krb5/plugins/preauth/spake.so")]),
+    "libk5crypto3": ("usr/lib", [("libk5crypto.so.3", "libk5crypto.so.3.1")]),
+    "libkrb5support0": ("usr/lib", [("libkrb5support.so.0", "libkrb5support.so.0.1")]),
+    "libcom-err2": ("lib", [("libcom_err.so.2", "libcom_err.so.2.1")]),
+    "libkeyutils1": ("lib", [("libkeyutils.so.1", "libkeyutils.so.1.10")]),
+    "libldap-2.5-0": ("usr/lib", [("libldap-2.5.so.0", "libldap-2.5.so.0.1.8"),
+                                  ("liblber-2.5.so.0", "liblber-2.5.so.0.1.8")]),
+    "libsasl2-2": ("usr/lib", [("libsasl2.so.2", "libsasl2.so.2.0.25")]),
+    "libzstd1": ("usr/lib", [("libzstd.so.1", "libzstd.so.1.5.4")]),
+    "libbrotli1": ("usr/lib", [("libbrotlidec.so.1", "libbrotlidec.so.1.0.9"),
+                               ("libbrotlicommon.so.1", "libbrotlicommon.so.1.0.9"),
+                               (None, "libbrotlienc.so.1.0.9")]),
+}
+
+
+def library_entries(package: str) -> list[tuple[str, bytes | str | None, int]]:
+    """A fake library package of ``CURL_LIBS``: each file, its soname symlink, a copyright."""
+    base, libs = CURL_LIBS[package]
+    entries: list[tuple[str, bytes | str | None, int]] = [
+        (f"./usr/share/doc/{package}/copyright", b"(c)", 0o644)]
+    for soname, file in libs:
+        entries.append((f"./{base}/{TRIPLET}/{file}", f"\x7fELF {file}".encode(), 0o644))
+        if soname is not None and soname != file:
+            entries.append((f"./{base}/{TRIPLET}/{soname}", file, 0o777))
+    return entries
+
+
+def curl_debs(debs: Path) -> None:
+    """Fake .debs of every package the curl image takes files from."""
+    deb_with(debs / "curl_7.88.1-10+deb12u15_amd64.deb", [
+        ("./usr/bin/curl", b"\x7fELF debian curl", 0o755),
+        ("./usr/share/man/man1/curl.1.gz", b"man", 0o644)])
+    deb_with(debs / "libc6_2.36-9+deb12u14_amd64.deb", LIBC_ENTRIES)
+    for package in CURL_LIBS:
+        deb_with(debs / f"{package}_1.0-1_amd64.deb", library_entries(package))
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """An empty cache root with a busybox package and its applet list already in it."""
+    """An empty cache root with a busybox package and its applet list already in it, and the
+    Debian packages of the curl image."""
     monkeypatch.setenv("AIC_CACHE_DIR", str(tmp_path / "cache"))
     debs = tmp_path / "cache" / "images" / "debs"
     debs.mkdir(parents=True)
@@ -71,6 +135,7 @@ def cache(tmp_path, monkeypatch):
     deb(debs / "busybox-static_1%3a1.35.0-4_amd64.deb", busybox)
     digest = hashlib.sha256(busybox).hexdigest()[:16]
     (debs / f"busybox-{digest}.applets").write_text("\n".join(APPLETS) + "\n")
+    curl_debs(debs)
     return tmp_path / "cache"
 
 
@@ -86,8 +151,7 @@ def fake_module(tmp_path: Path, name: str, binaries: tuple[str, ...]) -> BuiltMo
 @pytest.fixture
 def built(tmp_path):
     return {
-        "nodeimages": fake_module(tmp_path, "nodeimages",
-                                  ("pause", "http-echo", "curl", "metrics-demo")),
+        "nodeimages": fake_module(tmp_path, "nodeimages", ("pause", "http-echo", "metrics-demo")),
         "gpusim": fake_module(tmp_path, "gpusim", ("gpu-load", "gpu-exporter", "nvidia-smi")),
     }
 
@@ -209,13 +273,82 @@ def test_program_images_layout(cache, built):
     assert "bin/sh" not in echo  # no shell: nothing but the program
     assert config(images["http-echo"])["config"]["Entrypoint"] == ["/http-echo"]
     curl = layer(images["curl"])
-    assert curl["usr/bin/curl:data"] == b"\x7fELF nodeimages/curl"
+    assert curl["usr/bin/curl:data"] == b"\x7fELF debian curl"
+    assert curl["usr/bin/curl"].mode == 0o755
     assert curl["bin/sh"].issym()  # client pods run sh -c
+    assert config(images["curl"])["config"]["Entrypoint"] == ["/usr/bin/curl"]
+    assert config(images["curl"])["config"]["User"] == "65534:65534"
     metrics = layer(images["metrics-demo"])
     assert metrics["bin/prometheus-example-app:data"] == b"\x7fELF nodeimages/metrics-demo"
     cfg = config(images["pause"])["config"]
     assert cfg["Entrypoint"] == ["/pause"]
     assert cfg["User"] == "65535:65535"
+
+
+def test_curl_image_is_debians_curl_with_the_libraries_it_loads(cache, built):
+    curl = layer(nodeimages.build_images(built, lambda _: None, keys=["curl"])["curl"])
+    # The loader (the /lib64 symlink, the file), the C library and its resolver, nothing else
+    # of libc6.
+    assert curl["lib64/ld-linux-x86-64.so.2"].linkname == (
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    assert curl["lib/x86_64-linux-gnu/ld-linux-x86-64.so.2:data"] == b"LDSO"
+    assert curl["lib/x86_64-linux-gnu/libc.so.6:data"] == b"LIBC"
+    assert curl["lib/x86_64-linux-gnu/libresolv.so.2:data"] == b"RESOLV"
+    assert "lib/x86_64-linux-gnu/libm.so.6" not in curl
+    # Every library by its soname (a symlink to the file, as packaged) where its package
+    # keeps it; the same package's other files left out.
+    for package, (base, libs) in CURL_LIBS.items():
+        for soname, file in libs:
+            path = f"{base}/{TRIPLET}/{file}"
+            if soname is None:
+                assert path not in curl, (package, path)
+                continue
+            assert curl[path + ":data"] == f"\x7fELF {file}".encode(), (package, path)
+            if soname != file:
+                assert curl[f"{base}/{TRIPLET}/{soname}"].linkname == file, (package, soname)
+    assert not any(n.startswith(("usr/share", "etc/ld.so", "usr/lib/x86_64-linux-gnu/gconv"))
+                   for n in curl)
+
+
+def test_a_library_missing_from_its_package_is_an_error(cache, built):
+    debs = cache / "images" / "debs"
+    # A package with none of the files asked for...
+    deb_with(debs / "libzstd1_1.0-1_amd64.deb",
+             [("./usr/share/doc/libzstd1/copyright", b"(c)", 0o644)])
+    with pytest.raises(LabError, match=r"libzstd1_1\.0-1_amd64\.deb: no files under "
+                                       r"\*lib/\*/libzstd\.so\.1\* in data\.tar\.xz"):
+        nodeimages.build_images(built, lambda _: None, keys=["curl"])
+    # ...or without one of them: found when the image is built, not when curl starts.
+    curl_debs(debs)
+    deb_with(debs / "libldap-2.5-0_1.0-1_amd64.deb",
+             [e for e in library_entries("libldap-2.5-0") if "liblber" not in e[0]])
+    with pytest.raises(LabError, match=r"libldap-2\.5-0_1\.0-1_amd64\.deb: nothing matches "
+                                       r"\*lib/\*/liblber-2\.5\.so\.0\* in data\.tar\.xz"):
+        nodeimages.build_images(built, lambda _: None, keys=["curl"])
+
+
+def test_missing_packages_are_fetched_with_one_apt_get(cache, tmp_path, monkeypatch):
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    apt = bindir / "apt-get"
+    # A fake apt-get: logs its arguments, "downloads" an empty package per name.
+    apt.write_text('#!/bin/sh\necho "$@" >> "$APT_LOG"\nshift\n'
+                   'for p in "$@"; do : > "${p}_9.9-1_amd64.deb"; done\n')
+    apt.chmod(0o755)
+    monkeypatch.setenv("APT_LOG", str(tmp_path / "apt.log"))
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    notes: list[str] = []
+    got = nodeimages.debian_packages(["libzstd1", "newlib-a", "newlib-b", "newlib-a"],
+                                     notes.append)
+    debs = cache / "images" / "debs"
+    assert got == {"libzstd1": debs / "libzstd1_1.0-1_amd64.deb",
+                   "newlib-a": debs / "newlib-a_9.9-1_amd64.deb",
+                   "newlib-b": debs / "newlib-b_9.9-1_amd64.deb"}
+    assert (tmp_path / "apt.log").read_text() == "download newlib-a newlib-b\n"
+    assert notes == [f"fetching newlib-a newlib-b with apt-get download into {debs}"]
+    # Kept: asked again, nothing is fetched.
+    assert nodeimages.debian_package("newlib-b") == debs / "newlib-b_9.9-1_amd64.deb"
+    assert (tmp_path / "apt.log").read_text() == "download newlib-a newlib-b\n"
 
 
 def test_unregistered_module_is_skipped_or_refused(cache, built, without_gpusim):
@@ -246,9 +379,9 @@ def test_registered_but_unbuilt_module_is_skipped_or_refused(cache, built, with_
 
 
 def test_missing_binary_is_an_error(cache, built):
-    (built["nodeimages"].directory / "curl").unlink()
-    with pytest.raises(LabError, match="has no binary curl"):
-        nodeimages.build_images(built, lambda _: None, keys=["curl"])
+    (built["nodeimages"].directory / "http-echo").unlink()
+    with pytest.raises(LabError, match="has no binary http-echo"):
+        nodeimages.build_images(built, lambda _: None, keys=["http-echo"])
 
 
 def test_busybox_from_a_deb(tmp_path):
@@ -334,9 +467,12 @@ LIBC_ENTRIES: list[tuple[str, bytes | str | None, int]] = [
     ("./lib", None, 0o755), ("./lib/x86_64-linux-gnu", None, 0o755),
     ("./lib/x86_64-linux-gnu/libc.so.6", b"LIBC", 0o755),
     ("./lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", b"LDSO", 0o755),
+    ("./lib/x86_64-linux-gnu/libresolv.so.2", b"RESOLV", 0o644),
+    ("./lib/x86_64-linux-gnu/libm.so.6", b"LIBM", 0o644),
     ("./lib64", None, 0o755),
     ("./lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 0o777),
     ("./usr", None, 0o755), ("./usr/share/doc/libc6/copyright", b"(c)", 0o644),
+    ("./usr/lib/x86_64-linux-gnu/gconv/UTF-7.so", b"GCONV", 0o644),
 ]
 
 
