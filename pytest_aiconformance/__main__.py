@@ -2,9 +2,10 @@
 
 Outside a checkout there is no pyproject.toml with our ini settings, so this passes them
 (JUnit evidence in <system-out>, passing tests included) and points pytest at the
-installed checks package (pytest_aiconformance.checks). Every other argument goes to pytest, with our options'
-values joined to their flags (`--kubeconfig PATH` -> `--kubeconfig=PATH`): pytest picks its
-rootdir before it knows our options and would take PATH for a test path.
+installed checks package (pytest_aiconformance.checks). Every other argument goes to
+pytest, with our options' values joined to their flags (`--kubeconfig PATH` ->
+`--kubeconfig=PATH`): pytest picks its rootdir before it knows our options and would take
+PATH for a test path.
 
 `aiconformance validate DIR` is the one exception: it checks a CNCF submission directory
 offline (pytest_aiconformance.validator.rules) and runs no checks.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Developer entry point: set-up included, so each command works on a fresh machine.
 #   scripts/dev.sh conformance [pytest args]  run the conformance suite on the local lab
-#   scripts/dev.sh test [pytest args]         run the project's own tests (unit, plugin, lab)
-#   scripts/dev.sh lint                       ruff and mypy
+#   scripts/dev.sh test [pytest args]         run the project's own tests, failing fast:
+#                                             lint, unit+plugin, Go vet/test, lab
+#   scripts/dev.sh lint                       ruff and mypy --strict
 # The virtualenv and the Go build caches live outside the repository.
 set -euo pipefail
 
@@ -83,6 +84,60 @@ stop_background_build() {
     BG_BUILD_PID=""
 }
 
+# One stage of `test`: its name, time and exit status on stderr; a failure ends the run.
+stage() {
+    local name="$1" rc t0=$SECONDS
+    shift
+    log "stage $name: $*"
+    set +e
+    "$@"
+    rc=$?
+    set -e
+    if ((rc != 0)); then
+        log "stage $name FAILED (exit $rc) after $((SECONDS - t0)) s; later stages not run"
+        exit "$rc"
+    fi
+    log "stage $name passed in $((SECONDS - t0)) s"
+}
+
+# ruff, then mypy --strict over the plugin (check files included) and the lab package.
+lint_all() {
+    "$VENV/bin/ruff" check pytest_aiconformance lab tests conftest.py && "$VENV/bin/mypy"
+}
+
+# The lab's Go code: go vet and go test of each module holding programs of ours (with tests:
+# gpusim, nodeimages); gofmt of each module whose only code is a thin main.go over an upstream
+# command (compiled by the lab build); nothing to check in a module that only pins upstream
+# commands (tool directives).  go vet also analyses every dependency: for the control plane's
+# wrapper that is a vet of Kubernetes, 12 min cold on 2 cores (docs/MEASUREMENTS.md).
+go_checks() {
+    local dir name unformatted
+    for dir in "$ROOT"/lab/go/*/; do
+        name="lab/go/$(basename "$dir")"
+        if [[ -n "$(find "$dir" -name '*_test.go' -print -quit)" ]]; then
+            log "go vet ./... && go test ./... in $name"
+            (cd "$dir" && go vet -trimpath ./... && go test -trimpath -count=1 ./...) || return 1
+        elif [[ -n "$(find "$dir" -name '*.go' -print -quit)" ]]; then
+            unformatted="$(gofmt -l "$dir")"
+            if [[ -n "$unformatted" ]]; then
+                log "gofmt: not formatted: $unformatted"
+                return 1
+            fi
+            log "gofmt clean: $name (a wrapper main; compiled by the lab build)"
+        else
+            log "$name pins upstream commands only: no Go code of ours"
+        fi
+    done
+}
+
+wait_background_build() {
+    local rc=0
+    wait "$BG_BUILD_PID" || rc=$?
+    BG_BUILD_PID=""
+    ((rc == 0)) || tail -n 5 "$CACHE/build-background.log" >&2
+    return "$rc"
+}
+
 cmd="${1:-}"
 shift || true
 cd "$ROOT"
@@ -93,25 +148,20 @@ case "$cmd" in
         exec "$VENV/bin/python" -m pytest --aic-lab -p no:cacheprovider "$@"
         ;;
     test)
+        # Fail fast, cheapest first: lint, unit and plugin tests, the lab's Go code, then the
+        # lab tests (tens of minutes).  The first stage that fails ends the run with its exit.
         venv
+        stage lint lint_all
         build_lab_background
-        set +e
-        "$VENV/bin/python" -m pytest -p no:cacheprovider -n 2 tests/unit tests/plugin "$@"
-        rc_fast=$?
-        "$VENV/bin/python" -m pytest -p no:cacheprovider --durations=25 tests/lab "$@"
-        rc_lab=$?
-        wait "$BG_BUILD_PID"
-        rc_build=$?
-        BG_BUILD_PID=""
-        set -e
-        ((rc_build == 0)) || tail -n 5 "$CACHE/build-background.log" >&2
-        log "unit+plugin exit $rc_fast, lab exit $rc_lab, background build exit $rc_build"
-        [[ $rc_fast -eq 0 && $rc_lab -eq 0 && $rc_build -eq 0 ]]
+        stage unit+plugin "$VENV/bin/python" -m pytest -p no:cacheprovider -n 2 \
+            tests/unit tests/plugin lab/tests "$@"
+        stage go go_checks
+        stage lab "$VENV/bin/python" -m pytest -p no:cacheprovider --durations=25 tests/lab "$@"
+        stage background-build wait_background_build
         ;;
     lint)
         venv
-        "$VENV/bin/ruff" check pytest_aiconformance conformance_tests tests conftest.py
-        "$VENV/bin/mypy"
+        lint_all
         ;;
     *)
         echo "usage: scripts/dev.sh {conformance|test|lint} [pytest args]" >&2

@@ -379,7 +379,8 @@ class Lab:
         # operator, its pod on the real node and a first scrape are the longest chain after.
         if ops:
             tasks.append(guard.then_launch(
-                lambda: host_operators.install(self._api(), inputs, built, progress), ops, gated=True))
+                lambda: host_operators.install(self._api(), inputs, built, progress), ops,
+                gated=True))
         if kd:  # Its CRDs Established before the operator starts.
             tasks.append(guard.then_launch(
                 lambda: keda.install(self._api(), inputs, built, progress), kd, gated=True))

@@ -1,7 +1,7 @@
 """Container images the checks run: pinned in one data file, listable, overridable from one file.
 
-Air-gapped users mirror exactly what ``python -m pytest_aiconformance.cluster.images`` prints and point
-the suite at their registry with one override file, without editing the package.
+Air-gapped users mirror exactly what ``python -m pytest_aiconformance.cluster.images`` prints
+and point the suite at their registry with one override file, without editing the package.
 """
 
 from __future__ import annotations

@@ -14,9 +14,13 @@ import yaml
 from pytest_aiconformance import __version__
 from pytest_aiconformance.reports.junit import evidence_ref
 from pytest_aiconformance.reports.meta import PlatformMeta, simulated_note
-from pytest_aiconformance.verdicts.catalog import Requirement, UnknownVersionError, load_catalog
-from pytest_aiconformance.verdicts.catalog import (  # re-exported: the one template parser lives there
-    load_template_descriptions as load_template_descriptions,
+from pytest_aiconformance.verdicts.catalog import (
+    Requirement,
+    UnknownVersionError,
+    load_catalog,
+)
+from pytest_aiconformance.verdicts.catalog import (
+    load_template_descriptions as load_template_descriptions,  # re-exported: one parser
 )
 from pytest_aiconformance.verdicts.model import RequirementVerdict, Status
 from pytest_aiconformance.verdicts.rules import aggregate

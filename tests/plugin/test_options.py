@@ -49,7 +49,8 @@ def test_collect_only_real_checks_fast_and_offline(pytester: pytest.Pytester) ->
     start = time.monotonic()
     result = pytester.run(sys.executable, "-m", "pytest", "--collect-only", "-q",
                           "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                          "-c", str(ROOT / "pyproject.toml"), str(ROOT / "pytest_aiconformance" / "checks"))
+                          "-c", str(ROOT / "pyproject.toml"),
+                          str(ROOT / "pytest_aiconformance" / "checks"))
     elapsed = time.monotonic() - start
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 0, out

@@ -36,7 +36,8 @@ NASTY = 'pods <kueue-0> & "kueue-1" not bound'
 
 def check(name: str, outcome: Outcome, reason: str = "", duration: float = 0.25) -> CheckResult:
     req = re.sub(r"(?<!^)([A-Z])", r"_\1", name.split("/")[0].removeprefix("Test")).lower()
-    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_{req}.py::test_{name}", requirement=req,
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_{req}.py::test_{name}",
+                       requirement=req,
                        role=Role.ESSENTIAL, outcome=outcome, reason=reason, junit_name=name,
                        title=name, duration=duration)
 

@@ -39,7 +39,8 @@ def test_the_rule_sees_a_forbidden_import(tmp_path: Path) -> None:
                      "import pytest_aiconformance.cluster.client\n"
                      "from pytest_aiconformance.kit import Target\n")
     assert _our_imports(check) == ["pytest_aiconformance.cluster.run_objects",
-                                   "pytest_aiconformance.cluster.client", "pytest_aiconformance.kit"]
+                                   "pytest_aiconformance.cluster.client",
+                                   "pytest_aiconformance.kit"]
 
 
 def test_kit_exports_exist_and_are_documented() -> None:

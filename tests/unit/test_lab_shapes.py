@@ -477,10 +477,12 @@ def test_shared_devices_are_recognised() -> None:
     """A time-sliced node's pods may rightly share one device: no distinct-device proof there."""
     nvidia = get_profile("nvidia")
     info = _info(LabShape(gpu_nodes=1, time_sliced_nodes=1, gpus_per_node=2))
-    reasons = {n.name: secure_accelerator_access.shared_devices(n, nvidia) for n in info.accelerator_nodes}
+    reasons = {n.name: secure_accelerator_access.shared_devices(n, nvidia)
+               for n in info.accelerator_nodes}
     assert sorted(reasons.values()) == ["", "nvidia.com/gpu.sharing-strategy=time-slicing"]
     plain = AcceleratorNode("n", {"nvidia.com/gpu.shared": "8"}, {})
-    assert secure_accelerator_access.shared_devices(plain, nvidia) == "advertises nvidia.com/gpu.shared"
+    assert (secure_accelerator_access.shared_devices(plain, nvidia)
+            == "advertises nvidia.com/gpu.shared")
     replicas = AcceleratorNode("r", {"nvidia.com/gpu": "8"}, {"nvidia.com/gpu.replicas": "4"})
     assert secure_accelerator_access.shared_devices(replicas, nvidia) == "nvidia.com/gpu.replicas=4"
 
@@ -509,7 +511,8 @@ def test_pods_with_a_device_use_the_vendors_runtime_class_where_it_exists() -> N
     alloc = allocations.choose_allocation(info, nvidia, "device-plugin")
     assert alloc.runtime_class == "nvidia"
     ctr = workloads.container("c", ["true"], image="busybox")
-    assert allocations.accelerator_pod("p", "ns", alloc, ctr)["spec"]["runtimeClassName"] == "nvidia"
+    pod = allocations.accelerator_pod("p", "ns", alloc, ctr)
+    assert pod["spec"]["runtimeClassName"] == "nvidia"
     assert probes.probe_pod("q", "ns", [ctr], alloc=alloc)["spec"]["runtimeClassName"] == "nvidia"
     assert "runtimeClassName" not in probes.probe_pod("r", "ns", [ctr])["spec"]
 

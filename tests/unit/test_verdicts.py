@@ -24,7 +24,8 @@ SHOULD = Requirement(id="gpu_sharing", category="accelerators", level="SHOULD", 
 
 def check(name: str, outcome: Outcome, reason: str = "", role: Role = Role.ESSENTIAL,
           req: str = "gang_scheduling", solution: str = "") -> CheckResult:
-    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_x.py::test_{name}", requirement=req,
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_x.py::test_{name}",
+                       requirement=req,
                        role=role, outcome=outcome, reason=reason, junit_name=f"TestX/{name}",
                        title=f"check {name}", solution=solution)
 
