@@ -1,4 +1,4 @@
-"""Build the lab's binaries from the Go modules under ``lab/`` and cache them outside the repo.
+"""Build the lab's binaries from the Go modules under ``lab/go/`` and cache them outside the repo.
 
 Nothing can be downloaded as a release here, so every component (control plane, kwok,
 metrics-server, later operators) is compiled from its Go module.  A cold build takes minutes,
@@ -39,16 +39,16 @@ Progress = Callable[[str], None]
 
 K8S_VERSION = "v1.35.4"
 METRICS_SERVER_VERSION = "v0.9.0"
-KUEUE_VERSION = "v0.17.0"  # Must match lab/kueue/go.mod (it is only stamped into the binary).
-# Must match lab/karpenter/go.mod.  v1.14.1: the newest release whose go.mod asks for no newer Go
+KUEUE_VERSION = "v0.17.0"  # Must match lab/go/kueue/go.mod (it is only stamped into the binary).
+# Must match lab/go/karpenter/go.mod.  v1.14.1: the newest release whose go.mod asks for no newer Go
 # than the local toolchain (v1.14.3 needs 1.26.10, v1.15.0 1.26.9; v1.14.2 is not served).
 KARPENTER_VERSION = "v1.14.1"
-CONTAINERD_VERSION = "v2.4.2"  # Must match lab/containerd/go.mod.
-COREDNS_VERSION = "v1.15.0"  # Must match lab/coredns/go.mod.
-# The Kubernetes release lab/schedplugins pins (scheduler-plugins v0.34.1-devel's own).
+CONTAINERD_VERSION = "v2.4.2"  # Must match lab/go/containerd/go.mod.
+COREDNS_VERSION = "v1.15.0"  # Must match lab/go/coredns/go.mod.
+# The Kubernetes release lab/go/schedplugins pins (scheduler-plugins v0.34.1-devel's own).
 SCHEDPLUGINS_K8S_VERSION = "v1.34.1"
-HELM_VERSION = "v3.22.0"  # Must match lab/helm/go.mod.
-ENVOY_GATEWAY_VERSION = "v1.9.1"  # Must match lab/envoygateway/go.mod.
+HELM_VERSION = "v3.22.0"  # Must match lab/go/helm/go.mod.
+ENVOY_GATEWAY_VERSION = "v1.9.1"  # Must match lab/go/envoygateway/go.mod.
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -69,7 +69,7 @@ def _version_ldflags(package: str, version: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class GoModule:
-    """One Go module of ours under ``lab/`` and the binaries ``go build`` makes from it.
+    """One Go module of ours under ``lab/go/`` and the binaries ``go build`` makes from it.
 
     ``targets`` are the package arguments of ``go build`` (``.`` for the module's main package,
     ``tool`` for every ``tool`` directive of its go.mod); ``binaries`` are the file names the
@@ -173,7 +173,7 @@ MODULES: tuple[GoModule, ...] = (
     GoModule(
         name="trainer",
         directory="trainer",
-        # Our own main (lab/trainer/main.go): upstream's always runs a certificate rotator.
+        # Our own main (lab/go/trainer/main.go): upstream's always runs a certificate rotator.
         targets=(".",),
         binaries=("trainer-controller-manager",),
         manifests=(
@@ -186,7 +186,7 @@ MODULES: tuple[GoModule, ...] = (
     GoModule(
         name="karpenter",
         directory="karpenter",
-        # Our own main (lab/karpenter/main.go): `go tool` on sigs.k8s.io/karpenter/kwok would
+        # Our own main (lab/go/karpenter/main.go): `go tool` on sigs.k8s.io/karpenter/kwok would
         # name the binary "kwok", like the lab's kwok.
         targets=(".",),
         binaries=("karpenter",),

@@ -1,7 +1,7 @@
 """scheduler-plugins Coscheduling as lab host processes: a second scheduler and its controller.
 
 A third gang scheduling solution beside Kueue and the Workload API (``coscheduling`` in the
-shape).  Both binaries come from sigs.k8s.io/scheduler-plugins (``lab/schedplugins``, built
+shape).  Both binaries come from sigs.k8s.io/scheduler-plugins (``lab/go/schedplugins``, built
 against the lab's own k8s.io/kubernetes):
 
 - the scheduler (``scheduler-plugins-scheduler``): kube-scheduler with the Coscheduling plugin,
@@ -36,7 +36,7 @@ from .build import BuiltModule, Progress
 from .kapi import KubeAPI, Obj
 from .spec import ProcessSpec, SpecInputs, insecure_healthz
 
-MODULE = "schedplugins"  # lab/schedplugins, build.MODULES
+MODULE = "schedplugins"  # lab/go/schedplugins, build.MODULES
 SCHEDULER = "scheduler-plugins-scheduler"  # component, binary, profile and lease name
 CONTROLLER = "scheduler-plugins-controller"  # component and binary
 NAMES = (SCHEDULER, CONTROLLER)  # the components, in start order

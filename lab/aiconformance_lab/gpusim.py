@@ -1,4 +1,4 @@
-"""Simulated NVIDIA GPUs on the lab's real node (Go module ``lab/gpusim``).
+"""Simulated NVIDIA GPUs on the lab's real node (Go module ``lab/go/gpusim``).
 
 The host side of the simulation is one directory, the *gpusim dir*, laid out by ``prepare``:
 

@@ -5,7 +5,7 @@ a value (here the metrics-api trigger, over HTTP from the check's own pods), KED
 creates an HPA on an External metric, and KEDA's metrics server answers that metric through
 ``external.metrics.k8s.io``, which the HPA controller reads.
 
-Both binaries are upstream's mains (``lab/keda/cmd``, copied from ``cmd/operator`` and
+Both binaries are upstream's mains (``lab/go/keda/cmd``, copied from ``cmd/operator`` and
 ``cmd/adapter`` at v2.21.0 so the binaries get names of their own) run as host processes with
 the admin kubeconfig, as the lab's other operators are:
 
@@ -50,7 +50,7 @@ from .kapi import KubeAPI, Obj, object_path
 from .pki import PKIPaths
 from .spec import ProcessSpec, SpecInputs
 
-MODULE = "keda"  # lab/keda, build.MODULES
+MODULE = "keda"  # lab/go/keda, build.MODULES
 OPERATOR = "keda-operator"  # component and binary
 ADAPTER = "keda-adapter"  # component and binary: KEDA's metrics API server
 NAMES = (OPERATOR, ADAPTER)  # the components, in start order

@@ -1,9 +1,9 @@
 """The Prometheus Operator and one Prometheus on the real node, set up like kube-prometheus-stack.
 
 The operator (``github.com/prometheus-operator/prometheus-operator`` v0.85.0, Go module
-``lab/promoperator``) runs as a host process of the lab with the admin credentials; the
+``lab/go/promoperator``) runs as a host process of the lab with the admin credentials; the
 Prometheus it manages (``github.com/prometheus/prometheus`` v0.316.0, i.e. Prometheus 3.16.0,
-Go module ``lab/prometheus``) runs as a pod on the real node from locally built images
+Go module ``lab/go/prometheus``) runs as a pod on the real node from locally built images
 (``nodeimages``: ``prometheus`` and ``prometheus-config-reloader``, never pulled).
 
 What a kube-prometheus-stack install shows the suite, and this lab shows the same way:

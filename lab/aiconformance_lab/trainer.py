@@ -1,6 +1,6 @@
 """Kubeflow Trainer (v2.0.0) as a lab host process: controllers and validating webhooks.
 
-The binary is our own main over Trainer's packages (``lab/trainer/main.go``): upstream's runs a
+The binary is our own main over Trainer's packages (``lab/go/trainer/main.go``): upstream's runs a
 certificate rotator that patches the webhook configuration and reads its certificate from a
 fixed /tmp path.  Here the webhook server listens on 127.0.0.1 at a port the lab chooses, with
 a serving certificate from the lab CA, and the lab owns the ValidatingWebhookConfiguration

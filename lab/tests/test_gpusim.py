@@ -114,7 +114,7 @@ def test_cleanup_removes_only_its_own(tmp_path, plugin_dir):
 
 
 def test_socket_name_matches_the_plugin(tmp_path, plugin_dir):
-    # lab/gpusim/cmd/aic-gpu-plugin/plugin_test.go pins the same name for the same dir.
+    # lab/go/gpusim/cmd/aic-gpu-plugin/plugin_test.go pins the same name for the same dir.
     assert gpusim.socket_name(Path("/a/gpusim")) == "aic-gpusim-81b30614f2da.sock"
     layout = gpusim.GpuSimLayout(tmp_path / "g", "n", ())
     assert layout.socket_path.parent == plugin_dir

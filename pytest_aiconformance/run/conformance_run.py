@@ -1,6 +1,6 @@
 """The conformance run as a pytest plugin object: it owns the run's state, and its hooks
-hand each concern to the module that does it (session_start, selection, check_records,
-run_end). plugin.py registers one per process once the options are resolved.
+hand each concern to the module that does it (lifecycle, selection, check_records,
+finish). plugin.py registers one per process once the options are resolved.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The lab's Prometheus Operator and Prometheus: the operator's command line, the objects, and
-that the suite's own discovery (metrics_queries) finds and selects them exactly as it would a
+that the suite's own discovery (cluster.monitoring) finds and selects them exactly as it would a
 kube-prometheus-stack install (no Go build, no cluster needed)."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def test_prometheus_selects_like_kube_prometheus_stack() -> None:
 
 
 def test_the_suite_finds_and_selects_it() -> None:
-    """metrics_queries, as ai_service_metrics uses it: the lab's Prometheus is the collector,
+    """cluster.monitoring, as ai_service_metrics uses it: the lab's Prometheus is the collector,
     queried at prometheus-operated:web, and the ServiceMonitor the check builds goes beside
     the workload with release=aic-lab, the label the Prometheus selects."""
     obj = prometheus.prometheus(IMAGE, "aic-real-0")
