@@ -11,29 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pytest_aiconformance.reports.meta import PlatformMeta, RunMeta, iso, simulated_banner
+from pytest_aiconformance.verdicts.catalog import load_catalog
 from pytest_aiconformance.verdicts.evidence import CheckEvidence, Step, load_evidence, redact
 from pytest_aiconformance.verdicts.model import CheckResult, RequirementVerdict, Role
 from pytest_aiconformance.verdicts.outcomes import Outcome
 from pytest_aiconformance.verdicts.rules import describe_check, one_line
-
-# Headings for the known ids (the checklist's own naming); unknown ids get a generated one.
-REQUIREMENT_TITLES = {
-    "dra_support": "DRA support",
-    "driver_runtime_management": "Driver and runtime management",
-    "gpu_sharing": "GPU sharing",
-    "virtualized_accelerator": "Virtualized accelerator",
-    "ai_inference": "AI inference",
-    "advanced_inference_ingress": "Advanced inference ingress",
-    "high_performance_networking": "High-performance networking",
-    "disaggregated_inference": "Disaggregated inference",
-    "gang_scheduling": "Gang scheduling",
-    "cluster_autoscaling": "Cluster autoscaling",
-    "pod_autoscaling": "Pod autoscaling",
-    "accelerator_metrics": "Accelerator metrics",
-    "ai_service_metrics": "AI service metrics",
-    "secure_accelerator_access": "Secure accelerator access",
-    "robust_controller": "Robust controller",
-}
 
 _OUTCOME_WORDS = {
     Outcome.PASSED: "passed",
@@ -47,7 +29,8 @@ _OUTCOME_WORDS = {
 
 
 def requirement_title(req_id: str) -> str:
-    return REQUIREMENT_TITLES.get(req_id) or req_id.replace("_", " ").capitalize()
+    """The requirement's heading: its catalog title (one made from the id if unknown)."""
+    return load_catalog().title(req_id)
 
 
 def _fence(body: str, lang: str = "") -> list[str]:

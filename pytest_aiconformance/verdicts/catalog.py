@@ -1,4 +1,5 @@
-"""The requirement catalog: ids, categories, levels and versions, loaded from one data file.
+"""The requirement catalog: ids, titles, categories, levels and versions, loaded from one data
+file.
 
 Keeping it as data means a new checklist version is a YAML edit, not a code change. The
 official checklists ship beside it (data/checklists/) for their wording; a unit test keeps
@@ -29,6 +30,7 @@ class Requirement:
     summary: str
     conditional: bool = False
     condition: str = ""
+    title: str = ""  # the heading reports give it
 
     @property
     def marker_level(self) -> str:
@@ -42,6 +44,12 @@ class Catalog:
     versions: dict[str, tuple[Requirement, ...]]
     categories: dict[str, str]
     junit_groups: dict[str, str] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+
+    def title(self, req_id: str) -> str:
+        """A requirement's heading in reports (the checklist's own naming); an id the catalog
+        does not know (a newer template's) gets one made from the id."""
+        return self.titles.get(req_id) or req_id.replace("_", " ").capitalize()
 
     def junit_group(self, req_id: str) -> str:
         """The top-level JUnit test name of a requirement's checks (upstream's where it has one)."""
@@ -117,6 +125,9 @@ def normalize_version(value: str) -> str:
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
     reqs: dict[str, dict[str, Any]] = data["requirements"]
+    for req_id, info in reqs.items():
+        if not str(info.get("title") or "").strip():
+            raise ValueError(f"catalog: requirement {req_id} has no title")
     versions: dict[str, tuple[Requirement, ...]] = {}
     for version, levels in data["versions"].items():
         items = []
@@ -134,11 +145,13 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
                     summary=info["summary"],
                     conditional=bool(info.get("conditional", False)),
                     condition=str(info.get("condition", "")),
+                    title=str(info["title"]),
                 )
             )
         versions[str(version)] = tuple(items)
     return Catalog(versions=versions, categories={k: v["category"] for k, v in reqs.items()},
-                   junit_groups={k: str(v["junit"]) for k, v in reqs.items() if v.get("junit")})
+                   junit_groups={k: str(v["junit"]) for k, v in reqs.items() if v.get("junit")},
+                   titles={k: str(v["title"]) for k, v in reqs.items()})
 
 
 @cache

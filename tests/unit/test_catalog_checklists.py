@@ -15,6 +15,7 @@ from pytest_aiconformance.verdicts.catalog import (
     load_catalog,
     official_checklist_text,
     official_descriptions,
+    parse_catalog,
     template_descriptions,
 )
 
@@ -96,3 +97,32 @@ def test_checklists_are_package_data():
     assert setuptools["packages"]["find"]["include"] == ["pytest_aiconformance",
                                                         "pytest_aiconformance.*"]
     assert setuptools["package-data"]["pytest_aiconformance.data.checklists"] == ["*.yaml"]
+
+
+def test_every_requirement_has_its_title_from_the_catalog():
+    catalog = load_catalog()
+    assert set(catalog.titles) == set(catalog.all_ids)
+    assert catalog.title("ai_service_metrics") == "AI service metrics"
+    assert catalog.title("high_performance_networking") == "High-performance networking"
+    assert catalog.title("dra_support") == "DRA support"
+    for version in VERSIONS:
+        for req in catalog.requirements(version):
+            assert req.title == catalog.title(req.id), req.id
+            assert req.title == req.title.strip(), req.id
+            assert req.title[0].isupper(), req.id
+
+
+def test_an_id_the_catalog_does_not_know_gets_a_title_from_its_id():
+    assert load_catalog().title("future_requirement_x") == "Future requirement x"
+
+
+def test_a_requirement_without_a_title_is_refused():
+    data = {"requirements": {"a_b": {"category": "security", "summary": "S."}},
+            "versions": {"1.35": {"a_b": "MUST"}}}
+    with pytest.raises(ValueError, match=r"^catalog: requirement a_b has no title$"):
+        parse_catalog(data)
+    data["requirements"]["a_b"]["title"] = "A and B"
+    catalog = parse_catalog(data)
+    assert catalog.title("a_b") == "A and B"
+    assert catalog.requirements("1.35")[0].title == "A and B"
+

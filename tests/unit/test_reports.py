@@ -59,8 +59,8 @@ def official(version: str) -> Path:
 
 def result(req: str, name: str, outcome: Outcome, reason: str = "", role: Role = Role.ESSENTIAL,
            evidence_file: str = "", duration: float = 0.0) -> CheckResult:
-    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_{req}.py::test_{name}", requirement=req,
-                       role=role, outcome=outcome, reason=reason,
+    return CheckResult(nodeid=f"pytest_aiconformance/checks/test_{req}.py::test_{name}",
+                       requirement=req, role=role, outcome=outcome, reason=reason,
                        junit_name=f"Test{req.title().replace('_', '')}/{name}",
                        title=f"{req} {name}", evidence_file=evidence_file, duration=duration)
 
@@ -273,22 +273,24 @@ def _recorded(report_dir: Path) -> list[CheckResult]:
                 "deviceclasses   resource.k8s.io/v1   DeviceClass\n")
     rec.note("All four DRA kinds are served at resource.k8s.io/v1.")
     ok = rec.write(report_dir)
-    bad = EvidenceRecorder("pytest_aiconformance/checks/test_gang.py::test_negative", "gang_scheduling",
-                           "TestGangScheduling/Negative", "Oversized gang stays unbound")
+    bad = EvidenceRecorder("pytest_aiconformance/checks/test_gang.py::test_negative",
+                           "gang_scheduling", "TestGangScheduling/Negative",
+                           "Oversized gang stays unbound")
     bad.command("kubectl get pods -l volcano.sh/job-name=gang-overflow",
                 "NAME   READY   STATUS\ngang-overflow-worker-0   1/1   Running\n")
     bad.diagnostic("Events", "Warning  FailedScheduling  0/2 nodes are available",
                    "kubectl get events -n aic-r0a1b2")
     bad_rel = bad.write(report_dir)
     return [
-        CheckResult("pytest_aiconformance/checks/test_dra.py::test_kinds", "dra_support", Role.ESSENTIAL,
-                    Outcome.PASSED, "", "TestDRA/APIKindsServed", "DRA API kinds are served", ok,
-                    0.5),
+        CheckResult("pytest_aiconformance/checks/test_dra.py::test_kinds", "dra_support",
+                    Role.ESSENTIAL, Outcome.PASSED, "", "TestDRA/APIKindsServed",
+                    "DRA API kinds are served", ok, 0.5),
         CheckResult("pytest_aiconformance/checks/test_gang.py::test_negative", "gang_scheduling",
                     Role.ESSENTIAL, Outcome.FAILED, "1 of 12 pods was bound",
                     "TestGangScheduling/Negative", "Oversized gang stays unbound", bad_rel, 30.0),
-        CheckResult("pytest_aiconformance/checks/test_sec.py::test_neg", "secure_accelerator_access",
-                    Role.ESSENTIAL, Outcome.NOT_OBSERVABLE, "simulated nodes run no containers",
+        CheckResult("pytest_aiconformance/checks/test_sec.py::test_neg",
+                    "secure_accelerator_access", Role.ESSENTIAL, Outcome.NOT_OBSERVABLE,
+                    "simulated nodes run no containers",
                     "TestSecureAcceleratorAccess/NegativeIsolationTest", "Pod without request",
                     "checks/missing.json"),
     ]
@@ -333,6 +335,9 @@ def test_evidence_md_has_commands_outputs_and_reasons(tmp_path):
     ids = [line[3:] for line in page.splitlines() if line.startswith("## ")]
     assert ids[:3] == ["Test environment", "Summary", "DRA support"]
     assert len(ids) == 2 + len(load_catalog().requirements("1.35"))
+    # every heading is the catalog's title of its requirement, in checklist order
+    assert ids[2:] == [r.title for r in load_catalog().requirements("1.35")]
+    assert "| [AI service metrics](#ai-service-metrics) (`ai_service_metrics`) | MUST |" in page
 
 
 def test_evidence_md_fences_outputs_containing_backticks(tmp_path):
