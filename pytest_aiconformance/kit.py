@@ -23,7 +23,12 @@ from pytest_aiconformance.cluster import (
 )
 from pytest_aiconformance.cluster.client import ApiError, ClusterError, Kube
 from pytest_aiconformance.cluster.discovery import ClusterInfo
-from pytest_aiconformance.cluster.profiles import AcceleratorProfile, profile_for_dra_driver
+from pytest_aiconformance.cluster.operators import OperatorManager
+from pytest_aiconformance.cluster.profiles import (
+    AcceleratorProfile,
+    MetricNames,
+    profile_for_dra_driver,
+)
 from pytest_aiconformance.cluster.run_objects import RUN_LABEL, RunContext
 from pytest_aiconformance.cluster.tables import (
     POD_WIDE,
@@ -79,6 +84,8 @@ __all__ = [
     "ClusterInfo",
     "EvidenceRecorder",
     "Kube",
+    "MetricNames",
+    "OperatorManager",
     "ParseError",
     "PrometheusAPIError",
     "RunContext",

@@ -19,13 +19,22 @@ no exporter and no load -> not observable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
+    AcceleratorProfile,
+    ClusterInfo,
+    EvidenceRecorder,
+    Kube,
+    MetricNames,
     ParseError,
+    RunContext,
+    Settings,
     Target,
+    accelerator_metrics,
     allocations,
     get_table,
     make_supporting,
@@ -42,80 +51,72 @@ from pytest_aiconformance.kit import (
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "accelerator_metrics"
+AM = accelerator_metrics
 LOAD_SECONDS = 90
+Obj = dict[str, Any]
 
 
-def metric_names(profile):
+def metric_names(profile: AcceleratorProfile) -> tuple[AcceleratorProfile, MetricNames]:
+    """The profile's exporter metric names; a profile that names none is unknown hardware."""
     if profile.metrics is None:
         unknown_hardware(f"profile {profile.name} names no metrics exporter")
     return profile, profile.metrics
 
 
-def accelerator_nodes(cluster_info) -> list[str]:
+def accelerator_nodes(cluster_info: ClusterInfo) -> list[str]:
     nodes = [n.name for n in cluster_info.accelerator_nodes]
     assert nodes, "no node advertises an accelerator, so no accelerator metric can exist"
     return nodes
 
 
-def find_exporter(kube, exporter: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def find_exporter(kube: Kube, exporter: str) -> tuple[Obj, list[Obj]]:
     """The exporter's Service (name contains the profile's exporter name) and its pods."""
-    services = [s for s in kube.items("v1", "Service") if exporter in name(s)
-                and s["spec"].get("selector")]
-    if not services:
+    svc = AM.exporter_service(kube.items("v1", "Service"), exporter)
+    if svc is None:
         raise AssertionError(f"no {exporter} Service found in any namespace: the accelerator "
                              "metrics exporter is not installed")
-    svc = sorted(services, key=lambda s: (s["metadata"]["namespace"], name(s)))[0]
-    selector = ",".join(f"{k}={v}" for k, v in sorted(svc["spec"]["selector"].items()))
-    pods = kube.items("v1", "Pod", svc["metadata"]["namespace"], label_selector=selector)
+    pods = kube.items("v1", "Pod", svc["metadata"]["namespace"],
+                      label_selector=AM.pod_selector(svc))
     return svc, pods
 
 
-def scrape(kube, pod: dict[str, Any], port: int | str) -> str:
-    ns = pod["metadata"]["namespace"]
-    text = kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{name(pod)}:{port}/proxy/metrics")
+def scrape(kube: Kube, pod: Obj, port: int | str) -> str:
+    text = kube.request("GET", AM.proxy_path(pod, port))
     return text if isinstance(text, str) else str(text)
 
 
-def metrics_port(svc: dict[str, Any]) -> int | str:
-    port = svc["spec"]["ports"][0]
-    return port.get("targetPort") or port["port"]
-
-
-def _exporter_on(kube, cluster_info, aic_settings):
+def _exporter_on(kube: Kube, cluster_info: ClusterInfo, aic_settings: Settings
+                 ) -> tuple[AcceleratorProfile, MetricNames, Obj, list[Obj]]:
     profile, names = metric_names(aic_settings.profile)
     nodes = accelerator_nodes(cluster_info)
     # Simulated devices have no utilisation or memory for any exporter to read.
     simulation.require_running_containers(kube, nodes)
     svc, pods = find_exporter(kube, names.exporter)
-    running = [p for p in pods if p.get("status", {}).get("phase") == "Running"
-               and p["spec"].get("nodeName") in nodes]
+    running = AM.running_on(pods, nodes)
     assert running, (f"{names.exporter} Service {svc['metadata']['namespace']}/{name(svc)} has "
                      f"no Running pod on an accelerator node ({', '.join(nodes)})")
-    return profile, names, svc, sorted(running, key=lambda p: p["spec"]["nodeName"])
+    return profile, names, svc, running
 
 
 @pytest.mark.requirement(REQ)
-def test_device_metrics_exported(kube, cluster_info, aic_settings, evidence):
+def test_device_metrics_exported(kube: Kube, cluster_info: ClusterInfo, aic_settings: Settings,
+                                 evidence: EvidenceRecorder) -> None:
     """Utilisation and memory metrics per device, with a device label, from the exporter."""
     _profile, names, svc, pods = _exporter_on(kube, cluster_info, aic_settings)
     pod = pods[0]
-    port = metrics_port(svc)
+    port = AM.metrics_port(svc)
     text = scrape(kube, pod, port)
     try:
         expo = parse_exposition(text)
     except ParseError as exc:
         raise AssertionError(f"{names.exporter} /metrics is not valid exposition text: "
                              f"{exc}") from None
-    report = monitoring.check_device_metrics(expo, names)
-    wanted = [n for q in monitoring.MUST_QUANTITIES + monitoring.SHOULD_QUANTITIES
-              for n in getattr(names, q)]
-    excerpt = [line for line in text.splitlines()
-               if line.split("{", 1)[0].split(" ", 1)[0] in wanted][:12]
+    report = AM.check_device_metrics(expo, names)
+    wanted = AM.profile_names(names)
+    excerpt = AM.page_excerpt(text, wanted)
     evidence.command(
-        f"kubectl get --raw /api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
-        f"{name(pod)}:{port}/proxy/metrics | grep -E '{'|'.join(wanted[:6])}'",
+        f"kubectl get --raw {AM.proxy_path(pod, port)} | grep -E '{'|'.join(wanted[:6])}'",
         "\n".join(excerpt) or "(none of the profile's metric names)",
         f"{names.exporter} on {pod['spec']['nodeName']}")
     evidence.log("per quantity (MUST: utilization, memory_used; the rest SHOULD)",
@@ -124,21 +125,13 @@ def test_device_metrics_exported(kube, cluster_info, aic_settings, evidence):
     assert report.ok, report.reason
 
 
-def load_pod(namespace: str, alloc, seconds: int, runtime_class: str | None,
-             image: str, command: str) -> dict[str, Any]:
-    """A bounded load (the profile's command, e.g. CUDA nbody, repeated for ``seconds``)."""
-    ctr = workloads.container(
-        "load", ["sh", "-c", f"end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt "
-                             f"$end ]; do {command} 2>&1 | tail -1; done"],
-        image=image, **allocations.accelerator_request(alloc))
-    return workloads.pod("gpu-load", namespace, [ctr], claim_templates=(
-        {"accel": "one-device"} if alloc.mode == "dra" else None), runtime_class=runtime_class)
-
-
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
-def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespace, run_context,
-                                      evidence, timeout, request):
+def test_utilisation_moves_under_load(kube: Kube, cluster_info: ClusterInfo,
+                                      aic_settings: Settings, namespace: str,
+                                      run_context: RunContext, evidence: EvidenceRecorder,
+                                      timeout: Callable[[float], float],
+                                      request: pytest.FixtureRequest) -> None:
     """Device utilisation rises between a sample before and a sample during a short load."""
     load = aic_settings.profile.load
     if load is None or load.image not in aic_settings.images:
@@ -149,15 +142,15 @@ def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespac
                          "so utilisation under load cannot be driven")
     profile, names, svc, pods = _exporter_on(kube, cluster_info, aic_settings)
     alloc = allocations.choose_allocation(cluster_info, aic_settings.profile,
-                                      aic_settings.allocation_mode)
+                                          aic_settings.allocation_mode)
     if alloc.mode == "dra":
         run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
-    port = metrics_port(svc)
-    before_all = {p["spec"]["nodeName"]: monitoring.utilisation_by_device(
+    port = AM.metrics_port(svc)
+    before_all = {p["spec"]["nodeName"]: AM.utilisation_by_device(
         parse_exposition(scrape(kube, p, port)), names) for p in pods}
     rtc = profile.runtime_class if profile.runtime_class in cluster_info.runtime_classes else None
-    run_context.create(load_pod(namespace, alloc, LOAD_SECONDS, rtc,
-                                aic_settings.image(load.image), load.command))
+    run_context.create(AM.load_pod(namespace, alloc, LOAD_SECONDS, rtc,
+                                   aic_settings.image(load.image), load.command))
     running = watch_until(kube, Target("v1", "Pod", namespace, name="gpu-load"),
                           lambda objs: any(o.get("status", {}).get("phase") == "Running"
                                            for o in objs.values()),
@@ -167,45 +160,41 @@ def test_utilisation_moves_under_load(kube, cluster_info, aic_settings, namespac
     assert exporter is not None, f"no {names.exporter} pod on {node}, where the load runs"
     before = before_all.get(node, {})
     evidence.command(f"# utilisation % ({', '.join(names.utilization)}) on {node} before the "
-                     "load",
-                     "\n".join(f"{d}: {v:g}" for d, v in sorted(before.items())) or "(none)")
+                     "load", AM.device_lines(before))
     during, moved = monitoring.poll(
-        lambda: monitoring.utilisation_by_device(
-            parse_exposition(scrape(kube, exporter, port)), names),
-        lambda now: monitoring.utilisation_moved(before, now)[0],
+        lambda: AM.utilisation_by_device(parse_exposition(scrape(kube, exporter, port)), names),
+        lambda now: AM.utilisation_moved(before, now)[0],
         timeout=timeout(LOAD_SECONDS - 10), interval=5)
     evidence.command(f"# utilisation % ({', '.join(names.utilization)}) on {node} during the "
-                     "load",
-                     "\n".join(f"{d}: {v:g}" for d, v in sorted(during.items())) or "(none)")
+                     "load", AM.device_lines(during))
     evidence.command(f"kubectl get pods -n {namespace} -o wide", get_table(
         list(running.values()), [("NAME", name), ("NODE", lambda o: o["spec"]["nodeName"])]))
-    ok, reason = monitoring.utilisation_moved(before, during)
+    ok, reason = AM.utilisation_moved(before, during)
     evidence.note(reason)
     assert moved, reason
     assert ok, reason
 
 
 @pytest.mark.requirement(REQ, role="supporting")
-def test_device_metrics_in_prometheus(kube, cluster_info, aic_settings, evidence):
+def test_device_metrics_in_prometheus(kube: Kube, cluster_info: ClusterInfo,
+                                      aic_settings: Settings,
+                                      evidence: EvidenceRecorder) -> None:
     """The platform's Prometheus collected the exporter's per-device utilisation series."""
     _profile, names = metric_names(aic_settings.profile)
     accelerator_nodes(cluster_info)
-    stack = monitoring.find_monitoring(kube, aic_settings.prometheus)
-    if stack.endpoint is None:
-        if stack.managed is not None:  # its reason names the option already
-            not_observable(stack.reason)
-        not_observable(f"no Prometheus-compatible query API to ask: {stack.reason}; name "
+    found = monitoring.find_monitoring(kube, aic_settings.prometheus)
+    if found.endpoint is None:
+        if found.managed is not None:  # its reason names the option already
+            not_observable(found.reason)
+        not_observable(f"no Prometheus-compatible query API to ask: {found.reason}; name "
                        "one with --aic-prometheus")
-    promql = '{__name__=~"' + "|".join(names.utilization) + '"}'
-    result = monitoring.instant_query(kube, stack.endpoint, promql)
-    labels = [names.host_label, *names.device_labels, names.instance_label]
-    rows = [[str(s.metric.get("__name__"))]
-            + [str(s.metric.get(lbl, "")) for lbl in labels if lbl] + [f"{s.value:g}"]
-            for s in result.series[:12]]
-    evidence.command(f"curl -s '{stack.endpoint.api_path()}' --data-urlencode "
+    promql = AM.utilisation_query(names)
+    result = monitoring.instant_query(kube, found.endpoint, promql)
+    rows = AM.series_rows(result, names)
+    evidence.command(f"curl -s '{found.endpoint.api_path()}' --data-urlencode "
                      f"'query={promql}'",
                      "\n".join(" ".join(r) for r in rows) or "(empty)",
-                     f"query API: {stack.endpoint.describe()}")
-    ok, reason = monitoring.collected_utilisation(result, names)
+                     f"query API: {found.endpoint.describe()}")
+    ok, reason = AM.collected_utilisation(result, names)
     evidence.note(reason)
     assert ok, reason

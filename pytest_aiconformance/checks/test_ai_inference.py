@@ -16,7 +16,7 @@ is a MUST. Simulated nodes run no proxy and no pod: the traffic checks are not o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,12 @@ import pytest
 from pytest_aiconformance.kit import (
     ClusterError,
     EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     Target,
     WaitTimeout,
+    ai_inference,
     collect_diagnostics,
     condition,
     condition_true,
@@ -43,7 +47,6 @@ from pytest_aiconformance.kit import (
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "ai_inference"
 GW = "gateway.networking.k8s.io/v1"
 MODEL_HEADER = "x-ai-eg-model"
@@ -53,7 +56,8 @@ PORT = 5678
 WARMUP_S = 60  # per route, before --aic-timeout-scale
 
 
-def require_gateway_api(kube) -> None:
+def require_gateway_api(kube: Kube) -> None:
+    """A failure (the requirement is a MUST) when the Gateway API kinds are not served."""
     missing = [k for k in ("GatewayClass", "Gateway", "HTTPRoute") if not kube.serves(GW, k)]
     if missing:
         raise AssertionError(
@@ -61,7 +65,9 @@ def require_gateway_api(kube) -> None:
             "(install a Gateway API implementation, e.g. Envoy Gateway, with its CRDs)")
 
 
-def accepted_class(kube, evidence, timeout, wanted: str | None = None) -> dict[str, Any]:
+def accepted_class(kube: Kube, evidence: EvidenceRecorder | InferenceRun,
+                   timeout: Callable[[float], float],
+                   wanted: str | None = None) -> dict[str, Any]:
     """The GatewayClass to use, Accepted by its controller: ``wanted`` (--aic-gateway-class),
     else the first Accepted one by name; waits briefly for it."""
     classes = kube.items(GW, "GatewayClass")
@@ -86,10 +92,10 @@ def accepted_class(kube, evidence, timeout, wanted: str | None = None) -> dict[s
         kube, Target(GW, "GatewayClass"),
         lambda objs: any(condition_true(o, "Accepted") for o in objs.values()),
         timeout=timeout(30), expected="a GatewayClass with Accepted=True")
-    return sorted((o for o in found.values() if condition_true(o, "Accepted")), key=name)[0]
+    return ai_inference.first_accepted_class(found.values())
 
 
-def require_data_plane(kube, what: str) -> None:
+def require_data_plane(kube: Kube, what: str) -> None:
     """Skip (not observable) when every node is simulated: no pod, proxy or traffic runs."""
     nodes = kube.items("v1", "Node")
     if nodes and all(simulation.node_is_simulated(n) for n in nodes):
@@ -117,6 +123,7 @@ def backend(label: str, namespace: str, body: str, image: str) -> list[dict[str,
 
 
 def gateway(namespace: str, class_name: str) -> dict[str, Any]:
+    """The Gateway the route attaches to: one HTTP listener on port 80."""
     return {"apiVersion": GW, "kind": "Gateway",
             "metadata": {"name": "inference-gw", "namespace": namespace},
             "spec": {"gatewayClassName": class_name,
@@ -124,6 +131,9 @@ def gateway(namespace: str, class_name: str) -> dict[str, Any]:
 
 
 def route(namespace: str, model_b: str) -> dict[str, Any]:
+    """The HTTPRoute under test: a path match to a, an OpenAI-style header match to b, and a
+    weighted split between them."""
+
     def ref(label: str, weight: int | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"name": f"echo-{label}", "port": 80}
         if weight is not None:
@@ -142,23 +152,6 @@ def route(namespace: str, model_b: str) -> dict[str, Any]:
                 {"matches": [{"path": {"type": "PathPrefix", "value": "/v1/split"}}],
                  "backendRefs": [ref("a", WEIGHTS["a"]), ref("b", WEIGHTS["b"])]},
             ]}}
-
-
-def route_accepted(obj: dict[str, Any]) -> bool:
-    for parent in obj.get("status", {}).get("parents", []) or []:
-        conds = {c.get("type"): c.get("status") for c in parent.get("conditions", []) or []}
-        if conds.get("Accepted") == "True" and conds.get("ResolvedRefs") == "True":
-            return True
-    return False
-
-
-def route_conditions(obj: dict[str, Any]) -> str:
-    parts = []
-    for parent in obj.get("status", {}).get("parents", []) or []:
-        conds = ", ".join(f"{c.get('type')}={c.get('status')}"
-                          for c in parent.get("conditions", []) or [])
-        parts.append(f"{parent.get('parentRef', {}).get('name')}: {conds}")
-    return "; ".join(parts) or "no parent status"
 
 
 @dataclass
@@ -189,6 +182,7 @@ class InferenceRun:
         self.steps.append(("http", (command, response, title)))
 
     def replay(self, evidence: EvidenceRecorder, *, setup_only: bool = False) -> None:
+        """Record the setup's evidence in a check's recorder, then its skip or failure."""
         for kind, args in self.steps:
             if setup_only and kind == "http":
                 continue
@@ -201,7 +195,9 @@ class InferenceRun:
 
 
 @pytest.fixture(scope="module")
-def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[InferenceRun]:
+def inference_run(kube: Kube, run_context: RunContext, aic_settings: Settings,
+                  timeout: Callable[[float], float]) -> Iterator[InferenceRun]:
+    """Set up the gateway and send the traffic once; every check of the module replays it."""
     run = InferenceRun()
     ns = ""
     # A module fixture is set up before the function-scoped autouse fixture that keeps a
@@ -225,11 +221,14 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
         run.yaml("HTTPRoute: path match, OpenAI-style header match, weighted split", rt["spec"])
         routes = watch_until(
             kube, Target(GW, "HTTPRoute", ns, name="inference"),
-            lambda objs: any(route_accepted(o) for o in objs.values()), timeout=timeout(120),
+            lambda objs: any(ai_inference.route_accepted(o) for o in objs.values()),
+            timeout=timeout(120),
             expected="HTTPRoute inference Accepted=True and ResolvedRefs=True",
-            describe=lambda objs: "; ".join(route_conditions(o) for o in objs.values()))
+            describe=lambda objs: "; ".join(ai_inference.route_conditions(o)
+                                          for o in objs.values()))
         run.command(f"kubectl get httproute inference -n {ns} -o jsonpath='{{.status.parents}}'",
-                    "\n".join(route_conditions(o) for o in routes.values()))
+                    "\n".join(ai_inference.route_conditions(o)
+                              for o in routes.values()))
         require_data_plane(kube, "the Gateway's data plane and traffic through it")
         gws = watch_until(
             kube, Target(GW, "Gateway", ns, name="inference-gw"),
@@ -249,7 +248,7 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
                         o.get("status", {}).get("readyReplicas", 0) >= 1 for o in objs.values()),
                     timeout=timeout(180), expected="both http-echo backends Ready")
         base = f"http://{run.address}"
-        tol = traffic.binomial_tolerance(N_SPLIT, WEIGHTS)
+        tol = ai_inference.binomial_tolerance(N_SPLIT, WEIGHTS)
         cases = [
             traffic.Case("path", f"{base}/v1/completions", 3),
             traffic.Case("header", f"{base}/v1/chat/completions", 3,
@@ -295,7 +294,9 @@ def inference_run(kube, run_context, aic_settings, timeout) -> Iterator[Inferenc
 
 
 @pytest.mark.requirement(REQ)
-def test_gateway_class_accepted(kube, evidence, timeout, aic_settings):
+def test_gateway_class_accepted(kube: Kube, evidence: EvidenceRecorder,
+                                timeout: Callable[[float], float],
+                                aic_settings: Settings) -> None:
     """A Gateway API implementation is installed and has Accepted a GatewayClass."""
     require_gateway_api(kube)
     gwc = accepted_class(kube, evidence, timeout, aic_settings.gateway_class)
@@ -305,13 +306,16 @@ def test_gateway_class_accepted(kube, evidence, timeout, aic_settings):
 
 
 @pytest.mark.requirement(REQ)
-def test_gateway_programmed_route_accepted(inference_run, evidence):
+def test_gateway_programmed_route_accepted(inference_run: InferenceRun,
+                                          evidence: EvidenceRecorder) -> None:
     """A Gateway is Programmed and an HTTPRoute with path, header and weighted rules Accepted."""
     inference_run.replay(evidence, setup_only=True)
     assert inference_run.address
 
 
-def _case(run: InferenceRun, label: str, evidence, title: str) -> list[traffic.Answer]:
+def _case(run: InferenceRun, label: str, evidence: EvidenceRecorder,
+          title: str) -> list[traffic.Answer]:
+    """One case's answers, recorded as the first raw response and a status summary."""
     answers = run.answers.get(label, [])
     evidence.http(f"curl -si http://{run.address}/...  # case {label}: "
                   f"{traffic.status_summary(answers)}", traffic.first_raw(answers), title)
@@ -319,29 +323,29 @@ def _case(run: InferenceRun, label: str, evidence, title: str) -> list[traffic.A
 
 
 @pytest.mark.requirement(REQ)
-def test_path_and_header_match(inference_run, evidence):
+def test_path_and_header_match(inference_run: InferenceRun, evidence: EvidenceRecorder) -> None:
     """A path match and an OpenAI-style header match reach their intended, distinct backends."""
     inference_run.replay(evidence, setup_only=True)
     path = _case(inference_run, "path", evidence, "path /v1/completions -> backend a")
     header = _case(inference_run, "header", evidence,
                    f"/v1/chat/completions with {MODEL_HEADER} -> backend b")
     for answers, key in ((path, "a"), (header, "b")):
-        verdict = traffic.routed_to(answers, inference_run.bodies[key])
+        verdict = ai_inference.routed_to(answers, inference_run.bodies[key])
         evidence.note(verdict.reason)
         assert verdict.ok, verdict.reason
 
 
 @pytest.mark.requirement(REQ)
-def test_weighted_split(inference_run, evidence):
+def test_weighted_split(inference_run: InferenceRun, evidence: EvidenceRecorder) -> None:
     """A weighted split between two distinct backends lands within the stated tolerance."""
     inference_run.replay(evidence, setup_only=True)
     answers = _case(inference_run, "split", evidence, "weighted rule /v1/split")
     bodies = inference_run.bodies
-    counts = traffic.count_backends(answers, [bodies["a"], bodies["b"]])
+    counts = ai_inference.count_backends(answers, [bodies["a"], bodies["b"]])
     evidence.command(f"# responses per backend over {N_SPLIT} requests",
                      "\n".join(f"{k}: {v}" for k, v in counts.items()))
-    tol = traffic.binomial_tolerance(N_SPLIT, WEIGHTS)
-    verdict = traffic.split_within_tolerance(
+    tol = ai_inference.binomial_tolerance(N_SPLIT, WEIGHTS)
+    verdict = ai_inference.split_within_tolerance(
         counts, {bodies["a"]: WEIGHTS["a"], bodies["b"]: WEIGHTS["b"]}, len(answers), tol)
     evidence.note(verdict.reason)
     assert len(answers) == N_SPLIT, f"{len(answers)} answers logged for {N_SPLIT} requests"
@@ -349,12 +353,12 @@ def test_weighted_split(inference_run, evidence):
 
 
 @pytest.mark.requirement(REQ)
-def test_unmatched_rejected(inference_run, evidence):
+def test_unmatched_rejected(inference_run: InferenceRun, evidence: EvidenceRecorder) -> None:
     """Unmatched requests are rejected by the data plane, without the backend-only header."""
     inference_run.replay(evidence, setup_only=True)
     for label, title in (("nopath", "unknown path"),
                          ("noheader", f"/v1/chat/completions without {MODEL_HEADER}")):
         answers = _case(inference_run, label, evidence, title)
-        verdict = traffic.rejected_by_data_plane(answers)
+        verdict = ai_inference.rejected_by_data_plane(answers)
         evidence.note(f"{title}: {verdict.reason}")
         assert verdict.ok, f"{title}: {verdict.reason}"

@@ -20,83 +20,55 @@ collection is not observable.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from pytest_aiconformance.kit import (
     RUN_LABEL,
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     Target,
-    get_table,
+    ai_service_metrics,
     monitoring,
     name,
     not_observable,
     probes,
     simulation,
-    table,
     traffic,
     watch_until,
-    workloads,
 )
 
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "ai_service_metrics"
+AS = ai_service_metrics
 N_REQUESTS = 37
-PORT = 8080
 
 
-def find_monitoring(kube, aic_settings):
+def find_monitoring(kube: Kube, aic_settings: Settings) -> monitoring.Monitoring:
     """The collector that discovers our scrape object (none: a failure, this is a MUST)."""
-    stack = monitoring.find_monitoring(kube, aic_settings.prometheus)
-    if not stack.found:
-        raise AssertionError(stack.reason)
-    return stack
+    found = monitoring.find_monitoring(kube, aic_settings.prometheus)
+    if not found.found:
+        raise AssertionError(found.reason)
+    return found
 
 
-def require_query_api(monitoring) -> None:
+def require_query_api(found: monitoring.Monitoring) -> monitoring.QueryEndpoint:
     """A managed service's query API is a cloud endpoint only --aic-prometheus can name: without
     it the collected counter cannot be read (not observable, never a pass). An operator's
     collector with no query API to ask is a failure."""
-    if monitoring.endpoint is not None:
-        return
-    if monitoring.managed is not None:
-        not_observable(monitoring.reason)
-    raise AssertionError(f"no query API for the platform's monitoring: {monitoring.reason}")
+    if found.endpoint is not None:
+        return found.endpoint
+    if found.managed is not None:
+        not_observable(found.reason)
+    raise AssertionError(f"no query API for the platform's monitoring: {found.reason}")
 
 
-def record_collector(monitoring, evidence) -> None:
-    """The collector as kubectl shows it: the operator's CR with its selectors, or the managed
-    service's scrape-object API and its in-cluster collectors."""
-    managed = monitoring.managed
-    if managed is None:
-        evidence.command(f"kubectl get {monitoring.kind.lower()} -A", selectors_table(monitoring))
-        return
-    group = managed.api_version.split("/")[0]
-    evidence.command(
-        f"kubectl api-resources --api-group={group}; "
-        + "; ".join(f"kubectl get {kind.lower()} -n {ns} {obj}" for kind, ns, obj in
-                    managed.agents),
-        "\n".join([f"{managed.kind} ({managed.api_version}) served", *monitoring.agents]))
-
-
-def selectors_table(monitoring) -> str:
-    obj = monitoring.collector
-    spec = obj.get("spec") or {}
-    keys = (("serviceMonitorSelector", "serviceMonitorNamespaceSelector")
-            if monitoring.kind == "Prometheus" else
-            ("serviceScrapeSelector", "serviceScrapeNamespaceSelector"))
-    columns = [("NAMESPACE", lambda o: o["metadata"]["namespace"]), ("NAME", name),
-               (keys[0].upper(), lambda o: spec.get(keys[0])),
-               (keys[1].upper(), lambda o: spec.get(keys[1]))]
-    if monitoring.kind == "VMAgent":
-        columns.append(("SELECTALLBYDEFAULT", lambda o: spec.get("selectAllByDefault", False)))
-    return get_table([obj], columns)
-
-
-def require_data_plane(kube, what: str) -> None:
+def require_data_plane(kube: Kube, what: str) -> None:
     """Skip (not observable) when every node is simulated: no pod, proxy or traffic runs."""
     nodes = kube.items("v1", "Node")
     if nodes and all(simulation.node_is_simulated(n) for n in nodes):
@@ -104,62 +76,41 @@ def require_data_plane(kube, what: str) -> None:
                        f"and runs no containers, so {what} cannot be observed")
 
 
-def workload(namespace: str, image: str) -> list[dict[str, Any]]:
-    ctr = workloads.container("app", ["/bin/prometheus-example-app", f"--bind=:{PORT}"],
-                              image=image)
-    ctr["ports"] = [{"containerPort": PORT, "name": "web"}]
-    # Probes hit /metrics: requests to / are what the counter counts.
-    ctr["readinessProbe"] = {"httpGet": {"path": "/metrics", "port": PORT}, "periodSeconds": 2}
-    pod = workloads.pod("inference-app", namespace, [ctr], restart_policy="Always",
-                        labels={"app": "inference-app"})
-    deploy = {"apiVersion": "apps/v1", "kind": "Deployment",
-              "metadata": {"name": "inference-app", "namespace": namespace},
-              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "inference-app"}},
-                       "template": {"metadata": {"labels": {"app": "inference-app"}},
-                                    "spec": pod["spec"]}}}
-    svc = {"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": "inference-app", "namespace": namespace,
-                        "labels": {"app": "inference-app"}},
-           "spec": {"selector": {"app": "inference-app"},
-                    "ports": [{"name": "web", "port": PORT, "targetPort": PORT}]}}
-    return [deploy, svc]
-
-
 @pytest.mark.requirement(REQ)
-def test_collected_counter_equals_requests(kube, namespace, run_context, evidence, timeout,
-                                          aic_settings):
+def test_collected_counter_equals_requests(kube: Kube, namespace: str, run_context: RunContext,
+                                          evidence: EvidenceRecorder,
+                                          timeout: Callable[[float], float],
+                                          aic_settings: Settings) -> None:
     """The platform's monitoring discovers a workload and collects exactly the N requests sent."""
-    stack = find_monitoring(kube, aic_settings)
-    pid = stack.ident
-    endpoint = stack.endpoint
-    record_collector(stack, evidence)
-    evidence.note(stack.reason)
+    found = find_monitoring(kube, aic_settings)
+    pid = found.ident
+    evidence.command(*AS.collector_evidence(found))
+    evidence.note(found.reason)
     try:
-        plan = stack.plan(namespace)
+        plan = found.plan(namespace)
     except monitoring.UnsatisfiableSelector as exc:
-        kinds = "ServiceMonitors" if stack.kind == "Prometheus" else "VMServiceScrapes"
-        raise AssertionError(f"{pid} cannot discover workload {kinds}: {exc}") from None
+        raise AssertionError(AS.undiscoverable(found, exc)) from None
     evidence.note(plan.explanation)
-    require_query_api(stack)
+    endpoint = require_query_api(found)
     require_data_plane(kube, "a workload's metrics being scraped and collected")
     if plan.namespace_labels:
         kube.patch("v1", "Namespace", namespace,
                    {"metadata": {"labels": plan.namespace_labels}})
-    for obj in workload(namespace, aic_settings.image("metrics-demo")):
+    for obj in AS.workload(namespace, aic_settings.image("metrics-demo")):
         run_context.create(obj)
     sm = monitoring.service_monitor(
-        f"aic-{namespace}"[:63], plan, namespace, {"app": "inference-app"}, "web", [RUN_LABEL])
+        f"aic-{namespace}"[:63], plan, namespace, {"app": AS.APP}, "web", [RUN_LABEL])
     run_context.create(sm)
-    evidence.yaml(f"{plan.kind} built from the {stack.kind} selectors", sm,
+    evidence.yaml(f"{plan.kind} built from the {found.kind} selectors", sm,
                   f"kubectl get {plan.kind.lower()} -n {plan.monitor_namespace} {name(sm)} "
                   "-o yaml")
-    watch_until(kube, Target("apps/v1", "Deployment", namespace, name="inference-app"),
+    watch_until(kube, Target("apps/v1", "Deployment", namespace, name=AS.APP),
                 lambda objs: any(o.get("status", {}).get("readyReplicas", 0) >= 1
                                  for o in objs.values()),
                 timeout=timeout(180), expected="the metrics workload Ready")
 
     run_label = monitoring.prometheus_label_name(RUN_LABEL)
-    up_query = f'up{{namespace="{namespace}",{run_label}="{run_context.run_id}"}}'
+    up_query = AS.up_query(namespace, run_label, run_context.run_id)
     up, discovered = monitoring.poll(
         lambda: monitoring.instant_query(kube, endpoint, up_query),
         lambda r: any(s.value == 1 for s in r.series),
@@ -169,32 +120,26 @@ def test_collected_counter_equals_requests(kube, namespace, run_context, evidenc
                      f"query API: {endpoint.describe()}")
     assert discovered, f"{pid} did not discover the workload (up == 1) within the wait"
 
-    url = f"http://inference-app.{namespace}.svc:{PORT}/"
+    url = f"http://{AS.APP}.{namespace}.svc:{AS.PORT}/"
     script = traffic.client_script([traffic.Case("req", url, N_REQUESTS)])
     probes.run_probe(kube, run_context, namespace,
-                      traffic.client_pod("client", namespace, script, aic_settings.image("curl")),
-                      timeout=timeout(180))
+                     traffic.client_pod("client", namespace, script, aic_settings.image("curl")),
+                     timeout=timeout(180))
     answers = traffic.parse_client_log(kube.logs(namespace, "client", "client")).get("req", [])
     evidence.log(f"client pod sent exactly {N_REQUESTS} requests",
                  traffic.status_summary(answers), f"kubectl logs client -n {namespace}")
-    ok = sum(1 for a in answers if a.status == 200)
-    assert len(answers) == N_REQUESTS, f"{len(answers)} answers logged for {N_REQUESTS} requests"
-    assert ok == N_REQUESTS, (f"the workload answered {ok} of {N_REQUESTS} requests with 200 "
-                              f"({traffic.status_summary(answers)})")
+    problem = AS.requests_problem(answers, N_REQUESTS)
+    assert not problem, problem
 
-    counter_query = (f'http_requests_total{{namespace="{namespace}",code="200",'
-                     f'{run_label}="{run_context.run_id}"}}')
+    counter_query = AS.counter_query(namespace, run_label, run_context.run_id)
     result, _ = monitoring.poll(
         lambda: monitoring.instant_query(kube, endpoint, counter_query),
-        lambda r: monitoring.counter_matches(r, run_label, run_context.run_id,
-                                                  N_REQUESTS).final,
+        lambda r: AS.counter_matches(r, run_label, run_context.run_id, N_REQUESTS).final,
         timeout=timeout(180), interval=5)
     evidence.command(
         f"curl -s '{endpoint.api_path()}' --data-urlencode 'query={counter_query}'",
-        table([[dict(s.metric).get("__name__"), dict(s.metric).get("pod"),
-                dict(s.metric).get(run_label), f"{s.value:g}"] for s in result.series],
-              ["NAME", "POD", run_label, "VALUE"]) or "(empty)",
+        AS.counter_table(result, run_label) or "(empty)",
         f"query API: {endpoint.describe()}")
-    check = monitoring.counter_matches(result, run_label, run_context.run_id, N_REQUESTS)
+    check = AS.counter_matches(result, run_label, run_context.run_id, N_REQUESTS)
     evidence.note(check.reason)
     assert check.ok, check.reason

@@ -10,14 +10,18 @@ No prefill/decode pods -> failure (Not Implemented); simulated nodes -> not obse
 
 from __future__ import annotations
 
-import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
     POD_WIDE,
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     disaggregated_inference,
     get_table,
     name,
@@ -29,11 +33,12 @@ from pytest_aiconformance.kit import (
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "disaggregated_inference"
 
 
-def roles(kube, evidence) -> tuple[disaggregated_inference.Roles, list[dict[str, Any]]]:
+def roles(kube: Kube,
+          evidence: EvidenceRecorder) -> tuple[disaggregated_inference.Roles, list[dict[str, Any]]]:
+    """The Running prefill and decode pods; Not Implemented when there are none."""
     pods = [p for p in kube.items("v1", "Pod")
             if p.get("status", {}).get("phase") == "Running"]
     found = disaggregated_inference.classify_roles(pods)
@@ -47,7 +52,7 @@ def roles(kube, evidence) -> tuple[disaggregated_inference.Roles, list[dict[str,
 
 
 @pytest.mark.requirement(REQ)
-def test_prefill_decode_separate_pods(kube, evidence):
+def test_prefill_decode_separate_pods(kube: Kube, evidence: EvidenceRecorder) -> None:
     """Prefill and decode run in separate pods."""
     found, _pods = roles(kube, evidence)
     ok, reason = disaggregated_inference.separate_pods(found)
@@ -55,18 +60,16 @@ def test_prefill_decode_separate_pods(kube, evidence):
     assert ok, reason
 
 
-def decode_service(kube, decode: list[dict[str, Any]]) -> dict[str, Any] | None:
+def decode_service(kube: Kube, decode: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The Service in front of the (first) decode pod, where the request is sent."""
     ns = decode[0]["metadata"]["namespace"]
-    labels = decode[0]["metadata"].get("labels", {})
-    for svc in kube.items("v1", "Service", ns):
-        sel = svc["spec"].get("selector") or {}
-        if sel and all(labels.get(k) == v for k, v in sel.items()):
-            return svc
-    return None
+    return disaggregated_inference.service_for(kube.items("v1", "Service", ns), decode[0])
 
 
 @pytest.mark.requirement(REQ)
-def test_request_id_in_both_logs(kube, namespace, run_context, evidence, timeout, aic_settings):
+def test_request_id_in_both_logs(kube: Kube, namespace: str, run_context: RunContext,
+                                 evidence: EvidenceRecorder, timeout: Callable[[float], float],
+                                 aic_settings: Settings) -> None:
     """One request id appears in the logs of a prefill pod and of a decode pod."""
     found, pods = roles(kube, evidence)
     simulation.require_running_containers(kube, sorted({p["spec"]["nodeName"] for p in pods}))
@@ -82,9 +85,9 @@ def test_request_id_in_both_logs(kube, namespace, run_context, evidence, timeout
     models = traffic.parse_client_log(kube.logs(namespace, "models", "client")).get("models", [])
     assert models, f"GET {base}/v1/models: no answer"
     assert models[0].status == 200, f"GET {base}/v1/models: {traffic.status_summary(models)}"
-    model = json.loads(models[0].body_text())["data"][0]["id"]
+    model = disaggregated_inference.first_model(models[0].body_text())
     request_id = f"aic-{run_context.run_id}-{secrets.token_hex(6)}"
-    body = json.dumps({"model": model, "prompt": "Say hello.", "max_tokens": 8})
+    body = disaggregated_inference.completion_body(model)
     case = traffic.Case("completion", f"{base}/v1/completions", 1, method="POST", body=body,
                         headers=(("Content-Type", "application/json"),
                                  ("x-request-id", request_id)))

@@ -9,18 +9,24 @@ Supporting: the allocated device's metadata is visible inside the container.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
+    AcceleratorProfile,
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     Target,
     allocations,
+    dra_support,
     get_table,
     name,
     not_observable,
     probes,
-    profile_for_dra_driver,
     simulation,
     table,
     unknown_hardware,
@@ -30,22 +36,17 @@ from pytest_aiconformance.kit import (
 
 DRA = "resource.k8s.io/v1"
 META_HOLD_S = 5  # how long the metadata probe keeps its claim after reading what it sees
-KINDS = ("DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ResourceSlice")
 
 
-def source(event: dict[str, Any]) -> str:
-    return str(event.get("reportingComponent") or event.get("source", {}).get("component", ""))
-
-
-def _require_dra(kube) -> None:
+def _require_dra(kube: Kube) -> None:
     assert kube.serves(DRA), "the API server does not serve resource.k8s.io/v1"
 
 
-def pick_device_class(kube, profile, evidence) -> tuple[str, list[dict[str, Any]]]:
+def pick_device_class(kube: Kube, profile: AcceleratorProfile,
+                      evidence: EvidenceRecorder) -> tuple[str, list[dict[str, Any]]]:
     """The DeviceClass to claim from: the profile's own, else one whose driver publishes."""
     classes = kube.items(DRA, "DeviceClass")
     slices = kube.items(DRA, "ResourceSlice")
-    drivers = {s["spec"].get("driver") for s in slices if s["spec"].get("devices")}
     evidence.command("kubectl get deviceclasses", get_table(classes, [("NAME", name)]))
     evidence.command(
         "kubectl get resourceslices",
@@ -53,66 +54,54 @@ def pick_device_class(kube, profile, evidence) -> tuple[str, list[dict[str, Any]
                            ("DRIVER", lambda o: o["spec"].get("driver", "")),
                            ("DEVICES", lambda o: len(o["spec"].get("devices", [])))]),
     )
-    preferred = list(profile.dra.device_classes)
-    names = [name(c) for c in classes]
-    for wanted in preferred:
-        if wanted in names:
-            return wanted, slices
-    for cls in classes:
-        # A class usually selects its driver by CEL: device.driver == "x".
-        text = str(cls.get("spec", {}).get("selectors", ""))
-        if any(d and d in text for d in drivers):
-            evidence.note(f"no DeviceClass of profile {profile.name!r} ({', '.join(preferred)}); "
-                          f"using {name(cls)}, whose driver publishes ResourceSlices")
-            return name(cls), slices
-    raise AssertionError(
-        f"no DeviceClass with published devices (DeviceClasses: {', '.join(names) or 'none'}; "
-        "drivers publishing ResourceSlices: "
-        f"{', '.join(sorted(d for d in drivers if d)) or 'none'})"
-    )
+    chosen = dra_support.choose_device_class(classes, slices, profile)
+    if chosen is None:
+        raise AssertionError(dra_support.no_device_class(classes, slices))
+    device_class, note = chosen
+    if note:
+        evidence.note(note)
+    return device_class, slices
 
 
 @pytest.mark.requirement("dra_support", junit="APIKindsServed")
-def test_dra_api_kinds_served(kube, evidence):
+def test_dra_api_kinds_served(kube: Kube, evidence: EvidenceRecorder) -> None:
     """The DRA v1 kinds are served by the API server."""
     resources = kube.resources(DRA)
-    served = {r["kind"]: r for r in resources if "/" not in r["name"]}
-    rows = [[r["name"], DRA, r["kind"]] for r in sorted(served.values(), key=lambda r: r["name"])]
     evidence.command("kubectl api-resources --api-group=resource.k8s.io",
-                     table(rows, ["NAME", "APIVERSION", "KIND"]))
-    missing = [k for k in KINDS if k not in served]
+                     table(dra_support.kind_rows(resources, DRA), ["NAME", "APIVERSION", "KIND"]))
+    missing = dra_support.missing_kinds(resources)
     assert not missing, f"resource.k8s.io/v1 does not serve {', '.join(missing)}"
 
 
-def _require_free_device(kube, device_class: str, slices: list[dict[str, Any]]) -> None:
+def _require_free_device(kube: Kube, device_class: str, slices: list[dict[str, Any]]) -> None:
     """Not observable when other workloads hold every device of the class: a claim that
     stays unallocated then says nothing about the platform (a busy cluster is no failure)."""
-    drivers = tuple(sorted({str(s["spec"].get("driver")) for s in slices}))
-    devices = allocations.class_devices(kube, device_class, drivers)
+    devices = allocations.class_devices(kube, device_class, dra_support.slice_drivers(slices))
     if not any(devices.values()):
         return  # none node-local (e.g. network-attached pools): let the scheduler decide
-    held = allocations.allocated_devices(kube)
-    if any(devs - held for devs in devices.values()):
-        return
-    in_use = ", ".join(f"{n}: {len(d)} of {len(d)} in use" for n, d in sorted(devices.items()))
-    not_observable(f"every device of DeviceClass {device_class} is allocated ({in_use}), so "
-                   "no claim can be allocated for a new pod")
+    in_use = dra_support.all_held(devices, allocations.allocated_devices(kube))
+    if in_use:
+        not_observable(f"every device of DeviceClass {device_class} is allocated ({in_use}), "
+                       "so no claim can be allocated for a new pod")
 
 
 @pytest.mark.requirement("dra_support", junit="DevicesPublished")
-def test_dra_devices_published(kube, evidence, aic_settings):
+def test_dra_devices_published(kube: Kube, evidence: EvidenceRecorder,
+                               aic_settings: Settings) -> None:
     """A DeviceClass exists and ResourceSlices publish devices for it."""
     _require_dra(kube)
     device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
-    devices = sum(len(s["spec"].get("devices", [])) for s in slices)
+    devices = dra_support.published_device_count(slices)
     assert devices > 0, "ResourceSlices exist but publish no devices"
     evidence.note(f"DeviceClass {device_class}; {len(slices)} ResourceSlices publish "
                   f"{devices} devices")
 
 
 @pytest.mark.requirement("dra_support", junit="ClaimAllocatedAndReserved")
-def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context, timeout,
-                                          aic_settings):
+def test_dra_claim_allocated_and_reserved(kube: Kube, evidence: EvidenceRecorder, namespace: str,
+                                          run_context: RunContext,
+                                          timeout: Callable[[float], float],
+                                          aic_settings: Settings) -> None:
     """A pod using a ResourceClaimTemplate is scheduled and its claim is allocated and reserved."""
     _require_dra(kube)
     device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
@@ -128,20 +117,12 @@ def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context
     evidence.yaml("pod and claim template (pod has no nodeName: the scheduler places it)", pod)
     run_context.create(pod)
 
-    def reserved(objs: dict[str, dict[str, Any]]) -> bool:
-        for claim in objs.values():
-            status = claim.get("status", {})
-            if status.get("allocation") and any(
-                r.get("name") == "dra-pod" for r in status.get("reservedFor", []) or []
-            ):
-                return True
-        return False
-
     claims = watch_until(
-        kube, Target(DRA, "ResourceClaim", namespace), reserved, timeout=timeout(60),
-        expected="a ResourceClaim allocated and reserved for pod dra-pod",
+        kube, Target(DRA, "ResourceClaim", namespace),
+        lambda objs: any(dra_support.reserved_for(c, "dra-pod") for c in objs.values()),
+        timeout=timeout(60), expected="a ResourceClaim allocated and reserved for pod dra-pod",
     )
-    claim = next(c for c in claims.values() if reserved({"c": c}))
+    claim = next(c for c in claims.values() if dra_support.reserved_for(c, "dra-pod"))
     results = claim["status"]["allocation"]["devices"]["results"]
     evidence.command(
         f"kubectl get resourceclaims -n {namespace}",
@@ -157,46 +138,36 @@ def test_dra_claim_allocated_and_reserved(kube, evidence, namespace, run_context
     )
     node = next(iter(placed.values()))["spec"]["nodeName"]
     # The device must be one a driver published, on the node the pod landed on.
-    published = {
-        (s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"]): (s, d)
-        for s in slices for d in s["spec"].get("devices", [])
-    }
+    published = dra_support.published_devices(slices)
     for result in results:
-        key = (result["driver"], result["pool"], result["device"])
-        assert key in published, f"allocated device {key} is not in any ResourceSlice"
-        slice_, device = published[key]
-        slice_node = slice_["spec"].get("nodeName")
-        assert slice_node in (None, node), (
-            f"device {result['device']} is published for node {slice_node}, "
-            f"but the pod runs on {node}"
-        )
+        device, problem = dra_support.allocated_device(result, published, node)
+        assert device is not None, problem
         evidence.yaml(f"attributes of allocated device {result['device']} on {node}",
                       device.get("attributes", {}))
     # The scheduler records its Scheduled event asynchronously, after the binding.
     events = watch_until(
         kube, Target("v1", "Event", namespace),
-        lambda objs: any(e.get("reason") == "Scheduled"
-                         and e.get("involvedObject", {}).get("name") == "dra-pod"
-                         for e in objs.values()),
+        lambda objs: bool(dra_support.scheduled_events(objs.values(), "dra-pod")),
         timeout=timeout(30), expected="the scheduler's Scheduled event for pod dra-pod",
     )
-    scheduled = [e for e in events.values() if e.get("reason") == "Scheduled"
-                 and e.get("involvedObject", {}).get("name") == "dra-pod"]
+    scheduled = dra_support.scheduled_events(events.values(), "dra-pod")
     evidence.command(f"kubectl get events -n {namespace} --field-selector "
                      "involvedObject.name=dra-pod,reason=Scheduled",
-                     "\n".join(f"{e.get('reason')}: {e.get('message')} (from {source(e)})"
-                               for e in scheduled))
+                     "\n".join(f"{e.get('reason')}: {e.get('message')} "
+                               f"(from {dra_support.event_source(e)})" for e in scheduled))
 
 
 @pytest.mark.gpu
 @pytest.mark.requirement("dra_support", role="supporting", junit="DeviceMetadataInContainer")
-def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context, timeout,
-                                          aic_settings):
+def test_dra_device_metadata_in_container(kube: Kube, evidence: EvidenceRecorder,
+                                          namespace: str, run_context: RunContext,
+                                          timeout: Callable[[float], float],
+                                          aic_settings: Settings) -> None:
     """The allocated device's identity reaches the container that holds the claim."""
     _require_dra(kube)
     device_class, slices = pick_device_class(kube, aic_settings.profile, evidence)
     drivers = {s["spec"]["driver"] for s in slices}
-    profile = next((p for d in sorted(drivers) if (p := profile_for_dra_driver(d))), None)
+    profile = dra_support.profile_for_drivers(drivers)
     if profile is None:
         unknown_hardware(f"no accelerator profile knows DRA drivers {', '.join(sorted(drivers))}")
     nodes = sorted({s["spec"]["nodeName"] for s in slices if s["spec"].get("nodeName")})
@@ -205,11 +176,8 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
     # runs containers, or nothing would be seen; otherwise the scheduler picks freely.
     running = simulation.running_first(kube, nodes)
     pin = running[0] if len(running) < len(nodes) else None
-    if profile.injected_env_prefix:
-        scripts = ["env_prefix.sh"]
-    elif profile.tool and profile.dra.uuid_attribute:
-        scripts = ["device_uuids.sh"]
-    else:
+    scripts = dra_support.identity_scripts(profile)
+    if scripts is None:
         unknown_hardware(f"profile {profile.name} has no way to read device identity inside "
                          "a container")
     run_context.create(probes.probe_configmap(namespace))
@@ -225,34 +193,21 @@ def test_dra_device_metadata_in_container(kube, evidence, namespace, run_context
         evidence.note(f"pinned to {pin}: the driver's other nodes are simulated")
     run_context.create(pod)
 
-    def held(objs: dict[str, dict[str, Any]]) -> bool:
-        return any(c.get("status", {}).get("allocation") and any(
-            r.get("name") == "dra-meta" for r in c["status"].get("reservedFor") or [])
-            for c in objs.values())
-
-    claims = watch_until(kube, Target(DRA, "ResourceClaim", namespace), held,
-                         timeout=timeout(300),
-                         expected="the probe's ResourceClaim allocated and reserved for it")
-    claim = next(c for c in claims.values() if held({"c": c}))
+    claims = watch_until(
+        kube, Target(DRA, "ResourceClaim", namespace),
+        lambda objs: any(dra_support.reserved_for(c, "dra-meta") for c in objs.values()),
+        timeout=timeout(300), expected="the probe's ResourceClaim allocated and reserved for it")
+    claim = next(c for c in claims.values() if dra_support.reserved_for(c, "dra-meta"))
     out = probes.wait_probes(kube, namespace, [pod], timeout=timeout(300))[0][0]["prober"]
-    evidence.log("what the container sees", kube.logs(namespace, "dra-meta", "prober"),
-                 f"kubectl logs dra-meta -n {namespace}")
+    log = kube.logs(namespace, "dra-meta", "prober")
+    evidence.log("what the container sees", log, f"kubectl logs dra-meta -n {namespace}")
     result = claim["status"]["allocation"]["devices"]["results"][0]
-    device = next(d for s in slices for d in s["spec"].get("devices", [])
-                  if s["spec"]["driver"] == result["driver"]
-                  and s["spec"]["pool"]["name"] == result["pool"] and d["name"] == result["device"])
+    device, problem = dra_support.allocated_device(result, dra_support.published_devices(slices))
+    assert device is not None, problem
     if profile.injected_env_prefix:
-        count = int(out.get("ENV_DEVICE_COUNT", ["0"])[-1])
-        assert count == 1, f"the container sees {count} injected devices, expected 1"
-        names = [v for k, v in ([*line.split("=", 1), ""][:2] for line in
-                                kube.logs(namespace, "dra-meta", "prober").splitlines())
-                 if k.startswith(profile.injected_env_prefix) and k[len(
-                     profile.injected_env_prefix):].isdigit()]
-        assert result["device"] in [n.strip('"') for n in names], (
-            f"allocated device {result['device']} is not the one the container sees ({names})"
-        )
+        problem = dra_support.injected_identity_problem(out, log, profile.injected_env_prefix,
+                                                        result["device"])
     else:
-        attr = (device.get("attributes", {}).get(profile.dra.uuid_attribute or "", {}) or {})
-        want = attr.get("string") or attr.get("version")
-        seen = out.get("UUID", [])
-        assert seen == [want], f"container sees UUIDs {seen}; the claim allocated {want}"
+        problem = dra_support.uuid_identity_problem(device, profile.dra.uuid_attribute,
+                                                    out.get("UUID", []))
+    assert not problem, problem

@@ -12,11 +12,18 @@ Unknown vendor -> unknown hardware (never a failure). Simulated nodes -> not obs
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
+    AcceleratorProfile,
+    ClusterInfo,
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     allocations,
     driver_runtime_management,
     not_applicable,
@@ -30,20 +37,21 @@ from pytest_aiconformance.kit import (
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "driver_runtime_management"
 DRA = "resource.k8s.io/v1"
 
 
-def known_profile(profile):
-    if profile.tool is None and profile.driver_version_file is None:
+def known_profile(profile: AcceleratorProfile) -> AcceleratorProfile:
+    """The profile, when a container can read its driver version; else unknown hardware."""
+    if not driver_runtime_management.version_readable(profile):
         unknown_hardware(f"profile {profile.name} names no driver tool or version file to "
                          "read inside a container")
     return profile
 
 
 @pytest.mark.requirement(REQ, role="supporting")
-def test_runtime_classes_inventoried(kube, cluster_info, aic_settings, evidence):
+def test_runtime_classes_inventoried(kube: Kube, cluster_info: ClusterInfo,
+                                    aic_settings: Settings, evidence: EvidenceRecorder) -> None:
     """RuntimeClasses are listed; the vendor's RuntimeClass admits the accelerator nodes."""
     profile = known_profile(aic_settings.profile)
     if not kube.serves("node.k8s.io/v1", "RuntimeClass"):
@@ -62,15 +70,17 @@ def test_runtime_classes_inventoried(kube, cluster_info, aic_settings, evidence)
         not_applicable(f"no RuntimeClass {wanted}: the vendor runtime, if any, is the default "
                        "handler (DriverInjectedVersionMatches shows whether injection works)")
     nodes = cluster_info.accelerator_nodes
-    refused = [n.name for n in nodes if not driver_runtime_management.selects_node(rc, n.labels)]
+    refused = driver_runtime_management.refused_nodes(rc, nodes)
     evidence.note(f"RuntimeClass {wanted} (handler {rc.get('handler')}) admits "
                   f"{len(nodes) - len(refused)} of {len(nodes)} accelerator nodes")
     assert not refused, (f"RuntimeClass {wanted} does not admit accelerator nodes "
                          f"{', '.join(refused)}: its pods could not run there")
 
 
-def _probe(name: str, namespace: str, profile, alloc, rtc: str | None, image: str,
+def _probe(name: str, namespace: str, profile: AcceleratorProfile,
+           alloc: allocations.Allocation | None, rtc: str | None, image: str,
            node: str | None = None) -> dict[str, Any]:
+    """A pod running driver_version.sh, holding one accelerator when ``alloc`` is given."""
     ctr = probes.probe_container("prober", ["driver_version.sh"], profile, alloc=alloc,
                                   image=image)
     return probes.probe_pod(name, namespace, [ctr], alloc=alloc,
@@ -78,29 +88,23 @@ def _probe(name: str, namespace: str, profile, alloc, rtc: str | None, image: st
                              node_name=node, runtime_class=rtc)
 
 
-def allocated_devices(kube, namespace: str, pod: str) -> list[dict[str, Any]]:
+def allocated_devices(kube: Kube, namespace: str, pod: str) -> list[Mapping[str, Any]]:
     """The ResourceSlice device entries allocated to a pod's claims (DRA mode)."""
-    out = []
     slices = kube.items(DRA, "ResourceSlice")
-    for claim in kube.items(DRA, "ResourceClaim", namespace):
-        if not any(r.get("name") == pod for r in claim.get("status", {}).get("reservedFor",
-                                                                               []) or []):
-            continue
-        for res in claim["status"]["allocation"]["devices"]["results"]:
-            out += [d for s in slices for d in s["spec"].get("devices", [])
-                    if s["spec"]["driver"] == res["driver"]
-                    and s["spec"]["pool"]["name"] == res["pool"] and d["name"] == res["device"]]
-    return out
+    return driver_runtime_management.claimed_devices(
+        kube.items(DRA, "ResourceClaim", namespace), slices, pod)
 
 
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
-def test_driver_injected_version_matches(kube, cluster_info, aic_settings, namespace,
-                                         run_context, evidence, timeout):
+def test_driver_injected_version_matches(kube: Kube, cluster_info: ClusterInfo,
+                                         aic_settings: Settings, namespace: str,
+                                         run_context: RunContext, evidence: EvidenceRecorder,
+                                         timeout: Callable[[float], float]) -> None:
     """A vanilla image gets the driver tool from the runtime; its version equals the advertised."""
     profile = known_profile(aic_settings.profile)
     alloc = allocations.choose_allocation(cluster_info, aic_settings.profile,
-                                      aic_settings.allocation_mode)
+                                          aic_settings.allocation_mode)
     nodes = [n.name for n in cluster_info.accelerator_nodes]
     simulation.require_running_containers(kube, nodes)
     run_context.create(probes.probe_configmap(namespace))

@@ -25,13 +25,21 @@ capacity or none (required topology at the node level).
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pytest
 
 from pytest_aiconformance.kit import (
     POD_WIDE,
+    AcceleratorProfile,
     ApiError,
+    ClusterInfo,
+    EvidenceRecorder,
+    Kube,
+    OperatorManager,
+    RunContext,
+    Settings,
     Target,
     allocations,
     condition_true,
@@ -46,10 +54,35 @@ from pytest_aiconformance.kit import (
 
 REQ = "gang_scheduling"
 G = gang_scheduling
+# The solutions come from the one registry, G.SOLUTIONS; each has its runner below (`runs`).
 SCHEDULERS = tuple(s.name for s in G.SOLUTIONS)
+Obj = dict[str, Any]
+Timeout = Callable[[float], float]
 
 
-def present(kube, scheduler: str, operators=None) -> bool:
+class Runner(Protocol):
+    """One solution's half of a check: create its gang, then judge it (fits: bound together
+    and completed; not: held out entirely, with the scheduler's reason)."""
+
+    def __call__(self, kube: Kube, run_context: RunContext, namespace: str,
+                 evidence: EvidenceRecorder, timeout: Timeout, plan: G.GangPlan, image: str,
+                 *, fits: bool) -> None: ...
+
+
+RUN: dict[str, Runner] = {}
+
+
+def runs(solution: str) -> Callable[[Runner], Runner]:
+    """Register the runner of a solution of G.SOLUTIONS (a name it lacks fails at import)."""
+    name = G.BY_NAME[solution].name
+
+    def register(runner: Runner) -> Runner:
+        RUN[name] = runner
+        return runner
+    return register
+
+
+def present(kube: Kube, scheduler: str, operators: OperatorManager | None = None) -> bool:
     """Whether the solution's APIs are served; with --aic-install, G.INSTALLED_WHEN_NONE is
     installed when no gang scheduler is present at all."""
     if operators is not None and operators.install and not any(
@@ -58,7 +91,7 @@ def present(kube, scheduler: str, operators=None) -> bool:
     return G.BY_NAME[scheduler].served(kube.serves) is not None
 
 
-def require_scheduler(kube, scheduler: str, operators) -> None:
+def require_scheduler(kube: Kube, scheduler: str, operators: OperatorManager) -> None:
     """This solution's check is not applicable when another gang scheduler is installed; with
     none installed at all, gang scheduling is missing and the check fails."""
     if present(kube, scheduler, operators):
@@ -69,7 +102,8 @@ def require_scheduler(kube, scheduler: str, operators) -> None:
     raise AssertionError(G.none_found())
 
 
-def free_units(kube, cluster_info, profile) -> tuple[str, dict[str, int]]:
+def free_units(kube: Kube, cluster_info: ClusterInfo, profile: AcceleratorProfile
+               ) -> tuple[str, dict[str, int]]:
     """The extended resource gangs are sized in, and its free units per node; ("", {}) when
     no node advertises one (a CPU-only or DRA-only cluster)."""
     try:
@@ -79,7 +113,8 @@ def free_units(kube, cluster_info, profile) -> tuple[str, dict[str, int]]:
     return alloc.resource, allocations.free_per_node(kube, cluster_info, alloc.resource)
 
 
-def bound_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
+def bound_plan(kube: Kube, cluster_info: ClusterInfo, aic_settings: Settings,
+               evidence: EvidenceRecorder) -> G.GangPlan:
     resource, free = free_units(kube, cluster_info, aic_settings.profile)
     tolerations = workloads.pod("x", "x", [])["spec"]["tolerations"]
     nodes = G.schedulable_nodes(kube.items("v1", "Node"), tolerations)
@@ -91,7 +126,8 @@ def bound_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
     return plan
 
 
-def oversized_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
+def oversized_plan(kube: Kube, cluster_info: ClusterInfo, aic_settings: Settings,
+                   evidence: EvidenceRecorder) -> G.GangPlan:
     """One member above a node's free accelerators; where none is free, sized in CPU on a
     schedulable node (the requirement is about the all-or-nothing decision, not GPUs)."""
     resource, free = free_units(kube, cluster_info, aic_settings.profile)
@@ -113,12 +149,13 @@ def oversized_plan(kube, cluster_info, aic_settings, evidence) -> G.GangPlan:
     return plan
 
 
-def pods_table(pods: dict[str, dict[str, Any]]) -> str:
+def pods_table(pods: dict[str, Obj]) -> str:
     return get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]), POD_WIDE)
 
 
-def observe_unbound(kube, namespace: str, name: str, plan: G.GangPlan, evidence, timeout,
-                    *, created: bool = True) -> dict[str, dict[str, Any]]:
+def observe_unbound(kube: Kube, namespace: str, name: str, plan: G.GangPlan,
+                    evidence: EvidenceRecorder, timeout: Timeout, *,
+                    created: bool = True) -> dict[str, Obj]:
     """The observation window: no member may be bound while the gang cannot fit (after its
     members exist, when the workload creates them at once)."""
     target = Target("v1", "Pod", namespace, label_selector=f"{G.GANG_LABEL}={name}")
@@ -134,8 +171,8 @@ def observe_unbound(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
     return pods
 
 
-def wait_completed(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
-                   timeout) -> dict[str, dict[str, Any]]:
+def wait_completed(kube: Kube, namespace: str, name: str, plan: G.GangPlan,
+                   evidence: EvidenceRecorder, timeout: Timeout) -> dict[str, Obj]:
     pods = watch_until(
         kube, Target("v1", "Pod", namespace, label_selector=f"{G.GANG_LABEL}={name}"),
         lambda objs: G.all_completed(objs, plan.members), timeout=timeout(180),
@@ -147,8 +184,8 @@ def wait_completed(kube, namespace: str, name: str, plan: G.GangPlan, evidence,
     return pods
 
 
-def settle(kube, namespace: str, name: str, plan: G.GangPlan, evidence, timeout, *,
-           fits: bool) -> dict[str, dict[str, Any]]:
+def settle(kube: Kube, namespace: str, name: str, plan: G.GangPlan,
+           evidence: EvidenceRecorder, timeout: Timeout, *, fits: bool) -> dict[str, Obj]:
     """The half's outcome for gangs whose members exist at once: a fitting gang completes,
     an oversized one stays unbound for the whole window."""
     if fits:
@@ -158,7 +195,9 @@ def settle(kube, namespace: str, name: str, plan: G.GangPlan, evidence, timeout,
 
 # Supporting: served APIs show a scheduler is installed, not that it schedules gangs.
 @pytest.mark.requirement(REQ, role="supporting", junit="SchedulerAvailable")
-def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
+def test_gang_scheduler_available(kube: Kube, cluster_info: ClusterInfo,
+                                  operators: OperatorManager,
+                                  evidence: EvidenceRecorder) -> None:
     """At least one gang scheduler (Volcano, Kueue, KAI, Coscheduling, the Workload API)
     serves its APIs."""
     found = [s for s in SCHEDULERS if present(kube, s, operators)]
@@ -177,8 +216,10 @@ def test_gang_scheduler_available(kube, cluster_info, operators, evidence):
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 @pytest.mark.requirement(REQ, solution="scheduler")
-def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namespace, run_context,
-                             evidence, timeout, operators):
+def test_gang_bound_together(scheduler: str, kube: Kube, cluster_info: ClusterInfo,
+                             aic_settings: Settings, namespace: str, run_context: RunContext,
+                             evidence: EvidenceRecorder, timeout: Timeout,
+                             operators: OperatorManager) -> None:
     """A gang of 2 members is bound together and completes."""
     require_scheduler(kube, scheduler, operators)
     plan = bound_plan(kube, cluster_info, aic_settings, evidence)
@@ -188,8 +229,10 @@ def test_gang_bound_together(scheduler, kube, cluster_info, aic_settings, namesp
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 @pytest.mark.requirement(REQ, solution="scheduler")
-def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_settings, namespace,
-                                      run_context, evidence, timeout, operators):
+def test_oversized_gang_stays_unbound(scheduler: str, kube: Kube, cluster_info: ClusterInfo,
+                                      aic_settings: Settings, namespace: str,
+                                      run_context: RunContext, evidence: EvidenceRecorder,
+                                      timeout: Timeout, operators: OperatorManager) -> None:
     """A gang one member larger than free capacity stays entirely unbound, with a reason."""
     require_scheduler(kube, scheduler, operators)
     plan = oversized_plan(kube, cluster_info, aic_settings, evidence)
@@ -199,7 +242,7 @@ def test_oversized_gang_stays_unbound(scheduler, kube, cluster_info, aic_setting
 
 # --- Volcano ----------------------------------------------------------------------------------
 
-def volcano_queue(kube, run_context) -> str:
+def volcano_queue(kube: Kube, run_context: RunContext) -> str:
     if kube.get_or_none(G.VOLCANO_SCHEDULING, "Queue", "default") is not None:
         return "default"
     name = f"aic-{run_context.run_id}"
@@ -210,23 +253,16 @@ def volcano_queue(kube, run_context) -> str:
     return name
 
 
-def volcano_podgroup(kube, namespace: str, job: str) -> dict[str, Any] | None:
-    for pg in kube.items(G.VOLCANO_SCHEDULING, "PodGroup", namespace):
-        owners = pg["metadata"].get("ownerReferences", [])
-        if any(o.get("kind") == "Job" and o.get("name") == job for o in owners):
-            return pg
-    return None
-
-
-def _volcano(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, image: str,
-             *, fits: bool) -> None:
+@runs("volcano")
+def _volcano(kube: Kube, run_context: RunContext, namespace: str, evidence: EvidenceRecorder,
+             timeout: Timeout, plan: G.GangPlan, image: str, *, fits: bool) -> None:
     """Volcano Job with minAvailable = members; its PodGroup is the gang."""
     name = "gang-ok" if fits else "gang-big"
     job = G.volcano_job(name, namespace, plan, volcano_queue(kube, run_context), image)
     evidence.yaml(f"Volcano Job with minAvailable {plan.members}", job)
     run_context.create(job)
     pods = settle(kube, namespace, name, plan, evidence, timeout, fits=fits)
-    pg = volcano_podgroup(kube, namespace, name)
+    pg = G.volcano_podgroup(kube.items(G.VOLCANO_SCHEDULING, "PodGroup", namespace), name)
     assert pg is not None, "the Volcano Job has no PodGroup"
     status = pg.get("status", {})
     evidence.command(f"kubectl get podgroups -n {namespace}", table(
@@ -252,8 +288,9 @@ def _volcano(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, 
 
 # --- Kueue ------------------------------------------------------------------------------------
 
-def _kueue(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, image: str,
-           *, fits: bool) -> None:
+@runs("kueue")
+def _kueue(kube: Kube, run_context: RunContext, namespace: str, evidence: EvidenceRecorder,
+           timeout: Timeout, plan: G.GangPlan, image: str, *, fits: bool) -> None:
     """Kueue with Topology-Aware Scheduling: quota for the whole gang, the node decides."""
     objs = G.kueue_objects(namespace, namespace, plan, "lq")
     for obj in objs:
@@ -297,7 +334,7 @@ def _kueue(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, im
 
 # --- KAI Scheduler ----------------------------------------------------------------------------
 
-def kai_queue(kube, run_context, namespace: str) -> str:
+def kai_queue(kube: Kube, run_context: RunContext, namespace: str) -> str:
     if kube.get_or_none(G.KAI_QUEUES, "Queue", G.KAI_DEFAULT_QUEUE) is not None:
         return G.KAI_DEFAULT_QUEUE
     for obj in G.kai_queues(namespace):
@@ -305,8 +342,9 @@ def kai_queue(kube, run_context, namespace: str) -> str:
     return namespace
 
 
-def _kai(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, image: str,
-         *, fits: bool) -> None:
+@runs("kai")
+def _kai(kube: Kube, run_context: RunContext, namespace: str, evidence: EvidenceRecorder,
+         timeout: Timeout, plan: G.GangPlan, image: str, *, fits: bool) -> None:
     """A batch Job for kai-scheduler; KAI's podgrouper makes its PodGroup the gang."""
     name = "gang-ok" if fits else "gang-big"
     job = G.kai_job(name, namespace, plan, kai_queue(kube, run_context, namespace), image)
@@ -340,7 +378,7 @@ def _kai(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan, imag
 
 # --- scheduler-plugins Coscheduling -----------------------------------------------------------
 
-def _listed(kube, api_version: str, kind: str, **selectors) -> list[dict[str, Any]]:
+def _listed(kube: Kube, api_version: str, kind: str, **selectors: str) -> list[Obj]:
     """The objects, or none where the suite may not list them."""
     try:
         return kube.items(api_version, kind, **selectors)
@@ -350,7 +388,7 @@ def _listed(kube, api_version: str, kind: str, **selectors) -> list[dict[str, An
         return []
 
 
-def coscheduling_scheduler(kube, evidence) -> str:
+def coscheduling_scheduler(kube: Kube, evidence: EvidenceRecorder) -> str:
     """The chart's Deployment, else a second scheduler's leader-election Lease, names the
     profile; a Lease nobody holds or renews says the scheduler is not running (its gang would
     wait for nobody)."""
@@ -369,8 +407,10 @@ def coscheduling_scheduler(kube, evidence) -> str:
     return scheduler
 
 
-def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan,
-                  image: str, *, fits: bool) -> None:
+@runs("coscheduling")
+def _coscheduling(kube: Kube, run_context: RunContext, namespace: str,
+                  evidence: EvidenceRecorder, timeout: Timeout, plan: G.GangPlan, image: str,
+                  *, fits: bool) -> None:
     """A PodGroup of minMember = members and a Job whose pods are labelled with it."""
     name = "gang-ok" if fits else "gang-big"
     objs = G.coscheduling_objects(name, namespace, plan, coscheduling_scheduler(kube, evidence),
@@ -394,8 +434,10 @@ def _coscheduling(kube, run_context, namespace, evidence, timeout, plan: G.GangP
 
 # --- the Workload API (kube-scheduler's GangScheduling plugin) --------------------------------
 
-def _workload_api(kube, run_context, namespace, evidence, timeout, plan: G.GangPlan,
-                  image: str, *, fits: bool) -> None:
+@runs("workload-api")
+def _workload_api(kube: Kube, run_context: RunContext, namespace: str,
+                  evidence: EvidenceRecorder, timeout: Timeout, plan: G.GangPlan, image: str,
+                  *, fits: bool) -> None:
     """A Workload whose pod group has a gang policy of minCount = members (v1alpha2: and its
     PodGroup), and a Job whose pods join it; kube-scheduler itself holds or binds them."""
     served = G.BY_NAME["workload-api"].served(kube.serves)
@@ -437,5 +479,5 @@ def _workload_api(kube, run_context, namespace, evidence, timeout, plan: G.GangP
                                        if version == G.WORKLOAD_V1ALPHA2 else ")")
 
 
-RUN = {"volcano": _volcano, "kueue": _kueue, "kai": _kai, "coscheduling": _coscheduling,
-       "workload-api": _workload_api}
+# Every solution of the registry has its runner (a solution added there without one fails here).
+assert set(RUN) == set(SCHEDULERS), f"no runner for {sorted(set(SCHEDULERS) - set(RUN))}"

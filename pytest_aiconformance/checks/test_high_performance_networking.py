@@ -10,14 +10,18 @@ No NIC offer anywhere -> failure (Not Implemented).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     Target,
     high_performance_networking,
-    name,
     table,
     watch_until,
     workloads,
@@ -26,24 +30,25 @@ from pytest_aiconformance.kit import (
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "high_performance_networking"
 DRA = "resource.k8s.io/v1"
 
 
-def survey(kube, evidence) -> tuple[list[dict[str, Any]], list[high_performance_networking.NicOffer]]:
+def survey(kube: Kube, evidence: EvidenceRecorder
+           ) -> tuple[list[dict[str, Any]], list[high_performance_networking.NicOffer]]:
+    """The nodes and every NIC offer on them, recorded as a table."""
     nodes = kube.items("v1", "Node")
     slices = kube.items(DRA, "ResourceSlice") if kube.serves(DRA, "ResourceSlice") else []
     offers = high_performance_networking.classify_nics(nodes, slices)
     evidence.command("kubectl get resourceslices; kubectl get nodes (allocatable NIC resources)",
-                     table([[o.node, o.via, o.name, o.count, o.example] for o in offers],
+                     table(high_performance_networking.offer_rows(offers),
                            ["NODE", "VIA", "DRIVER/RESOURCE", "COUNT", "DEVICES"])
                      if offers else "no NIC devices or resources found")
     return nodes, offers
 
 
 @pytest.mark.requirement(REQ)
-def test_extra_nics_discoverable(kube, evidence):
+def test_extra_nics_discoverable(kube: Kube, evidence: EvidenceRecorder) -> None:
     """Nodes publish extra NICs, preferably as DRA devices."""
     _nodes, offers = survey(kube, evidence)
     assert offers, ("Not Implemented: no node offers an extra NIC (no network DRA driver "
@@ -54,15 +59,9 @@ def test_extra_nics_discoverable(kube, evidence):
                      "only as device-plugin resources (DRA is preferred)"))
 
 
-def _device_class_for(kube, driver: str) -> str | None:
-    for cls in kube.items(DRA, "DeviceClass"):
-        if driver in str(cls.get("spec", {}).get("selectors", "")):
-            return name(cls)
-    return None
-
-
-def nic_pod(pod_name: str, namespace: str, offer: high_performance_networking.NicOffer, device_class: str,
-            node: str | None, image: str) -> list[dict[str, Any]]:
+def nic_pod(pod_name: str, namespace: str, offer: high_performance_networking.NicOffer,
+            device_class: str, node: str | None, image: str) -> list[dict[str, Any]]:
+    """A pod requesting one NIC of the offer (a claim template for DRA), optionally pinned."""
     objs: list[dict[str, Any]] = []
     if offer.via == "DRA":
         objs.append(workloads.claim_template(f"{pod_name}-nic", namespace, device_class))
@@ -79,21 +78,22 @@ def nic_pod(pod_name: str, namespace: str, offer: high_performance_networking.Ni
 
 
 @pytest.mark.requirement(REQ)
-def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, timeout,
-                                      aic_settings):
+def test_nic_pod_on_capable_node_only(kube: Kube, namespace: str, run_context: RunContext,
+                                      evidence: EvidenceRecorder,
+                                      timeout: Callable[[float], float],
+                                      aic_settings: Settings) -> None:
     """A pod needing a NIC lands only on a node that has one."""
     nodes, offers = survey(kube, evidence)
     assert offers, "no node offers an extra NIC (see ExtraNicsDiscoverable)"
-    offer = sorted(offers, key=lambda o: (o.via != "DRA", o.name, o.node))[0]
+    offer = high_performance_networking.preferred_offer(offers)
     device_class = ""
     if offer.via == "DRA":
-        device_class = _device_class_for(kube, offer.name) or ""
+        device_class = high_performance_networking.device_class_for(
+            kube.items(DRA, "DeviceClass"), offer.name) or ""
         if not device_class:
             device_class = f"aic-nic-{run_context.run_id}"
-            run_context.create({"apiVersion": DRA, "kind": "DeviceClass",
-                                "metadata": {"name": device_class},
-                                "spec": {"selectors": [{"cel": {
-                                    "expression": f'device.driver == "{offer.name}"'}}]}})
+            run_context.create(high_performance_networking.driver_device_class(device_class,
+                                                                               offer.name))
     capable = high_performance_networking.capable_nodes(offers, offer.via, offer.name)
     for obj in nic_pod("needs-nic", namespace, offer, device_class, None,
                        aic_settings.image("probe")):
@@ -107,8 +107,7 @@ def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, ti
                      table([["needs-nic", node]], ["NAME", "NODE"]))
     evidence.note(reason)
     assert ok, reason
-    without = sorted(name(n) for n in nodes if name(n) not in capable
-                     and not n.get("spec", {}).get("unschedulable"))
+    without = high_performance_networking.nodes_without(nodes, capable)
     if not without:
         evidence.note("every schedulable node has a NIC: no node to show a refusal on")
         return
@@ -120,7 +119,6 @@ def test_nic_pod_on_capable_node_only(kube, namespace, run_context, evidence, ti
                         timeout=timeout(30), invert=True,
                         expected=f"pod pinned to {without[0]} (no NIC) to stay unbound")
     pod = next(iter(final.values()))
-    msg = next((c.get("message", "") for c in pod.get("status", {}).get("conditions", []) or []
-                if c.get("type") == "PodScheduled"), "")
+    msg = high_performance_networking.scheduling_message(pod)
     evidence.command(f"kubectl get pod pinned-no-nic -n {namespace}",
                      f"pinned-no-nic   Pending   <none>   {msg}")

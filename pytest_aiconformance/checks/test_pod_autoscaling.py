@@ -24,6 +24,7 @@ requirements/pod_autoscaling.py for the paths.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,6 +33,11 @@ from pytest_aiconformance.kit import (
     POD_WIDE,
     ApiError,
     ClusterError,
+    ClusterInfo,
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     Target,
     allocations,
     condition_true,
@@ -46,22 +52,21 @@ from pytest_aiconformance.kit import (
     table,
     wait_for_event,
     watch_until,
-    workloads,
 )
 
 REQ = "pod_autoscaling"
-USAGE_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
-BURN = ("trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do :; done; "
-        "while :; do sleep 1; done")
+CM = pod_autoscaling
+Obj = dict[str, Any]
+Timeout = Callable[[float], float]
 
 
-def _require_hpa(kube) -> None:
+def _require_hpa(kube: Kube) -> None:
     """The requirement is conditional: no HPA served, nothing to judge."""
     if not kube.serves("autoscaling/v2", "HorizontalPodAutoscaler"):
         not_applicable("the cluster does not serve autoscaling/v2 HorizontalPodAutoscaler")
 
 
-def _require_resource_metrics(kube) -> None:
+def _require_resource_metrics(kube: Kube) -> None:
     """CPU scaling needs metrics.k8s.io; the official text asks for custom metrics, not CPU."""
     if not kube.serves("metrics.k8s.io/v1beta1"):
         not_applicable("the resource metrics API (metrics.k8s.io/v1beta1) is not served (no "
@@ -69,73 +74,31 @@ def _require_resource_metrics(kube) -> None:
                        "requirement is judged on custom metrics (HPAScalesOnCustomMetric)")
 
 
-def hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": 1, "maxReplicas": max_replicas,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
-            "behavior": pod_autoscaling.fast_behavior(),
-        },
-    }
-
-
-def deployment(name: str, namespace: str, alloc, node: str, load: bool,
-               image: str) -> dict[str, Any]:
-    """Replicas pinned to `node`, each asking for one accelerator (its own claim under DRA)."""
-    ctr = workloads.container("server", ["sh", "-c", BURN], image=image,
-                              resources_={"requests": {"cpu": "100m"},
-                                          "limits": {"cpu": "200m"}})
-    pod = allocations.accelerator_pod(name, namespace, alloc, ctr, restart_policy="Always",
-                                  node_selector={"kubernetes.io/hostname": node},
-                                  annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
-                                  labels={"app": name})
-    template = {"metadata": {"labels": {"app": name},
-                             "annotations": pod["metadata"]["annotations"]},
-                "spec": pod["spec"]}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": template}}
-
-
-def hpa_row(obj: dict[str, Any]) -> list[Any]:
-    status = obj.get("status", {})
-    cur = next((m["resource"]["current"].get("averageUtilization") for m in
-                status.get("currentMetrics", []) or [] if m.get("type") == "Resource"), None)
-    return [obj["metadata"]["name"], f"cpu: {cur if cur is not None else '<unknown>'}%/50%",
-            obj["spec"]["minReplicas"], obj["spec"]["maxReplicas"],
-            status.get("currentReplicas", 0), status.get("desiredReplicas", 0)]
-
-
-def stop_load(kube, namespace: str, pods: list[dict[str, Any]], simulated: bool) -> None:
+def stop_load(kube: Kube, namespace: str, pods: list[Obj], simulated: bool) -> None:
     """The kill-switch: idle usage annotation (simulated) or the stop file (real)."""
     for pod in pods:
-        name = pod["metadata"]["name"]
+        pod_name = pod["metadata"]["name"]
         if simulated:
-            kube.patch("v1", "Pod", name, {"metadata": {"annotations": {USAGE_ANNOTATION: "1m"}}},
-                       namespace)
+            kube.patch("v1", "Pod", pod_name, CM.idle_patch(), namespace)
         elif pod.get("status", {}).get("phase") == "Running":
-            kube.exec(namespace, name, ["touch", "/tmp/stop"], container="server")
+            kube.exec(namespace, pod_name, ["touch", "/tmp/stop"], container="server")
 
 
 @pytest.mark.requirement(REQ, junit="HPAScalesAcceleratorPods")
-def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace, run_context,
-                                     evidence, timeout):
+def test_hpa_scales_accelerator_pods(kube: Kube, cluster_info: ClusterInfo,
+                                     aic_settings: Settings, namespace: str,
+                                     run_context: RunContext, evidence: EvidenceRecorder,
+                                     timeout: Timeout) -> None:
     """An HPA scales accelerator pods up under load, enforces capacity, and scales back down."""
     _require_hpa(kube)
     _require_resource_metrics(kube)
     alloc = allocations.choose_allocation(cluster_info, aic_settings.profile,
-                                      aic_settings.allocation_mode)
+                                          aic_settings.allocation_mode)
     per_node = allocations.allocatable_per_node(kube, cluster_info, alloc)
     free = allocations.free_accelerators(kube, cluster_info, alloc)
     allocations.require_free_accelerator(free, per_node, alloc,
-                                     "no replica could be placed to scale")
-    node, units = min(((n, f) for n, f in free.items() if f > 0),
-                      key=lambda kv: (kv[1], kv[0]))
+                                         "no replica could be placed to scale")
+    node, units = CM.fewest_free(free)
     simulated = simulation.node_is_simulated(kube.get("v1", "Node", node))
     max_replicas = units + 1
     evidence.note(f"Deployment 'inference' pinned to {node} ({units} free {alloc.unit}); "
@@ -144,25 +107,18 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
                   f"{'simulated usage annotation' if simulated else 'CPU burn in each pod'}")
     for obj in allocations.claim_objects(alloc, namespace):
         run_context.create(obj)
-    run_context.create(deployment("inference", namespace, alloc, node, load=True,
-                                  image=aic_settings.image("probe")))
-    run_context.create(hpa("inference", namespace, max_replicas))
+    run_context.create(CM.burn_deployment("inference", namespace, alloc, node, load=True,
+                                          image=aic_settings.image("probe")))
+    run_context.create(CM.cpu_hpa("inference", namespace, max_replicas))
     pods_target = Target("v1", "Pod", namespace, label_selector="app=inference")
-
-    def scaled_up(objs: dict[str, dict[str, Any]]) -> bool:
-        bound = [o for o in objs.values() if o["spec"].get("nodeName")
-                 and not o["metadata"].get("deletionTimestamp")]
-        pending = [o for o in objs.values() if not o["spec"].get("nodeName")
-                   and alloc.refusal in str(o.get("status", {}))]
-        return len(bound) == units and len(pending) == 1
-
-    pods = watch_until(kube, pods_target, scaled_up, timeout=timeout(180),
+    pods = watch_until(kube, pods_target,
+                       lambda objs: CM.capacity_enforced(objs, units, alloc.refusal),
+                       timeout=timeout(180),
                        expected=f"HPA to scale to {max_replicas} replicas with {units} bound "
                                 f"and 1 Pending for '{alloc.refusal}'")
     hpa_obj = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "inference", namespace)
     evidence.command(f"kubectl get hpa -n {namespace}",
-                     table([hpa_row(hpa_obj)], ["NAME", "TARGETS", "MINPODS", "MAXPODS",
-                                                "REPLICAS", "DESIRED"]))
+                     table([CM.cpu_hpa_row(hpa_obj)], CM.HPA_COLUMNS))
     evidence.command(f"kubectl get pods -n {namespace} -o wide",
                      get_table(sorted(pods.values(), key=lambda o: o["metadata"]["name"]),
                                POD_WIDE))
@@ -182,42 +138,30 @@ def test_hpa_scales_accelerator_pods(kube, cluster_info, aic_settings, namespace
     if simulated:
         # Replicas the HPA adds from now on start idle too.
         kube.patch("apps/v1", "Deployment", "inference",
-                   {"spec": {"template": {"metadata": {"annotations": {USAGE_ANNOTATION: "1m"}}}}},
-                   namespace)
-
-    def scaled_down(objs: dict[str, dict[str, Any]]) -> bool:
-        status = next(iter(objs.values()), {}).get("status", {})
-        return status.get("currentReplicas") == 1 and status.get("desiredReplicas") == 1
+                   {"spec": {"template": CM.idle_patch()}}, namespace)
 
     down = watch_until(kube, Target("autoscaling/v2", "HorizontalPodAutoscaler", namespace,
-                                    name="inference"), scaled_down, timeout=timeout(180),
+                                    name="inference"), CM.back_to_one, timeout=timeout(180),
                        expected="HPA to scale back to 1 replica after the load stopped")
     evidence.command(f"kubectl get hpa -n {namespace}  # after the load stopped",
-                     table([hpa_row(next(iter(down.values())))],
-                           ["NAME", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "DESIRED"]))
+                     table([CM.cpu_hpa_row(next(iter(down.values())))], CM.HPA_COLUMNS))
 
 
 # --- scaling on a custom metric ------------------------------------------------------------
 
 APP = "queue-scaler"
-CM = pod_autoscaling
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return (pod.get("status", {}).get("phase") == "Running"
-            and not pod["metadata"].get("deletionTimestamp") and condition_true(pod, "Ready"))
-
-
-def _exposer_ready(kube, namespace: str, timeout) -> dict[str, Any]:
+def _exposer_ready(kube: Kube, namespace: str, timeout: Timeout) -> Obj:
     """The first replica serving the metric (its readiness probe reads the value file)."""
     pods = watch_until(kube, Target("v1", "Pod", namespace, label_selector=f"app={APP}"),
-                       lambda objs: any(_ready(o) for o in objs.values()),
+                       lambda objs: any(CM.pod_ready(o) for o in objs.values()),
                        timeout=timeout(180), expected="the metric-serving accelerator pod Ready")
-    return min((o for o in pods.values() if _ready(o)), key=name)
+    return min((o for o in pods.values() if CM.pod_ready(o)), key=name)
 
 
-def _set_value(kube, namespace: str, value: float, pods: list[dict[str, Any]],
-               evidence) -> None:
+def _set_value(kube: Kube, namespace: str, value: float, pods: list[Obj],
+               evidence: EvidenceRecorder) -> None:
     """Rewrite the served value in each running pod (a replica started later starts LOW)."""
     done = []
     for pod in pods:
@@ -234,26 +178,17 @@ def _set_value(kube, namespace: str, value: float, pods: list[dict[str, Any]],
                   f"{CM.VALUE_PATH} (kubectl exec)")
 
 
-def _running_pods(kube, namespace: str) -> list[dict[str, Any]]:
+def _running_pods(kube: Kube, namespace: str) -> list[Obj]:
     return sorted(kube.items("v1", "Pod", namespace, label_selector=f"app={APP}"), key=name)
 
 
-def _hpa_state(objs: dict[str, dict[str, Any]]) -> str:
-    return "; ".join(f"{name(o)}: {CM.hpa_targets(o)}, replicas {CM.hpa_replicas(o)[0]}, "
-                     f"desired {CM.hpa_replicas(o)[1]}" for o in objs.values()) or "no HPA"
-
-
-def _scale_and_return(kube, namespace: str, hpa_name: str, source: list[dict[str, Any]],
-                      evidence, timeout, how: str) -> None:
+def _scale_and_return(kube: Kube, namespace: str, hpa_name: str, source: list[Obj],
+                      evidence: EvidenceRecorder, timeout: Timeout, how: str) -> None:
     """Value HIGH: the HPA goes to 2 replicas; value LOW: back to 1. Evidence either way."""
     target = Target("autoscaling/v2", "HorizontalPodAutoscaler", namespace, name=hpa_name)
-
-    def at(replicas: int):
-        return lambda objs: any(CM.hpa_replicas(o) == (replicas, replicas)
-                                for o in objs.values())
-
     _set_value(kube, namespace, CM.HIGH, source, evidence)
-    up = watch_until(kube, target, at(2), timeout=timeout(300), describe=_hpa_state,
+    up = watch_until(kube, target, CM.at_replicas(2), timeout=timeout(300),
+                     describe=CM.hpa_state,
                      expected=f"HPA {hpa_name} to scale to 2 replicas on {how} "
                               f"({CM.METRIC}={CM.HIGH:g}, target {CM.TARGET:g})")
     evidence.command(f"kubectl get hpa -n {namespace} {hpa_name}",
@@ -272,14 +207,16 @@ def _scale_and_return(kube, namespace: str, hpa_name: str, source: list[dict[str
                      "\n".join(str(e.get("message")) for e in events))
 
     _set_value(kube, namespace, CM.LOW, _running_pods(kube, namespace), evidence)
-    down = watch_until(kube, target, at(1), timeout=timeout(300), describe=_hpa_state,
+    down = watch_until(kube, target, CM.at_replicas(1), timeout=timeout(300),
+                       describe=CM.hpa_state,
                        expected=f"HPA {hpa_name} to scale back to 1 replica "
                                 f"({CM.METRIC}={CM.LOW:g}, target {CM.TARGET:g})")
     evidence.command(f"kubectl get hpa -n {namespace} {hpa_name}  # after the value dropped",
                      table([CM.hpa_row(o) for o in down.values()], CM.HPA_COLUMNS))
 
 
-def _with_keda(kube, namespace: str, run_context, evidence, timeout) -> None:
+def _with_keda(kube: Kube, namespace: str, run_context: RunContext,
+               evidence: EvidenceRecorder, timeout: Timeout) -> None:
     """KEDA's metrics-api trigger reads the value from the first replica over its Service."""
     source = _exposer_ready(kube, namespace, timeout)
     # Only this pod backs the Service: a replica the HPA adds starts LOW and must not answer.
@@ -300,20 +237,14 @@ def _with_keda(kube, namespace: str, run_context, evidence, timeout) -> None:
     evidence.yaml("ScaledObject (KEDA metrics-api trigger on the pods' own value)", scaled,
                   f"kubectl get scaledobject -n {namespace} {APP} -o yaml")
 
-    def conditions(objs: dict[str, dict[str, Any]]) -> str:
-        return "; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason', '')}: "
-                         f"{c.get('message', '')}" for o in objs.values()
-                         for c in o.get("status", {}).get("conditions") or []) or "no status"
-
     watch_until(kube, Target(CM.KEDA_GV, "ScaledObject", namespace, name=APP),
                 lambda objs: any(condition_true(o, "Ready") for o in objs.values()),
-                timeout=timeout(120), describe=conditions,
+                timeout=timeout(120), describe=CM.conditions_line,
                 expected=f"KEDA to accept ScaledObject {APP} (Ready) and create HPA {hpa_name}")
     _scale_and_return(kube, namespace, hpa_name, [source], evidence, timeout,
                       f"the external metric KEDA reads from {url}")
     hpa_obj = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", hpa_name, namespace)
-    metric = next((m["external"]["metric"]["name"] for m in hpa_obj["spec"].get("metrics", [])
-                   if m.get("type") == "External"), "")
+    metric = CM.external_metric(hpa_obj)
     if metric:
         path = (f"/apis/{CM.EXTERNAL_GV}/namespaces/{namespace}/{metric}"
                 f"?labelSelector=scaledobject.keda.sh/name={APP}")
@@ -327,26 +258,28 @@ def _with_keda(kube, namespace: str, run_context, evidence, timeout) -> None:
         evidence.command(f"kubectl get --raw '{path}'", answer[:2000])
 
 
-def _scrape_plan(kube, namespace: str, evidence, aic_settings) -> tuple[str, Any]:
+def _scrape_plan(kube: Kube, namespace: str, evidence: EvidenceRecorder,
+                 aic_settings: Settings) -> tuple[str, Obj | None]:
     """How the pods' gauge gets scraped: a scrape object built from the platform collector's
     own selectors (as ai_service_metrics does), else prometheus.io annotations (None)."""
-    stack = monitoring.find_monitoring(kube, aic_settings.prometheus)
+    found = monitoring.find_monitoring(kube, aic_settings.prometheus)
     try:
-        plan = stack.plan(namespace)
+        plan = found.plan(namespace)
     except monitoring.UnsatisfiableSelector as exc:
         how = (f"the check cannot have the platform's monitoring scrape them ({exc}), so it "
                "annotates them prometheus.io/scrape for a Prometheus that follows annotations")
         evidence.note(f"The pods expose {CM.METRIC} on {CM.METRICS_PATH}; {how}")
         return how, None
-    how = f"{stack.ident} scrapes them: {plan.explanation}"
+    how = f"{found.ident} scrapes them: {plan.explanation}"
     if plan.namespace_labels:
         kube.patch("v1", "Namespace", namespace, {"metadata": {"labels": plan.namespace_labels}})
     evidence.note(f"The pods expose {CM.METRIC} on {CM.METRICS_PATH}; {how}")
     return how, CM.scrape_object(plan, f"aic-{namespace}"[:63], namespace, {"app": APP})
 
 
-def _run_custom_metrics(kube, namespace: str, run_context, evidence, timeout, api, how: str,
-                        scrape) -> None:
+def _run_custom_metrics(kube: Kube, namespace: str, run_context: RunContext,
+                        evidence: EvidenceRecorder, timeout: Timeout, api: CM.MetricsAPI,
+                        how: str, scrape: Obj | None) -> None:
     gv = api.group_version
     run_context.create(CM.exposer_service(APP, namespace, {"app": APP}))
     if scrape is not None:
@@ -386,8 +319,10 @@ def _run_custom_metrics(kube, namespace: str, run_context, evidence, timeout, ap
 
 
 @pytest.mark.requirement(REQ, junit="HPAScalesOnCustomMetric")
-def test_hpa_scales_on_custom_metric(kube, cluster_info, aic_settings, namespace, run_context,
-                                     evidence, timeout):
+def test_hpa_scales_on_custom_metric(kube: Kube, cluster_info: ClusterInfo,
+                                     aic_settings: Settings, namespace: str,
+                                     run_context: RunContext, evidence: EvidenceRecorder,
+                                     timeout: Timeout) -> None:
     """An HPA scales accelerator pods on a custom metric they serve, through a metrics adapter.
 
     The requirement's custom-metrics half: the value comes from the accelerator pods themselves
@@ -411,16 +346,16 @@ def test_hpa_scales_on_custom_metric(kube, cluster_info, aic_settings, namespace
         not_observable(path.reason)
 
     alloc = allocations.choose_allocation(cluster_info, aic_settings.profile,
-                                      aic_settings.allocation_mode)
+                                          aic_settings.allocation_mode)
     per_node = allocations.allocatable_per_node(kube, cluster_info, alloc)
     free = allocations.free_accelerators(kube, cluster_info, alloc)
-    allocations.require_free_accelerator(free, per_node, alloc, "no replica could be placed to scale")
+    allocations.require_free_accelerator(free, per_node, alloc,
+                                         "no replica could be placed to scale")
     # A node that runs containers, with the most free accelerators (the second replica may
     # then run too).
     simulated = {n: simulation.node_is_simulated(kube.get("v1", "Node", n))
                  for n, f in free.items() if f > 0}
-    node, units = min(((n, free[n]) for n in simulated),
-                      key=lambda kv: (simulated[kv[0]], -kv[1], kv[0]))
+    node, units = CM.container_node(free, simulated)
     if simulated[node]:
         nodes = ", ".join(sorted(simulated))
         not_observable(f"accelerator node(s) with a free {alloc.unit} ({nodes}) are simulated "
@@ -428,7 +363,9 @@ def test_hpa_scales_on_custom_metric(kube, cluster_info, aic_settings, namespace
                        f"the HPA would scale on ({path.reason})")
     evidence.note(f"Deployment {APP} pinned to {node} ({units} free {alloc.unit}); each replica "
                   f"requests one ({alloc.describe()}); min 1, max 2 replicas")
-    how, scrape, annotations = "", None, None
+    how: str = ""
+    scrape: Obj | None = None
+    annotations: dict[str, str] | None = None
     if path.kind is CM.PathKind.CUSTOM:
         how, scrape = _scrape_plan(kube, namespace, evidence, aic_settings)
         annotations = CM.scrape_annotations() if scrape is None else None
@@ -440,5 +377,6 @@ def test_hpa_scales_on_custom_metric(kube, cluster_info, aic_settings, namespace
     if path.kind is CM.PathKind.KEDA:
         _with_keda(kube, namespace, run_context, evidence, timeout)
     else:
+        assert path.api is not None, "a custom metrics path names its API"
         _run_custom_metrics(kube, namespace, run_context, evidence, timeout, path.api, how,
                             scrape)

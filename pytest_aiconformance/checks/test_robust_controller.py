@@ -25,8 +25,8 @@ Supporting too: a Ray task runs on the cluster (exec).
 
 from __future__ import annotations
 
-import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,6 +34,11 @@ import pytest
 from pytest_aiconformance.kit import (
     POD_WIDE,
     ApiError,
+    EvidenceRecorder,
+    Kube,
+    OperatorManager,
+    RunContext,
+    Settings,
     Target,
     condition_true,
     get_table,
@@ -43,7 +48,6 @@ from pytest_aiconformance.kit import (
     simulation,
     table,
     watch_until,
-    workloads,
 )
 
 REQ = "robust_controller"
@@ -56,14 +60,16 @@ RAY = AO.RAY
 TRAINER = AO.TRAINER
 JOBSET = AO.JOBSET
 ADMISSION = "admissionregistration.k8s.io/v1"
+Obj = dict[str, Any]
+Timeout = Callable[[float], float]
 
 
-def present(kube, operator: str) -> bool:
+def present(kube: Kube, operator: str) -> bool:
     """Whether the operator's workload kind is served (its CRDs exist)."""
     return kube.serves(*AO.BY_NAME[operator].api)
 
 
-def require_operator(kube, operator: str, operators) -> None:
+def require_operator(kube: Kube, operator: str, operators: OperatorManager) -> None:
     """This operator's check is not applicable when another AI operator is installed; with
     none installed at all, the requirement's operator is missing and the check fails. With
     --aic-install and none installed, KubeRay is installed first."""
@@ -77,37 +83,13 @@ def require_operator(kube, operator: str, operators) -> None:
     raise AssertionError(AO.none_found())
 
 
-def ray_cluster(cluster: str, namespace: str, groups: list[str], image: str) -> dict[str, Any]:
-    """A small RayCluster: one head, one worker per named group."""
-    def pod_spec(role: str) -> dict[str, Any]:
-        ctr = workloads.container(f"ray-{role}", ["sleep", "infinity"], image=image,
-                                  resources_={"requests": {"cpu": "100m", "memory": "256Mi"},
-                                              "limits": {"cpu": "1", "memory": "1Gi"}})
-        ctr.pop("command")  # KubeRay generates the ray start command
-        spec = workloads.pod("x", namespace, [ctr])["spec"]
-        spec.pop("restartPolicy")
-        spec.pop("securityContext")
-        ctr.pop("securityContext")
-        return {"spec": spec}
-
-    return {
-        "apiVersion": RAY, "kind": "RayCluster",
-        "metadata": {"name": cluster, "namespace": namespace},
-        "spec": {
-            "headGroupSpec": {"rayStartParams": {}, "template": pod_spec("head")},
-            "workerGroupSpecs": [{"groupName": g, "replicas": 1, "minReplicas": 1,
-                                  "maxReplicas": 1, "rayStartParams": {},
-                                  "template": pod_spec("worker")} for g in groups],
-        },
-    }
-
-
 # Supporting: presence, not operation; the webhook and the reconciliation checks prove the
 # controller answers. The operator is found the way the API server reaches it (operators.py
 # find_operator), so any release name, namespace or installer is recognised.
 @pytest.mark.parametrize("operator", OPERATORS)
 @pytest.mark.requirement(REQ, role="supporting", solution="operator")
-def test_operator_installed(operator, kube, operators, evidence):
+def test_operator_installed(operator: str, kube: Kube, operators: OperatorManager,
+                            evidence: EvidenceRecorder) -> None:
     """The operator behind its API group is found, not its CRDs alone.
 
     Its CRDs are Established, and the admission webhook that names the group leads to Ready
@@ -148,8 +130,10 @@ def test_operator_installed(operator, kube, operators, evidence):
 
 @pytest.mark.parametrize("operator", OPERATORS)
 @pytest.mark.requirement(REQ, solution="operator")
-def test_webhook_denies_invalid(operator, kube, operators, namespace, run_context, evidence,
-                                timeout, aic_settings):
+def test_webhook_denies_invalid(operator: str, kube: Kube, operators: OperatorManager,
+                                namespace: str, run_context: RunContext,
+                                evidence: EvidenceRecorder, timeout: Timeout,
+                                aic_settings: Settings) -> None:
     """An object valid for the CRD schema but not for the operator is denied by its webhook."""
     require_operator(kube, operator, operators)
     op = AO.BY_NAME[operator]
@@ -160,21 +144,20 @@ def test_webhook_denies_invalid(operator, kube, operators, namespace, run_contex
                      table([list(w) for w in webhooks], ["CONFIGURATION", "WEBHOOK"]))
     assert webhooks, f"no validating webhook is registered for {op.group} {op.resource}"
     if operator == "kuberay":
-        valid = ray_cluster("rc-webhook", namespace, ["workers-a", "workers-b"],
-                            aic_settings.image("ray"))
-        invalid = copy.deepcopy(valid)
-        invalid["spec"]["workerGroupSpecs"][1]["groupName"] = "workers-a"
+        valid = AO.ray_cluster("rc-webhook", namespace, ["workers-a", "workers-b"],
+                               aic_settings.image("ray"))
+        invalid = AO.duplicate_worker_groups(valid)
         what = "a RayCluster with duplicate worker group names"
         valid_note = "the same RayCluster with unique worker group names"
         file = "raycluster-duplicate-groups.yaml"
         kube.create(valid, dry_run=True)
     else:
-        runtime = AO.training_runtime("aic-webhook-runtime", namespace, aic_settings.image("probe"))
+        runtime = AO.training_runtime("aic-webhook-runtime", namespace,
+                                      aic_settings.image("probe"))
         run_context.create(runtime)
         evidence.yaml("TrainingRuntime the TrainJobs run (the webhook looks it up)", runtime)
         valid = AO.train_job("tj-webhook", namespace, "aic-webhook-runtime")
-        invalid = copy.deepcopy(valid)
-        invalid["metadata"]["name"] = AO.invalid_trainjob_name("tj-webhook")
+        invalid = AO.renamed(valid, AO.invalid_trainjob_name("tj-webhook"))
         what = (f"a TrainJob named {invalid['metadata']['name']} (not a DNS-1035 label; the API "
                 "server accepts it for custom resources)")
         valid_note = "the same TrainJob named tj-webhook"
@@ -201,8 +184,10 @@ def test_webhook_denies_invalid(operator, kube, operators, namespace, run_contex
 
 @pytest.mark.parametrize("operator", OPERATORS)
 @pytest.mark.requirement(REQ, solution="operator")
-def test_workload_reconciled(operator, kube, operators, namespace, run_context, evidence,
-                             timeout, aic_settings):
+def test_workload_reconciled(operator: str, kube: Kube, operators: OperatorManager,
+                             namespace: str, run_context: RunContext,
+                             evidence: EvidenceRecorder, timeout: Timeout,
+                             aic_settings: Settings) -> None:
     """A valid workload is reconciled by the operator.
 
     KubeRay: a RayCluster reaches ready with its head, workers and head service. Trainer: a
@@ -217,8 +202,9 @@ def test_workload_reconciled(operator, kube, operators, namespace, run_context, 
 
 @pytest.mark.parametrize("operator", OPERATORS)
 @pytest.mark.requirement(REQ, solution="operator")
-def test_child_repaired(operator, kube, operators, namespace, run_context, evidence, timeout,
-                        aic_settings):
+def test_child_repaired(operator: str, kube: Kube, operators: OperatorManager, namespace: str,
+                        run_context: RunContext, evidence: EvidenceRecorder, timeout: Timeout,
+                        aic_settings: Settings) -> None:
     """A deleted child of a reconciled workload is recreated by the operator.
 
     KubeRay: a new Ready head pod. Trainer: the TrainJob's JobSet again, controlled by it."""
@@ -239,10 +225,11 @@ def _ray_pods(namespace: str, cluster: str, node_type: str | None = None) -> Tar
     return Target("v1", "Pod", namespace, label_selector=sel)
 
 
-def ready_ray_cluster(kube, namespace, run_context, evidence, timeout,
-                      aic_settings) -> dict[str, Any]:
+def ready_ray_cluster(kube: Kube, namespace: str, run_context: RunContext,
+                      evidence: EvidenceRecorder, timeout: Timeout,
+                      aic_settings: Settings) -> Obj:
     """A valid RayCluster, reconciled to ready."""
-    rc = ray_cluster("rc", namespace, ["workers"], aic_settings.image("ray"))
+    rc = AO.ray_cluster("rc", namespace, ["workers"], aic_settings.image("ray"))
     run_context.create(rc)
     done = watch_until(
         kube, Target(RAY, "RayCluster", namespace, name="rc"),
@@ -257,17 +244,13 @@ def ready_ray_cluster(kube, namespace, run_context, evidence, timeout,
     return obj
 
 
-def ray_cluster_parts(kube, namespace: str, evidence) -> None:
+def ray_cluster_parts(kube: Kube, namespace: str, evidence: EvidenceRecorder) -> None:
     """The ready RayCluster has one Ready head, one Ready worker and a head service."""
     pods = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc")
     evidence.command(f"kubectl get pods -n {namespace} -l ray.io/cluster=rc -o wide",
                      get_table(pods, POD_WIDE))
-    heads = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
-    workers = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
-    assert len(heads) == 1, f"{len(heads)} head pods, expected 1"
-    assert all(condition_true(p, "Ready") for p in heads), "the head pod is not Ready"
-    assert len(workers) == 1, f"{len(workers)} worker pods, expected 1"
-    assert all(condition_true(p, "Ready") for p in workers), "the worker pod is not Ready"
+    problem = AO.ray_pods_problem(pods)
+    assert not problem, problem
     services = kube.items("v1", "Service", namespace, label_selector="ray.io/cluster=rc")
     evidence.command(f"kubectl get svc -n {namespace} -l ray.io/cluster=rc",
                      get_table(services, [("NAME", name),
@@ -275,12 +258,11 @@ def ray_cluster_parts(kube, namespace: str, evidence) -> None:
                                           ("PORTS", lambda o: ",".join(
                                               f"{p.get('port')}/{p.get('protocol', 'TCP')}"
                                               for p in o["spec"].get("ports", [])))]))
-    assert any(s["metadata"]["labels"].get("ray.io/node-type") == "head" or
-               s["metadata"]["name"].endswith("head-svc") for s in services), \
-        "the operator created no head service"
+    assert AO.has_head_service(services), "the operator created no head service"
 
 
-def head_pod_repaired(kube, namespace: str, evidence, timeout) -> None:
+def head_pod_repaired(kube: Kube, namespace: str, evidence: EvidenceRecorder,
+                      timeout: Timeout) -> None:
     """Deleting the head pod is repaired: the operator creates a new Ready head pod."""
     heads = kube.items("v1", "Pod", namespace, label_selector="ray.io/cluster=rc,"
                                                               "ray.io/node-type=head")
@@ -302,7 +284,9 @@ def head_pod_repaired(kube, namespace: str, evidence, timeout) -> None:
 
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, role="supporting")
-def test_ray_task_runs(kube, operators, namespace, run_context, evidence, timeout, aic_settings):
+def test_ray_task_runs(kube: Kube, operators: OperatorManager, namespace: str,
+                       run_context: RunContext, evidence: EvidenceRecorder, timeout: Timeout,
+                       aic_settings: Settings) -> None:
     """A Ray task runs on the reconciled cluster (exec in the head pod)."""
     require_operator(kube, "kuberay", operators)
     ready_ray_cluster(kube, namespace, run_context, evidence, timeout, aic_settings)
@@ -325,7 +309,7 @@ JOBSET_NOTE = ("The JobSet is Trainer's child object: Trainer's controller build
                "JobSet controller's part, not Trainer's, and is not judged here.")
 
 
-def admitted_once_runtime_seen(kube, job: dict[str, Any], timeout) -> None:
+def admitted_once_runtime_seen(kube: Kube, job: Obj, timeout: Timeout) -> None:
     """A server-side dry run of the TrainJob, admitted. Trainer's webhook looks the runtime up
     in its informer cache, which sees a runtime just created a moment later, and nothing the
     API server serves tells when: the dry run is retried on exactly that denial (runtime not
@@ -341,24 +325,9 @@ def admitted_once_runtime_seen(kube, job: dict[str, Any], timeout) -> None:
         time.sleep(0.5)
 
 
-def _jobset_table(jobsets: list[dict[str, Any]]) -> str:
-    return get_table(jobsets, [
-        ("NAME", name), ("UID", lambda o: o["metadata"].get("uid", "")),
-        ("CREATED", lambda o: o["metadata"].get("creationTimestamp", "")),
-        ("OWNER REFERENCES", lambda o: "; ".join(AO.owner_refs(o)) or "<none>")])
-
-
-def _controlled_jobset(job: dict[str, Any], old_uid: str = ""):
-    """A watch condition: a JobSet named like the TrainJob, controlled by it (and, after a
-    deletion, not the old one)."""
-    def ok(objs: dict[str, dict[str, Any]]) -> bool:
-        return any(o["metadata"].get("uid") != old_uid and not AO.controller_problem(o, job)
-                   for o in objs.values())
-    return ok
-
-
-def train_job_with_jobset(kube, namespace, run_context, evidence, timeout,
-                          aic_settings) -> tuple[dict[str, Any], dict[str, Any]]:
+def train_job_with_jobset(kube: Kube, namespace: str, run_context: RunContext,
+                          evidence: EvidenceRecorder, timeout: Timeout,
+                          aic_settings: Settings) -> tuple[Obj, Obj]:
     """A valid TrainJob on a runtime of the check's own, and the JobSet Trainer made for it."""
     assert kube.serves(JOBSET, "JobSet"), (
         f"{JOBSET} JobSet is not served: Kubeflow Trainer builds a JobSet for every TrainJob, "
@@ -370,10 +339,9 @@ def train_job_with_jobset(kube, namespace, run_context, evidence, timeout,
     job = run_context.create(AO.train_job("tj", namespace, "aic-runtime"))
     evidence.yaml("TrainJob", AO.train_job("tj", namespace, "aic-runtime"))
     found = watch_until(
-        kube, Target(JOBSET, "JobSet", namespace, name="tj"), _controlled_jobset(job),
+        kube, Target(JOBSET, "JobSet", namespace, name="tj"), AO.controlled_jobset(job),
         timeout=timeout(120), expected="Trainer to create JobSet tj controlled by TrainJob tj",
-        describe=lambda objs: "; ".join(AO.controller_problem(o, job) or "controlled"
-                                        for o in objs.values()) or "no JobSet tj",
+        describe=lambda objs: AO.jobset_states(objs, job),
     )
     jobset = next(iter(found.values()))
     meta = job["metadata"]
@@ -383,13 +351,13 @@ def train_job_with_jobset(kube, namespace, run_context, evidence, timeout,
                            ["NAME", "UID", "RUNTIME"]))
     evidence.command(f"kubectl get jobset tj -n {namespace} -o custom-columns=NAME:"
                      ".metadata.name,UID:.metadata.uid,CREATED:.metadata.creationTimestamp,"
-                     "OWNER_REFERENCES:.metadata.ownerReferences", _jobset_table([jobset]))
+                     "OWNER_REFERENCES:.metadata.ownerReferences", AO.jobset_table([jobset]))
     evidence.note(JOBSET_NOTE)
     return job, jobset
 
 
-def jobset_repaired(kube, namespace: str, job: dict[str, Any], jobset: dict[str, Any],
-                    evidence, timeout) -> None:
+def jobset_repaired(kube: Kube, namespace: str, job: Obj, jobset: Obj,
+                    evidence: EvidenceRecorder, timeout: Timeout) -> None:
     """Deleting the TrainJob's JobSet is repaired: Trainer creates it again, controlled by
     the TrainJob."""
     old_uid = jobset["metadata"]["uid"]
@@ -397,15 +365,13 @@ def jobset_repaired(kube, namespace: str, job: dict[str, Any], jobset: dict[str,
     evidence.command(f"kubectl delete jobset tj -n {namespace}",
                      f'jobset.jobset.x-k8s.io "tj" deleted (uid {old_uid})')
     found = watch_until(
-        kube, Target(JOBSET, "JobSet", namespace, name="tj"), _controlled_jobset(job, old_uid),
+        kube, Target(JOBSET, "JobSet", namespace, name="tj"),
+        AO.controlled_jobset(job, old_uid),
         timeout=timeout(120),
         expected="Trainer to recreate JobSet tj (a new uid) controlled by TrainJob tj",
-        describe=lambda objs: "; ".join(
-            ("the deleted one (uid unchanged)" if o["metadata"].get("uid") == old_uid else
-             AO.controller_problem(o, job) or "controlled") for o in objs.values())
-        or "no JobSet tj",
+        describe=lambda objs: AO.jobset_states(objs, job, old_uid),
     )
     evidence.command(f"kubectl get jobset tj -n {namespace} -o custom-columns=NAME:"
                      ".metadata.name,UID:.metadata.uid,CREATED:.metadata.creationTimestamp,"
                      "OWNER_REFERENCES:.metadata.ownerReferences",
-                     _jobset_table(list(found.values())))
+                     AO.jobset_table(list(found.values())))

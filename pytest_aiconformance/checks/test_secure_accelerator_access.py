@@ -15,12 +15,18 @@ runtime injects a glibc nvidia-smi that cannot start in the musl busybox probe i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
     POD_WIDE,
+    ClusterInfo,
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     Target,
     allocations,
     condition_true,
@@ -41,12 +47,14 @@ HOLD_S = 10  # how long each UUID probe keeps its device, so the two are seen to
 
 
 @pytest.fixture
-def probe_image(aic_settings):
+def probe_image(aic_settings: Settings) -> str:
+    """The busybox probe image: what the capacity pods run."""
     return aic_settings.image("probe")
 
 
 @pytest.fixture
-def count_probe(aic_settings, allocation):
+def count_probe(aic_settings: Settings,
+                allocation: allocations.Allocation) -> tuple[list[str], str]:
     """The counting probe's scripts and the image they run in: the vendor tool's image when
     they list UUIDs too (an injected glibc tool cannot start in the busybox probe image)."""
     scripts = probes.count_scripts(allocation.profile)
@@ -54,29 +62,25 @@ def count_probe(aic_settings, allocation):
 
 
 @pytest.fixture
-def allocation(kube, cluster_info, aic_settings):
+def allocation(kube: Kube, cluster_info: ClusterInfo,
+               aic_settings: Settings) -> allocations.Allocation:
+    """How this run asks for one accelerator (device plugin or DRA)."""
     return allocations.choose_allocation(cluster_info, aic_settings.profile,
-                                     aic_settings.allocation_mode)
-
-
-def unschedulable_reason(pod: dict[str, Any]) -> str:
-    for cond in pod.get("status", {}).get("conditions", []) or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return str(cond.get("message", ""))
-    return ""
+                                         aic_settings.allocation_mode)
 
 
 @pytest.mark.requirement(REQ)
-def test_capacity_enforced(kube, cluster_info, allocation, namespace, run_context, evidence,
-                           timeout, probe_image):
+def test_capacity_enforced(kube: Kube, cluster_info: ClusterInfo,
+                           allocation: allocations.Allocation, namespace: str,
+                           run_context: RunContext, evidence: EvidenceRecorder,
+                           timeout: Callable[[float], float], probe_image: str) -> None:
     """N+1 one-accelerator pods on N free accelerators leave exactly one Pending."""
     alloc = allocation
     per_node = allocations.allocatable_per_node(kube, cluster_info, alloc)
     free = allocations.free_accelerators(kube, cluster_info, alloc)
     allocations.require_free_accelerator(
         free, per_node, alloc, "no node has one free to fill and overfill")
-    candidates = {n: f for n, f in free.items() if f > 0}
-    node, n_free = min(candidates.items(), key=lambda kv: (kv[1], kv[0]))
+    node, n_free = secure_accelerator_access.fill_node(free)
     if alloc.mode == "device-plugin":
         evidence.command(
             f"kubectl get node {node} -o jsonpath='{{.status.allocatable.{alloc.resource}}}'",
@@ -96,9 +100,7 @@ def test_capacity_enforced(kube, cluster_info, allocation, namespace, run_contex
         ))
 
     def settled(objs: dict[str, dict[str, Any]]) -> bool:
-        bound = [o for o in objs.values() if o["spec"].get("nodeName")]
-        refused = [o for o in objs.values() if alloc.refusal in unschedulable_reason(o)]
-        return len(bound) == n_free and len(refused) == 1
+        return secure_accelerator_access.capacity_settled(objs.values(), n_free, alloc.refusal)
 
     pods = watch_until(kube, Target("v1", "Pod", namespace), settled, timeout=timeout(90),
                        expected=f"{n_free} pods bound and 1 unschedulable for "
@@ -119,13 +121,15 @@ def test_capacity_enforced(kube, cluster_info, allocation, namespace, run_contex
     assert not condition_true(pending[0], "PodScheduled")
 
 
-def _probe_setup(kube, run_context, namespace, alloc):
+def _probe_setup(kube: Kube, run_context: RunContext, namespace: str,
+                 alloc: allocations.Allocation) -> None:
+    """The probe scripts' ConfigMap and, for DRA, the one-device claim template."""
     run_context.create(probes.probe_configmap(namespace))
     if alloc.mode == "dra":
         run_context.create(workloads.claim_template("one-device", namespace, alloc.device_class))
 
 
-def _accelerator_node_names(kube, cluster_info) -> list[str]:
+def _accelerator_node_names(kube: Kube, cluster_info: ClusterInfo) -> list[str]:
     """Accelerator nodes, those that run containers first (a probe is pinned to the first)."""
     return simulation.running_first(kube, [n.name for n in cluster_info.accelerator_nodes])
 
@@ -133,8 +137,11 @@ def _accelerator_node_names(kube, cluster_info) -> list[str]:
 @pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="PositiveAccessTest")
-def test_positive_access(kube, cluster_info, allocation, namespace, run_context, evidence,
-                         timeout, count_probe):
+def test_positive_access(kube: Kube, cluster_info: ClusterInfo,
+                         allocation: allocations.Allocation, namespace: str,
+                         run_context: RunContext, evidence: EvidenceRecorder,
+                         timeout: Callable[[float], float],
+                         count_probe: tuple[list[str], str]) -> None:
     """A pod that requests one accelerator sees exactly one device."""
     simulation.require_running_containers(kube, _accelerator_node_names(kube, cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
@@ -153,8 +160,11 @@ def test_positive_access(kube, cluster_info, allocation, namespace, run_context,
 @pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="NegativeIsolationTest")
-def test_negative_isolation(kube, cluster_info, allocation, namespace, run_context, evidence,
-                            timeout, count_probe):
+def test_negative_isolation(kube: Kube, cluster_info: ClusterInfo,
+                            allocation: allocations.Allocation, namespace: str,
+                            run_context: RunContext, evidence: EvidenceRecorder,
+                            timeout: Callable[[float], float],
+                            count_probe: tuple[list[str], str]) -> None:
     """A pod without a request, pinned to an accelerator node, sees no device."""
     nodes = _accelerator_node_names(kube, cluster_info)
     simulation.require_running_containers(kube, nodes)
@@ -173,8 +183,11 @@ def test_negative_isolation(kube, cluster_info, allocation, namespace, run_conte
 @pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ, junit="MultiContainerIsolationTest")
-def test_multi_container_isolation(kube, cluster_info, allocation, namespace, run_context,
-                                   evidence, timeout, count_probe):
+def test_multi_container_isolation(kube: Kube, cluster_info: ClusterInfo,
+                                   allocation: allocations.Allocation, namespace: str,
+                                   run_context: RunContext, evidence: EvidenceRecorder,
+                                   timeout: Callable[[float], float],
+                                   count_probe: tuple[list[str], str]) -> None:
     """In a pod holding one device, a second container without it sees none."""
     simulation.require_running_containers(kube, _accelerator_node_names(kube, cluster_info))
     _probe_setup(kube, run_context, namespace, allocation)
@@ -197,17 +210,17 @@ def test_multi_container_isolation(kube, cluster_info, allocation, namespace, ru
 @pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
-def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context, evidence,
-                          timeout, aic_settings):
+def test_distinct_devices(kube: Kube, cluster_info: ClusterInfo,
+                          allocation: allocations.Allocation, namespace: str,
+                          run_context: RunContext, evidence: EvidenceRecorder,
+                          timeout: Callable[[float], float], aic_settings: Settings) -> None:
     """Two one-device pods on one node see different device UUIDs."""
     profile = allocation.profile
     if profile.tool is None:
         pytest.skip(f"unknown hardware: profile {profile.name} has no tool that lists UUIDs")
-    candidates = [n for n in cluster_info.accelerator_nodes
-                  if int(n.resources.get(allocation.resource or "", "0") or 0) >= 2
-                  or n.dra_devices >= 2]
-    shared = {n.name: why for n in candidates
-              if (why := secure_accelerator_access.shared_devices(n, profile, allocation.resource))}
+    candidates = secure_accelerator_access.multi_device_nodes(cluster_info.accelerator_nodes,
+                                                              allocation.resource)
+    shared = secure_accelerator_access.shared_nodes(candidates, profile, allocation.resource)
     for node_name, why in sorted(shared.items()):
         evidence.note(f"{node_name} left out: its devices are shared ({why})")
     nodes = simulation.running_first(kube, [n.name for n in candidates if n.name not in shared])
@@ -225,7 +238,7 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
         alloc=allocation, claim_template="one-device", node_name=nodes[0])
         for name in ("uuid-a", "uuid-b")]
     results = probes.run_probes(kube, run_context, namespace, pods, timeout=timeout(300))
-    uuids = {}
+    uuids: dict[str, set[str]] = {}
     for pod, (out, _) in zip(pods, results, strict=True):
         name = pod["metadata"]["name"]
         evidence.log(f"{name}: device UUIDs ({image})", kube.logs(namespace, name, "prober"),
@@ -245,16 +258,19 @@ def test_distinct_devices(kube, cluster_info, allocation, namespace, run_context
 @pytest.mark.needs_containers
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
-def test_runtime_class_without_request(kube, cluster_info, allocation, namespace, run_context,
-                                       evidence, timeout, count_probe):
+def test_runtime_class_without_request(kube: Kube, cluster_info: ClusterInfo,
+                                       allocation: allocations.Allocation, namespace: str,
+                                       run_context: RunContext, evidence: EvidenceRecorder,
+                                       timeout: Callable[[float], float],
+                                       count_probe: tuple[list[str], str]) -> None:
     """The all-devices variable without a request gets nothing: under the vendor RuntimeClass
     where the cluster has one, else under the default runtime (which may itself be the vendor's
     hook, as the GPU Operator often configures containerd)."""
     profile = allocation.profile
     if profile.all_devices_env is None:
         pytest.skip(f"not applicable: profile {profile.name} has no all-devices variable")
-    runtime_class = (profile.runtime_class if profile.runtime_class
-                     and profile.runtime_class in cluster_info.runtime_classes else None)
+    runtime_class = secure_accelerator_access.vendor_runtime_class(
+        profile, cluster_info.runtime_classes)
     runtime = f"RuntimeClass {runtime_class}" if runtime_class else "the default runtime"
     nodes = _accelerator_node_names(kube, cluster_info)
     simulation.require_running_containers(kube, nodes)

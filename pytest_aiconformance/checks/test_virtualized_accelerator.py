@@ -15,9 +15,15 @@ because the checklist lists it as a SHOULD with no condition of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pytest_aiconformance.kit import (
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     not_applicable,
     not_observable,
     probes,
@@ -30,30 +36,25 @@ from pytest_aiconformance.kit import (
 pytestmark = pytest.mark.needs_containers
 
 
-
 REQ = "virtualized_accelerator"
 DRA = "resource.k8s.io/v1"
-# What each kind's device node looks like inside a container.
-DEVICE_GLOBS = {"vfio": ("/dev/vfio/[0-9]*", "/dev/vfio/vfio")}
 
 
-def survey(kube, evidence) -> list[virtualized_accelerator.VirtualizedResource]:
+def survey(kube: Kube,
+           evidence: EvidenceRecorder) -> list[virtualized_accelerator.VirtualizedResource]:
+    """Every virtualized accelerator offer, with the nodes' labels and resources as evidence."""
     nodes = kube.items("v1", "Node")
     slices = kube.items(DRA, "ResourceSlice") if kube.serves(DRA, "ResourceSlice") else []
     found = virtualized_accelerator.classify_virtualization(nodes, slices)
     evidence.command(
         "kubectl get nodes -o custom-columns=NAME,WORKLOAD-CONFIG,VGPU-PRESENT,RESOURCES",
-        table([[n["metadata"]["name"],
-                n["metadata"].get("labels", {}).get(virtualized_accelerator.WORKLOAD_CONFIG_LABEL, ""),
-                n["metadata"].get("labels", {}).get(virtualized_accelerator.VGPU_PRESENT_LABEL, ""),
-                ",".join(sorted(k for k in n.get("status", {}).get("allocatable", {})
-                                if "/" in k))] for n in nodes],
+        table(virtualized_accelerator.node_rows(nodes),
               ["NAME", "WORKLOAD-CONFIG", "VGPU-PRESENT", "EXTENDED-RESOURCES"]))
     return found
 
 
 @pytest.mark.requirement(REQ)
-def test_virtualized_devices_offered(kube, evidence):
+def test_virtualized_devices_offered(kube: Kube, evidence: EvidenceRecorder) -> None:
     """Some node offers vGPU, VFIO or SR-IOV virtual-function accelerators as devices."""
     found = survey(kube, evidence)
     for item in found:
@@ -64,7 +65,7 @@ def test_virtualized_devices_offered(kube, evidence):
         f"{virtualized_accelerator.WORKLOAD_CONFIG_LABEL}=vm-vgpu|vm-passthrough, KubeVirt VFIO "
         "resources, SR-IOV virtual functions as extended resources or DRA devices)")
     # A label says what a node is configured for; only a device a pod can get is an offer.
-    devices = [f for f in found if f.via != "node label"]
+    devices = virtualized_accelerator.device_offers(found)
     assert devices, ("only node labels claim virtualization "
                      f"({virtualized_accelerator.summarize(found)}); no node offers a virtualized "
                      "device as an extended resource or DRA device")
@@ -72,27 +73,26 @@ def test_virtualized_devices_offered(kube, evidence):
 
 @pytest.mark.gpu
 @pytest.mark.requirement(REQ)
-def test_pod_runs_on_virtualized_device(kube, aic_settings, namespace, run_context, evidence,
-                                        timeout):
+def test_pod_runs_on_virtualized_device(kube: Kube, aic_settings: Settings, namespace: str,
+                                        run_context: RunContext, evidence: EvidenceRecorder,
+                                        timeout: Callable[[float], float]) -> None:
     """A pod requesting one virtualized device runs on it and sees exactly one device node."""
     found = survey(kube, evidence)
-    schedulable = [f for f in found if f.schedulable_resource]
-    devices = [f for f in found if f.via != "node label"]
-    if devices and not schedulable:
+    target = virtualized_accelerator.pod_target(found)
+    devices = virtualized_accelerator.device_offers(found)
+    if devices and target is None:
         # Offered, but only as DRA devices this check cannot claim generically: the offer
         # alone must not make the requirement pass, so the pod half stays undecided.
         not_observable("virtualized devices are offered only as DRA devices "
                        f"({virtualized_accelerator.summarize(devices)}); this check requests "
                        "extended resources, so a pod running on one was not observed")
-    if not schedulable:
+    if target is None:
         not_applicable("no virtualized accelerator is offered as a schedulable resource "
                        f"(found: {virtualized_accelerator.summarize(found)}); the offer "
                        "check decides: TestVirtualizedAccelerator/VirtualizedDevicesOffered")
-    target = sorted(schedulable, key=lambda f: (f.node, f.name))[0]
     simulation.require_running_containers(kube, [target.node])
     profile = aic_settings.profile
-    glob, control = DEVICE_GLOBS.get(target.kind, (profile.device_files.glob or "",
-                                                  " ".join(profile.device_files.control)))
+    glob, control = virtualized_accelerator.device_globs(target.kind, profile)
     if not glob:
         # Without the vendor's device-file pattern the pod's view cannot be counted.
         unknown_hardware(f"profile {profile.name} names no device files to count, so what a "

@@ -14,11 +14,16 @@ simulated -> not observable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_aiconformance.kit import (
+    EvidenceRecorder,
+    Kube,
+    RunContext,
+    Settings,
     WaitTimeout,
     driver_runtime_management,
     events_table,
@@ -32,27 +37,20 @@ from pytest_aiconformance.kit import (
 
 REQ = "workload_sandboxing"
 NODE_API = "node.k8s.io/v1"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
 def _probe_pod(name: str, namespace: str, image: str, hostname: str | None,
                runtime_class: str | None = None) -> dict[str, Any]:
+    """A restricted pod printing what it sees of its kernel, optionally pinned and sandboxed."""
     ctr = workloads.container("probe", ["sh", "-c", workload_sandboxing.PROBE_SCRIPT], image=image)
     return workloads.pod(name, namespace, [ctr],
-                         node_selector={HOSTNAME_LABEL: hostname} if hostname else None,
+                         node_selector={workload_sandboxing.HOSTNAME_LABEL: hostname}
+                         if hostname else None,
                          runtime_class=runtime_class)
 
 
-def _runtime_class_excerpt(rc: dict[str, Any]) -> dict[str, Any]:
-    out = {"apiVersion": NODE_API, "kind": "RuntimeClass",
-           "metadata": {"name": rc["metadata"]["name"]}, "handler": rc.get("handler")}
-    for key in ("overhead", "scheduling"):
-        if rc.get(key):
-            out[key] = rc[key]
-    return out
-
-
-def _run(kube, run_context, namespace, pod, evidence, timeout_s: float, what: str):
+def _run(kube: Kube, run_context: RunContext, namespace: str, pod: dict[str, Any],
+         evidence: EvidenceRecorder, timeout_s: float, what: str) -> dict[str, list[str]]:
     """Run a probe pod; on a timeout record its events so the failure says why."""
     name = pod["metadata"]["name"]
     try:
@@ -65,7 +63,9 @@ def _run(kube, run_context, namespace, pod, evidence, timeout_s: float, what: st
 
 
 @pytest.mark.requirement(REQ)
-def test_sandbox_runs_own_kernel(kube, aic_settings, namespace, run_context, evidence, timeout):
+def test_sandbox_runs_own_kernel(kube: Kube, aic_settings: Settings, namespace: str,
+                                 run_context: RunContext, evidence: EvidenceRecorder,
+                                 timeout: Callable[[float], float]) -> None:
     """A pod with a sandbox RuntimeClass sees another kernel than a pod without it, same node."""
     classes = kube.items(NODE_API, "RuntimeClass") if kube.serves(NODE_API, "RuntimeClass") \
         else []
@@ -76,9 +76,7 @@ def test_sandbox_runs_own_kernel(kube, aic_settings, namespace, run_context, evi
     candidates = workload_sandboxing.sandbox_classes(classes)
     by_name = {str(c["metadata"]["name"]): c for c in classes}
     if not candidates:
-        raise AssertionError(
-            "no RuntimeClass offers a sandbox: none has a gVisor (runsc) or Kata handler or a "
-            f"known sandbox name (RuntimeClasses: {', '.join(sorted(by_name)) or 'none'})")
+        raise AssertionError(workload_sandboxing.no_sandbox_class(by_name))
 
     image = aic_settings.image("probe")
     # The probe pods' tolerations (as built, and the run's for tainted accelerator pools)
@@ -87,29 +85,22 @@ def test_sandbox_runs_own_kernel(kube, aic_settings, namespace, run_context, evi
                    *run_context.tolerations]
     nodes = kube.items("v1", "Node")
     real = [n for n in nodes if not simulation.node_is_simulated(n)]
-    chosen, node_name = None, ""
-    for cand in candidates:
-        usable = workload_sandboxing.usable_nodes(real, by_name[cand.name], tolerations)
-        if usable:
-            chosen, node_name = cand, usable[0]
-            break
-    if chosen is None:
-        if any(workload_sandboxing.usable_nodes(nodes, by_name[c.name], tolerations) for c in candidates):
+    found = workload_sandboxing.first_usable(candidates, by_name, real, tolerations)
+    if found is None:
+        if workload_sandboxing.first_usable(candidates, by_name, nodes, tolerations):
             not_observable("the only nodes that admit "
                            + ", ".join(c.name for c in candidates)
                            + " are simulated (kwok) and run no containers")
-        raise AssertionError(
-            "no Ready, schedulable node admits a sandbox RuntimeClass (its nodeSelector, "
-            "taints and tolerations): " + "; ".join(c.describe() for c in candidates))
+        raise AssertionError(workload_sandboxing.no_usable_node(candidates))
+    chosen, node_name = found
     rc = by_name[chosen.name]
-    evidence.yaml(f"RuntimeClass {chosen.name}", _runtime_class_excerpt(rc),
+    evidence.yaml(f"RuntimeClass {chosen.name}", workload_sandboxing.runtime_class_excerpt(rc),
                   f"kubectl get runtimeclass {chosen.name} -o yaml")
     others = [c.name for c in candidates if c.name != chosen.name]
     evidence.note(f"{chosen.describe()} on node {node_name}; both pods restricted, pinned to "
                   "that node" + (f"; other sandbox classes not tried: {', '.join(others)}"
                                  if others else ""))
-    hostname = next(n for n in real if n["metadata"]["name"] == node_name)["metadata"].get(
-        "labels", {}).get(HOSTNAME_LABEL, node_name)
+    hostname = workload_sandboxing.hostname(real, node_name)
 
     control = _run(kube, run_context, namespace,
                    _probe_pod("sandbox-control", namespace, image, hostname),

@@ -1,26 +1,23 @@
-"""Decisions of the metrics checks, kept pure: selectors, counters, device metrics, utilisation.
+"""The platform's monitoring, as the metrics checks find and ask it: shared by several
+requirements (ai_service_metrics, accelerator_metrics, pod_autoscaling).
 
-- Which monitoring: the Prometheus Operator's Prometheus (scrapes ServiceMonitors), the
-  VictoriaMetrics operator's VMAgent (scrapes VMServiceScrapes), else a cloud's managed
-  Prometheus whose in-cluster collectors read scrape objects from the Kubernetes API
-  (`MANAGED_COLLECTORS`: Google Cloud Managed Service for Prometheus, PodMonitoring; Azure
-  Monitor managed Prometheus, azmonitoring.coreos.com ServiceMonitor), and where to query it:
-  `--aic-prometheus` (a URL, or namespace/service:port behind the API server's service proxy),
-  else the Prometheus CR's `prometheus-operated` Service, else a VMSingle's Service. A managed
-  service's query API is a cloud endpoint, not a Service: without the option it has none.
+- Which monitoring (`STACKS`, the one table of the stacks this suite knows): the Prometheus
+  Operator's Prometheus (scrapes ServiceMonitors), the VictoriaMetrics operator's VMAgent
+  (scrapes VMServiceScrapes), else a cloud's managed Prometheus whose in-cluster collectors
+  read scrape objects from the Kubernetes API (Google Cloud Managed Service for Prometheus,
+  PodMonitoring; Azure Monitor managed Prometheus, azmonitoring.coreos.com ServiceMonitor), and
+  where to query it: `--aic-prometheus` (a URL, or namespace/service:port behind the API
+  server's service proxy), else the Prometheus CR's `prometheus-operated` Service, else a
+  VMSingle's Service. A managed service's query API is a cloud endpoint, not a Service:
+  without the option it has none.
 - Scrape-object discovery: labels that satisfy the collector's own selectors (the
   prometheus-operator rule: a null selector matches nothing, an empty one matches all; a null
   namespace selector means "the Prometheus object's own namespace only"; VMAgent: both null
   follows selectAllByDefault, a null object selector takes every object of the selected
   namespaces).
-- The exactly-N check: the collected counter of this run's series equals N, no more, no less.
-- Accelerator metrics: utilisation and memory per device with a device label (per device the
-  first profile name with a sample: MIG instances export only the profiling ratio); the SHOULD
-  quantities as evidence lines; utilisation, in percent, moving between a sample before and
-  during load.
 
-The I/O here is `find_monitoring` (listing the operators' objects) and `instant_query`, which
-both metrics checks use to find and ask the query API.
+The I/O here is `find_monitoring` (listing the operators' objects), `instant_query` (one
+query) and `poll` (asking again until an answer satisfies).
 """
 
 from __future__ import annotations
@@ -30,24 +27,81 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pytest_aiconformance.cluster.client import ApiError, Kube
-from pytest_aiconformance.cluster.profiles import MetricNames
-from pytest_aiconformance.parsers import (
-    Exposition,
-    PrometheusAPIError,
-    QueryResult,
-    Sample,
-    parse_query_response,
-)
+from pytest_aiconformance.parsers import PrometheusAPIError, QueryResult, parse_query_response
 
 T = TypeVar("T")
 
 MON = "monitoring.coreos.com/v1"  # Prometheus Operator: Prometheus, ServiceMonitor
 VM = "operator.victoriametrics.com/v1beta1"  # VictoriaMetrics operator: VMAgent, VMServiceScrape
+
+
+@dataclass(frozen=True)
+class MetricsStack:
+    """One kind of platform monitoring, as far as the Kubernetes API shows it, and the scrape
+    object this suite creates for it (`api_version`, `kind`; `shape`: MonitorPlan.shape).
+
+    An operator's stack names its collector's kind (`collector_kind`: the object whose
+    `selectors`, object and namespace, pick the scrape objects it reads). A cloud's managed
+    Prometheus has none: its in-cluster collectors (`agents`, (kind, namespace, name), evidence
+    only) read every object of its kind in every namespace, and its query API is a cloud
+    endpoint the API server cannot proxy (`query_api`), so only --aic-prometheus can name it.
+    """
+
+    title: str
+    api_version: str
+    kind: str
+    shape: str = "service"
+    collector_kind: str = ""
+    selectors: tuple[str, str] = ("", "")
+    example: str = ""  # a common install, for the message that no stack is served
+    agents: tuple[tuple[str, str, str], ...] = ()
+    query_api: str = ""
+
+    @property
+    def managed(self) -> bool:
+        """A cloud's managed Prometheus: no collector object to read selectors from."""
+        return not self.collector_kind
+
+    def apis(self) -> str:
+        """The APIs that would show it, for the message that no stack is served."""
+        kinds = f"{self.collector_kind}/{self.kind}" if self.collector_kind else self.kind
+        example = f", {self.example}" if self.example else ""
+        return f"{self.api_version} {kinds} ({self.title}{example})"
+
+
+PROMETHEUS_OPERATOR = MetricsStack(
+    "Prometheus Operator", MON, "ServiceMonitor", collector_kind="Prometheus",
+    selectors=("serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
+    example="e.g. kube-prometheus-stack")
+VICTORIAMETRICS = MetricsStack(
+    "VictoriaMetrics operator", VM, "VMServiceScrape", collector_kind="VMAgent",
+    selectors=("serviceScrapeSelector", "serviceScrapeNamespaceSelector"))
+# The one table of the stacks this suite finds, in the order they are chosen: an operator's
+# collector is the platform's own and answers through the API server, so it comes first.
+STACKS: tuple[MetricsStack, ...] = (
+    PROMETHEUS_OPERATOR,
+    VICTORIAMETRICS,
+    MetricsStack(
+        "Google Cloud Managed Service for Prometheus", "monitoring.googleapis.com/v1",
+        "PodMonitoring", "gmp-pod", agents=(("DaemonSet", "gmp-system", "collector"),),
+        query_api="the Cloud Monitoring Prometheus API (https://monitoring.googleapis.com/v1/"
+        "projects/PROJECT/location/global/prometheus), or a GMP frontend Service that adds "
+        "credentials (NAMESPACE/frontend:9090)"),
+    MetricsStack(
+        "Azure Monitor managed service for Prometheus", "azmonitoring.coreos.com/v1",
+        "ServiceMonitor", "service",
+        agents=(("Deployment", "kube-system", "ama-metrics"),
+                ("DaemonSet", "kube-system", "ama-metrics-node")),
+        query_api="the Azure Monitor workspace's query endpoint (https://WORKSPACE.REGION."
+        "prometheus.monitor.azure.com), or an authenticating proxy Service in front of it"),
+)
+OPERATOR_STACKS = tuple(s for s in STACKS if not s.managed)
+MANAGED_COLLECTORS = tuple(s for s in STACKS if s.managed)
 
 
 class UnsatisfiableSelector(ValueError):
@@ -148,7 +202,8 @@ def plan_vm_service_scrape(vmagent: Mapping[str, Any], workload_namespace: str) 
 
     def plan(namespace: str, labels: dict[str, str], ns_labels: dict[str, str],
              why: str) -> MonitorPlan:
-        return MonitorPlan(ident, namespace, labels, ns_labels, why, "VMServiceScrape", VM)
+        return MonitorPlan(ident, namespace, labels, ns_labels, why, VICTORIAMETRICS.kind,
+                           VICTORIAMETRICS.api_version)
 
     if selector is None and ns_selector is None:
         if not spec.get("selectAllByDefault"):
@@ -217,39 +272,7 @@ def gmp_pod_monitoring(name: str, plan: MonitorPlan, selector: Mapping[str, str]
 # --- which monitoring, and where to query it ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ManagedCollector:
-    """A cloud's managed Prometheus, as far as the Kubernetes API shows it: the scrape-object
-    kind its in-cluster collectors read (from every namespace, with no selector to satisfy),
-    the collectors themselves (evidence only), and where its query API lives (a cloud
-    endpoint the API server cannot proxy, so only --aic-prometheus can name it)."""
-
-    title: str
-    api_version: str
-    kind: str  # the scrape object this suite creates
-    shape: str  # MonitorPlan.shape of that object
-    agents: tuple[tuple[str, str, str], ...]  # (kind, namespace, name) of its collectors
-    query_api: str
-
-
-MANAGED_COLLECTORS: tuple[ManagedCollector, ...] = (
-    ManagedCollector(
-        "Google Cloud Managed Service for Prometheus", "monitoring.googleapis.com/v1",
-        "PodMonitoring", "gmp-pod", (("DaemonSet", "gmp-system", "collector"),),
-        "the Cloud Monitoring Prometheus API (https://monitoring.googleapis.com/v1/projects/"
-        "PROJECT/location/global/prometheus), or a GMP frontend Service that adds credentials "
-        "(NAMESPACE/frontend:9090)"),
-    ManagedCollector(
-        "Azure Monitor managed service for Prometheus", "azmonitoring.coreos.com/v1",
-        "ServiceMonitor", "service",
-        (("Deployment", "kube-system", "ama-metrics"),
-         ("DaemonSet", "kube-system", "ama-metrics-node")),
-        "the Azure Monitor workspace's query endpoint (https://WORKSPACE.REGION.prometheus."
-        "monitor.azure.com), or an authenticating proxy Service in front of it"),
-)
-
-
-def plan_managed(managed: ManagedCollector, workload_namespace: str) -> MonitorPlan:
+def plan_managed(managed: MetricsStack, workload_namespace: str) -> MonitorPlan:
     """The managed collectors read every scrape object of their kind in every namespace: ours
     goes beside the workload, with no labels to add."""
     return MonitorPlan(managed.title, workload_namespace, {}, {},
@@ -322,15 +345,28 @@ def _ident(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Monitoring:
-    """The platform's monitoring as this run uses it: the collector that discovers scrape
-    objects (a Prometheus or a VMAgent), the query endpoint, and why (or why not)."""
+    """The platform's monitoring as this run uses it: the stack found (None: none), the
+    collector object that discovers scrape objects (a Prometheus or a VMAgent; None for a
+    managed service), the query endpoint, and why (or why not)."""
 
-    kind: str  # "Prometheus", "VMAgent", a managed collector's kind, or "" (none found)
+    stack: MetricsStack | None
     collector: Mapping[str, Any] | None
     endpoint: QueryEndpoint | None
     reason: str
-    managed: ManagedCollector | None = None  # a cloud's managed Prometheus
-    agents: tuple[str, ...] = ()  # which of the managed service's collectors were seen
+    agents: tuple[str, ...] = ()  # which of a managed service's collectors were seen
+
+    @property
+    def kind(self) -> str:
+        """The collector's kind (Prometheus, VMAgent), a managed service's scrape-object kind,
+        or "" when none was found."""
+        if self.stack is None:
+            return ""
+        return self.stack.collector_kind or self.stack.kind
+
+    @property
+    def managed(self) -> MetricsStack | None:
+        """The cloud's managed Prometheus found, if that is what collects here."""
+        return self.stack if self.stack is not None and self.stack.managed else None
 
     @property
     def found(self) -> bool:
@@ -351,7 +387,7 @@ class Monitoring:
             return plan_managed(self.managed, workload_namespace)
         if self.collector is None:
             raise UnsatisfiableSelector(self.reason)
-        if self.kind == "VMAgent":
+        if self.stack is VICTORIAMETRICS:
             return plan_vm_service_scrape(self.collector, workload_namespace)
         return plan_service_monitor(self.collector, workload_namespace)
 
@@ -371,7 +407,7 @@ def _vmsingle_for(vmagent: Mapping[str, Any] | None,
     return ordered[0] if ordered else None
 
 
-def choose_managed(managed: ManagedCollector, agents: Sequence[str],
+def choose_managed(managed: MetricsStack, agents: Sequence[str],
                    option: QueryEndpoint | None) -> Monitoring:
     """A managed collector: queried only where --aic-prometheus names its query API (its own
     is a cloud endpoint); ``agents`` says which of its in-cluster collectors were seen."""
@@ -379,19 +415,28 @@ def choose_managed(managed: ManagedCollector, agents: Sequence[str],
     what = (f"{managed.title} collects here ({seen}): its collectors read {managed.kind} "
             f"objects ({managed.api_version}) from every namespace")
     if option is not None:
-        return Monitoring(managed.kind, None, option,
-                          f"{what}; queried at {option.describe()}", managed, tuple(agents))
-    return Monitoring(managed.kind, None, None,
+        return Monitoring(managed, None, option,
+                          f"{what}; queried at {option.describe()}", tuple(agents))
+    return Monitoring(managed, None, None,
                       f"{what}; its query API is {managed.query_api}, which the API server "
                       "cannot proxy, so nothing it collected can be read: pass that query API "
-                      f"with --aic-prometheus ({PROMETHEUS_FORMS})", managed, tuple(agents))
+                      f"with --aic-prometheus ({PROMETHEUS_FORMS})", tuple(agents))
+
+
+def _collector(stack: MetricsStack, obj: Mapping[str, Any], endpoint: QueryEndpoint | None,
+               where: str) -> Monitoring:
+    """An operator's collector object, and where it is queried (``where`` says so)."""
+    namespace, name = _ident(obj)
+    return Monitoring(stack, obj, endpoint,
+                      f"{stack.collector_kind} {namespace}/{name} ({stack.title}) discovers "
+                      f"{stack.kind}s; {where}")
 
 
 def choose_monitoring(prometheuses: Sequence[Mapping[str, Any]],
                       vmagents: Sequence[Mapping[str, Any]],
                       vmsingles: Sequence[Mapping[str, Any]] = (),
                       option: QueryEndpoint | None = None,
-                      managed: Sequence[tuple[ManagedCollector, Sequence[str]]] = ()
+                      managed: Sequence[tuple[MetricsStack, Sequence[str]]] = ()
                       ) -> Monitoring:
     """The collector (first Prometheus, else first VMAgent, by namespace/name, else the first
     managed collector served, with the collectors seen of it) and where to query:
@@ -405,12 +450,10 @@ def choose_monitoring(prometheuses: Sequence[Mapping[str, Any]],
         namespace, name = _ident(prom)
         endpoint = option or QueryEndpoint(f"Prometheus {namespace}/{name}", namespace,
                                            "prometheus-operated", "web")
-        return Monitoring("Prometheus", prom, endpoint,
-                          f"Prometheus {namespace}/{name} (Prometheus Operator) discovers "
-                          f"ServiceMonitors; queried at {endpoint.describe()}")
+        return _collector(PROMETHEUS_OPERATOR, prom, endpoint,
+                          f"queried at {endpoint.describe()}")
     if vmagents:
         agent = sorted(vmagents, key=_ident)[0]
-        namespace, name = _ident(agent)
         single = _vmsingle_for(agent, vmsingles)
         found: QueryEndpoint | None = option
         if found is None and single is not None:
@@ -420,18 +463,16 @@ def choose_monitoring(prometheuses: Sequence[Mapping[str, Any]],
         where = (f"queried at {found.describe()}" if found else
                  "no VMSingle to query: name the query API (e.g. a VMCluster's vmselect) with "
                  "--aic-prometheus")
-        return Monitoring("VMAgent", agent, found,
-                          f"VMAgent {namespace}/{name} (VictoriaMetrics operator) discovers "
-                          f"VMServiceScrapes; {where}")
+        return _collector(VICTORIAMETRICS, agent, found, where)
     if managed:
         return choose_managed(managed[0][0], managed[0][1], option)
-    return Monitoring("", None, option,
-                      "no Prometheus (Prometheus Operator, monitoring.coreos.com/v1) and no "
-                      "VMAgent (VictoriaMetrics operator, operator.victoriametrics.com/v1beta1) "
-                      "object exists to discover the workload")
+    return Monitoring(None, None, option,
+                      " and ".join(f"no {s.collector_kind} ({s.title}, {s.api_version})"
+                                   for s in OPERATOR_STACKS)
+                      + " object exists to discover the workload")
 
 
-def managed_agents(kube: Kube, managed: ManagedCollector) -> list[str]:
+def managed_agents(kube: Kube, managed: MetricsStack) -> list[str]:
     """Which of a managed service's in-cluster collectors exist (evidence, not a verdict: a
     missing one shows as collected series missing later)."""
     seen = []
@@ -453,30 +494,25 @@ def find_monitoring(kube: Kube, option: QueryEndpoint | None = None) -> Monitori
     """List the operators' collectors the cluster serves, and the managed collectors whose
     scrape-object kind it serves, and choose (`choose_monitoring`); when none exists the
     reason says which CRDs are served."""
-    prom_served = kube.serves(MON, "Prometheus") and kube.serves(MON, "ServiceMonitor")
-    vm_served = kube.serves(VM, "VMAgent") and kube.serves(VM, "VMServiceScrape")
-    prometheuses = kube.items(MON, "Prometheus") if prom_served else []
-    vmagents = kube.items(VM, "VMAgent") if vm_served else []
+    served = {s: kube.serves(s.api_version, s.collector_kind)
+              and kube.serves(s.api_version, s.kind) for s in OPERATOR_STACKS}
+    prometheuses, vmagents = ([kube.items(s.api_version, s.collector_kind) if served[s] else []
+                               for s in (PROMETHEUS_OPERATOR, VICTORIAMETRICS)])
     managed = [] if prometheuses or vmagents else [
         (m, managed_agents(kube, m)) for m in MANAGED_COLLECTORS
         if kube.serves(m.api_version, m.kind)]
     found = choose_monitoring(
         prometheuses, vmagents,
-        kube.items(VM, "VMSingle") if vm_served and kube.serves(VM, "VMSingle") else [],
+        kube.items(VM, "VMSingle") if served[VICTORIAMETRICS] and kube.serves(VM, "VMSingle")
+        else [],
         option, managed)
     if found.found:
         return found
-    crds = [what for served, what in ((prom_served, "the Prometheus Operator's CRDs"),
-                                      (vm_served, "the VictoriaMetrics operator's CRDs"))
-            if served]
-    detail = (f"{' and '.join(crds)} exist but no Prometheus or VMAgent object does" if crds
-              else "none of " + ", ".join(
-                  [f"{MON} Prometheus/ServiceMonitor (Prometheus Operator, e.g. "
-                   "kube-prometheus-stack)",
-                   f"{VM} VMAgent/VMServiceScrape (VictoriaMetrics operator)",
-                   *(f"{m.api_version} {m.kind} ({m.title})" for m in MANAGED_COLLECTORS)])
-              + " is served")
-    return Monitoring("", None, option, f"no platform monitoring found: {detail}")
+    crds = [f"the {s.title}'s CRDs" for s in OPERATOR_STACKS if served[s]]
+    detail = (f"{' and '.join(crds)} exist but no "
+              f"{' or '.join(s.collector_kind for s in OPERATOR_STACKS)} object does" if crds
+              else "none of " + ", ".join(s.apis() for s in STACKS) + " is served")
+    return Monitoring(None, None, option, f"no platform monitoring found: {detail}")
 
 
 def instant_query(kube: Kube, endpoint: QueryEndpoint, promql: str,
@@ -504,36 +540,6 @@ def prometheus_label_name(label: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in label)
 
 
-@dataclass(frozen=True)
-class CounterCheck:
-    ok: bool
-    value: float | None
-    reason: str
-    final: bool  # True when waiting longer cannot change the verdict (value above N)
-
-
-def counter_matches(result: QueryResult, run_label: str, run_id: str, n: int) -> CounterCheck:
-    """The run's counter series, summed, equals exactly ``n``.
-
-    Only series carrying ``run_label=run_id`` count. No series yet: not ok (keep waiting).
-    A value above ``n`` is final: something counted requests this run never sent.
-    """
-    mine = [s for s in result.series if s.metric.get(run_label) == run_id]
-    if not mine:
-        others = len(result.series)
-        return CounterCheck(False, None, f"no series with {run_label}={run_id!r} "
-                                         f"({others} other series)", False)
-    value = sum(s.value for s in mine)
-    if value == n:
-        return CounterCheck(True, value, f"collected counter = {value:g} = {n} requests sent",
-                            True)
-    if value > n:
-        return CounterCheck(False, value, f"collected counter = {value:g}, more than the "
-                                          f"{n} requests sent", True)
-    return CounterCheck(False, value, f"collected counter = {value:g}, fewer than the {n} "
-                                      "requests sent (not yet scraped?)", False)
-
-
 def poll(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
          interval: float, clock: Callable[[], float] = time.monotonic,
          pause: Callable[[float], None] = time.sleep) -> tuple[T, bool]:
@@ -551,173 +557,3 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
         if left <= 0:
             return value, False
         pause(min(interval, left))
-
-
-# --- accelerator metrics -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeviceMetric:
-    """One quantity of the profile table, as found (or not) on a metrics page."""
-
-    quantity: str
-    names: tuple[str, ...]
-    found: str | None  # the metric name(s) found, comma-separated when devices differ
-    samples: tuple[Sample, ...]
-    device_label: str | None  # the device label every sample carries, if any
-
-    def line(self, devices_key: Callable[[Sample], str]) -> str:
-        if self.found is None:
-            return f"{self.quantity}: not exported (looked for {', '.join(self.names) or '-'})"
-        vals = ", ".join(f"{devices_key(s)}={s.value:g}" for s in self.samples[:8])
-        more = f" (+{len(self.samples) - 8} more)" if len(self.samples) > 8 else ""
-        return f"{self.quantity}: {self.found} {vals}{more}"
-
-
-MUST_QUANTITIES = ("utilization", "memory_used")
-SHOULD_QUANTITIES = ("memory_free", "memory_total", "temperature", "power", "interconnect")
-
-
-def device_key(sample: Sample, device_label: str, instance_label: str | None = None) -> str:
-    """The device a sample is about: its device label's value, plus the partition (a MIG GPU
-    instance) when the sample names one, since each partition is its own device."""
-    key = sample.labels[device_label]
-    instance = sample.labels.get(instance_label) if instance_label else None
-    return f"{key}/{instance_label}={instance}" if instance else key
-
-
-def _per_device(expo: Exposition, names: Sequence[str], device_labels: Sequence[str],
-                instance_label: str | None
-                ) -> tuple[str | None, dict[str, tuple[str, tuple[Sample, ...]]]]:
-    """The device label every sample of the first name found carries, and per device the
-    first name (in profile order) with samples for it: (label, {device: (name, samples)}).
-    Later names add the devices the earlier ones lack (samples without the label count for
-    none)."""
-    found = [(name, expo.find(name)) for name in names]
-    found = [(name, samples) for name, samples in found if samples]
-    chosen: dict[str, tuple[str, tuple[Sample, ...]]] = {}
-    if not found:
-        return None, chosen
-    label = next((lbl for lbl in device_labels
-                  if all(s.labels.get(lbl) for s in found[0][1])), None)
-    if label is None:
-        return None, chosen
-    for name, samples in found:
-        groups: dict[str, list[Sample]] = {}
-        for s in samples:
-            if s.labels.get(label):
-                groups.setdefault(device_key(s, label, instance_label), []).append(s)
-        for key, group in groups.items():
-            chosen.setdefault(key, (name, tuple(group)))
-    return label, chosen
-
-
-def find_quantity(expo: Exposition, quantity: str, names: Iterable[str],
-                  device_labels: Sequence[str], instance_label: str | None = None
-                  ) -> DeviceMetric:
-    """Per device the first profile name with samples; the device label all samples carry.
-
-    Without a common device label the first name with samples is reported as found, with no
-    device label (the check then says the samples lack one).
-    """
-    names = tuple(names)
-    label, chosen = _per_device(expo, names, device_labels, instance_label)
-    if label is None:
-        for name in names:
-            samples = expo.find(name)
-            if samples:
-                return DeviceMetric(quantity, names, name, samples, None)
-        return DeviceMetric(quantity, names, None, (), None)
-    used = [n for n in names if any(name == n for name, _ in chosen.values())]
-    samples = tuple(s for n in used for name, group in chosen.values() if name == n
-                    for s in group)
-    return DeviceMetric(quantity, names, ", ".join(used), samples, label)
-
-
-@dataclass(frozen=True)
-class DeviceMetricsReport:
-    ok: bool
-    reason: str
-    quantities: dict[str, DeviceMetric]
-    devices: tuple[str, ...]
-
-    def lines(self, device_labels: Sequence[str]) -> list[str]:
-        def key(s: Sample) -> str:
-            for lbl in device_labels:
-                if s.labels.get(lbl):
-                    return f"{lbl}={s.labels[lbl]}"
-            return "?"
-        return [q.line(key) for q in self.quantities.values()]
-
-
-def check_device_metrics(expo: Exposition, metrics: MetricNames) -> DeviceMetricsReport:
-    """Utilisation and memory-used metrics exist per device and carry a device label."""
-    found = {q: find_quantity(expo, q, getattr(metrics, q), metrics.device_labels,
-                              metrics.instance_label)
-             for q in MUST_QUANTITIES + SHOULD_QUANTITIES}
-    problems = []
-    for q in MUST_QUANTITIES:
-        dm = found[q]
-        if dm.found is None:
-            problems.append(f"no {q} metric ({', '.join(dm.names)})")
-        elif dm.device_label is None:
-            problems.append(f"{dm.found} samples lack a device label "
-                            f"({', '.join(metrics.device_labels)})")
-    util = found["utilization"]
-    devices: tuple[str, ...] = ()
-    if util.found and util.device_label:
-        devices = tuple(sorted({device_key(s, util.device_label, metrics.instance_label)
-                                for s in util.samples}))
-    if problems:
-        return DeviceMetricsReport(False, "; ".join(problems), found, devices)
-    return DeviceMetricsReport(
-        True, f"{len(devices)} device(s) export {found['utilization'].found} and "
-              f"{found['memory_used'].found} labelled by {util.device_label}", found, devices)
-
-
-def utilisation_by_device(expo: Exposition, metrics: MetricNames) -> dict[str, float]:
-    """Utilisation in percent per device (per device the first profile name with a sample;
-    ratio metrics are scaled to percent, so GPU_UTIL and GR_ENGINE_ACTIVE compare alike)."""
-    _label, chosen = _per_device(expo, metrics.utilization, metrics.device_labels,
-                                 metrics.instance_label)
-    out: dict[str, float] = {}
-    for dev, (name, samples) in chosen.items():
-        scale = 100.0 if name in metrics.ratio_metrics else 1.0
-        out[dev] = max(s.value for s in samples) * scale
-    return out
-
-
-def collected_utilisation(result: QueryResult, metrics: MetricNames) -> tuple[bool, str]:
-    """The platform's Prometheus holds utilisation series of the profile's names, each with a
-    device label (the exporter's pages were scraped and collected)."""
-    names = set(metrics.utilization)
-    series = [s for s in result.series if s.metric.get("__name__") in names]
-    if not series:
-        return False, (f"no series of {', '.join(metrics.utilization)} in the platform's "
-                       f"Prometheus ({len(result.series)} other series)")
-    labelled = [s for s in series if any(s.metric.get(lbl) for lbl in metrics.device_labels)]
-    if not labelled:
-        return False, (f"{len(series)} utilisation series without a device label "
-                       f"({', '.join(metrics.device_labels)})")
-    hosts = sorted({str(s.metric.get(metrics.host_label or "", "")) for s in labelled} - {""})
-    where = f" from {', '.join(hosts[:8])}" if hosts else ""
-    found = sorted({str(s.metric.get("__name__")) for s in labelled})
-    return True, (f"{len(labelled)} utilisation series ({', '.join(found)}) with a device "
-                  f"label collected{where}")
-
-
-def utilisation_moved(before: Mapping[str, float], during: Mapping[str, float],
-                      min_delta: float = 1.0) -> tuple[bool, str]:
-    """Some device's utilisation rose by at least ``min_delta`` while the load ran.
-
-    Devices are matched by their label; a device missing from either sample cannot count.
-    """
-    common = sorted(set(before) & set(during))
-    if not common:
-        return False, (f"no device in both samples (before: {sorted(before)}, "
-                       f"during: {sorted(during)})")
-    moved = [d for d in common if during[d] - before[d] >= min_delta]
-    desc = "; ".join(f"{d}: {before[d]:g} -> {during[d]:g}" for d in common)
-    if moved:
-        return True, f"utilisation rose under load: {desc}"
-    return False, f"utilisation did not rise by {min_delta:g} under load: {desc}"

@@ -1,11 +1,14 @@
 """advanced_inference_ingress: an InferencePool is Accepted (its references resolved) by a
-parent Gateway, and its endpoint picker Service has ready endpoints.
+parent Gateway, its endpoint picker Service has ready endpoints, and requests sent through an
+HTTPRoute to the pool are answered by model servers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from pytest_aiconformance.cluster.traffic import Answer, status_summary
 
 
 def _conditions(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -56,3 +59,48 @@ def ready_endpoints(slices: Sequence[Mapping[str, Any]]) -> int:
     """Ready endpoints across EndpointSlices."""
     return sum(1 for s in slices for e in s.get("endpoints", []) or []
                if (e.get("conditions") or {}).get("ready") is True)
+
+
+def first_accepted_pool(pools: Iterable[dict[str, Any]]) -> tuple[dict[str, Any] | None,
+                                                                  list[str]]:
+    """The pool to test (the first Accepted one by namespace and name, or None) and why each
+    pool is or is not Accepted, in the order listed."""
+    results = [(p, *pool_accepted(p)) for p in pools]
+    accepted = [p for p, ok, _ in results if ok]
+    chosen = min(accepted, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
+                 default=None)
+    return chosen, [why for _, _, why in results]
+
+
+def pool_selector(pool: Mapping[str, Any]) -> str:
+    """The pool's model-server selector as a label selector string (``k=v,...``)."""
+    selector = pool["spec"].get("selector", {})
+    labels = selector.get("matchLabels", selector)
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def routes_to_pool(route: Mapping[str, Any], pool_name: str) -> bool:
+    """Some rule of the HTTPRoute has the InferencePool as a backend."""
+    return any(b.get("kind") == "InferencePool" and b.get("name") == pool_name
+               for rule in route["spec"].get("rules", []) or []
+               for b in rule.get("backendRefs", []) or [])
+
+
+def route_path_prefix(route: Mapping[str, Any]) -> str:
+    """The path the route matches (its last path match), ``/`` when it names none."""
+    prefix = "/"
+    for rule in route["spec"].get("rules", []) or []:
+        for match in rule.get("matches", []) or []:
+            prefix = match.get("path", {}).get("value", prefix)
+    return str(prefix)
+
+
+def served_by_model_servers(answers: Sequence[Answer], sent: int,
+                            pool_name: str) -> tuple[bool, str]:
+    """Every one of the ``sent`` requests got a 200 with an OpenAI model list (``"data"``)."""
+    ok = [a for a in answers if a.status == 200 and '"data"' in a.body_text()]
+    if len(ok) == len(answers) == sent:
+        return True, f"{sent} requests through InferencePool {pool_name} answered 200 with " \
+                     "a model list"
+    return False, (f"requests through InferencePool {pool_name}: {status_summary(answers)}; "
+                   "expected 200 with an OpenAI model list from a model server")

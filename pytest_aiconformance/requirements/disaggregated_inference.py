@@ -4,6 +4,7 @@ role labels of llm-d and similar stacks), and one request id appears in the logs
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ ROLE_LABELS: tuple[tuple[str, str, str], ...] = (
 
 @dataclass(frozen=True)
 class Roles:
+    """The prefill and decode pods found, and the role label that told them apart."""
+
     label: str
     prefill: tuple[str, ...]
     decode: tuple[str, ...]
@@ -37,6 +40,7 @@ def classify_roles(pods: Sequence[Mapping[str, Any]]) -> Roles | None:
 
 
 def separate_pods(roles: Roles) -> tuple[bool, str]:
+    """No pod is both prefill and decode."""
     overlap = set(roles.prefill) & set(roles.decode)
     if overlap:
         return False, f"pods {sorted(overlap)} are both prefill and decode"
@@ -59,4 +63,27 @@ def request_id_in_both(prefill_logs: Mapping[str, str], decode_logs: Mapping[str
 
 
 def log_lines_with(text: str, needle: str, limit: int = 3) -> str:
+    """The first ``limit`` log lines that mention ``needle``, for evidence."""
     return "\n".join([line for line in text.splitlines() if needle in line][:limit])
+
+
+def service_for(services: Sequence[dict[str, Any]],
+                pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first Service whose (non-empty) selector matches the pod's labels: where a request
+    to the decode pods can be sent."""
+    labels = pod["metadata"].get("labels", {})
+    for svc in services:
+        sel = svc["spec"].get("selector") or {}
+        if sel and all(labels.get(k) == v for k, v in sel.items()):
+            return svc
+    return None
+
+
+def first_model(models_body: str) -> str:
+    """The first model id of an OpenAI-compatible ``/v1/models`` answer."""
+    return str(json.loads(models_body)["data"][0]["id"])
+
+
+def completion_body(model: str) -> str:
+    """A short completion request for ``model`` (few tokens: only its request id matters)."""
+    return json.dumps({"model": model, "prompt": "Say hello.", "max_tokens": 8})

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_aiconformance.cluster.discovery import AcceleratorNode
 from pytest_aiconformance.cluster.profiles import AcceleratorProfile
 
 _VERSION = re.compile(r"^v?(\d+(?:\.\d+)*)(?:[-+].*)?$")
@@ -89,3 +90,30 @@ def selects_node(runtime_class: Mapping[str, Any], node_labels: Mapping[str, str
     """Whether a RuntimeClass's scheduling.nodeSelector admits a node with these labels."""
     sel = ((runtime_class.get("scheduling") or {}).get("nodeSelector") or {})
     return all(node_labels.get(k) == v for k, v in sel.items())
+
+
+def version_readable(profile: AcceleratorProfile) -> bool:
+    """Whether a container can read the driver version: the profile names the vendor's tool
+    or a version file (else the hardware is unknown to this check, never a failure)."""
+    return profile.tool is not None or profile.driver_version_file is not None
+
+
+def refused_nodes(runtime_class: Mapping[str, Any], nodes: Sequence[AcceleratorNode]) -> list[str]:
+    """The accelerator nodes the RuntimeClass's nodeSelector does not admit, in order."""
+    return [n.name for n in nodes if not selects_node(runtime_class, n.labels)]
+
+
+def claimed_devices(claims: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]],
+                    pod: str) -> list[Mapping[str, Any]]:
+    """The ResourceSlice device entries allocated to the claims reserved for ``pod``: their
+    attributes state the driver version the platform advertises for that device."""
+    out: list[Mapping[str, Any]] = []
+    for claim in claims:
+        if not any(r.get("name") == pod for r in claim.get("status", {}).get("reservedFor",
+                                                                               []) or []):
+            continue
+        for res in claim["status"]["allocation"]["devices"]["results"]:
+            out += [d for s in slices for d in s["spec"].get("devices", [])
+                    if s["spec"]["driver"] == res["driver"]
+                    and s["spec"]["pool"]["name"] == res["pool"] and d["name"] == res["device"]]
+    return out

@@ -1,5 +1,7 @@
 """Gang scheduling: the solutions' API facts, the gangs' sizes and objects, and the readings of
 what each scheduler says, as pure functions (checks/test_gang_scheduling.py drives them).
+`SOLUTIONS` is the one registry of the alternatives: the check is parametrized by it and has
+one runner per entry; each names its detection and install entry in data/operators.yaml.
 
 API facts, and where they were read:
 - Volcano: Job `batch.volcano.sh/v1alpha1`, PodGroup and Queue `scheduling.volcano.sh/v1beta1`;
@@ -550,6 +552,15 @@ def workload_membership(pods: Mapping[str, Obj], version: str) -> dict[str, str]
 
 
 # --- what happened, and what the scheduler said ---------------------------------------------
+
+
+def volcano_podgroup(podgroups: Iterable[Obj], job: str) -> Obj | None:
+    """The PodGroup Volcano made for the check's Job (the one its Job owns), if any yet."""
+    for pg in podgroups:
+        owners = pg["metadata"].get("ownerReferences", [])
+        if any(o.get("kind") == "Job" and o.get("name") == job for o in owners):
+            return pg
+    return None
 
 
 def bound_members(pods: Mapping[str, Obj]) -> list[str]:

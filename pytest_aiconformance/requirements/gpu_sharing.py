@@ -13,7 +13,7 @@ devices is reported as a claim, never as an offer, so a check built on this can 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -341,3 +341,100 @@ def time_shared_reason(labels: Mapping[str, str], resources: Mapping[str, str],
             return f"{plat.clients}={clients}"
     shared = sorted(r for r in resources if r.endswith(SHARED_SUFFIX))
     return f"advertises {shared[0]}" if shared else ""
+
+
+def label_keys(profile: AcceleratorProfile) -> list[str]:
+    """The node labels that name a sharing mechanism or the devices behind it."""
+    names = profile.node_labels
+    keys = [names.count, names.product, names.sharing_strategy, names.replicas,
+            names.mig_strategy]
+    for plat in profile.sharing.platforms if profile.sharing else ():
+        keys += [plat.count, plat.strategy, plat.clients, plat.partition_size]
+    return list(dict.fromkeys(k for k in keys if k))
+
+
+def node_rows(nodes: Iterable[Mapping[str, Any]], profile: AcceleratorProfile,
+              keys: list[str]) -> list[list[str]]:
+    """NAME / ALLOCATABLE / <label>... rows of the nodes that show an accelerator resource or
+    a sharing label: what the survey was decided from."""
+    platforms = {p.resource for p in (profile.sharing.platforms if profile.sharing else ())}
+    rows = []
+    for node in nodes:
+        labels = node["metadata"].get("labels") or {}
+        allocatable = node.get("status", {}).get("allocatable") or {}
+        resources = ",".join(f"{r}={v}" for r, v in sorted(allocatable.items())
+                             if profile.matches_resource(r) or r in platforms)
+        shown = [k for k in keys if k in labels]
+        if resources or shown:
+            rows.append([str(node["metadata"]["name"]), resources or "-",
+                         *(str(labels.get(k, "")) for k in keys)])
+    return rows
+
+
+@dataclass(frozen=True)
+class Oversubscription:
+    """More one-unit pods than physical devices on one sharing node, and why that many."""
+
+    offer: SharingOffer
+    pods: int
+    why: str  # what the node's devices are, for the evidence
+
+    def shortfall(self) -> str:
+        """Why the node cannot hold that many pods at once ("" when its units suffice)."""
+        if self.offer.units >= self.pods:
+            return ""
+        return (f"{self.offer.node} advertises only {self.offer.units} {self.offer.resource} "
+                f"({self.offer.mechanism})")
+
+
+def oversubscription(offers: Sequence[SharingOffer]) -> Oversubscription:
+    """Devices + 1 pods on the offer with the fewest stated devices; where no label states the
+    devices (MIG single strategy: the units are partitions) two pods on the first offer."""
+    counted = [o for o in offers if o.physical]
+    if counted:
+        target = min(counted, key=lambda o: (o.physical, o.node, o.resource))
+        return Oversubscription(target, target.physical + 1,
+                                f"which has {target.physical} device(s)")
+    target = min(offers, key=lambda o: (o.node, o.resource))
+    return Oversubscription(target, 2,
+                            "whose physical devices no label states (each unit is a partition)")
+
+
+def all_running(pods: Mapping[str, Mapping[str, Any]], want: int) -> bool:
+    """Exactly ``want`` pods exist and every one is Running."""
+    return len(pods) == want and all(o.get("status", {}).get("phase") == "Running"
+                                     for o in pods.values())
+
+
+def identity_target(offers: Sequence[SharingOffer], simulated: Iterable[str]) -> SharingOffer:
+    """The offer whose pods report device identities: on a node that runs containers first
+    (the identity is read inside the pods), then by node and resource."""
+    skip = set(simulated)
+    return min(offers, key=lambda o: (o.node in skip, o.node, o.resource))
+
+
+def identity_pods(offer: SharingOffer) -> int:
+    """How many identity probes share the offer: one more than its devices (at least two),
+    no more than its units."""
+    return min(offer.units, max(2, offer.physical + 1))
+
+
+def identity_problem(offer: SharingOffer, seen: Mapping[str, list[str]],
+                     profile: AcceleratorProfile) -> str:
+    """What is wrong with the UUIDs the pods on ``offer`` saw ("" when nothing): each sees
+    one; on partitions all differ (and look like partition UUIDs); time-shared pods see no
+    more distinct UUIDs than there are devices."""
+    for name, uuids in seen.items():
+        if len(uuids) != 1:
+            return f"{name} sees UUIDs {uuids}, expected exactly one"
+    distinct = {u[0] for u in seen.values()}
+    if offer.kind == PARTITION:
+        if len(distinct) != len(seen):
+            return f"pods on {offer.mechanism} share UUIDs: {seen}"
+        prefix = profile.sharing.partition_uuid_prefix if profile.sharing else None
+        if prefix and not all(u.startswith(prefix) for u in distinct):
+            return f"not partition UUIDs ({prefix}...): {sorted(distinct)}"
+    elif len(distinct) > offer.physical:
+        return (f"{len(seen)} time-shared pods on {offer.physical} device(s) report "
+                f"{len(distinct)} different UUIDs: {sorted(distinct)}")
+    return ""

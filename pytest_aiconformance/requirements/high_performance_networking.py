@@ -76,6 +76,7 @@ def classify_nics(nodes: Sequence[Mapping[str, Any]],
 
 
 def capable_nodes(offers: Sequence[NicOffer], via: str, name: str) -> set[str]:
+    """The nodes offering at least one NIC of this mechanism and driver or resource."""
     return {o.node for o in offers if o.via == via and o.name == name and o.count > 0}
 
 
@@ -87,3 +88,44 @@ def placement_ok(bound_node: str | None, capable: set[str]) -> tuple[bool, str]:
         return False, f"the pod needing a NIC landed on {bound_node}, which has none " \
                       f"(capable: {', '.join(sorted(capable))})"
     return True, f"the pod needing a NIC landed on {bound_node}, a capable node"
+
+
+def offer_rows(offers: Sequence[NicOffer]) -> list[list[Any]]:
+    """NODE / VIA / DRIVER-RESOURCE / COUNT / DEVICES rows for the evidence table."""
+    return [[o.node, o.via, o.name, o.count, o.example] for o in offers]
+
+
+def preferred_offer(offers: Sequence[NicOffer]) -> NicOffer:
+    """The offer a pod will request: DRA devices first (the preferred mechanism), then by
+    driver or resource name and node."""
+    return sorted(offers, key=lambda o: (o.via != "DRA", o.name, o.node))[0]
+
+
+def device_class_for(classes: Sequence[Mapping[str, Any]], driver: str) -> str | None:
+    """The first DeviceClass whose selectors name the driver (CEL: device.driver == "x")."""
+    for cls in classes:
+        if driver in str(cls.get("spec", {}).get("selectors", "")):
+            return str(cls["metadata"]["name"])
+    return None
+
+
+def driver_device_class(name: str, driver: str) -> dict[str, Any]:
+    """A DeviceClass selecting every device of ``driver``, for a driver that ships none."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+            "metadata": {"name": name},
+            "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{driver}"'}}]}}
+
+
+def nodes_without(nodes: Sequence[Mapping[str, Any]], capable: set[str]) -> list[str]:
+    """Schedulable nodes that offer no NIC of the kind requested, by name: where a pod pinned
+    there must stay unbound."""
+    return sorted(str(n["metadata"]["name"]) for n in nodes
+                  if n["metadata"]["name"] not in capable
+                  and not n.get("spec", {}).get("unschedulable"))
+
+
+def scheduling_message(pod: Mapping[str, Any]) -> str:
+    """The PodScheduled condition's message (why the scheduler has not bound the pod)."""
+    return next((str(c.get("message", "")) for c in
+                 pod.get("status", {}).get("conditions", []) or []
+                 if c.get("type") == "PodScheduled"), "")

@@ -1,5 +1,13 @@
-"""Scaling on custom metrics (pod_autoscaling): which path a cluster offers, the objects that
-prove it, and the metrics APIs' answers read back. Pure apart from `discover`.
+"""pod_autoscaling: the decisions of its checks (checks/test_pod_autoscaling.py), as functions
+over what the API server answered; pure apart from `discover`.
+
+Scaling on CPU (the check's first half): an HPA on a Deployment of accelerator pods pinned to
+the node with the fewest free accelerators, whose pods burn CPU until a kill-switch (or, on a
+simulated node, report the usage annotation); scaled up it has every accelerator of the node
+bound and one replica Pending for the accelerator, then back to one replica.
+
+Scaling on custom metrics: which path a cluster offers, the objects that prove it, and the
+metrics APIs' answers read back.
 
 The HPA reads custom metrics only through an aggregated API an adapter serves:
 custom.metrics.k8s.io (per-object metrics, e.g. prometheus-adapter) or
@@ -22,16 +30,17 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from pytest_aiconformance.cluster import allocations, workloads
+from pytest_aiconformance.cluster import allocations, tables, workloads
 from pytest_aiconformance.cluster.client import ApiError, Kube
 from pytest_aiconformance.cluster.monitoring import MonitorPlan, service_monitor
+from pytest_aiconformance.cluster.waits import condition_true
 
 CUSTOM_GROUP = "custom.metrics.k8s.io"
 EXTERNAL_GROUP = "external.metrics.k8s.io"
@@ -404,3 +413,129 @@ def hpa_row(hpa: Mapping[str, Any]) -> list[Any]:
 
 
 HPA_COLUMNS = ["NAME", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "DESIRED"]
+
+
+# --- scaling on CPU ----------------------------------------------------------------------------
+
+USAGE_ANNOTATION = "kwok.x-k8s.io/usage-cpu"  # a simulated pod's CPU usage
+BURN = ("trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do :; done; "
+        "while :; do sleep 1; done")
+CPU_TARGET = 50  # the HPA's averageUtilization target, in percent
+
+
+def fewest_free(free: Mapping[str, int]) -> tuple[str, int]:
+    """The node with the fewest (at least one) free accelerators, ties by name: the fewer
+    replicas fit, the sooner one must stay Pending."""
+    return min(((n, f) for n, f in free.items() if f > 0), key=lambda kv: (kv[1], kv[0]))
+
+
+def cpu_hpa(name: str, namespace: str, max_replicas: int) -> dict[str, Any]:
+    """An autoscaling/v2 HPA on CPU utilisation of the Deployment of the same name."""
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 1, "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": CPU_TARGET}}}],
+            "behavior": fast_behavior(),
+        },
+    }
+
+
+def burn_deployment(name: str, namespace: str, alloc: allocations.Allocation, node: str,
+                    load: bool, image: str) -> dict[str, Any]:
+    """Replicas pinned to `node`, each asking for one accelerator (its own claim under DRA),
+    burning CPU (real nodes) or reporting high usage (simulated nodes) while `load`."""
+    ctr = workloads.container("server", ["sh", "-c", BURN], image=image,
+                              resources_={"requests": {"cpu": "100m"},
+                                          "limits": {"cpu": "200m"}})
+    pod = allocations.accelerator_pod(name, namespace, alloc, ctr, restart_policy="Always",
+                                      node_selector={"kubernetes.io/hostname": node},
+                                      annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
+                                      labels={"app": name})
+    template = {"metadata": {"labels": {"app": name},
+                             "annotations": pod["metadata"]["annotations"]},
+                "spec": pod["spec"]}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": template}}
+
+
+def idle_patch() -> dict[str, Any]:
+    """The usage annotation of an idle simulated pod (the load stopped)."""
+    return {"metadata": {"annotations": {USAGE_ANNOTATION: "1m"}}}
+
+
+def cpu_hpa_row(hpa: Mapping[str, Any]) -> list[Any]:
+    """NAME, TARGETS (cpu: current%/target%), MINPODS, MAXPODS, REPLICAS, DESIRED."""
+    status = hpa.get("status", {})
+    cur = next((m["resource"]["current"].get("averageUtilization") for m in
+                status.get("currentMetrics", []) or [] if m.get("type") == "Resource"), None)
+    return [hpa["metadata"]["name"],
+            f"cpu: {cur if cur is not None else '<unknown>'}%/{CPU_TARGET}%",
+            hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"],
+            status.get("currentReplicas", 0), status.get("desiredReplicas", 0)]
+
+
+def capacity_enforced(pods: Mapping[str, Mapping[str, Any]], units: int, refusal: str) -> bool:
+    """Scaled up to the node's capacity: `units` replicas bound (not being deleted) and one
+    more Pending with the scheduler's refusal for the accelerator in its status."""
+    bound = [o for o in pods.values() if o["spec"].get("nodeName")
+             and not o["metadata"].get("deletionTimestamp")]
+    pending = [o for o in pods.values() if not o["spec"].get("nodeName")
+               and refusal in str(o.get("status", {}))]
+    return len(bound) == units and len(pending) == 1
+
+
+def back_to_one(hpas: Mapping[str, Mapping[str, Any]]) -> bool:
+    """The (one) HPA has scaled back to one replica, current and desired."""
+    status = next(iter(hpas.values()), {}).get("status", {})
+    return bool(status.get("currentReplicas") == 1 and status.get("desiredReplicas") == 1)
+
+
+# --- scaling on a custom metric: the replicas and the node ----------------------------------------
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """A replica that serves the metric: Running, not being deleted, Ready."""
+    return (pod.get("status", {}).get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp") and condition_true(pod, "Ready"))
+
+
+def container_node(free: Mapping[str, int], simulated: Mapping[str, bool]) -> tuple[str, int]:
+    """Among the nodes with a free accelerator (`simulated` has exactly those), one that runs
+    containers, with the most free accelerators (the second replica may then run too); ties by
+    name. A simulated node only when there is no other."""
+    return min(((n, free[n]) for n in simulated),
+               key=lambda kv: (simulated[kv[0]], -kv[1], kv[0]))
+
+
+def hpa_state(hpas: Mapping[str, Mapping[str, Any]]) -> str:
+    """The HPAs' targets and replicas in one line, for a wait that runs out."""
+    return "; ".join(f"{tables.name(dict(o))}: {hpa_targets(o)}, replicas "
+                     f"{hpa_replicas(o)[0]}, desired {hpa_replicas(o)[1]}"
+                     for o in hpas.values()) or "no HPA"
+
+
+def at_replicas(replicas: int) -> Callable[[Mapping[str, Mapping[str, Any]]], bool]:
+    """A watch condition: the HPA is at `replicas`, current and desired."""
+    return lambda hpas: any(hpa_replicas(o) == (replicas, replicas) for o in hpas.values())
+
+
+def conditions_line(objs: Mapping[str, Mapping[str, Any]]) -> str:
+    """Every status condition of the objects in one line, for a wait that runs out (KEDA's
+    ScaledObject says there why it is not Ready)."""
+    return "; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason', '')}: "
+                     f"{c.get('message', '')}" for o in objs.values()
+                     for c in o.get("status", {}).get("conditions") or []) or "no status"
+
+
+def external_metric(hpa: Mapping[str, Any]) -> str:
+    """The name of the first External metric an HPA scales on ("" when none): the one KEDA's
+    metrics server serves for a ScaledObject."""
+    return str(next((m["external"]["metric"]["name"] for m in hpa["spec"].get("metrics", [])
+                     if m.get("type") == "External"), ""))

@@ -1,6 +1,7 @@
 """robust_controller's AI operators: their API facts, the objects the check makes, and the
-readings of what the API server answers, as pure functions (the check in checks/test_robust_controller.py
-drives them).
+readings of what the API server answers, as pure functions (the check in
+checks/test_robust_controller.py drives them). `OPERATORS` is the one registry of the
+alternatives; each names its detection and install entry in data/operators.yaml (`operator`).
 
 Each operator is an alternative solution: any one that passes all its checks proves the
 requirement. API facts, and where they were read:
@@ -23,12 +24,15 @@ requirement. API facts, and where they were read:
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_aiconformance.cluster import workloads
+from pytest_aiconformance.cluster.tables import get_table, name
+from pytest_aiconformance.cluster.waits import condition_true
 
 Obj = dict[str, Any]
 
@@ -105,13 +109,80 @@ def denied_by_webhook(message: str, webhooks: Iterable[str]) -> bool:
     return "admission webhook" in message and any(f'"{w}"' in message for w in webhooks)
 
 
-def invalid_trainjob_name(name: str) -> str:
+def invalid_trainjob_name(valid: str) -> str:
     """A name the API server accepts for a TrainJob (DNS-1123 subdomain) but Trainer's webhook
     denies (not a DNS-1035 label: it starts with a digit)."""
-    bad = f"0{name}"[:63].rstrip("-")
+    bad = f"0{valid}"[:63].rstrip("-")
     if not _DNS1123_SUBDOMAIN.match(bad) or _DNS1035_LABEL.match(bad):
-        raise ValueError(f"cannot derive a name Trainer's webhook denies from {name!r}")
+        raise ValueError(f"cannot derive a name Trainer's webhook denies from {valid!r}")
     return bad
+
+
+def renamed(obj: Obj, new_name: str) -> Obj:
+    """A deep copy of the object under another name."""
+    out = copy.deepcopy(obj)
+    out["metadata"]["name"] = new_name
+    return out
+
+
+# --- KubeRay ---------------------------------------------------------------------------------
+
+
+def ray_cluster(cluster: str, namespace: str, groups: list[str], image: str) -> Obj:
+    """A small RayCluster: one head, one worker per named group."""
+    def pod_spec(role: str) -> Obj:
+        ctr = workloads.container(f"ray-{role}", ["sleep", "infinity"], image=image,
+                                  resources_={"requests": {"cpu": "100m", "memory": "256Mi"},
+                                              "limits": {"cpu": "1", "memory": "1Gi"}})
+        ctr.pop("command")  # KubeRay generates the ray start command
+        spec = workloads.pod("x", namespace, [ctr])["spec"]
+        spec.pop("restartPolicy")
+        spec.pop("securityContext")
+        ctr.pop("securityContext")
+        return {"spec": spec}
+
+    return {
+        "apiVersion": RAY, "kind": "RayCluster",
+        "metadata": {"name": cluster, "namespace": namespace},
+        "spec": {
+            "headGroupSpec": {"rayStartParams": {}, "template": pod_spec("head")},
+            "workerGroupSpecs": [{"groupName": g, "replicas": 1, "minReplicas": 1,
+                                  "maxReplicas": 1, "rayStartParams": {},
+                                  "template": pod_spec("worker")} for g in groups],
+        },
+    }
+
+
+def duplicate_worker_groups(cluster: Obj) -> Obj:
+    """The RayCluster with its second worker group named like the first: the CRD schema
+    accepts it, KubeRay's webhook denies it."""
+    out = copy.deepcopy(cluster)
+    groups = out["spec"]["workerGroupSpecs"]
+    groups[1]["groupName"] = groups[0]["groupName"]
+    return out
+
+
+def ray_pods_problem(pods: Iterable[Obj]) -> str:
+    """Why a ready RayCluster's pods are not one Ready head and one Ready worker ("" when they
+    are)."""
+    listed = list(pods)
+    heads = [p for p in listed if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
+    workers = [p for p in listed if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
+    if len(heads) != 1:
+        return f"{len(heads)} head pods, expected 1"
+    if not all(condition_true(p, "Ready") for p in heads):
+        return "the head pod is not Ready"
+    if len(workers) != 1:
+        return f"{len(workers)} worker pods, expected 1"
+    if not all(condition_true(p, "Ready") for p in workers):
+        return "the worker pod is not Ready"
+    return ""
+
+
+def has_head_service(services: Iterable[Obj]) -> bool:
+    """KubeRay made the head's Service (labelled as the head's, or named <cluster>-head-svc)."""
+    return any(s["metadata"]["labels"].get("ray.io/node-type") == "head" or
+               s["metadata"]["name"].endswith("head-svc") for s in services)
 
 
 def training_runtime(name: str, namespace: str, image: str) -> Obj:
@@ -167,3 +238,29 @@ def owner_refs(obj: Mapping[str, Any]) -> list[str]:
     return [f"{r.get('kind')}/{r.get('name')} uid {r.get('uid')}"
             f"{' controller' if r.get('controller') else ''}"
             for r in obj.get("metadata", {}).get("ownerReferences") or []]
+
+
+def controlled_jobset(job: Obj, old_uid: str = "") -> Callable[[Mapping[str, Obj]], bool]:
+    """A watch condition: a JobSet named like the TrainJob, controlled by it (and, after a
+    deletion, not the old one)."""
+    def ok(jobsets: Mapping[str, Obj]) -> bool:
+        return any(o["metadata"].get("uid") != old_uid and not controller_problem(o, job)
+                   for o in jobsets.values())
+    return ok
+
+
+def jobset_states(jobsets: Mapping[str, Obj], job: Obj, old_uid: str = "") -> str:
+    """Each JobSet's state for a wait that runs out: the deleted one (its uid unchanged),
+    not controlled by the TrainJob (why), or controlled."""
+    return "; ".join(
+        ("the deleted one (uid unchanged)" if old_uid and o["metadata"].get("uid") == old_uid
+         else controller_problem(o, job) or "controlled") for o in jobsets.values()) \
+        or f"no JobSet {job['metadata']['name']}"
+
+
+def jobset_table(jobsets: list[Obj]) -> str:
+    """JobSets with their uid, creation time and owner references."""
+    return get_table(jobsets, [
+        ("NAME", name), ("UID", lambda o: o["metadata"].get("uid", "")),
+        ("CREATED", lambda o: o["metadata"].get("creationTimestamp", "")),
+        ("OWNER REFERENCES", lambda o: "; ".join(owner_refs(o)) or "<none>")])

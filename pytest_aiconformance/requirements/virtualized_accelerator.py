@@ -18,7 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_aiconformance.cluster.profiles import profile_for_resource, vendor_domains
+from pytest_aiconformance.cluster.profiles import (
+    AcceleratorProfile,
+    profile_for_resource,
+    vendor_domains,
+)
 from pytest_aiconformance.requirements.high_performance_networking import NIC_DRIVER, NIC_RESOURCE
 
 WORKLOAD_CONFIG_LABEL = "nvidia.com/gpu.workload.config"
@@ -115,7 +119,40 @@ def classify_virtualization(nodes: Sequence[Mapping[str, Any]],
 
 
 def summarize(found: Sequence[VirtualizedResource]) -> str:
+    """How many offers of which kinds, for messages ("none" when nothing was found)."""
     if not found:
         return "none"
     kinds = sorted({f.kind for f in found})
     return f"{len(found)} offer(s) of {', '.join(kinds)}"
+
+
+# What a kind's device nodes look like inside a container, where not the vendor's own files:
+# (glob of the device nodes, space-separated control nodes never counted).
+DEVICE_GLOBS = {"vfio": ("/dev/vfio/[0-9]*", "/dev/vfio/vfio")}
+
+
+def node_rows(nodes: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """NAME / WORKLOAD-CONFIG / VGPU-PRESENT / EXTENDED-RESOURCES rows for the evidence."""
+    return [[str(n["metadata"]["name"]),
+             n["metadata"].get("labels", {}).get(WORKLOAD_CONFIG_LABEL, ""),
+             n["metadata"].get("labels", {}).get(VGPU_PRESENT_LABEL, ""),
+             ",".join(sorted(k for k in n.get("status", {}).get("allocatable", {}) if "/" in k))]
+            for n in nodes]
+
+
+def device_offers(found: Sequence[VirtualizedResource]) -> list[VirtualizedResource]:
+    """The offers of a device a pod can get: a label only says what a node is configured for."""
+    return [f for f in found if f.via != "node label"]
+
+
+def pod_target(found: Sequence[VirtualizedResource]) -> VirtualizedResource | None:
+    """The schedulable offer a probe pod requests (first by node and resource), or None."""
+    schedulable = [f for f in found if f.schedulable_resource]
+    return min(schedulable, key=lambda f: (f.node, f.name), default=None)
+
+
+def device_globs(kind: str, profile: AcceleratorProfile) -> tuple[str, str]:
+    """(device glob, control nodes) to count what a pod holding one device of ``kind`` sees:
+    the kind's own device nodes (VFIO), else the vendor's; an empty glob when none is known."""
+    return DEVICE_GLOBS.get(kind, (profile.device_files.glob or "",
+                                   " ".join(profile.device_files.control)))

@@ -11,7 +11,7 @@ unit-tested on realistic outputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -185,3 +185,48 @@ def judge(control: Mapping[str, Sequence[str]], sandboxed: Mapping[str, Sequence
         f"({box.proc_version!r}), not the host's {host.kernel_release} "
         f"({host.proc_version!r}); it sees {box.pids} PIDs (the control pod {host.pids}) "
         "and no device node the control pod does not"))
+
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+def no_sandbox_class(runtime_class_names: Iterable[str]) -> str:
+    """Why the requirement is not implemented: no RuntimeClass claims a sandbox."""
+    names = ", ".join(sorted(runtime_class_names)) or "none"
+    return ("no RuntimeClass offers a sandbox: none has a gVisor (runsc) or Kata handler or a "
+            f"known sandbox name (RuntimeClasses: {names})")
+
+
+def first_usable(candidates: Sequence[SandboxClass],
+                 runtime_classes: Mapping[str, Mapping[str, Any]],
+                 nodes: Sequence[Mapping[str, Any]],
+                 pod_tolerations: Sequence[Mapping[str, Any]]) -> tuple[SandboxClass, str] | None:
+    """The first candidate (in order) that some node admits, with the first such node by name;
+    None when no node admits any."""
+    for cand in candidates:
+        usable = usable_nodes(nodes, runtime_classes[cand.name], pod_tolerations)
+        if usable:
+            return cand, usable[0]
+    return None
+
+
+def no_usable_node(candidates: Sequence[SandboxClass]) -> str:
+    """Why no sandbox class can be tried: no node admits any of them."""
+    return ("no Ready, schedulable node admits a sandbox RuntimeClass (its nodeSelector, "
+            "taints and tolerations): " + "; ".join(c.describe() for c in candidates))
+
+
+def hostname(nodes: Sequence[Mapping[str, Any]], node_name: str) -> str:
+    """The node's kubernetes.io/hostname label (what a nodeSelector pins to), else its name."""
+    node = next(n for n in nodes if n["metadata"]["name"] == node_name)
+    return str(node["metadata"].get("labels", {}).get(HOSTNAME_LABEL, node_name))
+
+
+def runtime_class_excerpt(rc: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a RuntimeClass a reviewer needs: name, handler, overhead, scheduling."""
+    out = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+           "metadata": {"name": rc["metadata"]["name"]}, "handler": rc.get("handler")}
+    for key in ("overhead", "scheduling"):
+        if rc.get(key):
+            out[key] = rc[key]
+    return out

@@ -45,7 +45,8 @@ from fakeapi import FakeCluster
 Obj = dict[str, Any]
 
 # The solutions' API facts, written out here (not taken from the check's module) so that a
-# wrong fact in the check shows as a failure. Sources: see pytest_aiconformance/gang_scheduling.
+# wrong fact in the check shows as a failure. Sources: see
+# pytest_aiconformance/requirements/gang_scheduling.py.
 VOLCANO_BATCH, VOLCANO_SCHEDULING = "batch.volcano.sh/v1alpha1", "scheduling.volcano.sh/v1beta1"
 VOLCANO_GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 KUEUE, KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/v1beta1", "kueue.x-k8s.io/queue-name"

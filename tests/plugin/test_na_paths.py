@@ -85,7 +85,8 @@ def test_all_devices_variable_is_tried_under_the_default_runtime(aic: pytest.Pyt
         *base_args(aic, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
                    "--aic-version", "1.35", "--aic-timeout-scale", "0.01",
                    "--aic-keep-namespaces", "always", "-k", "runtime_class_without_request",
-                   str(ROOT / "pytest_aiconformance" / "checks" / "test_secure_accelerator_access.py")))
+                   str(ROOT / "pytest_aiconformance" / "checks"
+                       / "test_secure_accelerator_access.py")))
     data = json.loads((aic.path / "report" / "verdicts.json").read_text())
     req = next(r for r in data["requirements"] if r["id"] == "secure_accelerator_access")
     [check] = [c for c in req["checks"] if c["junit_name"].endswith("RuntimeClassWithoutRequest")]

@@ -1,6 +1,9 @@
-"""workload_sandboxing decisions on realistic probe outputs: gVisor, Kata, and a runc impostor."""
+"""workload_sandboxing decisions on realistic probe outputs (gVisor, Kata, and a runc impostor)
+and on synthetic RuntimeClass and Node objects."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -9,7 +12,12 @@ from pytest_aiconformance.requirements.workload_sandboxing import (
     KNOWN_SANDBOX_NAMES,
     PROBE_KEYS,
     PROBE_SCRIPT,
+    first_usable,
+    hostname,
     judge,
+    no_sandbox_class,
+    no_usable_node,
+    runtime_class_excerpt,
     sandbox_classes,
     sandbox_kind,
     tolerates,
@@ -49,7 +57,7 @@ def out(text: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(("sandboxed", "kernel"), [(GVISOR, "4.4.0"), (KATA, "6.1.62")])
-def test_own_kernel_passes(sandboxed, kernel):
+def test_own_kernel_passes(sandboxed: str, kernel: str) -> None:
     decision = judge(out(HOST), out(sandboxed), "gvisor")
     assert decision.isolated, decision.reason
     assert not decision.error
@@ -57,12 +65,12 @@ def test_own_kernel_passes(sandboxed, kernel):
     assert "not the host's 5.15.0-1057-azure" in decision.reason
 
 
-def test_kata_guest_with_host_release_but_own_build_passes():
+def test_kata_guest_with_host_release_but_own_build_passes() -> None:
     same_release = KATA.replace("6.1.62", "5.15.0-1057-azure")
     assert judge(out(HOST), out(same_release), "kata-qemu").isolated
 
 
-def test_runc_impostor_fails_with_reason():
+def test_runc_impostor_fails_with_reason() -> None:
     decision = judge(out(HOST), out(HOST), "kata-qemu")
     assert not decision.isolated
     assert not decision.error
@@ -71,7 +79,7 @@ def test_runc_impostor_fails_with_reason():
     assert "its handler runs containers like runc, not in a sandbox" in decision.reason
 
 
-def test_host_devices_seen_only_in_the_sandbox_fail():
+def test_host_devices_seen_only_in_the_sandbox_fail() -> None:
     leaky = GVISOR.replace("DEV_ENTRIES=", "DEV_ENTRIES=nvidia0 nvidiactl kvm ")
     decision = judge(out(HOST), out(leaky), "gvisor")
     assert not decision.isolated
@@ -79,7 +87,7 @@ def test_host_devices_seen_only_in_the_sandbox_fail():
                                "it does not: /dev/kvm, /dev/nvidia0, /dev/nvidiactl")
 
 
-def test_same_kernel_and_extra_devices_both_said():
+def test_same_kernel_and_extra_devices_both_said() -> None:
     leaky = HOST.replace("DEV_ENTRIES=", "DEV_ENTRIES=nvidia0 ")
     reason = judge(out(HOST), out(leaky), "gvisor").reason
     assert "host's kernel" in reason
@@ -94,19 +102,19 @@ def test_same_kernel_and_extra_devices_both_said():
     (HOST, GVISOR.replace("PROC_PIDS=3", "PROC_PIDS=many"),
      "cannot decide: the sandboxed pod's PROC_PIDS 'many' is not a count"),
 ])
-def test_missing_or_bad_output_is_an_error(control, sandboxed, expected):
+def test_missing_or_bad_output_is_an_error(control: str, sandboxed: str, expected: str) -> None:
     decision = judge(out(control), out(sandboxed), "gvisor")
     assert decision.error
     assert not decision.isolated
     assert decision.reason == expected
 
 
-def test_probe_script_prints_every_key():
+def test_probe_script_prints_every_key() -> None:
     for key in PROBE_KEYS:
         assert f'echo "{key}=' in PROBE_SCRIPT
 
 
-def test_sandbox_handlers_recognised():
+def test_sandbox_handlers_recognised() -> None:
     assert sandbox_kind("runsc") == "gVisor"
     assert sandbox_kind("gvisor") == "gVisor"
     assert sandbox_kind("kata-qemu") == "Kata Containers"
@@ -116,14 +124,14 @@ def test_sandbox_handlers_recognised():
     assert {"gvisor", "kata-qemu", "kata-fc", "kata-clh"} <= set(KNOWN_SANDBOX_NAMES)
 
 
-def rc(name: str, handler: str, **scheduling) -> dict:
-    obj = {"metadata": {"name": name}, "handler": handler}
+def rc(name: str, handler: str, **scheduling: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {"metadata": {"name": name}, "handler": handler}
     if scheduling:
         obj["scheduling"] = scheduling
     return obj
 
 
-def test_sandbox_classes_by_handler_first_then_known_name():
+def test_sandbox_classes_by_handler_first_then_known_name() -> None:
     found = sandbox_classes([rc("nvidia", "nvidia"), rc("runc", "runc"),
                              rc("kata-fc", "runc"), rc("gvisor", "runsc"),
                              rc("kata-mshv-vm-isolation", "kata")])
@@ -137,13 +145,15 @@ def test_sandbox_classes_by_handler_first_then_known_name():
     assert sandbox_classes([rc("nvidia", "nvidia"), rc("crun", "crun")]) == []
 
 
-def node(name: str, labels=None, taints=None, ready="True", unschedulable=False) -> dict:
+def node(name: str, labels: dict[str, str] | None = None,
+         taints: list[dict[str, str]] | None = None, ready: str = "True",
+         unschedulable: bool = False) -> dict[str, Any]:
     return {"metadata": {"name": name, "labels": labels or {}},
             "spec": {"taints": taints or [], "unschedulable": unschedulable},
             "status": {"conditions": [{"type": "Ready", "status": ready}]}}
 
 
-def test_usable_nodes_follow_selector_taints_and_readiness():
+def test_usable_nodes_follow_selector_taints_and_readiness() -> None:
     cp_taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
     sandbox_taint = {"key": "sandbox.gke.io/runtime", "value": "gvisor", "effect": "NoSchedule"}
     nodes = [
@@ -171,5 +181,56 @@ def test_usable_nodes_follow_selector_taints_and_readiness():
     ({"key": "k", "value": "w", "effect": "NoSchedule"}, False),
     ({"key": "other", "operator": "Exists"}, False),
 ])
-def test_tolerates(toleration, ok):
+def test_tolerates(toleration: dict[str, str], ok: bool) -> None:
     assert tolerates([toleration], {"key": "k", "value": "v", "effect": "NoSchedule"}) is ok
+
+
+GKE_SANDBOX = rc("gvisor", "gvisor", nodeSelector={"sandbox.gke.io/runtime": "gvisor"},
+                 tolerations=[{"key": "sandbox.gke.io/runtime", "operator": "Equal",
+                               "value": "gvisor", "effect": "NoSchedule"}])
+
+
+def test_first_usable_takes_the_first_candidate_a_node_admits() -> None:
+    nodes = [node("plain-b"), node("plain-a"),
+             node("sandbox", {"sandbox.gke.io/runtime": "gvisor"},
+                  [{"key": "sandbox.gke.io/runtime", "value": "gvisor", "effect": "NoSchedule"}])]
+    classes = {"gvisor": GKE_SANDBOX, "kata-fc": rc("kata-fc", "runc")}
+    candidates = sandbox_classes(list(classes.values()))
+    assert first_usable(candidates, classes, nodes, []) == (candidates[0], "sandbox")
+    # Without the sandbox node, the class found by its name is tried on the first plain node.
+    assert first_usable(candidates, classes, nodes[:2], []) == (candidates[1], "plain-a")
+
+
+def test_first_usable_none_when_no_node_admits_any() -> None:
+    candidates = sandbox_classes([GKE_SANDBOX])
+    assert first_usable(candidates, {"gvisor": GKE_SANDBOX}, [node("plain")], []) is None
+    assert no_usable_node(candidates) == (
+        "no Ready, schedulable node admits a sandbox RuntimeClass (its nodeSelector, taints and "
+        "tolerations): RuntimeClass gvisor (handler gvisor: gVisor by its handler)")
+
+
+def test_no_sandbox_class_lists_the_runtime_classes() -> None:
+    assert no_sandbox_class(["runc", "nvidia"]) == (
+        "no RuntimeClass offers a sandbox: none has a gVisor (runsc) or Kata handler or a known "
+        "sandbox name (RuntimeClasses: nvidia, runc)")
+    assert no_sandbox_class([]).endswith("(RuntimeClasses: none)")
+
+
+def test_hostname_label_else_node_name() -> None:
+    nodes = [node("ip-10-0-0-1.ec2.internal", {"kubernetes.io/hostname": "ip-10-0-0-1"}),
+             node("bare")]
+    assert hostname(nodes, "ip-10-0-0-1.ec2.internal") == "ip-10-0-0-1"
+    assert hostname(nodes, "bare") == "bare"
+
+
+def test_runtime_class_excerpt_keeps_what_a_reviewer_needs() -> None:
+    full = {**GKE_SANDBOX, "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": "gvisor", "uid": "x", "resourceVersion": "7"},
+            "overhead": {"podFixed": {"memory": "50Mi"}}}
+    assert runtime_class_excerpt(full) == {
+        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"},
+        "handler": "gvisor", "overhead": {"podFixed": {"memory": "50Mi"}},
+        "scheduling": GKE_SANDBOX["scheduling"]}
+    assert runtime_class_excerpt(rc("kata", "kata")) == {
+        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "kata"},
+        "handler": "kata"}

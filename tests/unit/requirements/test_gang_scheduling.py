@@ -1,4 +1,5 @@
-"""Gang scheduling's pure decisions: sizes, objects, and what each scheduler says."""
+"""gang_scheduling's pure decisions (pytest_aiconformance.requirements.gang_scheduling): the
+solutions' registry, sizes, objects, and what each scheduler says."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pytest_aiconformance.cluster.operators import load_operator_specs
 from pytest_aiconformance.requirements import gang_scheduling as G
 
 GPU = "nvidia.com/gpu"
@@ -259,6 +261,20 @@ def test_solutions_and_none_found():
                               "policy) serves its APIs")
 
 
+def test_every_solution_names_its_operators_yaml_entry():
+    """The registry's facts and operators.yaml's (detection, install) agree: each installable
+    solution's entry exists and lists a CRD of each of its API groups (the Workload API is
+    Kubernetes' own); what --aic-install installs when none is found has a chart."""
+    specs = load_operator_specs()
+    for sol in G.SOLUTIONS:
+        if not sol.operator:
+            assert sol.name == "workload-api"
+            continue
+        crd_groups = {crd.split(".", 1)[1] for crd in specs[sol.operator].crds}
+        assert set(sol.groups) <= crd_groups, sol.name
+    assert specs[G.BY_NAME[G.INSTALLED_WHEN_NONE].operator].chart
+
+
 @pytest.mark.parametrize(("served", "variant"), [
     # 1.35: only v1alpha1's Workload (its PriorityClass is no reason)
     ({("scheduling.k8s.io/v1alpha1", "Workload")}, (("scheduling.k8s.io/v1alpha1", "Workload"),)),
@@ -344,6 +360,19 @@ def test_bound_and_completed():
     pods["b"] = pod("b", "n1", "Succeeded")
     assert G.all_completed(pods, 2)
     assert not G.all_completed(pods, 3)
+
+
+def test_volcano_podgroup_is_the_one_its_job_owns():
+    def podgroup(name: str, owner_kind: str, owner: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "ownerReferences": [
+            {"apiVersion": "batch.volcano.sh/v1alpha1", "kind": owner_kind, "name": owner}]}}
+
+    theirs = podgroup("other-1f2e", "Job", "other")
+    mine = podgroup("gang-ok-9c3d", "Job", "gang-ok")
+    same_name = podgroup("gang-ok-x", "Deployment", "gang-ok")  # not a Job's
+    assert G.volcano_podgroup([theirs, same_name, mine], "gang-ok") is mine
+    assert G.volcano_podgroup([theirs, same_name, {"metadata": {"name": "bare"}}],
+                              "gang-ok") is None
 
 
 def test_volcano_refusal():

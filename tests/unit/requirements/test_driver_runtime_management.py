@@ -1,4 +1,4 @@
-"""driver_runtime_management and virtualized_accelerator decisions, with cases that must fail.
+"""driver_runtime_management decisions, with cases that must fail.
 
 The driver version "seen" comes from the recorded nvidia-smi XML (tesla-p100.xml, driver
 510.47.03) and from driver_version.sh run on a fake tool; node and ResourceSlice objects are
@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_aiconformance.cluster.discovery import AcceleratorNode
 from pytest_aiconformance.cluster.profiles import get_profile
 from pytest_aiconformance.parsers import parse_key_values
 from pytest_aiconformance.requirements import driver_runtime_management as dv
-from pytest_aiconformance.requirements import virtualized_accelerator as virt
 
-PROBES = Path(__file__).resolve().parents[2] / "pytest_aiconformance" / "data" / "probes"
-REC = Path(__file__).resolve().parent / "data" / "recorded"
+PROBES = Path(__file__).resolve().parents[3] / "pytest_aiconformance" / "data" / "probes"
+REC = Path(__file__).resolve().parents[1] / "data" / "recorded"
 NVIDIA = get_profile("nvidia")
 SEEN = ET.parse(REC / "nvidia-smi" / "tesla-p100.xml").getroot().findtext("driver_version")
 
@@ -29,29 +31,30 @@ def last_values(out: str) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_key_values(out).items()}
 
 
-def node(labels=None, alloc=None, name="n1"):
+def node(labels: dict[str, str] | None = None, alloc: dict[str, str] | None = None,
+         name: str = "n1") -> dict[str, Any]:
     return {"metadata": {"name": name, "labels": labels or {}},
             "status": {"allocatable": alloc or {}}}
 
 
-def dra_device(version, name="gpu-0"):
+def dra_device(version: str, name: str = "gpu-0") -> dict[str, Any]:
     return {"name": name, "attributes": {"driverVersion": {"version": version},
                                          "uuid": {"string": "GPU-x"}}}
 
 
-def test_recorded_version_matches_label():
+def test_recorded_version_matches_label() -> None:
     adv = dv.advertised_versions(NVIDIA, node({"nvidia.com/cuda.driver-version.full": SEEN}))
     ok, reason = dv.versions_match(SEEN, adv)
     assert ok, reason
 
 
-def test_semver_attribute_equals_zero_padded_driver():
+def test_semver_attribute_equals_zero_padded_driver() -> None:
     # nvidia-smi prints 535.104.05; a semver attribute cannot carry the leading zero.
     adv = dv.advertised_versions(NVIDIA, node(), [dra_device("535.104.5")])
     assert dv.versions_match("535.104.05", adv)[0]
 
 
-def test_label_and_attribute_must_both_match():
+def test_label_and_attribute_must_both_match() -> None:
     adv = dv.advertised_versions(NVIDIA, node({"nvidia.com/cuda.driver-version.full": SEEN}),
                                  [dra_device("550.54.15")])
     ok, reason = dv.versions_match(SEEN, adv)
@@ -59,7 +62,7 @@ def test_label_and_attribute_must_both_match():
     assert "DRA attribute driverVersion" in reason
 
 
-def test_mismatch_fails():
+def test_mismatch_fails() -> None:
     adv = dv.advertised_versions(NVIDIA, node({"nvidia.com/cuda.driver-version.full":
                                                "550.54.15"}))
     ok, reason = dv.versions_match(SEEN, adv)
@@ -67,23 +70,23 @@ def test_mismatch_fails():
     assert "550.54.15" in reason
 
 
-def test_nothing_advertised_fails():
+def test_nothing_advertised_fails() -> None:
     assert not dv.versions_match(SEEN, dv.advertised_versions(NVIDIA, node()))[0]
 
 
 @pytest.mark.parametrize("seen", [None, "", "NVIDIA-SMI has failed"])
-def test_nothing_seen_fails(seen):
+def test_nothing_seen_fails(seen: str | None) -> None:
     adv = [dv.Advertised("label", SEEN)]
     assert not dv.versions_match(seen, adv)[0]
 
 
-def test_intel_profile_has_no_version_source():
+def test_intel_profile_has_no_version_source() -> None:
     # Intel publishes no driver-version label or attribute: nothing to compare with.
     adv = dv.advertised_versions(get_profile("intel"), node({"x": "1"}))
     assert adv == []
 
 
-def test_driver_version_probe_with_injected_tool(tmp_path):
+def test_driver_version_probe_with_injected_tool(tmp_path: Path) -> None:
     # The probe run on a fake nvidia-smi that prints the recorded driver version.
     tool = tmp_path / "nvidia-smi"
     tool.write_text(f"#!/bin/sh\necho {SEEN}\n")
@@ -97,7 +100,7 @@ def test_driver_version_probe_with_injected_tool(tmp_path):
     assert dv.versions_match(probe.get("DRIVER_VERSION"), adv)[0]
 
 
-def test_driver_version_probe_without_tool(tmp_path):
+def test_driver_version_probe_without_tool(tmp_path: Path) -> None:
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **NVIDIA.probe_env(),
            "VERSION_FILE": str(tmp_path / "absent")}
     out = subprocess.run(["sh", str(PROBES / "driver_version.sh")],
@@ -108,7 +111,7 @@ def test_driver_version_probe_without_tool(tmp_path):
     assert not dv.versions_match(probe.get("DRIVER_VERSION"), [dv.Advertised("l", SEEN)])[0]
 
 
-def test_runtime_class_selects_nodes():
+def test_runtime_class_selects_nodes() -> None:
     rc = {"metadata": {"name": "nvidia"}, "handler": "nvidia",
           "scheduling": {"nodeSelector": {"nvidia.com/gpu.present": "true"}}}
     assert dv.selects_node(rc, {"nvidia.com/gpu.present": "true"})
@@ -116,57 +119,45 @@ def test_runtime_class_selects_nodes():
     assert dv.runtime_class_rows([rc]) == [["nvidia", "nvidia", "nvidia.com/gpu.present=true"]]
 
 
-# --- virtualization ---------------------------------------------------------------------
+def test_refused_nodes_are_those_the_runtime_class_does_not_admit() -> None:
+    rc = {"metadata": {"name": "nvidia"}, "handler": "nvidia",
+          "scheduling": {"nodeSelector": {"nvidia.com/gpu.present": "true"}}}
+    nodes = [AcceleratorNode("gpu-a", {"nvidia.com/gpu": "1"}, {"nvidia.com/gpu.present": "true"}),
+             AcceleratorNode("gpu-b", {"nvidia.com/gpu": "1"}, {}),
+             AcceleratorNode("gpu-c", {"nvidia.com/gpu": "1"}, {"nvidia.com/gpu.present": "false"})]
+    assert dv.refused_nodes(rc, nodes) == ["gpu-b", "gpu-c"]
+    # A RuntimeClass without a nodeSelector admits every node.
+    assert dv.refused_nodes({"handler": "nvidia"}, nodes) == []
 
 
-def test_plain_gpu_nodes_are_not_virtualized():
-    nodes = [node({"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "Tesla-T4"},
-                  {"nvidia.com/gpu": "1", "cpu": "4"}),
-             node({}, {"nvidia.com/mig-1g.10gb": "7"}, name="mig"),
-             node({"nvidia.com/gpu.sharing-strategy": "time-slicing"},
-                  {"nvidia.com/gpu.shared": "4"}, name="ts")]
-    assert virt.classify_virtualization(nodes) == []
+def test_version_readable_needs_a_tool_or_a_version_file() -> None:
+    assert dv.version_readable(NVIDIA)
+    # Without the tool, the version file still tells; without both, nothing does.
+    assert dv.version_readable(replace(NVIDIA, tool=None))
+    assert not dv.version_readable(replace(NVIDIA, tool=None, driver_version_file=None))
+    assert not dv.version_readable(get_profile("dra-example"))
 
 
-def test_vgpu_guest_label():
-    found = virt.classify_virtualization([node({"nvidia.com/vgpu.present": "true"},
-                                               {"nvidia.com/gpu": "1"})])
-    assert [(f.kind, f.schedulable_resource) for f in found] == [("vgpu", "nvidia.com/gpu")]
+def slice_(node: str, pool: str, *devices: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {"nodeName": node, "driver": "gpu.nvidia.com",
+                     "pool": {"name": pool, "generation": 1}, "devices": list(devices)}}
 
 
-def test_gpu_operator_sandbox_workload_configs():
-    found = virt.classify_virtualization([
-        node({"nvidia.com/gpu.workload.config": "vm-passthrough"},
-             {"nvidia.com/GA102GL_A10": "1"}, name="pt"),
-        node({"nvidia.com/gpu.workload.config": "vm-vgpu"}, {"nvidia.com/GRID_A10-4Q": "6"},
-             name="vg")])
-    kinds = sorted((f.node, f.kind, f.via) for f in found)
-    assert ("pt", "vfio", "extended resource") in kinds
-    assert ("pt", "vfio", "node label") in kinds
-    assert ("vg", "vgpu", "extended resource") in kinds
+def claim(pod: str, *devices: tuple[str, str]) -> dict[str, Any]:
+    return {"status": {"reservedFor": [{"resource": "pods", "name": pod}], "allocation": {
+        "devices": {"results": [{"request": "gpu", "driver": "gpu.nvidia.com", "pool": p,
+                                 "device": d} for p, d in devices]}}}}
 
 
-def test_sriov_virtual_function_dra_devices():
-    slices = [{"spec": {"nodeName": "n1", "driver": "gpu.intel.com", "devices": [
-        {"name": "0000-03-00-1", "attributes": {"sriov": {"bool": True}}},
-        {"name": "0000-03-00-0", "attributes": {"sriov": {"bool": False}}}]}}]
-    found = virt.classify_virtualization([], slices)
-    assert [f.name for f in found] == ["gpu.intel.com/0000-03-00-1"]
-    assert found[0].schedulable_resource is None  # a DRA device, claimed not counted
-
-
-def test_zero_allocatable_is_not_an_offer():
-    assert virt.classify_virtualization([node({}, {"nvidia.com/GRID_T4-1Q": "0"})]) == []
-
-
-def test_network_card_virtual_functions_are_not_accelerators():
-    nodes = [node({}, {"intel.com/sriov_netdevice": "8", "nvidia.com/hostdev": "4",
-                       "openshift.io/mlxnics": "2"}, name="nic")]
-    slices = [{"spec": {"nodeName": "nic", "driver": "sriovnetwork.k8snetworkplumbingwg.io",
-                        "devices": [{"name": "vf-0", "attributes": {"sriov": {"bool": True}}}]}},
-              {"spec": {"nodeName": "nic", "driver": "dra.net",
-                        "devices": [{"name": "eth1", "attributes": {"sriov": {"bool": True}}}]}}]
-    assert virt.classify_virtualization(nodes, slices) == []
-    # an accelerator vendor's VF stays an offer next to them
-    nodes[0]["status"]["allocatable"]["amd.com/gpu_vf"] = "2"
-    assert [f.name for f in virt.classify_virtualization(nodes, slices)] == ["amd.com/gpu_vf"]
+def test_claimed_devices_are_the_pods_allocated_slice_entries() -> None:
+    slices = [slice_("n1", "n1", dra_device("550.54.15", "gpu-0"), dra_device("550.54.15",
+                                                                               "gpu-1")),
+              slice_("n2", "n2", dra_device("535.104.5", "gpu-0"))]
+    claims = [claim("other-pod", ("n1", "gpu-0")), claim("driver-probe", ("n2", "gpu-0")),
+              {"status": {}}]
+    found = dv.claimed_devices(claims, slices, "driver-probe")
+    assert found == [dra_device("535.104.5", "gpu-0")]
+    # The device the pod holds is the one whose attribute is compared.
+    adv = dv.advertised_versions(NVIDIA, node(), found)
+    assert [a.value for a in adv] == ["535.104.5"]
+    assert dv.claimed_devices(claims, slices, "no-such-pod") == []

@@ -1,4 +1,4 @@
-"""gpu_sharing's detection over Node objects shaped like real GPU Operator and GKE nodes.
+"""gpu_sharing's decisions over Node objects shaped like real GPU Operator and GKE nodes.
 
 Each mechanism is recognised only with a schedulable resource behind its labels: the cases
 that must not pass (a label without the resource, a single-strategy label on a whole GPU,
@@ -15,9 +15,8 @@ import pytest
 from aiconformance_lab import LabShape, objects
 
 from pytest_aiconformance.cluster import probes
-from pytest_aiconformance.cluster.discovery import AcceleratorNode
 from pytest_aiconformance.cluster.profiles import get_profile
-from pytest_aiconformance.requirements import gpu_sharing, secure_accelerator_access
+from pytest_aiconformance.requirements import gpu_sharing
 from pytest_aiconformance.requirements.gpu_sharing import (
     PARTITION,
     TIME_SHARED,
@@ -253,6 +252,49 @@ def test_offers_and_claims_keep_node_order() -> None:
                                          "no nvidia.com/gpu is allocatable"),)
 
 
+# --- renamed replicas of a device subset -------------------------------------------------------
+# The NVIDIA device plugin's sharing config ``resources: [{name: nvidia.com/gpu, rename:
+# nvidia.com/gpu.shared, devices: [...], replicas: N}]`` (or ``renameByDefault``): the
+# replicated devices are advertised as ``nvidia.com/gpu.shared``, the others stay whole as
+# ``nvidia.com/gpu``, and GPU Feature Discovery counts every GPU and labels the replicas,
+# without ``-SHARED`` on the product.
+
+
+RENAMED_LABELS = {"nvidia.com/gpu.count": "3", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+          "nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.sharing-strategy": "time-slicing"}
+
+
+def renamed_node(allocatable: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "mixed", "labels": dict(RENAMED_LABELS)},
+            "status": {"allocatable": {"cpu": "8", **allocatable}}}
+
+
+def test_renamed_replicas_of_one_device_beside_whole_gpus() -> None:
+    found = gpu_sharing.survey(
+        [renamed_node({"nvidia.com/gpu": "2", "nvidia.com/gpu.shared": "4"})], NVIDIA)
+    assert found.claims == ()
+    (offer,) = found.offers
+    assert (offer.resource, offer.kind, offer.units, offer.physical, offer.per_device) == (
+        "nvidia.com/gpu.shared", gpu_sharing.TIME_SHARED, 4, 1, 4)
+    assert offer.consistent
+    assert "1 of nvidia.com/gpu.count=3 = units / 4" in offer.describe()
+
+
+def test_fewer_replicas_than_gpus_still_exceed_their_device() -> None:
+    # 2 units on a 3-GPU node: still more than the one device behind them.
+    two = renamed_node({"nvidia.com/gpu": "2", "nvidia.com/gpu.shared": "2"})
+    two["metadata"]["labels"]["nvidia.com/gpu.replicas"] = "2"
+    (offer,) = gpu_sharing.survey([two], NVIDIA).offers
+    assert (offer.resource, offer.units, offer.physical) == ("nvidia.com/gpu.shared", 2, 1)
+
+
+def test_every_device_renamed() -> None:
+    # renameByDefault over all GPUs: no whole nvidia.com/gpu left; all 3 devices behind.
+    found = gpu_sharing.survey([renamed_node({"nvidia.com/gpu.shared": "12"})], NVIDIA)
+    (offer,) = found.offers
+    assert (offer.units, offer.physical) == (12, 3)
+
+
 # --- the lab's shapes -------------------------------------------------------------------------
 
 
@@ -272,23 +314,107 @@ def test_lab_shapes_are_surveyed(shape: LabShape, expected: list[tuple[Any, ...]
     assert found.claims == ()
 
 
-# --- nodes whose pods may share a device (secure_accelerator_access leaves them out) --------
+# --- what the checks decide from a survey ----------------------------------------------------
 
 
-def test_gke_time_sharing_nodes_cannot_show_distinct_devices() -> None:
-    gke = AcceleratorNode("g", {"nvidia.com/gpu": "4"}, {
-        "cloud.google.com/gke-gpu-sharing-strategy": "time-sharing",
-        "cloud.google.com/gke-max-shared-clients-per-gpu": "4"})
-    assert secure_accelerator_access.shared_devices(gke, NVIDIA) == (
-        "cloud.google.com/gke-gpu-sharing-strategy=time-sharing")
-    clients = AcceleratorNode("c", {"nvidia.com/gpu": "4"}, {
-        "cloud.google.com/gke-max-shared-clients-per-gpu": "2"})
-    assert secure_accelerator_access.shared_devices(clients, NVIDIA) == (
-        "cloud.google.com/gke-max-shared-clients-per-gpu=2")
-    # MIG partitions are distinct devices: two pods there must see different UUIDs.
-    mig = AcceleratorNode("m", {"nvidia.com/gpu": "7"}, {
-        "cloud.google.com/gke-gpu-partition-size": "1g.5gb"})
-    assert secure_accelerator_access.shared_devices(mig, NVIDIA) == ""
+def test_label_keys_name_every_sharing_label_once() -> None:
+    keys = gpu_sharing.label_keys(NVIDIA)
+    assert keys[:5] == ["nvidia.com/gpu.count", "nvidia.com/gpu.product",
+                        "nvidia.com/gpu.sharing-strategy", "nvidia.com/gpu.replicas",
+                        "nvidia.com/mig.strategy"]
+    assert {"cloud.google.com/gke-gpu-sharing-strategy",
+            "cloud.google.com/gke-max-shared-clients-per-gpu",
+            "cloud.google.com/gke-gpu-partition-size"} <= set(keys)
+    assert len(keys) == len(set(keys))
+
+
+def test_node_rows_show_accelerator_nodes_only() -> None:
+    keys = ["nvidia.com/gpu.count", "nvidia.com/gpu.replicas"]
+    cpu = node("cpu-0", {}, {})
+    rows = gpu_sharing.node_rows([TIME_SLICED, cpu, MIG_MIXED], NVIDIA, keys)
+    assert rows == [["t4-ts", "nvidia.com/gpu=4", "1", "4"],
+                    ["h100-mixed", "nvidia.com/gpu=0,nvidia.com/mig-1g.10gb=7", "1", ""]]
+    # A sharing label without any accelerator resource is still shown.
+    labelled = node("labelled", {}, {"nvidia.com/gpu.replicas": "4"})
+    assert gpu_sharing.node_rows([labelled], NVIDIA, keys) == [["labelled", "-", "", "4"]]
+
+
+def test_oversubscription_takes_the_fewest_devices() -> None:
+    plan = gpu_sharing.oversubscription(survey(MPS, TIME_SLICED, MIG_SINGLE).offers)
+    assert (plan.offer.node, plan.pods, plan.why) == ("t4-ts", 2, "which has 1 device(s)")
+    assert plan.shortfall() == ""
+
+
+def test_oversubscription_without_a_device_count_runs_two_pods() -> None:
+    plan = gpu_sharing.oversubscription(survey(MIG_SINGLE).offers)
+    assert (plan.offer.node, plan.pods) == ("a100-single", 2)
+    assert plan.why == "whose physical devices no label states (each unit is a partition)"
+
+
+def test_oversubscription_shortfall() -> None:
+    offer = SharingOffer("n", "time-slicing", TIME_SHARED, "nvidia.com/gpu", 2, 2, 1)
+    plan = gpu_sharing.oversubscription([offer])
+    assert plan.pods == 3
+    assert plan.shortfall() == "n advertises only 2 nvidia.com/gpu (time-slicing)"
+
+
+def _phase(*phases: str) -> dict[str, dict[str, Any]]:
+    return {f"shared-{i}": {"status": {"phase": p}} for i, p in enumerate(phases)}
+
+
+def test_all_running() -> None:
+    assert gpu_sharing.all_running(_phase("Running", "Running"), 2)
+    assert not gpu_sharing.all_running(_phase("Running", "Pending"), 2)
+    assert not gpu_sharing.all_running(_phase("Running"), 2)
+    assert not gpu_sharing.all_running(_phase("Running", "Running", "Running"), 2)
+
+
+def test_identity_target_prefers_nodes_that_run_containers() -> None:
+    offers = survey(MIG_MIXED, TIME_SLICED).offers
+    assert gpu_sharing.identity_target(offers, []).node == "h100-mixed"
+    assert gpu_sharing.identity_target(offers, ["h100-mixed"]).node == "t4-ts"
+    assert gpu_sharing.identity_target(offers, ["h100-mixed", "t4-ts"]).node == "h100-mixed"
+
+
+def test_identity_pods() -> None:
+    [mixed] = survey(MIG_MIXED).offers
+    [single] = survey(MIG_SINGLE).offers
+    [mps] = survey(MPS).offers
+    assert gpu_sharing.identity_pods(mixed) == 2  # 7 partitions of 1 GPU: 2 pods
+    assert gpu_sharing.identity_pods(single) == 2  # devices unknown: 2 pods
+    assert gpu_sharing.identity_pods(mps) == 3  # 4 units on 2 GPUs: 3 pods
+    tight = SharingOffer("n", "time-slicing", TIME_SHARED, "nvidia.com/gpu", 2, 2, 1)
+    assert gpu_sharing.identity_pods(tight) == 2  # no more pods than units
+
+
+def test_identity_on_partitions_needs_distinct_partition_uuids() -> None:
+    [mig] = survey(MIG_MIXED).offers
+    ok = {"share-0": ["MIG-aaaa"], "share-1": ["MIG-bbbb"]}
+    assert gpu_sharing.identity_problem(mig, ok, NVIDIA) == ""
+    same = {"share-0": ["MIG-aaaa"], "share-1": ["MIG-aaaa"]}
+    assert gpu_sharing.identity_problem(mig, same, NVIDIA) == (
+        f"pods on MIG mixed strategy share UUIDs: {same}")
+    whole = {"share-0": ["GPU-aaaa"], "share-1": ["GPU-bbbb"]}
+    assert gpu_sharing.identity_problem(mig, whole, NVIDIA) == (
+        "not partition UUIDs (MIG-...): ['GPU-aaaa', 'GPU-bbbb']")
+
+
+def test_identity_time_shared_no_more_uuids_than_devices() -> None:
+    [ts] = survey(TIME_SLICED).offers
+    shared = {"share-0": ["GPU-aaaa"], "share-1": ["GPU-aaaa"]}
+    assert gpu_sharing.identity_problem(ts, shared, NVIDIA) == ""
+    split = {"share-0": ["GPU-aaaa"], "share-1": ["GPU-bbbb"]}
+    assert gpu_sharing.identity_problem(ts, split, NVIDIA) == (
+        "2 time-shared pods on 1 device(s) report 2 different UUIDs: ['GPU-aaaa', 'GPU-bbbb']")
+
+
+def test_identity_each_pod_sees_exactly_one_uuid() -> None:
+    [ts] = survey(TIME_SLICED).offers
+    two = {"share-0": ["GPU-aaaa", "GPU-bbbb"], "share-1": ["GPU-aaaa"]}
+    assert gpu_sharing.identity_problem(ts, two, NVIDIA) == (
+        "share-0 sees UUIDs ['GPU-aaaa', 'GPU-bbbb'], expected exactly one")
+    assert gpu_sharing.identity_problem(ts, {"share-0": []}, NVIDIA) == (
+        "share-0 sees UUIDs [], expected exactly one")
 
 
 # --- identity probes must overlap in time ---------------------------------------------------

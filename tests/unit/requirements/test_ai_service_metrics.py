@@ -1,10 +1,10 @@
-"""Metrics decisions (pytest_aiconformance.cluster.monitoring) on recorded exporter pages and
-Prometheus API answers, including inputs that must fail.
+"""ai_service_metrics' decisions (pytest_aiconformance.requirements.ai_service_metrics), and the
+platform monitoring it finds and asks (pytest_aiconformance.cluster.monitoring, shared with
+accelerator_metrics and pod_autoscaling): the collector's selectors and the scrape object they
+admit, which stack collects and where it is queried (operators' and clouds' managed
+Prometheus), the exactly-N counter, on recorded Prometheus API answers and synthetic objects.
 
-Recorded: dcgm/l40s-dcgm-exporter-metrics.txt (dcgm-exporter, one L40S),
-dcgm/dcgm-exporter-readme-excerpt.txt (a page without the utilisation metric),
-prometheus/api-query-instant-vector.json, prometheus/exposition-formats-example.txt; inline,
-an H100's MIG instances as published in NVIDIA/dcgm-exporter issue 512 (MIG_GPU0).
+Recorded: prometheus/api-query-instant-vector.json.
 """
 
 from __future__ import annotations
@@ -19,15 +19,37 @@ from pathlib import Path
 import pytest
 
 from pytest_aiconformance.cluster import monitoring as mq
-from pytest_aiconformance.cluster.profiles import get_profile
-from pytest_aiconformance.parsers import parse_exposition, parse_query_response
+from pytest_aiconformance.cluster import traffic
+from pytest_aiconformance.parsers import PrometheusAPIError, parse_query_response
+from pytest_aiconformance.parsers.http_response import parse_http_response
+from pytest_aiconformance.requirements import ai_service_metrics as AS
 
-REC = Path(__file__).resolve().parent / "data" / "recorded"
-NVIDIA = get_profile("nvidia").metrics
-L40S = parse_exposition((REC / "dcgm" / "l40s-dcgm-exporter-metrics.txt").read_text())
-README = parse_exposition((REC / "dcgm" / "dcgm-exporter-readme-excerpt.txt").read_text())
+REC = Path(__file__).resolve().parents[1] / "data" / "recorded"
 UP = parse_query_response((REC / "prometheus" / "api-query-instant-vector.json").read_text())
-UUID = "GPU-5b4e07f6-3a86-4340-039d-25f2a83cdc43"
+GMP, AZURE = mq.MANAGED_COLLECTORS
+FORMS = "http(s)://HOST[:PORT][/PATH] or NAMESPACE/SERVICE:PORT[/PATH]"
+
+
+class FakeKube:
+    """Serves the (api_version, kind) pairs given; objects by kind; get by (kind, namespace,
+    name); answers every request with ``answer`` and records its path."""
+
+    def __init__(self, served, objects=None, answer=None, named=None):
+        self.served, self.objects, self.answer = served, objects or {}, answer
+        self.named, self.paths = named or {}, []
+
+    def serves(self, api_version, kind=None):
+        return (api_version, kind) in self.served
+
+    def items(self, api_version, kind, namespace=None, label_selector=None):
+        return self.objects.get(kind, [])
+
+    def get_or_none(self, api_version, kind, name, namespace=None):
+        return self.named.get((kind, namespace, name))
+
+    def request(self, method, path, **kwargs):
+        self.paths.append((method, path, kwargs))
+        return self.answer
 
 
 # --- ServiceMonitor from the Prometheus CR's selectors ------------------------------------
@@ -93,27 +115,27 @@ def test_prometheus_label_name():
 
 
 def test_counter_matches_recorded_vector():
-    check = mq.counter_matches(UP, "job", "prometheus", 1)
+    check = AS.counter_matches(UP, "job", "prometheus", 1)
     assert check.ok, check.reason
     assert check.final
 
 
 def test_counter_ignores_other_runs_series():
     # The "node" series (value 0) is someone else's: it must not count towards ours.
-    check = mq.counter_matches(UP, "job", "node", 1)
+    check = AS.counter_matches(UP, "job", "node", 1)
     assert not check.ok
     assert not check.final  # fewer than N: maybe not scraped yet, keep waiting
 
 
 def test_counter_above_n_is_final_failure():
-    check = mq.counter_matches(UP, "job", "prometheus", 0)
+    check = AS.counter_matches(UP, "job", "prometheus", 0)
     assert not check.ok
     assert check.final
     assert "more than" in check.reason
 
 
 def test_counter_without_series_fails():
-    check = mq.counter_matches(UP, "job", "absent-run", 5)
+    check = AS.counter_matches(UP, "job", "absent-run", 5)
     assert not check.ok
     assert check.value is None
 
@@ -124,8 +146,8 @@ def test_counter_sums_series_of_the_run():
         item["metric"]["run"] = "r1"
         item["value"][1] = "20"
     result = parse_query_response(doc)
-    assert mq.counter_matches(result, "run", "r1", 40).ok
-    assert not mq.counter_matches(result, "run", "r1", 37).ok
+    assert AS.counter_matches(result, "run", "r1", 40).ok
+    assert not AS.counter_matches(result, "run", "r1", 37).ok
 
 
 def test_poll_stops_when_done_and_at_deadline():
@@ -137,171 +159,6 @@ def test_poll_stops_when_done_and_at_deadline():
     got, ok = mq.poll(lambda: 0, lambda v: False, timeout=10, interval=4,
                       clock=lambda: now[0], pause=lambda s: now.__setitem__(0, now[0] + s))
     assert not ok
-
-
-# --- device metrics -----------------------------------------------------------------------
-
-
-def test_l40s_page_has_device_metrics():
-    report = mq.check_device_metrics(L40S, NVIDIA)
-    assert report.ok, report.reason
-    assert report.devices == (UUID,)
-    assert report.quantities["utilization"].device_label == "UUID"
-    lines = report.lines(NVIDIA.device_labels)
-    assert any(line.startswith("temperature: DCGM_FI_DEV_GPU_TEMP UUID=") for line in lines)
-    assert any(line.startswith("power: DCGM_FI_DEV_POWER_USAGE") for line in lines)
-    assert any(line.startswith("interconnect: not exported") for line in lines)
-
-
-def test_readme_page_lacks_utilisation():
-    report = mq.check_device_metrics(README, NVIDIA)
-    assert not report.ok
-    assert "no utilization metric" in report.reason
-
-
-def test_metrics_without_device_label_fail():
-    text = "DCGM_FI_DEV_GPU_UTIL{Hostname=\"n1\"} 5\nDCGM_FI_DEV_FB_USED{Hostname=\"n1\"} 10\n"
-    report = mq.check_device_metrics(parse_exposition(text), NVIDIA)  # synthetic
-    assert not report.ok
-    assert "lack a device label" in report.reason
-
-
-def test_generic_exposition_is_not_accelerator_metrics():
-    expo = parse_exposition((REC / "prometheus" / "exposition-formats-example.txt").read_text())
-    assert not mq.check_device_metrics(expo, NVIDIA).ok
-
-
-def test_amd_names_are_used_for_amd():
-    text = ('gpu_gfx_activity{gpu_id="0",hostname="n"} 7\n'
-            'gpu_used_vram{gpu_id="0",hostname="n"} 1024\n')  # synthetic, AMD names
-    report = mq.check_device_metrics(parse_exposition(text), get_profile("amd").metrics)
-    assert report.ok, report.reason
-
-
-def test_utilisation_moved_on_recorded_sample():
-    before = mq.utilisation_by_device(L40S, NVIDIA)
-    assert before == {UUID: 0.0}
-    during_text = (REC / "dcgm" / "l40s-dcgm-exporter-metrics.txt").read_text().replace(
-        'DCGM_FI_DRIVER_VERSION="595.58.03"} 0\n# HELP DCGM_FI_DEV_MEM_COPY_UTIL',
-        'DCGM_FI_DRIVER_VERSION="595.58.03"} 97\n# HELP DCGM_FI_DEV_MEM_COPY_UTIL')
-    during = mq.utilisation_by_device(parse_exposition(during_text), NVIDIA)
-    assert during == {UUID: 97.0}
-    ok, reason = mq.utilisation_moved(before, during)
-    assert ok, reason
-
-
-def test_utilisation_not_moved_fails():
-    before = mq.utilisation_by_device(L40S, NVIDIA)
-    ok, reason = mq.utilisation_moved(before, dict(before))
-    assert not ok
-    assert "did not rise" in reason
-
-
-def test_utilisation_on_another_device_does_not_count():
-    ok, reason = mq.utilisation_moved({"GPU-a": 0.0}, {"GPU-b": 90.0})
-    assert not ok
-    assert "no device in both" in reason
-
-
-def test_utilisation_drop_does_not_count():
-    assert not mq.utilisation_moved({"g": 50.0}, {"g": 10.0})[0]
-
-
-# --- MIG: utilisation from the profiling ratio where GPU_UTIL is absent ---------------------
-
-# GPU 0's lines as published in NVIDIA/dcgm-exporter issue 512 (an H100 80GB in MIG mode,
-# driver 535.129.03: three 1g.10gb instances export DCGM_FI_PROF_GR_ENGINE_ACTIVE only).
-MIG_GPU0 = """\
-# HELP DCGM_FI_PROF_GR_ENGINE_ACTIVE Ratio of time the graphics engine is active.
-# TYPE DCGM_FI_PROF_GR_ENGINE_ACTIVE gauge
-DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-58e8f5ea-13cc-013a-d88f-2bcf5ae8bc77",\
-pci_bus_id="00000000:1A:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",\
-GPU_I_PROFILE="1g.10gb",GPU_I_ID="7",Hostname="gsrh100-074",DCGM_FI_DRIVER_VERSION="535.129.03",\
-container="kserve-container",namespace="model-playground-stg",\
-pod="text-embedding-predictor-00008-deployment-57946f6c67-vdtjl"} 0.000000
-DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-58e8f5ea-13cc-013a-d88f-2bcf5ae8bc77",\
-pci_bus_id="00000000:1A:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",\
-GPU_I_PROFILE="1g.10gb",GPU_I_ID="8",Hostname="gsrh100-074",\
-DCGM_FI_DRIVER_VERSION="535.129.03"} 0.000000
-DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-58e8f5ea-13cc-013a-d88f-2bcf5ae8bc77",\
-pci_bus_id="00000000:1A:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",\
-GPU_I_PROFILE="1g.10gb",GPU_I_ID="9",Hostname="gsrh100-074",DCGM_FI_DRIVER_VERSION="535.129.03",\
-container="kserve-container",namespace="model-playground-stg",\
-pod="tts-predictor-00011-deployment-5554f75554-8j8pl"} 0.000000
-"""
-# GPU 1 of the same node is not in MIG mode (nvidia-smi in the issue: 14 %, 51958 MiB used).
-# Synthetic lines in the exporter's shape (the issue shows no GPU 1 lines; UUID made up).
-GPU1 = "GPU-00000000-0000-0000-0000-000000000001"
-MIG_GPU1 = f"""\
-# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
-# TYPE DCGM_FI_DEV_GPU_UTIL gauge
-DCGM_FI_DEV_GPU_UTIL{{gpu="1",UUID="{GPU1}",device="nvidia1",Hostname="gsrh100-074"}} 14
-# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
-# TYPE DCGM_FI_DEV_FB_USED gauge
-DCGM_FI_DEV_FB_USED{{gpu="1",UUID="{GPU1}",device="nvidia1",Hostname="gsrh100-074"}} 51958
-DCGM_FI_PROF_GR_ENGINE_ACTIVE{{gpu="1",UUID="{GPU1}",device="nvidia1",Hostname="gsrh100-074"}} \
-0.140000
-"""
-H100 = "GPU-58e8f5ea-13cc-013a-d88f-2bcf5ae8bc77"
-INSTANCES = tuple(f"{H100}/GPU_I_ID={i}" for i in (7, 8, 9))
-
-
-def test_mig_page_takes_the_profiling_ratio_where_gpu_util_is_absent():
-    report = mq.check_device_metrics(parse_exposition(MIG_GPU0 + MIG_GPU1), NVIDIA)
-    assert report.ok, report.reason
-    util = report.quantities["utilization"]
-    assert util.found == "DCGM_FI_DEV_GPU_UTIL, DCGM_FI_PROF_GR_ENGINE_ACTIVE"
-    assert util.device_label == "UUID"
-    assert report.devices == (GPU1, *INSTANCES)
-    assert report.reason == ("4 device(s) export DCGM_FI_DEV_GPU_UTIL, "
-                             "DCGM_FI_PROF_GR_ENGINE_ACTIVE and DCGM_FI_DEV_FB_USED labelled "
-                             "by UUID")
-
-
-def test_mig_utilisation_is_in_percent_per_instance():
-    util = mq.utilisation_by_device(parse_exposition(MIG_GPU0 + MIG_GPU1), NVIDIA)
-    # GPU 1 keeps GPU_UTIL (listed first), not its ratio x 100.
-    assert util == {INSTANCES[0]: 0.0, INSTANCES[1]: 0.0, INSTANCES[2]: 0.0, GPU1: 14.0}
-
-
-def loaded(instance: str, ratio: str) -> str:
-    """GPU 0's page with one instance's ratio replaced, as a sample during a load."""
-    head, tail = MIG_GPU0.split(f'GPU_I_ID="{instance}"', 1)
-    value_at = tail.index("} 0.000000") + 2
-    return head + f'GPU_I_ID="{instance}"' + tail[:value_at] + ratio + tail[value_at + 8:]
-
-
-def test_mig_instance_under_load_moves():
-    before = mq.utilisation_by_device(parse_exposition(MIG_GPU0), NVIDIA)
-    during = mq.utilisation_by_device(parse_exposition(loaded("8", "0.620000")), NVIDIA)
-    assert during == {INSTANCES[0]: 0.0, INSTANCES[1]: 62.0, INSTANCES[2]: 0.0}
-    ok, reason = mq.utilisation_moved(before, during)
-    assert ok, reason
-    assert f"{INSTANCES[1]}: 0 -> 62" in reason
-
-
-def test_mig_ratio_rise_below_one_percent_does_not_count():
-    # 0.005 is half a percent: the ratio is compared in percent, not as a raw value.
-    before = mq.utilisation_by_device(parse_exposition(MIG_GPU0), NVIDIA)
-    during = mq.utilisation_by_device(parse_exposition(loaded("7", "0.005000")), NVIDIA)
-    assert during[INSTANCES[0]] == 0.5
-    assert not mq.utilisation_moved(before, during)[0]
-
-
-def test_later_names_without_the_device_label_count_for_no_device():
-    # synthetic: the second name's sample carries no UUID, so it names no device
-    text = (f'DCGM_FI_DEV_GPU_UTIL{{UUID="{GPU1}"}} 14\n'
-            'DCGM_FI_PROF_GR_ENGINE_ACTIVE{Hostname="n1"} 0.5\n')
-    assert mq.utilisation_by_device(parse_exposition(text), NVIDIA) == {GPU1: 14.0}
-
-
-def test_all_mig_page_without_memory_metrics_fails():
-    # Some exporter versions export no FB_* for GPU instances (NVIDIA/dcgm-exporter 380, 512):
-    # the memory MUST quantity is then missing, and the check says so.
-    report = mq.check_device_metrics(parse_exposition(MIG_GPU0), NVIDIA)
-    assert not report.ok
-    assert report.reason == "no memory_used metric (DCGM_FI_DEV_FB_USED)"
-    assert report.devices == INSTANCES
 
 
 # --- which monitoring, where to query it ----------------------------------------------------
@@ -434,23 +291,6 @@ def test_no_collector_is_no_monitoring():
         found.plan("aic-x")
 
 
-class FakeKube:
-    """Serves the groups and objects a test gives; records query paths."""
-
-    def __init__(self, served, objects, answer=None):
-        self.served, self.objects, self.answer, self.paths = served, objects, answer, []
-
-    def serves(self, api_version, kind=None):
-        return (api_version, kind) in self.served
-
-    def items(self, api_version, kind, namespace=None, label_selector=None):
-        return self.objects.get(kind, [])
-
-    def request(self, method, path, **kwargs):
-        self.paths.append((method, path, kwargs))
-        return self.answer
-
-
 def test_find_monitoring_says_which_crds_are_served():
     kube = FakeKube({(mq.VM, "VMAgent"), (mq.VM, "VMServiceScrape")}, {})
     found = mq.find_monitoring(kube)
@@ -513,23 +353,213 @@ def closed_port() -> int:
 
 def test_instant_query_to_an_unreachable_url_is_a_query_error():
     endpoint = mq.parse_prometheus_option(f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(mq.PrometheusAPIError, match=r"cannot reach http://127\.0\.0\.1:\d+"):
+    with pytest.raises(PrometheusAPIError, match=r"cannot reach http://127\.0\.0\.1:\d+"):
         mq.instant_query(FakeKube(set(), {}), endpoint, "up", timeout=2)
 
+# --- a cloud's managed Prometheus ------------------------------------------------------------
 
-def test_collected_utilisation_needs_device_labelled_series():
-    doc = json.loads((REC / "prometheus" / "api-query-instant-vector.json").read_text())
-    doc["data"]["result"] = [
-        {"metric": {"__name__": "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "UUID": H100, "GPU_I_ID": "7",
-                    "Hostname": "gsrh100-074"}, "value": [1435781451.781, "0"]},
-        {"metric": {"__name__": "DCGM_FI_DEV_GPU_UTIL", "UUID": GPU1,
-                    "Hostname": "gsrh100-074"}, "value": [1435781451.781, "14"]}]
-    ok, reason = mq.collected_utilisation(parse_query_response(doc), NVIDIA)
-    assert ok, reason
-    assert reason == ("2 utilisation series (DCGM_FI_DEV_GPU_UTIL, "
-                      "DCGM_FI_PROF_GR_ENGINE_ACTIVE) with a device label collected from "
-                      "gsrh100-074")
-    ok, reason = mq.collected_utilisation(UP, NVIDIA)
-    assert not ok
-    assert reason == ("no series of DCGM_FI_DEV_GPU_UTIL, DCGM_FI_PROF_GR_ENGINE_ACTIVE in the "
-                      "platform's Prometheus (2 other series)")
+
+def test_table_names_the_documented_apis():
+    assert (GMP.api_version, GMP.kind, GMP.shape) == (
+        "monitoring.googleapis.com/v1", "PodMonitoring", "gmp-pod")
+    assert (AZURE.api_version, AZURE.kind, AZURE.shape) == (
+        "azmonitoring.coreos.com/v1", "ServiceMonitor", "service")
+
+
+def test_gmp_served_is_chosen_and_has_no_query_api_without_the_option():
+    kube = FakeKube({(GMP.api_version, "PodMonitoring"), ("apps/v1", "DaemonSet")},
+                    named={("DaemonSet", "gmp-system", "collector"): {"metadata": {}}})
+    found = mq.find_monitoring(kube)
+    assert found.found
+    assert (found.kind, found.ident, found.managed, found.endpoint) == (
+        "PodMonitoring", "Google Cloud Managed Service for Prometheus", GMP, None)
+    assert found.agents == ("DaemonSet gmp-system/collector found",)
+    assert found.reason == (
+        "Google Cloud Managed Service for Prometheus collects here (DaemonSet "
+        "gmp-system/collector found): its collectors read PodMonitoring objects "
+        "(monitoring.googleapis.com/v1) from every namespace; its query API is the Cloud "
+        "Monitoring Prometheus API (https://monitoring.googleapis.com/v1/projects/PROJECT/"
+        "location/global/prometheus), or a GMP frontend Service that adds credentials "
+        "(NAMESPACE/frontend:9090), which the API server cannot proxy, so nothing it collected "
+        f"can be read: pass that query API with --aic-prometheus ({FORMS})")
+
+
+def test_gmp_builds_a_pod_monitoring_beside_the_workload():
+    found = mq.choose_monitoring([], [], [], mq.parse_prometheus_option("http://q:9090"),
+                                 [(GMP, ["DaemonSet gmp-system/collector found"])])
+    assert found.endpoint is not None
+    assert found.endpoint.api_path() == "http://q:9090/api/v1/query"
+    plan = found.plan("aic-x")
+    assert (plan.monitor_namespace, plan.monitor_labels, plan.namespace_labels) == (
+        "aic-x", {}, {})
+    obj = mq.service_monitor("aic-aic-x", plan, "aic-x", {"app": "inference-app"}, "web",
+                             ["aiconformance.io/run-id"])
+    assert obj == {
+        "apiVersion": "monitoring.googleapis.com/v1", "kind": "PodMonitoring",
+        "metadata": {"name": "aic-aic-x", "namespace": "aic-x", "labels": {}},
+        "spec": {"selector": {"matchLabels": {"app": "inference-app"}},
+                 "endpoints": [{"port": "web", "path": "/metrics", "interval": "5s"}],
+                 "targetLabels": {"fromPod": [{"from": "aiconformance.io/run-id",
+                                               "to": "aiconformance_io_run_id"}]}}}
+
+
+def test_azure_builds_an_azmonitoring_service_monitor():
+    kube = FakeKube({(AZURE.api_version, "ServiceMonitor"), ("apps/v1", "Deployment")},
+                    named={("Deployment", "kube-system", "ama-metrics"): {"metadata": {}}})
+    found = mq.find_monitoring(kube, mq.parse_prometheus_option("ns/proxy:8080"))
+    assert (found.kind, found.managed) == ("ServiceMonitor", AZURE)
+    # DaemonSets are not served by this fake: the node collector is reported not found.
+    assert found.agents == ("Deployment kube-system/ama-metrics found",
+                            "DaemonSet kube-system/ama-metrics-node not found")
+    assert found.endpoint is not None
+    assert found.endpoint.api_path() == (
+        "/api/v1/namespaces/ns/services/proxy:8080/proxy/api/v1/query")
+    obj = mq.service_monitor("sm", found.plan("aic-x"), "aic-x", {"app": "a"}, "web", ["run"])
+    assert obj == {
+        "apiVersion": "azmonitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": {"name": "sm", "namespace": "aic-x", "labels": {}},
+        "spec": {"selector": {"matchLabels": {"app": "a"}},
+                 "namespaceSelector": {"matchNames": ["aic-x"]}, "targetLabels": ["run"],
+                 "endpoints": [{"port": "web", "path": "/metrics", "interval": "5s"}]}}
+
+
+def test_the_platforms_own_prometheus_comes_before_a_managed_collector():
+    prom = {"metadata": {"name": "k8s", "namespace": "monitoring"},
+            "spec": {"serviceMonitorSelector": {}}}
+    kube = FakeKube({(mq.MON, "Prometheus"), (mq.MON, "ServiceMonitor"),
+                     (GMP.api_version, "PodMonitoring")}, {"Prometheus": [prom]})
+    found = mq.find_monitoring(kube)
+    assert (found.kind, found.managed) == ("Prometheus", None)
+    assert found.endpoint == mq.QueryEndpoint("Prometheus monitoring/k8s", "monitoring",
+                                              "prometheus-operated", "web")
+
+
+def test_prometheus_operator_crds_without_objects_fall_back_to_managed():
+    kube = FakeKube({(mq.MON, "Prometheus"), (mq.MON, "ServiceMonitor"),
+                     (AZURE.api_version, "ServiceMonitor")})
+    found = mq.find_monitoring(kube)
+    assert found.managed is AZURE
+    assert found.endpoint is None
+
+
+def test_no_managed_collector_served_is_no_monitoring():
+    found = mq.find_monitoring(FakeKube({(GMP.api_version, "ClusterPodMonitoring")}))
+    assert not found.found
+    with pytest.raises(mq.UnsatisfiableSelector):
+        found.plan("aic-x")
+
+
+# --- the one table of stacks ----------------------------------------------------------------
+
+
+def test_stacks_table_orders_operators_before_managed_services():
+    assert [(st.title, st.collector_kind, st.kind, st.managed) for st in mq.STACKS] == [
+        ("Prometheus Operator", "Prometheus", "ServiceMonitor", False),
+        ("VictoriaMetrics operator", "VMAgent", "VMServiceScrape", False),
+        ("Google Cloud Managed Service for Prometheus", "", "PodMonitoring", True),
+        ("Azure Monitor managed service for Prometheus", "", "ServiceMonitor", True)]
+    assert mq.OPERATOR_STACKS == (mq.PROMETHEUS_OPERATOR, mq.VICTORIAMETRICS)
+    assert mq.STACKS[2:] == mq.MANAGED_COLLECTORS
+    assert mq.PROMETHEUS_OPERATOR.selectors == ("serviceMonitorSelector",
+                                                "serviceMonitorNamespaceSelector")
+    assert mq.VICTORIAMETRICS.selectors == ("serviceScrapeSelector",
+                                            "serviceScrapeNamespaceSelector")
+
+
+def test_found_monitoring_names_its_stack():
+    prometheus = mq.choose_monitoring([KPS], [])
+    assert (prometheus.stack, prometheus.managed, prometheus.kind) == (
+        mq.PROMETHEUS_OPERATOR, None, "Prometheus")
+    agent = mq.choose_monitoring([], [vmagent({"selectAllByDefault": True})])
+    assert (agent.stack, agent.kind) == (mq.VICTORIAMETRICS, "VMAgent")
+    none = mq.choose_monitoring([], [])
+    assert (none.stack, none.managed, none.kind, none.ident, none.found) == (
+        None, None, "", "", False)
+
+
+# --- ai_service_metrics: the workload, the collector as evidence, exactly N ------------------
+
+
+def test_workload_counts_requests_to_root_only():
+    deploy, svc = AS.workload("aic-x", "quay.io/brancz/prometheus-example-app:v0.5.0")
+    assert (deploy["kind"], deploy["metadata"], deploy["spec"]["replicas"]) == (
+        "Deployment", {"name": "inference-app", "namespace": "aic-x"}, 1)
+    template = deploy["spec"]["template"]
+    assert template["metadata"]["labels"] == {"app": "inference-app"}
+    [ctr] = template["spec"]["containers"]
+    assert ctr["command"] == ["/bin/prometheus-example-app", "--bind=:8080"]
+    assert ctr["image"] == "quay.io/brancz/prometheus-example-app:v0.5.0"
+    assert ctr["ports"] == [{"containerPort": 8080, "name": "web"}]
+    # the readiness probe must not add to the counter of requests to /
+    assert ctr["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": 8080}
+    assert svc["spec"] == {"selector": {"app": "inference-app"},
+                           "ports": [{"name": "web", "port": 8080, "targetPort": 8080}]}
+
+
+def test_collector_evidence_of_a_prometheus_shows_its_selectors():
+    command, output = AS.collector_evidence(mq.choose_monitoring([KPS], []))
+    assert command == "kubectl get prometheus -A"
+    assert output.splitlines() == [
+        "NAMESPACE    NAME   SERVICEMONITORSELECTOR                "
+        "SERVICEMONITORNAMESPACESELECTOR",
+        "monitoring   k8s    {'matchLabels': {'release': 'kps'}}   {}"]
+
+
+def test_collector_evidence_of_a_vmagent_shows_select_all_by_default():
+    command, output = AS.collector_evidence(
+        mq.choose_monitoring([], [vmagent({"selectAllByDefault": True})]))
+    assert command == "kubectl get vmagent -A"
+    assert output.splitlines() == [
+        "NAMESPACE   NAME    SERVICESCRAPESELECTOR   SERVICESCRAPENAMESPACESELECTOR   "
+        "SELECTALLBYDEFAULT",
+        "vm          agent   <none>                  <none>                           True"]
+
+
+def test_collector_evidence_of_a_managed_service_shows_its_api_and_collectors():
+    found = mq.choose_managed(AZURE, ["Deployment kube-system/ama-metrics found",
+                                      "DaemonSet kube-system/ama-metrics-node not found"], None)
+    assert AS.collector_evidence(found) == (
+        "kubectl api-resources --api-group=azmonitoring.coreos.com; "
+        "kubectl get deployment -n kube-system ama-metrics; "
+        "kubectl get daemonset -n kube-system ama-metrics-node",
+        "ServiceMonitor (azmonitoring.coreos.com/v1) served\n"
+        "Deployment kube-system/ama-metrics found\n"
+        "DaemonSet kube-system/ama-metrics-node not found")
+
+
+def test_undiscoverable_names_the_collector_and_its_scrape_kind():
+    why = mq.UnsatisfiableSelector("x In () matches nothing")
+    assert AS.undiscoverable(mq.choose_monitoring([KPS], []), why) == (
+        "Prometheus monitoring/k8s cannot discover workload ServiceMonitors: x In () matches "
+        "nothing")
+    assert AS.undiscoverable(mq.choose_monitoring([], [vmagent({})]), why) == (
+        "VMAgent vm/agent cannot discover workload VMServiceScrapes: x In () matches nothing")
+
+
+def test_queries_select_this_runs_series():
+    assert AS.up_query("aic-x", "run", "r1") == 'up{namespace="aic-x",run="r1"}'
+    assert AS.counter_query("aic-x", "run", "r1") == (
+        'http_requests_total{namespace="aic-x",code="200",run="r1"}')
+
+
+def answer(index: int, status: int | None) -> traffic.Answer:
+    if status is None:
+        return traffic.Answer("req", index, None, "curl exited 7")
+    response = parse_http_response(f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok")
+    return traffic.Answer("req", index, response)
+
+
+def test_requests_problem_needs_n_answers_all_200():
+    assert AS.requests_problem([answer(i, 200) for i in range(3)], 3) == ""
+    assert AS.requests_problem([answer(i, 200) for i in range(2)], 3) == (
+        "2 answers logged for 3 requests")
+    assert AS.requests_problem([answer(0, 200), answer(1, 503), answer(2, None)], 3) == (
+        "the workload answered 1 of 3 requests with 200 (200 x 1, 503 x 1, curl exited 7 x 1)")
+
+
+def test_counter_table_lists_the_series_answered():
+    assert AS.counter_table(UP, "job").splitlines() == [
+        "NAME   POD      job          VALUE",
+        "up     <none>   prometheus   1",
+        "up     <none>   node         0"]
+

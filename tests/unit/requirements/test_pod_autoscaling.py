@@ -1,5 +1,6 @@
-"""pod_autoscaling's custom-metrics logic: which path discovery offers, the objects the check
-creates, and the metrics APIs' answers read back (shapes as the API servers write them)."""
+"""pod_autoscaling's logic (pytest_aiconformance.requirements.pod_autoscaling): the CPU half's
+HPA, workload and readings, and the custom-metrics half's path discovery offers, the objects the
+check creates and the metrics APIs' answers read back (shapes as the API servers write them)."""
 
 from __future__ import annotations
 
@@ -344,6 +345,142 @@ def test_hpa_rows() -> None:
     fresh = {"metadata": {"name": "h"}, "spec": PODS_HPA["spec"]}
     assert cm.hpa_replicas(fresh) == (0, 0)
     assert cm.hpa_targets(fresh) == "aic_inference_queue_depth: <unknown>/5"
+
+
+# --- scaling on CPU -----------------------------------------------------------------------------
+
+
+def test_fewest_free_takes_the_tightest_node_with_room() -> None:
+    assert cm.fewest_free({"gpu-1": 4, "gpu-2": 1, "gpu-3": 0, "gpu-0": 1}) == ("gpu-0", 1)
+    with pytest.raises(ValueError, match="empty"):  # nothing free: the check never asks
+        cm.fewest_free({"gpu-1": 0})
+
+
+def test_cpu_hpa_targets_half_a_core_utilisation() -> None:
+    hpa = cm.cpu_hpa("inference", "ns", 3)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "inference"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)
+    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]
+    assert hpa["spec"]["behavior"] == cm.fast_behavior()
+
+
+@pytest.mark.parametrize(("load", "usage"), [(True, "190m"), (False, "1m")])
+def test_burn_deployment_pins_accelerator_replicas(load: bool, usage: str) -> None:
+    alloc = allocations.Allocation("device-plugin", get_profile("nvidia"),
+                                   resource="nvidia.com/gpu")
+    dep = cm.burn_deployment("inference", "ns", alloc, "gpu-1", load, "busybox:1.36.1")
+    template = dep["spec"]["template"]
+    assert template["metadata"] == {"labels": {"app": "inference"},
+                                    "annotations": {"kwok.x-k8s.io/usage-cpu": usage}}
+    assert template["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "gpu-1"}
+    [ctr] = template["spec"]["containers"]
+    assert ctr["command"] == ["sh", "-c", cm.BURN]
+    assert ctr["resources"] == {"requests": {"cpu": "100m"},
+                                "limits": {"cpu": "200m", "nvidia.com/gpu": "1"}}
+    assert cm.idle_patch() == {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": "1m"}}}
+
+
+def test_burn_stops_at_the_kill_switch(tmp_path: Path) -> None:
+    """The load loop ends its busy wait once /tmp/stop exists (here a file under tmp_path)."""
+    script = cm.BURN.replace("/tmp/stop", str(tmp_path / "stop")).replace(
+        "while :; do sleep 1; done", "echo stopped")
+    (tmp_path / "stop").touch()
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                          timeout=10)
+    assert done.stdout.strip() == "stopped"
+
+
+def test_cpu_hpa_row() -> None:
+    hpa = {"metadata": {"name": "inference"}, "spec": {"minReplicas": 1, "maxReplicas": 3},
+           "status": {"currentReplicas": 3, "desiredReplicas": 3, "currentMetrics": [
+               {"type": "Resource", "resource": {"name": "cpu", "current": {
+                   "averageUtilization": 95, "averageValue": "190m"}}}]}}
+    assert cm.cpu_hpa_row(hpa) == ["inference", "cpu: 95%/50%", 1, 3, 3, 3]
+    fresh = {"metadata": {"name": "inference"}, "spec": {"minReplicas": 1, "maxReplicas": 3}}
+    assert cm.cpu_hpa_row(fresh) == ["inference", "cpu: <unknown>%/50%", 1, 3, 0, 0]
+
+
+REFUSAL = "Insufficient nvidia.com/gpu"
+
+
+def replica(name: str, node: str = "", message: str = "", deleting: bool = False
+            ) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-05-04T10:00:00Z"
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                                       "reason": "Unschedulable", "message": message}]}
+            if message else {"phase": "Running"}}
+
+
+def test_capacity_enforced_needs_every_unit_bound_and_one_pending_for_it() -> None:
+    pending = replica("c", message=f"0/3 nodes are available: 1 {REFUSAL}.")
+    pods = {"a": replica("a", "gpu-1"), "b": replica("b", "gpu-1"), "c": pending}
+    assert cm.capacity_enforced(pods, 2, REFUSAL)
+    assert not cm.capacity_enforced(pods, 3, REFUSAL)
+    # Pending for another reason, or a bound replica on its way out, is not capacity
+    assert not cm.capacity_enforced({**pods, "c": replica("c", message="Insufficient cpu")},
+                                    2, REFUSAL)
+    assert not cm.capacity_enforced({**pods, "b": replica("b", "gpu-1", deleting=True)},
+                                    2, REFUSAL)
+    assert not cm.capacity_enforced({**pods, "d": replica("d", message=REFUSAL)}, 2, REFUSAL)
+
+
+def test_back_to_one_replica() -> None:
+    def hpa(current: int, desired: int) -> dict[str, Any]:
+        return {"metadata": {"name": "inference"},
+                "status": {"currentReplicas": current, "desiredReplicas": desired}}
+
+    assert cm.back_to_one({"inference": hpa(1, 1)})
+    assert not cm.back_to_one({"inference": hpa(2, 1)})
+    assert not cm.back_to_one({"inference": hpa(1, 2)})
+    assert not cm.back_to_one({})
+
+
+# --- scaling on a custom metric: the replicas, the node, the waits --------------------------
+
+
+def test_pod_ready_serves_the_metric() -> None:
+    ready = {"metadata": {"name": "a"}, "status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    assert cm.pod_ready(ready)
+    assert not cm.pod_ready({**ready, "metadata": {"name": "a", "deletionTimestamp": "x"}})
+    assert not cm.pod_ready({"metadata": {"name": "a"}, "status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})
+    assert not cm.pod_ready({"metadata": {"name": "a"}, "status": {"phase": "Pending"}})
+
+
+def test_container_node_prefers_real_nodes_then_the_most_free() -> None:
+    free = {"kwok-1": 8, "gpu-1": 1, "gpu-2": 2, "gpu-3": 2}
+    simulated = {"kwok-1": True, "gpu-1": False, "gpu-2": False, "gpu-3": False}
+    assert cm.container_node(free, simulated) == ("gpu-2", 2)
+    assert cm.container_node(free, {"kwok-1": True}) == ("kwok-1", 8)
+
+
+def test_waits_read_the_hpa() -> None:
+    assert cm.at_replicas(2)({"queue-scaler-keda": KEDA_HPA})
+    assert not cm.at_replicas(2)({"queue-scaler": PODS_HPA})  # 1 current, 2 desired
+    assert not cm.at_replicas(1)({"queue-scaler-keda": KEDA_HPA})
+    assert cm.hpa_state({"a": KEDA_HPA, "b": PODS_HPA}) == (
+        "queue-scaler-keda: s0-metric-api-value: 10/5, replicas 2, desired 2; "
+        "queue-scaler: aic_inference_queue_depth: 20/5, replicas 1, desired 2")
+    assert cm.hpa_state({}) == "no HPA"
+    assert cm.external_metric(KEDA_HPA) == "s0-metric-api-value"
+    assert cm.external_metric(PODS_HPA) == ""
+
+
+def test_conditions_line_says_why_a_scaled_object_is_not_ready() -> None:
+    scaled = {"status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "ScaledObjectCheckFailed",
+         "message": "error parsing metrics-api metadata"},
+        {"type": "Active", "status": "False"}]}}
+    assert cm.conditions_line({"queue-scaler": scaled}) == (
+        "Ready=False ScaledObjectCheckFailed: error parsing metrics-api metadata; "
+        "Active=False : ")
+    assert cm.conditions_line({"queue-scaler": {}}) == "no status"
 
 
 # --- how the two essential checks decide together -------------------------------------------
