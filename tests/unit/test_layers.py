@@ -161,3 +161,23 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
         f"{LAB}/__init__.py": "from .build import MODULES\n",
     })
     assert violations(tops) == []
+
+
+def test_one_name_per_requirement() -> None:
+    """Catalog id = check file = requirement module = unit-test file, for every id."""
+    from pytest_aiconformance.verdicts.catalog import load_catalog
+
+    ids = sorted(load_catalog().all_ids)
+    pkg = ROOT / SUITE
+    missing = [str(path.relative_to(ROOT)) for rid in ids for path in (
+        pkg / "checks" / f"test_{rid}.py",
+        pkg / "requirements" / f"{rid}.py",
+        ROOT / "tests" / "unit" / "requirements" / f"test_{rid}.py",
+    ) if not path.is_file()]
+    assert missing == []
+    # Nothing else lives there: a file under another name would be a second name.
+    assert sorted(p.stem.removeprefix("test_") for p in (pkg / "checks").glob("test_*.py")) == ids
+    assert sorted(p.stem for p in (pkg / "requirements").glob("*.py")
+                  if p.stem != "__init__") == ids
+    assert sorted(p.stem.removeprefix("test_")
+                  for p in (ROOT / "tests" / "unit" / "requirements").glob("test_*.py")) == ids
