@@ -4,6 +4,8 @@ KEY=VALUE output read back from the pod log.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -151,8 +153,9 @@ def probe_image_key(profile: AcceleratorProfile, scripts: list[str]) -> str:
 
 def probed_uuids(values: dict[str, list[str]], profile: AcceleratorProfile,
                  where: str) -> list[str]:
-    """The device UUIDs device_uuids.sh printed; not observable when the tool was missing or
-    could not start in the container (no proof either way, never a platform failure)."""
+    """The devices device_uuids.sh's listing shows the container holding (held_devices); not
+    observable when the tool was missing or could not start in the container (no proof
+    either way, never a platform failure)."""
     tool = profile.tool.command if profile.tool else "the vendor tool"
     if values.get("TOOL_MISSING", ["1"])[-1] != "0":
         not_observable(f"{tool} is not in {where}, so its device UUIDs cannot be read")
@@ -161,4 +164,33 @@ def probed_uuids(values: dict[str, list[str]], profile: AcceleratorProfile,
                        f"{values.get('TOOL_RC', ['?'])[-1]}: "
                        f"{' '.join(values.get('TOOL_LINE', []))[:200]}), so its device "
                        "UUIDs cannot be read")
-    return list(values.get("UUID", []))
+    if profile.tool is None:
+        return list(values.get("UUID", []))
+    prefix = profile.sharing.partition_uuid_prefix if profile.sharing else None
+    return held_devices(values.get("TOOL_LINE", []), profile.tool.uuid_regex, prefix)
+
+
+def held_devices(lines: Sequence[str], uuid_regex: str,
+                 partition_prefix: str | None) -> list[str]:
+    """The device UUIDs a listing shows, a partition's parent left out.
+
+    nvidia-smi -L prints a MIG device under its parent GPU's line, also inside a container that
+    holds only the MIG device (recorded: tests/unit/data/recorded/nvidia-smi/
+    h100-one-mig-in-pod-L.txt): that GPU line names where the partition lives, not a second
+    device. So a whole-device UUID followed by partition UUIDs is their parent and is dropped;
+    one followed by none is a device of its own. Distinct, in order of appearance.
+    """
+    pattern = re.compile(uuid_regex)
+    found: list[str] = []
+    parents: set[str] = set()
+    last_whole: str | None = None
+    for line in lines:
+        for uuid in (m.group(0) for m in pattern.finditer(line)):
+            if partition_prefix and uuid.startswith(partition_prefix):
+                if last_whole is not None:
+                    parents.add(last_whole)
+            else:
+                last_whole = uuid
+            if uuid not in found:
+                found.append(uuid)
+    return [u for u in found if u not in parents]

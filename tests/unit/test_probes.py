@@ -343,8 +343,48 @@ def test_uuids_are_read_only_where_the_tool_ran(shell, tmp_path):
     source = RECORDED / "nvidia-smi" / "h100-mig-mixed-L.txt"
     bindir = fake_tool(tmp_path / "bin", "nvidia-smi", f'cat "{source}"\n')
     ran = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
-    assert probes.probed_uuids(ran.out.values, nvidia, "pod p") == list(ran.out.all("UUID"))
-    assert len(probes.probed_uuids(ran.out.values, nvidia, "pod p")) == 5
+    # The host's listing: the H100 is the parent of the four MIG devices, not a fifth device.
+    parent, *partitions = ran.out.all("UUID")
+    assert parent == "GPU-b4895dbf-9350-2524-a89b-98161ddd9fe4"
+    assert probes.probed_uuids(ran.out.values, nvidia, "pod p") == partitions
+    assert len(partitions) == 4
+
+
+def test_a_pod_on_one_mig_device_holds_that_device_not_its_parent(shell, tmp_path):
+    """Real nvidia-smi -L in a pod holding one MIG device prints the parent GPU's line too:
+    the pod holds one device, the MIG one (the checks counted two before)."""
+    source = RECORDED / "nvidia-smi" / "h100-one-mig-in-pod-L.txt"
+    bindir = fake_tool(tmp_path / "bin", "nvidia-smi", f'cat "{source}"\n')
+    r = run(shell, "device_uuids.sh", nvidia_env(tmp_path), extra_path=bindir)
+    assert list(r.out.all("UUID")) == ["GPU-717ef73c-2d43-4fdc-76d2-1cddef4863bb",
+                                       "MIG-2d636152-57c2-5e73-9654-b1d21d6d21fb"]
+    assert probes.probed_uuids(r.out.values, get_profile("nvidia"), "pod p") == [
+        "MIG-2d636152-57c2-5e73-9654-b1d21d6d21fb"]
+
+
+NVIDIA_UUIDS = "(GPU|MIG)-[0-9A-Za-z/-]+"
+
+
+@pytest.mark.parametrize(("lines", "held"), [
+    # Two whole GPUs (tests/unit/data/recorded/nvidia-smi/t4-envall-before-L.txt's shape).
+    (["GPU 0: T4 (UUID: GPU-a)", "GPU 1: T4 (UUID: GPU-b)"], ["GPU-a", "GPU-b"]),
+    # A whole GPU beside a MIG device of another GPU (mixed strategy, both requested).
+    (["GPU 0: A100 (UUID: GPU-a)", "GPU 1: A100 (UUID: GPU-b)",
+      "  MIG 1g.5gb Device 0: (UUID: MIG-c)"], ["GPU-a", "MIG-c"]),
+    # Two MIG devices of one GPU; R450's MIG-GPU-<uuid>/<gi>/<ci> form is a partition too.
+    (["GPU 0: A100 (UUID: GPU-a)", "  MIG 1g.5gb Device 0: (UUID: MIG-GPU-a/1/0)",
+      "  MIG 1g.5gb Device 1: (UUID: MIG-GPU-a/2/0)"], ["MIG-GPU-a/1/0", "MIG-GPU-a/2/0"]),
+    # A listing repeated (the tool run twice) counts each device once.
+    (["GPU 0: T4 (UUID: GPU-a)", "GPU 0: T4 (UUID: GPU-a)"], ["GPU-a"]),
+    ([], []),
+])
+def test_held_devices(lines, held):
+    assert probes.held_devices(lines, NVIDIA_UUIDS, "MIG-") == held
+
+
+def test_held_devices_without_partitions_in_the_profile_keeps_every_uuid():
+    lines = ["GPU 0: A100 (UUID: GPU-a)", "  MIG 1g.5gb Device 0: (UUID: MIG-c)"]
+    assert probes.held_devices(lines, NVIDIA_UUIDS, None) == ["GPU-a", "MIG-c"]
 
 
 def test_probes_that_run_the_vendor_tool_use_the_profiles_tool_image():

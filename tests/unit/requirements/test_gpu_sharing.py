@@ -399,6 +399,23 @@ def test_identity_on_partitions_needs_distinct_partition_uuids() -> None:
         "not partition UUIDs (MIG-...): ['GPU-aaaa', 'GPU-bbbb']")
 
 
+def test_identity_on_real_mig_listings_in_pods() -> None:
+    """Real nvidia-smi -L in a pod on one MIG device also prints the parent GPU's line
+    (recorded: tests/unit/data/recorded/nvidia-smi/h100-one-mig-in-pod-L.txt): the UUIDs
+    compared are the MIG devices the pods hold, so distinct partitions pass."""
+    [mig] = survey(MIG_MIXED).offers
+    regex, parent = NVIDIA.tool.uuid_regex, "GPU 0: NVIDIA H100 PCIe (UUID: GPU-717ef73c)"
+    listings = {"share-0": [parent, "MIG 1g.10gb     Device  0: (UUID: MIG-2d636152)"],
+                "share-1": [parent, "MIG 1g.10gb     Device  0: (UUID: MIG-db99bb81)"]}
+    seen = {pod: probes.held_devices(lines, regex, "MIG-") for pod, lines in listings.items()}
+    assert seen == {"share-0": ["MIG-2d636152"], "share-1": ["MIG-db99bb81"]}
+    assert gpu_sharing.identity_problem(mig, seen, NVIDIA) == ""
+    # Every UUID listed, as the checks read it before: each pod seemed to hold two devices.
+    raw = {"share-0": ["GPU-717ef73c", "MIG-2d636152"], "share-1": ["GPU-717ef73c", "MIG-db99bb81"]}
+    assert gpu_sharing.identity_problem(mig, raw, NVIDIA) == (
+        "share-0 sees UUIDs ['GPU-717ef73c', 'MIG-2d636152'], expected exactly one")
+
+
 def test_identity_time_shared_no_more_uuids_than_devices() -> None:
     [ts] = survey(TIME_SLICED).offers
     shared = {"share-0": ["GPU-aaaa"], "share-1": ["GPU-aaaa"]}
