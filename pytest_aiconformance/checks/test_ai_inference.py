@@ -110,11 +110,8 @@ def backend(label: str, namespace: str, body: str, image: str) -> list[dict[str,
                               image=image)
     ctr["ports"] = [{"containerPort": PORT, "name": "http"}]
     ctr["readinessProbe"] = {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 2}
-    pod = workloads.pod(app, namespace, [ctr], restart_policy="Always", labels={"app": app})
-    deploy = {"apiVersion": "apps/v1", "kind": "Deployment",
-              "metadata": {"name": app, "namespace": namespace},
-              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}},
-                       "template": {"metadata": {"labels": {"app": app}}, "spec": pod["spec"]}}}
+    deploy = workloads.deployment(
+        workloads.pod(app, namespace, [ctr], restart_policy="Always", labels={"app": app}))
     svc = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": app, "namespace": namespace},
            "spec": {"selector": {"app": app},

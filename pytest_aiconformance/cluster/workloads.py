@@ -113,6 +113,21 @@ def pod(name: str, namespace: str, containers: list[dict[str, Any]], *,
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
+def deployment(pod_obj: dict[str, Any]) -> dict[str, Any]:
+    """One replica of ``pod_obj`` as a Deployment of the same name, selecting its pods by
+    ``app=<name>`` (the label the pod must carry): for checks whose workload must come back
+    when a pod goes (scaling, serving) rather than run once."""
+    meta = pod_obj["metadata"]
+    name = meta["name"]
+    template_meta: dict[str, Any] = {"labels": {"app": name}}
+    if meta.get("annotations"):
+        template_meta["annotations"] = meta["annotations"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": meta["namespace"]},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": template_meta, "spec": pod_obj["spec"]}}}
+
+
 def claim_template(name: str, namespace: str, device_class: str,
                    count: int = 1) -> dict[str, Any]:
     """A resource.k8s.io/v1 ResourceClaimTemplate asking for `count` devices of a class."""

@@ -33,12 +33,8 @@ def workload(namespace: str, image: str) -> list[Obj]:
     ctr["ports"] = [{"containerPort": PORT, "name": "web"}]
     # Probes hit /metrics: requests to / are what the counter counts.
     ctr["readinessProbe"] = {"httpGet": {"path": "/metrics", "port": PORT}, "periodSeconds": 2}
-    pod = workloads.pod(APP, namespace, [ctr], restart_policy="Always", labels={"app": APP})
-    deploy = {"apiVersion": "apps/v1", "kind": "Deployment",
-              "metadata": {"name": APP, "namespace": namespace},
-              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": APP}},
-                       "template": {"metadata": {"labels": {"app": APP}},
-                                    "spec": pod["spec"]}}}
+    deploy = workloads.deployment(
+        workloads.pod(APP, namespace, [ctr], restart_policy="Always", labels={"app": APP}))
     svc = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": APP, "namespace": namespace, "labels": {"app": APP}},
            "spec": {"selector": {"app": APP},

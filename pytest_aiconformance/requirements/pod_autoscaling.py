@@ -265,13 +265,7 @@ def exposer_deployment(name: str, namespace: str, alloc: allocations.Allocation,
     pod = allocations.accelerator_pod(name, namespace, alloc, ctr, restart_policy="Always",
                                   node_selector={"kubernetes.io/hostname": node},
                                   labels={"app": name}, annotations=dict(annotations or {}))
-    meta: dict[str, Any] = {"labels": {"app": name}}
-    if pod["metadata"].get("annotations"):
-        meta["annotations"] = pod["metadata"]["annotations"]
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": meta, "spec": pod["spec"]}}}
+    return workloads.deployment(pod)
 
 
 def scrape_annotations() -> dict[str, str]:
@@ -456,13 +450,7 @@ def burn_deployment(name: str, namespace: str, alloc: allocations.Allocation, no
                                       node_selector={"kubernetes.io/hostname": node},
                                       annotations={USAGE_ANNOTATION: "190m" if load else "1m"},
                                       labels={"app": name})
-    template = {"metadata": {"labels": {"app": name},
-                             "annotations": pod["metadata"]["annotations"]},
-                "spec": pod["spec"]}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": template}}
+    return workloads.deployment(pod)
 
 
 def idle_patch() -> dict[str, Any]:
