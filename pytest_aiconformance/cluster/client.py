@@ -121,6 +121,9 @@ class Kube:
     # How long a call waits out an unreachable API server. 0 while the session starts, so a
     # wrong address is one clear line at once; the run then rides out a restart or outage.
     outage_budget_s: float = 0.0
+    # Outages this client rode out, as (first failure, first answer) on the monotonic clock:
+    # the cluster's controllers resume later than the API server does, and waits allow for it.
+    outages: builtins.list[tuple[float, float]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"Kube({self.server})"
@@ -213,11 +216,13 @@ class Kube:
         deadline = time.monotonic() + self.outage_budget_s
         wait = 0.5
         next_say = 0.0
+        down_since: float | None = None
         while True:
             try:
-                return self._answered(method, path, **kwargs)
+                answer = self._answered(method, path, **kwargs)
             except Unreachable as exc:
                 now = time.monotonic()
+                down_since = now if down_since is None else down_since
                 if now >= deadline:
                     raise
                 if now >= next_say:  # say it once, then every 10 s
@@ -225,6 +230,21 @@ class Kube:
                     next_say = now + 10.0
                 time.sleep(min(wait, deadline - now))
                 wait = min(wait * 2, 5.0)
+                continue
+            if down_since is not None:
+                self.outages.append((down_since, time.monotonic()))
+            return answer
+
+    def outage_allowance(self, since: float, recovery_s: float) -> float:
+        """Extra time a wait begun at `since` grants for outages that touch it.
+
+        After the API server returns, controllers' informers relist with client-go's backoff
+        (up to ~30 s, jittered up to twice that), then retry their work items with their own
+        backoff: an outage's effects outlast it. Each outage that ended after `since - recovery_s`
+        adds its length, and the first such adds `recovery_s`.
+        """
+        touching = [end - start for start, end in self.outages if end >= since - recovery_s]
+        return sum(touching) + recovery_s if touching else 0.0
 
     # --- discovery --------------------------------------------------------------------
 

@@ -14,12 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_aiconformance.cluster.client import PROGRESS_LOGGER, ApiError, Kube, TransientError
+from pytest_aiconformance.cluster.client import (
+    PROGRESS_LOGGER,
+    ApiError,
+    Kube,
+    TransientError,
+    Unreachable,
+)
 
 Obj = dict[str, Any]
 
 
 PROGRESS_EVERY_S = 30.0  # how often a long wait says what it is waiting for
+# How long the cluster's controllers may lag an API server outage: client-go's reflectors relist
+# with a backoff of up to 30 s jittered up to 2x, then requeued work items wait their own backoff.
+OUTAGE_RECOVERY_S = 60.0
 _progress = logging.getLogger(PROGRESS_LOGGER)
 
 
@@ -76,6 +85,9 @@ def watch_until(
     With invert=True it is an observation window: the condition must stay false for the
     whole timeout; the objects are returned at the end, and WaitTimeout is raised the
     moment the condition becomes true (e.g. "a gang member got bound").
+
+    An API server outage that touches the wait extends its deadline (Kube.outage_allowance):
+    what the cluster does after an outage is late, not wrong, and the message says so.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -95,16 +107,20 @@ def watch_until(
                 )
             return items
         now = time.monotonic()
+        allowance = 0.0 if invert else kube.outage_allowance(started, OUTAGE_RECOVERY_S)
+        deadline = started + timeout + allowance
         remaining = deadline - now
         if now >= next_report and remaining > 0:
-            _progress.info("waiting %.0fs/%.0fs for %s; now: %s", now - started, timeout,
-                           expected, last_desc(items)[:160])
+            _progress.info("waiting %.0fs/%.0fs for %s; now: %s", now - started,
+                           timeout + allowance, expected, last_desc(items)[:160])
             next_report = now + PROGRESS_EVERY_S
         if remaining <= 0:
             if invert:
                 return items
+            granted = (f" (+{allowance:.0f}s granted for an API server outage)"
+                       if allowance else "")
             raise WaitTimeout(
-                f"timed out after {timeout:.0f}s waiting for {expected} "
+                f"timed out after {timeout:.0f}s{granted} waiting for {expected} "
                 f"({target.describe()}); last seen: {last_desc(items)}"
                 f"{recent_events_suffix(kube, target, items)}"
             )
@@ -134,7 +150,8 @@ def watch_until(
             else:
                 # The server closed the watch; relist to resume from a consistent state.
                 items, version = _list(kube, target)
-        except TransientError:
+        except (TransientError, Unreachable):
+            # The relist rides out an outage within the client's budget (Kube.request).
             items, version = _list(kube, target)
         except ApiError as exc:
             if exc.status != 410:

@@ -45,6 +45,9 @@ def test_a_restarting_server_is_waited_for(tmp_path: Path,
     try:
         with caplog.at_level(logging.INFO, logger=PROGRESS_LOGGER):
             assert kube.version()["gitVersion"] == "v1.34.2"
+        # The outage is remembered: waits that it touches grant the cluster time to catch up.
+        [(down, up)] = kube.outages
+        assert 1.0 <= up - down < 5
         assert any("cannot reach API server" in r.getMessage() and "retrying" in r.getMessage()
                    for r in caplog.records)
     finally:
