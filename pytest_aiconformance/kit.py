@@ -42,6 +42,7 @@ from pytest_aiconformance.cluster.waits import (
     Target,
     WaitTimeout,
     condition_true,
+    failed_pod,
     wait_for_event,
     watch_until,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "dra_support",
     "driver_runtime_management",
     "events_table",
+    "failed_pod",
     "gang_scheduling",
     "get_table",
     "gpu_sharing",

@@ -36,6 +36,7 @@ from pytest_aiconformance.kit import (
     Target,
     accelerator_metrics,
     allocations,
+    failed_pod,
     get_table,
     make_supporting,
     monitoring,
@@ -154,7 +155,8 @@ def test_utilisation_moves_under_load(kube: Kube, cluster_info: ClusterInfo,
     running = watch_until(kube, Target("v1", "Pod", namespace, name="gpu-load"),
                           lambda objs: any(o.get("status", {}).get("phase") == "Running"
                                            for o in objs.values()),
-                          timeout=timeout(300), expected="load pod gpu-load Running")
+                          timeout=timeout(300), expected="load pod gpu-load Running",
+                          give_up=failed_pod)
     node = next(iter(running.values()))["spec"]["nodeName"]
     exporter = next((p for p in pods if p["spec"]["nodeName"] == node), None)
     assert exporter is not None, f"no {names.exporter} pod on {node}, where the load runs"

@@ -79,6 +79,7 @@ def watch_until(
     expected: str,
     describe: Callable[[dict[str, Obj]], str] | None = None,
     invert: bool = False,
+    give_up: Callable[[dict[str, Obj]], str | None] | None = None,
 ) -> dict[str, Obj]:
     """Watch the target set until condition(objects) is true; return the objects.
 
@@ -88,6 +89,9 @@ def watch_until(
 
     An API server outage that touches the wait extends its deadline (Kube.outage_allowance):
     what the cluster does after an outage is late, not wrong, and the message says so.
+
+    ``give_up(objects)`` names a state the condition can no longer follow (a pod that
+    Failed): the wait ends at once with that reason instead of running out its deadline.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -99,6 +103,11 @@ def watch_until(
         return bool(condition(items))
 
     while True:
+        hopeless = give_up(items) if give_up is not None and not invert else None
+        if hopeless:
+            raise WaitTimeout(
+                f"gave up waiting for {expected} ({target.describe()}): {hopeless}"
+                f"{recent_events_suffix(kube, target, items)}")
         if satisfied():
             if invert:
                 raise WaitTimeout(
@@ -157,6 +166,17 @@ def watch_until(
             if exc.status != 410:
                 raise
             items, version = _list(kube, target)
+
+
+def failed_pod(objects: dict[str, Obj]) -> str | None:
+    """A ``give_up`` for pod waits: the first pod in phase Failed, with the kubelet's reason
+    (a pod the kubelet rejected at admission never runs)."""
+    for key, pod in sorted(objects.items()):
+        status = pod.get("status") or {}
+        if status.get("phase") == "Failed":
+            why = " ".join(str(status.get(k)) for k in ("reason", "message") if status.get(k))
+            return f"pod {key.lstrip('/')} Failed" + (f": {why}" if why else "")
+    return None
 
 
 def wait_deleted(kube: Kube, target: Target, *, timeout: float) -> None:

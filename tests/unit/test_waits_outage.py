@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_aiconformance.cluster.client import Kube
-from pytest_aiconformance.cluster.waits import Target, WaitTimeout, watch_until
+from pytest_aiconformance.cluster.waits import Target, WaitTimeout, failed_pod, watch_until
 
 
 def test_allowance_counts_outages_that_touch_the_wait() -> None:
@@ -72,3 +72,21 @@ def test_without_an_outage_the_deadline_holds() -> None:
     with pytest.raises(WaitTimeout, match=r"^timed out after 1s waiting for the pod to run"):
         watch_until(cluster, Target("v1", "Pod", "ns"), _running,  # type: ignore[arg-type]
                     timeout=1, expected="the pod to run")
+
+
+def test_a_failed_pod_ends_the_wait_with_its_reason() -> None:
+    class Rejected(_Cluster):
+        def list(self, *_: Any) -> dict[str, Any]:
+            return {"items": [{"metadata": {"name": "p", "namespace": "ns"},
+                               "status": {"phase": "Failed", "reason": "UnexpectedAdmissionError",
+                                          "message": "Allocate failed"}}],
+                    "metadata": {"resourceVersion": "1"}}
+
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout, match=r"^gave up waiting for the pod to run \(Pods in ns\): "
+                                          r"pod ns/p Failed: UnexpectedAdmissionError "
+                                          r"Allocate failed$"):
+        watch_until(Rejected(ready_at=0, allowance=0), Target("v1", "Pod", "ns"), _running,
+                    timeout=60, expected="the pod to run", give_up=failed_pod)
+    assert time.monotonic() - started < 1
+    assert failed_pod({"ns/q": {"status": {"phase": "Running"}}}) is None
