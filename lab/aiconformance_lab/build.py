@@ -49,6 +49,7 @@ COREDNS_VERSION = "v1.15.0"  # Must match lab/go/coredns/go.mod.
 SCHEDPLUGINS_K8S_VERSION = "v1.34.1"
 HELM_VERSION = "v3.22.0"  # Must match lab/go/helm/go.mod.
 ENVOY_GATEWAY_VERSION = "v1.9.1"  # Must match lab/go/envoygateway/go.mod.
+NVIDIA_DEVICE_PLUGIN_VERSION = "v0.17.4"  # Must match lab/go/nvidia/go.mod.
 # A fixed date keeps the binaries reproducible: the cache key must fully determine the output.
 _BUILD_DATE = "2026-01-01T00:00:00Z"
 # How often a running build reports that it is still alive.
@@ -95,6 +96,10 @@ class GoModule:
     # whose command name would collide with another binary's ("operator").
     renames: tuple[tuple[str, str], ...] = ()
     charts: tuple[tuple[str, str, str], ...] = ()
+    # cgo on (CGO_ENABLED=1): NVIDIA's programs reach NVML through cgo and dlopen, and the
+    # simulated NVML is a C shared library (``buildmode`` "c-shared").
+    cgo: bool = False
+    buildmode: str = ""
 
     @property
     def host_processes(self) -> tuple[str, ...]:
@@ -117,7 +122,18 @@ class GoModule:
     def _go_build(self, output: str, targets: tuple[str, ...]) -> list[str]:
         flags = " ".join(("-s", "-w", *self.ldflags))
         tags = ["-tags", ",".join(self.tags)] if self.tags else []
-        return ["go", "build", "-trimpath", *tags, "-ldflags", flags, "-o", output, *targets]
+        mode = [f"-buildmode={self.buildmode}"] if self.buildmode else []
+        return ["go", "build", "-trimpath", *mode, *tags, "-ldflags", flags, "-o", output,
+                *targets]
+
+    def go_env(self) -> dict[str, str]:
+        """The environment of this module's ``go build``."""
+        env = _go_env()
+        if self.cgo:
+            env["CGO_ENABLED"] = "1"
+            # go-nvml calls NVML functions its header marks deprecated: 30 warnings per build.
+            env["CGO_CFLAGS"] = "-O2 -g -Wno-deprecated-declarations"
+        return env
 
 
 # The registry.  A tuple of frozen values: module-level, but not mutable state.  In the order
@@ -235,6 +251,28 @@ MODULES: tuple[GoModule, ...] = (
         binaries=("aic-gpu-plugin", "nvidia-smi", "gpu-load", "gpu-exporter",
                   "aic-nvidia-runtime", "aic-dra-plugin"),
         processes=("aic-gpu-plugin",),
+    ),
+    GoModule(
+        name="nvml",
+        directory="nvml",
+        # libnvidia-ml.so for the simulated GPUs: NVML's C API over go-nvml's mock GPU models,
+        # so NVIDIA's own programs run unchanged (gpusim.py lays it out in a driver root).
+        targets=(".",),
+        binaries=("libnvidia-ml.so",),
+        processes=(),
+        cgo=True,
+        buildmode="c-shared",
+    ),
+    GoModule(
+        name="nvidia",
+        directory="nvidia",
+        # NVIDIA's k8s-device-plugin, built unchanged from its module (a ``tool`` of ours):
+        # it finds the simulated GPUs through the lab's libnvidia-ml.so.
+        targets=("tool",),
+        binaries=("nvidia-device-plugin",),
+        ldflags=(f"-X github.com/NVIDIA/k8s-device-plugin/internal/info.version="
+                 f"{NVIDIA_DEVICE_PLUGIN_VERSION}",),
+        cgo=True,
     ),
     GoModule(
         name="helm",
@@ -439,8 +477,11 @@ def cache_key(module: GoModule, root: Path, go_identity: str) -> str:
         digest.update(json.dumps(["manifests as json", module.manifests]).encode() + b"\0")
     if module.charts:
         digest.update(json.dumps(["charts", module.charts]).encode() + b"\0")
+    if module.cgo or module.buildmode:
+        digest.update(f"cgo {module.cgo} buildmode {module.buildmode}".encode() + b"\0")
     files = [mod_dir / "go.mod", mod_dir / "go.sum"]
     files += sorted(p for p in mod_dir.rglob("*.go") if p.is_file())
+    files += sorted(p for p in mod_dir.rglob("*.c") if p.is_file())
     for path in files:
         if not path.is_file():
             raise LabError(f"lab Go module {module.name}: missing {path}")
@@ -555,7 +596,7 @@ def _run_one_build(
             proc = subprocess.Popen(
                 args,
                 cwd=root / module.directory,
-                env=_go_env(),
+                env=module.go_env(),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
