@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import uuid
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,12 @@ NVIDIACTL_MINOR = 255
 MAX_GPUS = 64
 
 MODES = ("isolated", "all-devices", "time-slicing")
+# Where a driver installs its libraries (Debian/Ubuntu layout), under the driver root.
+DRIVER_LIB_DIR = "usr/lib/x86_64-linux-gnu"
+# The end of a libnvidia-ml.so that carries its node's hardware (lab/go/nvml, hardware.go).
+NVML_TRAILER_MAGIC = b"AICNVML1"
+# NVIDIA's device plugin serves each resource on this socket in the kubelet's directory.
+NVIDIA_PLUGIN_SOCKET = "nvidia-{resource}.sock"
 # The GPU Operator's name for renamed time-sliced replicas (renameByDefault: <resource>.shared).
 SHARED_SUFFIX = ".shared"
 DEVICE_LISTS = ("direct", "envvar", "volume-mounts")
@@ -87,6 +94,15 @@ class GpuSimLayout:
     @property
     def util_dir(self) -> Path:
         return self.directory / "util"
+
+    @property
+    def driver_root(self) -> Path:
+        """The simulated driver installation: where NVIDIA's programs look for NVML."""
+        return self.directory / "driver"
+
+    @property
+    def driver_lib_dir(self) -> Path:
+        return self.driver_root / DRIVER_LIB_DIR
 
     @property
     def socket_path(self) -> Path:
@@ -157,10 +173,44 @@ def _char_device(path: Path, minor: int) -> None:
         raise LabError(f"gpusim: cannot create device node {path}: {err.strerror}") from err
 
 
+def nvml_library(library: bytes, inv: Mapping[str, Any], dev_root: Path) -> bytes:
+    """The lab's libnvidia-ml.so carrying ``inv`` (devices.json) and where the host keeps the
+    device nodes: JSON, its length (8 bytes, little endian) and the magic after the library
+    (the library reads its own file: the same bytes mounted anywhere describe the same GPUs)."""
+    hw = json.dumps({**inv, "devRoot": str(dev_root)}, sort_keys=True).encode()
+    return library + hw + len(hw).to_bytes(8, "little") + NVML_TRAILER_MAGIC
+
+
+def _install_driver(layout: GpuSimLayout, inv: Mapping[str, Any], library: Path) -> None:
+    """The driver root: libnvidia-ml.so.<version> with the node's hardware, and the .so.1
+    link every NVML user opens."""
+    lib_dir = layout.driver_lib_dir
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    name = f"libnvidia-ml.so.{inv['driverVersion']}"
+    tmp = lib_dir / f".{name}.tmp"
+    tmp.write_bytes(nvml_library(library.read_bytes(), inv, layout.directory))
+    tmp.chmod(0o755)
+    tmp.replace(lib_dir / name)
+    link = lib_dir / "libnvidia-ml.so.1"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(name)
+    for stale in lib_dir.glob("libnvidia-ml.so.*"):
+        if stale.name not in (name, link.name):
+            stale.unlink()
+
+
 def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H100 80GB HBM3",
             driver_version: str = "550.54.15", cuda_version: str = "12.4",
-            memory_mib: int = 81559) -> GpuSimLayout:
-    """Lay out the gpusim dir for ``gpus`` GPUs of ``node`` (idempotent; needs root for mknod).
+            memory_mib: int = 81559, nvml: Path | None = None,
+            views: Mapping[str, Sequence[int]] | None = None) -> GpuSimLayout:
+    """Lay out the gpusim dir for ``gpus`` GPUs of ``node`` (idempotent; needs root for mknod);
+    with ``nvml`` (the built libnvidia-ml.so) also the driver root NVIDIA's programs read.
+
+    ``views`` (name: GPU indices) are partial views of the node, each a directory
+    ``views/<name>`` with its own device nodes and driver root: NVML opened from it sees only
+    those GPUs, as a program in a container that was given only them (two device plugin
+    instances then split the node's GPUs between two resources).
 
     Defaults match the kwok GPU nodes' labels (data/nodes.yaml): H100 80GB, driver 550.54.15.
     """
@@ -186,7 +236,88 @@ def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H1
     for device in inv["devices"]:
         _char_device(directory / "dev" / f"nvidia{device['minor']}", device["minor"])
     _char_device(directory / "dev" / "nvidiactl", NVIDIACTL_MINOR)
-    return GpuSimLayout(directory, node, tuple(d["uuid"] for d in inv["devices"]))
+    layout = GpuSimLayout(directory, node, tuple(d["uuid"] for d in inv["devices"]))
+    if nvml is not None:
+        try:
+            _install_driver(layout, inv, nvml)
+        except OSError as err:
+            raise LabError(f"gpusim: cannot install the driver root {layout.driver_root}: "
+                           f"{err}") from err
+    _prepare_views(layout, inv, views or {}, nvml)
+    return layout
+
+
+def view(layout: GpuSimLayout, name: str) -> GpuSimLayout:
+    """The layout of one of ``prepare``'s views (its device nodes and driver root)."""
+    return GpuSimLayout(layout.directory / "views" / name, layout.node, ())
+
+
+def _prepare_views(layout: GpuSimLayout, inv: Mapping[str, Any],
+                   views: Mapping[str, Sequence[int]], nvml: Path | None) -> None:
+    root = layout.directory / "views"
+    if root.is_dir():
+        shutil.rmtree(root)  # views of an earlier shape must not stay visible
+    devices = inv["devices"]
+    for name, indices in views.items():
+        if nvml is None:
+            raise LabError("gpusim: views need the NVML library")
+        if not indices or any(not 0 <= i < len(devices) for i in indices):
+            raise LabError(f"gpusim: view {name!r} names GPUs {list(indices)} of "
+                           f"{len(devices)}")
+        part = view(layout, name)
+        part.dev_dir.mkdir(parents=True)
+        for i in indices:
+            minor = devices[i]["minor"]
+            _char_device(part.dev_dir / f"nvidia{minor}", minor)
+        _char_device(part.dev_dir / "nvidiactl", NVIDIACTL_MINOR)
+        try:
+            _install_driver(part, inv, nvml)
+        except OSError as err:
+            raise LabError(f"gpusim: cannot install the driver root {part.driver_root}: "
+                           f"{err}") from err
+
+
+def nvidia_plugin_config(mode: str, replicas: int | None = None, *, rename: bool = False,
+                         resource: str = "nvidia.com/gpu") -> dict[str, Any]:
+    """NVIDIA's device plugin configuration (its config file, as the GPU Operator's
+    ConfigMap holds it): whole GPUs, or every GPU it sees time-sliced into ``replicas``,
+    keeping the resource's name or renamed to ``<resource>.shared`` (renameByDefault).
+
+    Every GPU it sees: v0.17.4 ignores a ``devices`` subset and ``rename`` in its sharing
+    config (api/config/v1 DisableResourceNamingInConfig), so a node whose GPUs are partly
+    whole and partly shared runs two instances over two views (``prepare``)."""
+    if mode not in ("isolated", "time-slicing"):
+        raise LabError(f"gpusim: NVIDIA's device plugin has no mode {mode!r}")
+    config: dict[str, Any] = {"version": "v1", "flags": {"migStrategy": "none"}}
+    if mode == "time-slicing":
+        if replicas is None or replicas < 2:
+            raise LabError("gpusim: time-slicing needs at least 2 replicas")
+        config["sharing"] = {"timeSlicing": {
+            "renameByDefault": rename,
+            "resources": [{"name": resource, "replicas": replicas}]}}
+    elif rename:
+        raise LabError("gpusim: only time-sliced replicas are renamed")
+    return config
+
+
+def nvidia_plugin_argv(binary: Path, layout: GpuSimLayout, config_file: Path, *,
+                       device_list: str) -> list[str]:
+    """NVIDIA's device plugin as a host process over the simulated driver root: devices listed
+    for the runtime (``envvar`` or ``volume-mounts``), no device specs (the runtime injects
+    them, as with the GPU Operator's toolkit), UUIDs as device ids."""
+    if device_list not in ("envvar", "volume-mounts"):
+        raise LabError(f"gpusim: NVIDIA's device plugin runs here with a runtime; device list "
+                       f"{device_list!r} is not envvar or volume-mounts")
+    root = str(layout.driver_root)
+    return [str(binary), f"--driver-root={root}", f"--driver-root-ctr-path={root}",
+            f"--dev-root={layout.directory}", f"--device-list-strategy={device_list}",
+            "--device-id-strategy=uuid", "--pass-device-specs=false",
+            "--fail-on-init-error=true", f"--config-file={config_file}"]
+
+
+def nvidia_plugin_socket(resource: str = "nvidia.com/gpu") -> Path:
+    """Where NVIDIA's plugin serves ``resource`` (the kubelet's fixed directory)."""
+    return DEVICE_PLUGIN_DIR / NVIDIA_PLUGIN_SOCKET.format(resource=resource.split("/")[-1])
 
 
 def plugin_argv(binary: Path, layout: GpuSimLayout, mode: str = "isolated", *,
@@ -338,7 +469,11 @@ def cleanup(gpusim_dir: Path) -> None:
     try:
         (DEVICE_PLUGIN_DIR / socket_name(directory)).unlink(missing_ok=True)
         (DEVICE_PLUGIN_DIR / socket_name(directory, shared=True)).unlink(missing_ok=True)
-        for sub in ("dev", "alloc", "util"):
+        if (directory / "driver").is_dir():
+            # NVIDIA's plugin ran over this dir: its sockets, where no process serves them.
+            for resource in ("nvidia.com/gpu", "nvidia.com/gpu.shared"):
+                _unlink_stale_socket(nvidia_plugin_socket(resource))
+        for sub in ("dev", "alloc", "util", "driver", "views"):
             if (directory / sub).is_dir():
                 shutil.rmtree(directory / sub)
         for name in ("devices.json", ".devices.json.tmp"):
@@ -347,3 +482,16 @@ def cleanup(gpusim_dir: Path) -> None:
             directory.rmdir()
     except OSError as err:
         raise LabError(f"gpusim: cannot clean up {directory}: {err}") from err
+
+
+def _unlink_stale_socket(path: Path) -> None:
+    """Remove a unix socket nobody listens on (a plugin killed before it removed it); a live
+    one belongs to a running plugin and stays."""
+    if not path.is_socket():
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink(missing_ok=True)

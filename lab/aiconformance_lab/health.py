@@ -15,6 +15,8 @@ from .spec import ProcessSpec
 
 def probe(spec: ProcessSpec, paths: PKIPaths) -> tuple[bool, str]:
     """Whether the component answers healthy, and a one-line detail for ``status``."""
+    if spec.health_url.startswith("unix:"):
+        return _probe_socket(Path(spec.health_url.removeprefix("unix:")))
     ctx: ssl.SSLContext | None = None
     if spec.health_tls == "admin":
         ctx = client_tls_context(paths.ca_cert, *paths.client("admin"))
@@ -50,3 +52,15 @@ def _probe_webhook(port: int, ca_file: Path) -> tuple[bool, str]:
             return True, f"webhook https://localhost:{port} serving"
     except (OSError, ssl.SSLError) as err:
         return False, f"webhook https://localhost:{port} {err}"
+
+
+def _probe_socket(path: Path) -> tuple[bool, str]:
+    """A component without a health endpoint (NVIDIA's device plugin) is serving once its
+    unix socket accepts a connection."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+        except OSError as err:
+            return False, f"unix:{path} {err.strerror or err}"
+    return True, f"unix:{path} accepting"

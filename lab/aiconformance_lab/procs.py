@@ -23,6 +23,7 @@ from .errors import LabError
 
 LAB_BINARIES = frozenset({"aiclab", "kwok", "metrics-server", "ray-operator", "kueue",
                           "trainer-controller-manager", "karpenter", "aic-gpu-plugin",
+                          "nvidia-device-plugin",
                           # The NVIDIA runtime wrapper, while it edits a bundle (it then
                           # becomes runc); its argv names the lab's runc root.
                           "aic-nvidia-runtime", "aic-dra-plugin",

@@ -30,9 +30,11 @@ from .supervise import launch, wait_healthy
 
 NODE_NAME = hostnet.REAL_NODE_NAME
 # Components of a real node, in start order.
-NAMES = ("containerd", "coredns", "kubelet", "kube-proxy", "gpu-plugin", "dra-plugin")
+NAMES = ("containerd", "coredns", "kubelet", "kube-proxy", "gpu-plugin", "gpu-plugin-shared",
+         "dra-plugin")
 PORTS = ("containerd-metrics", "coredns-health", "kubelet", "kubelet-healthz",
-         "kube-proxy-healthz", "kube-proxy-metrics", "gpu-plugin", "dra-plugin")
+         "kube-proxy-healthz", "kube-proxy-metrics", "gpu-plugin", "gpu-plugin-shared",
+         "dra-plugin")
 CLUSTER_DOMAIN = "cluster.local"
 # Simulated GPUs of the real node (gpusim): two whole ones, so isolation between pods can be
 # seen, and the shape's ``shared_gpus`` after them, time-sliced as SHARED_RESOURCE.
@@ -46,7 +48,7 @@ NODE_LABELS = {"aic-lab.local/real-node": "true",
                "aic-lab.local/simulated-accelerators": "true"}
 # Go modules a real node needs besides the control plane: the runtime and the programs its
 # images are made of.
-MODULES = ("containerd", "coredns", "nodeimages", "gpusim")
+MODULES = ("containerd", "coredns", "nodeimages", "gpusim", "nvml", "nvidia")
 # Waiting for the node: Ready after the kubelet's first status update (seconds).
 READY_TIMEOUT_S = 120.0
 IMAGES_FILE = "images.yaml"
@@ -158,13 +160,7 @@ def specs(inputs: SpecInputs) -> list[ProcessSpec]:
             "plain",
             p["kube-proxy-healthz"],
         ),
-        ProcessSpec(
-            "gpu-plugin",
-            _plugin_argv(inputs),
-            f"http://127.0.0.1:{p['gpu-plugin']}/healthz",  # 200 once the kubelet took it
-            "plain",
-            p["gpu-plugin"],
-        ),
+        *_plugin_specs(inputs),
         *([ProcessSpec(
             "dra-plugin",
             _dra_plugin_argv(inputs),
@@ -197,6 +193,61 @@ def _dra_plugin_argv(inputs: SpecInputs) -> list[str]:
 def total_gpus(shape: LabShape) -> int:
     """The real node's simulated GPUs: the whole ones and the shape's shared ones."""
     return GPUS + shape.shared_gpus
+
+
+def nvidia_plugin(shape: LabShape) -> bool:
+    """Whether NVIDIA's device plugin serves the real node's GPUs: wherever a runtime injects
+    them, but in the negative variant ``all-devices``, a fault NVIDIA's plugin cannot show
+    (``aic-gpu-plugin`` keeps it, and the direct injection of ``gpu_injection: plugin``)."""
+    return shape.gpu_injection != "plugin" and shape.gpu_plugin_mode != "all-devices"
+
+
+def nvidia_plugin_config_file(state_root: Path, name: str = "gpu-plugin") -> Path:
+    """An instance's configuration (sharing), as the GPU Operator's ConfigMap holds it."""
+    return state_root / "node" / f"nvidia-device-plugin-{name}.yaml"
+
+
+def nvidia_plugin_instances(shape: LabShape) -> dict[str, tuple[str, dict[str, object]]]:
+    """NVIDIA's device plugin instances on the real node: name -> (gpusim view, config).
+
+    One over all GPUs; with ``shared_gpus`` two, over two views of the node (the plugin
+    time-slices every GPU it sees or none): the whole GPUs as ``nvidia.com/gpu``, the
+    shared ones time-sliced and renamed ``nvidia.com/gpu.shared``."""
+    from . import gpusim
+
+    mode = shape.gpu_plugin_mode
+    replicas = shape.time_slice_replicas if mode == "time-slicing" else None
+    whole = gpusim.nvidia_plugin_config(mode, replicas, resource=GPU_RESOURCE)
+    if not shape.shared_gpus:
+        return {"gpu-plugin": ("", whole)}
+    return {"gpu-plugin": ("whole", whole),
+            "gpu-plugin-shared": ("shared", gpusim.nvidia_plugin_config(
+                "time-slicing", shape.time_slice_replicas, rename=True,
+                resource=GPU_RESOURCE))}
+
+
+def _plugin_specs(inputs: SpecInputs) -> list[ProcessSpec]:
+    from . import gpusim
+
+    if not nvidia_plugin(inputs.shape):
+        port = inputs.ports["gpu-plugin"]
+        return [ProcessSpec("gpu-plugin", _plugin_argv(inputs),
+                            f"http://127.0.0.1:{port}/healthz",  # 200 once the kubelet took it
+                            "plain", port)]
+    layout = gpusim.GpuSimLayout(gpusim_dir(inputs.state.root), NODE_NAME, ())
+    out = []
+    for name, (view, _config) in nvidia_plugin_instances(inputs.shape).items():
+        part = gpusim.view(layout, view) if view else layout
+        argv = gpusim.nvidia_plugin_argv(
+            inputs.binaries["nvidia-device-plugin"], part,
+            nvidia_plugin_config_file(inputs.state.root, name),
+            device_list=DEVICE_LISTS[inputs.shape.gpu_injection])
+        resource = SHARED_RESOURCE if name == "gpu-plugin-shared" else GPU_RESOURCE
+        # NVML is opened by name (go-nvlib's check), as a driver's ldconfig entry finds it.
+        out.append(ProcessSpec(name, argv, f"unix:{gpusim.nvidia_plugin_socket(resource)}",
+                               "plain", inputs.ports[name],
+                               env={"LD_LIBRARY_PATH": str(part.driver_lib_dir)}))
+    return out
 
 
 def _plugin_argv(inputs: SpecInputs) -> list[str]:
@@ -257,7 +308,14 @@ def prepare(inputs: SpecInputs, built: dict[str, BuiltModule], progress: Progres
     """Build the node's images (cached by content) and write every configuration file."""
     from . import gpusim, nodeimages  # Image building only where a real node runs.
 
-    gpusim.prepare(gpusim_dir(inputs.state.root), node=NODE_NAME, gpus=total_gpus(inputs.shape))
+    shape = inputs.shape
+    instances = nvidia_plugin_instances(shape) if nvidia_plugin(shape) else {}
+    views = {"whole": range(GPUS), "shared": range(GPUS, total_gpus(shape))} \
+        if len(instances) > 1 else {}
+    gpusim.prepare(gpusim_dir(inputs.state.root), node=NODE_NAME, gpus=total_gpus(shape),
+                   nvml=inputs.binaries["libnvidia-ml.so"], views=views)
+    for name, (_view, config) in instances.items():
+        nvidia_plugin_config_file(inputs.state.root, name).write_text(yaml.safe_dump(config))
     if inputs.shape.real_node_dra:
         dra_devices_file(inputs.state.root).write_text(json.dumps(
             gpusim.dra_devices(inputs.shape, NODE_NAME, total_gpus(inputs.shape)), indent=2))
@@ -301,7 +359,8 @@ def start(specs_: list[ProcessSpec], inputs: SpecInputs, state: StateDir,
               for k, v in data.items()}
     nodeimages.import_images(inputs.binaries["ctr"], containerd_socket(inputs.state.root),
                              images)
-    for name in ("coredns", "kubelet", "kube-proxy", "gpu-plugin", "dra-plugin"):
+    for name in ("coredns", "kubelet", "kube-proxy", "gpu-plugin", "gpu-plugin-shared",
+                 "dra-plugin"):
         if name in by_name:
             launcher(by_name[name], state)
     progress(f"containerd up and {len(images)} images imported in {time.monotonic() - t0:.1f} s")

@@ -33,6 +33,7 @@ COMPONENTS = (
     "kubelet",
     "kube-proxy",
     "gpu-plugin",
+    "gpu-plugin-shared",
     "dra-plugin",
     "prometheus-operator",
     "gateway",
@@ -49,6 +50,7 @@ class ProcessSpec:
 
     name: str
     argv: list[str]
+    # http(s)://... answering 200, or unix:<path> accepting connections.
     health_url: str
     # "plain": no TLS; "admin": verify the lab CA and present the admin cert;
     # "insecure": TLS without verification (self-signed serving certs of KCM/scheduler).

@@ -17,7 +17,9 @@ from aiconformance_lab.statedir import StateDir
 
 BINARIES = {"aiclab": Path("/b/aiclab"), "containerd": Path("/b/ctd/containerd"),
             "ctr": Path("/b/ctd/ctr"), "coredns": Path("/b/coredns"),
-            "aic-gpu-plugin": Path("/b/gpusim/aic-gpu-plugin")}
+            "aic-gpu-plugin": Path("/b/gpusim/aic-gpu-plugin"),
+            "nvidia-device-plugin": Path("/b/nvidia/nvidia-device-plugin"),
+            "libnvidia-ml.so": Path("/b/nvml/libnvidia-ml.so")}
 
 
 def _inputs(tmp_path: Path, **shape: object) -> SpecInputs:
@@ -27,15 +29,19 @@ def _inputs(tmp_path: Path, **shape: object) -> SpecInputs:
 
 
 def test_every_process_is_found_again_and_named(tmp_path: Path) -> None:
-    specs = realnode.specs(_inputs(tmp_path, real_node_dra=True))
+    specs = realnode.specs(_inputs(tmp_path, real_node_dra=True, gpu_injection="runtime",
+                                   shared_gpus=1, time_slice_replicas=2))
     assert [s.name for s in specs] == list(realnode.NAMES)
-    assert "dra-plugin" not in [s.name for s in realnode.specs(_inputs(tmp_path))]
-    for spec in specs:
+    direct = [s.name for s in realnode.specs(_inputs(tmp_path))]
+    assert "dra-plugin" not in direct
+    assert "gpu-plugin-shared" not in direct
+    for spec in [*specs, *realnode.specs(_inputs(tmp_path))]:
         assert spec.name in COMPONENTS
         assert Path(spec.argv[0]).name in procs.LAB_BINARIES
         # procs recognises a lab process by its state directory in the command line.
         assert any(str(tmp_path) in arg for arg in spec.argv[1:]), spec.argv
-        assert spec.health_url.startswith("http://127.0.0.1:")
+        # NVIDIA's plugin has no health endpoint: its socket accepting is its readiness.
+        assert spec.health_url.startswith(("http://127.0.0.1:", "unix:/")), spec.health_url
 
 
 def test_no_real_node_no_processes(tmp_path: Path) -> None:
@@ -233,6 +239,7 @@ def test_nvidia_runtime_handler(tmp_path: Path, injection: str, strategy: str,
     assert specs["containerd"].env[realnode.RUNTIME_CONFIG_ENV] == \
         str(realnode.runtime_config(tmp_path))
     assert f"--device-list-strategy={strategy}" in specs["gpu-plugin"].argv
+    assert Path(specs["gpu-plugin"].argv[0]).name == "nvidia-device-plugin"  # NVIDIA's own
     rc = realnode.runtime_class()
     assert (rc["metadata"]["name"], rc["handler"]) == ("nvidia", "nvidia")
     assert "scheduling" not in rc  # admits every node, as the GPU Operator's
