@@ -33,15 +33,17 @@ venv() {
     fi
 }
 
-# The lab's real node runs pods with Debian's runc, CNI plugins, nftables and iproute2; as root
-# on Debian they are installed when missing (without them the lab runs kwok nodes only).
-SYSTEM_PACKAGES=(runc containernetworking-plugins nftables iproute2)
+# The lab's real node runs pods with Debian's runc, CNI plugins, nftables and iproute2, and its
+# NVIDIA modules (NVML, the device plugin) build with cgo (gcc, libc6-dev); as root on Debian
+# they are installed when missing (without them the lab runs kwok nodes only).
+SYSTEM_PACKAGES=(runc containernetworking-plugins nftables iproute2 gcc libc6-dev)
 system_packages() {
     local missing=()
     command -v runc >/dev/null || missing+=(runc)
     [[ -x /usr/lib/cni/bridge || -x /opt/cni/bin/bridge ]] || missing+=(containernetworking-plugins)
     command -v nft >/dev/null || missing+=(nftables)
     command -v ip >/dev/null || missing+=(iproute2)
+    command -v gcc >/dev/null || missing+=(gcc libc6-dev)
     ((${#missing[@]})) || return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
         log "missing ${missing[*]} (not root or no apt-get): the lab runs without a real node"
