@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
 import uuid
 from collections.abc import Mapping, Sequence
@@ -185,19 +184,23 @@ def _install_driver(layout: GpuSimLayout, inv: Mapping[str, Any], library: Path)
     """The driver root: libnvidia-ml.so.<version> with the node's hardware, and the .so.1
     link every NVML user opens."""
     lib_dir = layout.driver_lib_dir
-    lib_dir.mkdir(parents=True, exist_ok=True)
     name = f"libnvidia-ml.so.{inv['driverVersion']}"
-    tmp = lib_dir / f".{name}.tmp"
-    tmp.write_bytes(nvml_library(library.read_bytes(), inv, layout.directory))
-    tmp.chmod(0o755)
-    tmp.replace(lib_dir / name)
     link = lib_dir / "libnvidia-ml.so.1"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(name)
-    for stale in lib_dir.glob("libnvidia-ml.so.*"):
-        if stale.name not in (name, link.name):
-            stale.unlink()
+    try:
+        lib_dir.mkdir(parents=True, exist_ok=True)
+        tmp = lib_dir / f".{name}.tmp"
+        tmp.write_bytes(nvml_library(library.read_bytes(), inv, layout.directory))
+        tmp.chmod(0o755)
+        tmp.replace(lib_dir / name)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(name)
+        for stale in lib_dir.glob("libnvidia-ml.so.*"):
+            if stale.name not in (name, link.name):
+                stale.unlink()
+    except OSError as err:
+        raise LabError(f"gpusim: cannot install the driver root {layout.driver_root}: "
+                       f"{err}") from err
 
 
 def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H100 80GB HBM3",
@@ -238,11 +241,7 @@ def prepare(gpusim_dir: Path, *, node: str, gpus: int, product: str = "NVIDIA H1
     _char_device(directory / "dev" / "nvidiactl", NVIDIACTL_MINOR)
     layout = GpuSimLayout(directory, node, tuple(d["uuid"] for d in inv["devices"]))
     if nvml is not None:
-        try:
-            _install_driver(layout, inv, nvml)
-        except OSError as err:
-            raise LabError(f"gpusim: cannot install the driver root {layout.driver_root}: "
-                           f"{err}") from err
+        _install_driver(layout, inv, nvml)
     _prepare_views(layout, inv, views or {}, nvml)
     return layout
 
@@ -270,11 +269,7 @@ def _prepare_views(layout: GpuSimLayout, inv: Mapping[str, Any],
             minor = devices[i]["minor"]
             _char_device(part.dev_dir / f"nvidia{minor}", minor)
         _char_device(part.dev_dir / "nvidiactl", NVIDIACTL_MINOR)
-        try:
-            _install_driver(part, inv, nvml)
-        except OSError as err:
-            raise LabError(f"gpusim: cannot install the driver root {part.driver_root}: "
-                           f"{err}") from err
+        _install_driver(part, inv, nvml)
 
 
 def nvidia_plugin_config(mode: str, replicas: int | None = None, *, rename: bool = False,
@@ -487,11 +482,7 @@ def cleanup(gpusim_dir: Path) -> None:
 def _unlink_stale_socket(path: Path) -> None:
     """Remove a unix socket nobody listens on (a plugin killed before it removed it); a live
     one belongs to a running plugin and stays."""
-    if not path.is_socket():
-        return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink(missing_ok=True)
+    from .health import socket_refusal
+
+    if path.is_socket() and socket_refusal(path) is not None:
+        path.unlink(missing_ok=True)

@@ -57,10 +57,18 @@ def _probe_webhook(port: int, ca_file: Path) -> tuple[bool, str]:
 def _probe_socket(path: Path) -> tuple[bool, str]:
     """A component without a health endpoint (NVIDIA's device plugin) is serving once its
     unix socket accepts a connection."""
+    refused = socket_refusal(path)
+    if refused is not None:
+        return False, f"unix:{path} {refused}"
+    return True, f"unix:{path} accepting"
+
+
+def socket_refusal(path: Path) -> str | None:
+    """Why a unix socket does not accept a connection, or None when something listens."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(2)
         try:
             sock.connect(str(path))
         except OSError as err:
-            return False, f"unix:{path} {err.strerror or err}"
-    return True, f"unix:{path} accepting"
+            return str(err.strerror or err)
+    return None
